@@ -1,0 +1,58 @@
+# keel: thin wrapper over CMake. Every target installs the Debian packages it needs first.
+#   make demo       set up, build, run the demo on ./demo-store
+#   make test       set up, build, run every test
+#   make asan-test  the tests under ASan+UBSan        make tsan-test  the concurrency tests under TSan
+#   make fuzz-smoke a short run of every fuzz target  make bench      the benchmarks
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+FUZZ_SECONDS ?= 30
+
+.PHONY: deps build test demo asan-test tsan-test fuzz-build fuzz-smoke bench golden format clean
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+demo: build
+	@rm -rf demo-store
+	$(BUILD)/tools/keel-log-demo demo-store
+
+asan-test: deps
+	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKEEL_SANITIZE=address >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	ctest --test-dir build-asan --output-on-failure -j $(JOBS)
+
+# The concurrency tests are the Catch2 cases tagged [concurrency].
+tsan-test: deps
+	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKEEL_SANITIZE=thread >/dev/null
+	@cmake --build build-tsan -j $(JOBS) --target keel_tests
+	build-tsan/tests/keel_tests "[concurrency]"
+
+fuzz-build: deps
+	@CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DKEEL_FUZZ=ON -DKEEL_TESTS=OFF >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+
+fuzz-smoke: fuzz-build
+	scripts/fuzz-smoke build-fuzz $(FUZZ_SECONDS)
+
+bench: deps
+	@cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEEL_BENCH=ON -DKEEL_TESTS=OFF >/dev/null
+	@cmake --build build-bench -j $(JOBS)
+	scripts/run-benchmarks build-bench
+
+# Regenerates segments/golden/ (commit the result together with any format change).
+golden: build
+	rm -rf segments/golden/store
+	$(BUILD)/tools/keel-golden segments/golden/store
+	rm -f segments/golden/store/LOCK
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz build-bench demo-store

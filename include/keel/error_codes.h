@@ -1,0 +1,39 @@
+// keel: the StoreError codes, one X-macro list (DESIGN.md §9).
+//
+// Each row: X(Code, HandlingClass, "message template")
+//   HandlingClass is Domain, Retryable, Indeterminate, FailClosed, or InheritFromCause (a wrapper
+//   whose class is its cause's class, e.g. a failed batch item).
+//   The message template names the error's structured fields as {field}; StoreError::message()
+//   substitutes them. tests/error_contract_test.cc pins every row (class, fields, cause) and a
+//   static_assert ties that table to kErrorCodeCount, so a new code cannot land unclassified.
+#pragma once
+
+#define KEEL_ERROR_CODES(X)                                                                       \
+  /* Domain: the request is wrong for the current state. */                                       \
+  X(InvalidArgument, Domain, "invalid argument {argument}: {reason}")                              \
+  X(InvalidCoordinate, Domain, "invalid coordinate {component}: {reason}")                         \
+  X(NotFound, Domain, "{what} not found: {key}")                                                   \
+  X(StoreLocked, Domain, "store {path} is locked: {mode} open refused")                            \
+  X(ReadOnlyStore, Domain, "store {path} is open read-only: {operation} refused")                  \
+  X(NotSupported, Domain, "{feature} is not supported: {reason}")                                  \
+  X(PayloadTooLarge, Domain, "{what} of {size} bytes exceeds the limit of {limit} bytes")          \
+  X(SequenceMismatch, Domain,                                                                      \
+    "CAS failed for {entity} lane {lane}: expected clock {expected}, actual {actual}")             \
+  /* Retryable: it did not happen and may succeed later. */                                        \
+  X(Io, Retryable, "I/O error in {operation} on {path}: {detail} (errno {errno})")                 \
+  X(NoSpace, Retryable, "no space left for {operation} on {path} ({bytes} bytes)")                 \
+  X(WaitTimeout, Retryable,                                                                        \
+    "wait for {watermark} to reach sequence {target} timed out after {waited_ms}ms")               \
+  /* Indeterminate: it may have happened. */                                                       \
+  X(WriteInDoubt, Indeterminate,                                                                   \
+    "append in doubt: {operation} failed after sequence {sequence} was assigned")                  \
+  /* FailClosed: data or environment can no longer be trusted. */                                  \
+  X(Corruption, FailClosed, "corruption in {path} at offset {offset}: {reason} (rule {rule})")    \
+  X(SegmentChainBroken, FailClosed, "segment chain broken at {path}: {reason} (rule {rule})")   \
+  X(CorruptSidecar, FailClosed, "corrupt sidecar {path}: {reason}")                                \
+  X(UnsupportedVersion, FailClosed,                                                                \
+    "{path} has format version {found}, newer than the supported {supported}")                     \
+  X(WriterPoisoned, FailClosed, "writer poisoned by an earlier failure in {operation}; reopen")     \
+  X(InvariantViolation, FailClosed, "invariant violation: {invariant}")                            \
+  /* Wrappers: the class is the cause's class. */                                                  \
+  X(BatchItemFailed, InheritFromCause, "batch failed at item {index}")

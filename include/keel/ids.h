@@ -1,0 +1,29 @@
+// keel: identifiers and hashes shared by the API and the on-disk format.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <string>
+
+namespace keel {
+
+// A 128-bit event id. Time-ordered when made by the store: `high` starts with the HLC wall
+// milliseconds, so ids sort roughly by creation time.
+struct EventId {
+  uint64_t high = 0;
+  uint64_t low = 0;
+  friend auto operator<=>(const EventId&, const EventId&) = default;
+  bool is_nil() const { return high == 0 && low == 0; }
+  // 32 lowercase hex digits.
+  std::string to_hex() const;
+};
+
+// An XXH3-128 hash: the chained hash of an event, a fingerprint. Not cryptographic.
+struct Hash128 {
+  uint64_t high = 0;
+  uint64_t low = 0;
+  friend auto operator<=>(const Hash128&, const Hash128&) = default;
+  std::string to_hex() const;
+};
+
+}  // namespace keel

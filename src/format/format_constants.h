@@ -1,0 +1,82 @@
+// The on-disk constants of keel, one place. Every number here is specified, byte by byte, in
+// segments/FORMAT.md; a change here is a change of format and needs a version bump and new goldens.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace keel::format {
+
+// ---- Segment files (FORMAT.md "Segment header") ----
+inline constexpr char kSegmentMagic[8] = {'K', 'E', 'E', 'L', 'S', 'E', 'G', '\0'};
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr size_t kSegmentHeaderSize = 64;
+inline constexpr size_t kSegmentHeaderChecksumOffset = 56;  // XXH3-64 of bytes [0, 56)
+inline constexpr char kSegmentFilePrefix[] = "segment-";
+inline constexpr char kSegmentFileSuffix[] = ".keel";
+inline constexpr size_t kSegmentIdDigits = 20;  // segment-00000000000000000001.keel
+
+// ---- Frames (FORMAT.md "Frames") ----
+inline constexpr size_t kFrameHeaderSize = 40;
+inline constexpr size_t kFrameAlignment = 8;  // every frame starts at a multiple of 8; pad is zero
+inline constexpr size_t kFrameChecksumOffset = 0;
+inline constexpr size_t kFrameBodyLengthOffset = 8;
+inline constexpr size_t kFrameRecordTypeOffset = 12;
+inline constexpr size_t kFrameFlagsOffset = 13;
+inline constexpr size_t kFrameReservedOffset = 14;
+inline constexpr size_t kFrameSequenceOffset = 16;
+inline constexpr size_t kFrameDurableThroughOffset = 24;
+inline constexpr size_t kFrameEpochOffset = 32;
+// The checksum covers bytes [kFrameChecksumCoverageStart, header + body), seeded with the segment
+// id: length, type, flags, reserved, sequence, durable_through, epoch, body, and (by the seed) the
+// segment id.
+inline constexpr size_t kFrameChecksumCoverageStart = 8;
+// A frame body is at most 64 MiB; anything larger is a bad length.
+inline constexpr uint32_t kFrameBodyMax = 64u << 20;
+
+enum class RecordType : uint8_t {
+  // 0 is never a record: a zero-filled region can not decode as a frame.
+  Event = 1,        // one event; sequence = the event's global sequence
+  Batch = 2,        // N events with sequences [sequence, sequence + N)
+  FenceBegin = 3,   // system record: takes no sequence; sequence = the next one to be assigned
+  FenceCommit = 4,  // system record
+  FenceCancel = 5,  // system record
+  Seal = 6,         // system record: the last record of a sealed segment
+};
+inline constexpr uint8_t kRecordTypeMax = 6;
+
+inline constexpr bool is_system_record(RecordType type) {
+  return type != RecordType::Event && type != RecordType::Batch;
+}
+
+// ---- Event body (FORMAT.md "Event body") ----
+inline constexpr uint32_t kEventBodyFieldCount = 17;
+inline constexpr uint32_t kBatchEventsMax = 1u << 20;
+
+// ---- Sidecars (FORMAT.md "Sidecar envelope") ----
+inline constexpr char kSidecarMagic[8] = {'K', 'E', 'E', 'L', 'S', 'I', 'D', 'E'};
+inline constexpr size_t kSidecarHeaderSize = 32;
+inline constexpr uint32_t kSidecarPayloadMax = 256u << 20;
+enum class SidecarKind : uint32_t {
+  Epoch = 1,
+  IndexCheckpoint = 2,
+  Idempotency = 3,
+  HiddenRanges = 4,
+  Cursor = 5,
+  SnapshotPointer = 6,
+};
+inline constexpr char kEpochFileName[] = "EPOCH";
+inline constexpr char kLockFileName[] = "LOCK";
+inline constexpr char kTempSuffix[] = ".tmp";
+
+static_assert(kSegmentHeaderSize % kFrameAlignment == 0, "first frame must be aligned");
+static_assert(kFrameHeaderSize % kFrameAlignment == 0, "frame header keeps alignment");
+static_assert(kSegmentHeaderChecksumOffset + 8 == kSegmentHeaderSize);
+static_assert(kFrameEpochOffset + 8 == kFrameHeaderSize);
+static_assert(kFrameChecksumCoverageStart == kFrameChecksumOffset + 8);
+
+inline constexpr uint64_t align_frame(uint64_t n) {
+  return (n + kFrameAlignment - 1) & ~uint64_t{kFrameAlignment - 1};
+}
+
+}  // namespace keel::format

@@ -1,0 +1,83 @@
+// Records: the framed things a segment holds (segments/FORMAT.md "Records").
+//
+//   Event        body = one event body
+//   Batch        body = msgpack array header N (1..2^20) followed by N event bodies
+//   FenceBegin   body = [fence_id]                 fence_id > 0
+//   FenceCommit  body = [fence_id]
+//   FenceCancel  body = [fence_id, reason]         reason: 1 caller, 2 recovery
+//   Seal         body = [event_count]              events in the sealed segment
+//
+// Event and Batch frames carry the sequence of their (first) event. System records take no
+// sequence: their frame carries the next sequence to be assigned.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "format/event_body.h"
+#include "format/frame.h"
+
+namespace keel::format {
+
+// Where the frames being encoded go: the segment id seeds the checksum; durable_through is the
+// durable sequence known when the group is written.
+struct FrameContext {
+  uint64_t segment_id = 0;
+  uint64_t epoch = 0;
+  uint64_t durable_through = 0;
+};
+
+enum class CancelReason : uint8_t { Caller = 1, Recovery = 2 };
+
+struct SystemRecord {
+  RecordType type = RecordType::Seal;
+  uint64_t fence_id = 0;                         // FenceBegin / FenceCommit / FenceCancel
+  CancelReason cancel_reason = CancelReason::Caller;  // FenceCancel
+  uint64_t event_count = 0;                      // Seal
+};
+
+// Each appends one whole frame to `out` (whose size must be a multiple of 8) and returns its size.
+size_t append_event_frame(std::vector<std::byte>& out, const FrameContext& context,
+                          uint64_t sequence, const EventBody& event, Hash128* chained_hash);
+// `chained_hashes`, if given, receives one hash per event.
+size_t append_batch_frame(std::vector<std::byte>& out, const FrameContext& context,
+                          uint64_t first_sequence, std::span<const EventBody> events,
+                          std::vector<Hash128>* chained_hashes);
+size_t append_system_frame(std::vector<std::byte>& out, const FrameContext& context,
+                           uint64_t next_sequence, const SystemRecord& record);
+
+// The number of events a decoded Event/Batch frame holds, reading only the batch's array header;
+// 0 with *error set if the body is malformed.
+uint32_t record_event_count(const DecodedFrame& frame, const char** error);
+
+// Decodes every event of an Event or Batch frame, calling visit(index, const EventBody&) for each.
+// Returns nullptr on success, else what was wrong (the body must be consumed exactly).
+template <class Visit>
+const char* decode_record_events(const DecodedFrame& frame, Visit&& visit);
+
+// Decodes a system record's body. Returns nullptr on success, else what was wrong.
+const char* decode_system_record(const DecodedFrame& frame, SystemRecord& record);
+
+// ---- implementation of the template ----
+template <class Visit>
+const char* decode_record_events(const DecodedFrame& frame, Visit&& visit) {
+  MsgpackReader reader(frame.body);
+  uint32_t count = 1;
+  if (frame.header.type == RecordType::Batch) {
+    auto n = reader.array_header();
+    if (!n || *n == 0 || *n > kBatchEventsMax) return "bad batch event count";
+    count = *n;
+  } else if (frame.header.type != RecordType::Event) {
+    return "not an event record";
+  }
+  EventBody event;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (const char* error = decode_event_body(reader, event)) return error;
+    visit(i, event);
+  }
+  if (!reader.at_end()) return "trailing bytes after the record body";
+  return nullptr;
+}
+
+}  // namespace keel::format

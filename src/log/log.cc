@@ -1,0 +1,88 @@
+#include "log/log.h"
+
+#include "format/format_constants.h"
+#include "log/epoch_file.h"
+#include "log/segment_files.h"
+
+namespace keel::log {
+namespace {
+
+Result<uint64_t> stored_epoch(platform::FileSystem& fs, const std::string& directory) {
+  KEEL_ASSIGN_OR_RETURN(auto epoch, read_epoch(fs, directory));
+  if (epoch) return *epoch;
+  KEEL_ASSIGN_OR_RETURN(auto segments, list_segment_files(fs, directory));
+  if (!segments.empty()) {
+    return StoreError(ErrorCode::CorruptSidecar)
+        .with("path", platform::join_path(directory, format::kEpochFileName))
+        .with("reason", "the epoch file is missing but segments exist");
+  }
+  return uint64_t{0};  // a new store
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Log>> Log::open(platform::FileSystem& fs, const std::string& directory,
+                                       const LogOptions& options, const RecordVisitor& visit) {
+  std::unique_ptr<Log> log(new Log());
+  log->directory_ = directory;
+  KEEL_ASSIGN_OR_RETURN(bool present, fs.exists(directory));
+  if (!present) {
+    if (!options.create_if_missing || options.read_only) {
+      return StoreError(ErrorCode::NotFound).with("what", "store directory").with("key", directory);
+    }
+    KEEL_TRY(fs.create_directory(directory));
+  }
+  if (options.read_only) {
+    KEEL_ASSIGN_OR_RETURN(log->epoch_, stored_epoch(fs, directory));
+    KEEL_ASSIGN_OR_RETURN(log->recovered_,
+                          recover_log(fs, directory,
+                                      RecoveryOptions{RecoveryMode::ReadOnly, log->epoch_}, visit));
+    return log;
+  }
+  KEEL_TRY(log->open_writable(fs, options, visit));
+  return log;
+}
+
+Status Log::open_writable(platform::FileSystem& fs, const LogOptions& options,
+                          const RecordVisitor& visit) {
+  KEEL_ASSIGN_OR_RETURN(lock_, fs.lock(platform::join_path(directory_, format::kLockFileName),
+                                       platform::LockMode::Exclusive));
+  if (!lock_) {
+    return StoreError(ErrorCode::StoreLocked).with("path", directory_).with("mode", "writable");
+  }
+  KEEL_ASSIGN_OR_RETURN(uint64_t previous_epoch, stored_epoch(fs, directory_));
+  KEEL_ASSIGN_OR_RETURN(recovered_,
+                        recover_log(fs, directory_,
+                                    RecoveryOptions{RecoveryMode::Writable, previous_epoch}, visit));
+  // Persist the new epoch before any frame of it is written.
+  epoch_ = previous_epoch + 1;
+  KEEL_TRY(write_epoch(fs, directory_, epoch_));
+  KEEL_ASSIGN_OR_RETURN(writer_,
+                        SegmentWriter::open(fs, directory_, options.writer, recovered_, epoch_));
+  return cancel_open_fence();
+}
+
+// Row OpenFenceAtTail: append the cancel record, so the fence's events stay hidden for good.
+Status Log::cancel_open_fence() {
+  if (recovered_.open_fence() == nullptr) return ok_status();
+  FenceRange& fence = recovered_.fences.back();
+  KEEL_TRY(writer_->append_system(format::SystemRecord{format::RecordType::FenceCancel,
+                                                       fence.fence_id,
+                                                       format::CancelReason::Recovery, 0}));
+  KEEL_TRY(writer_->sync());
+  fence.state = FenceState::Cancelled;
+  for (RecoveryAction& action : recovered_.actions) {
+    if (action.rule == RecoveryRule::OpenFenceAtTail) action.applied = true;
+  }
+  return ok_status();
+}
+
+Status Log::close() {
+  if (!writer_) return ok_status();
+  Status closed = writer_->close();
+  writer_.reset();
+  lock_.reset();
+  return closed;
+}
+
+}  // namespace keel::log

@@ -1,0 +1,384 @@
+// Recovery, row by row of the decision table. Each branch names the row it implements.
+#include "log/recovery.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "format/record.h"
+#include "log/segment_files.h"
+
+namespace keel::log {
+namespace {
+
+using format::DecodedFrame;
+using format::FrameDecode;
+using format::RecordType;
+
+bool all_zero(std::span<const std::byte> bytes) {
+  return std::all_of(bytes.begin(), bytes.end(), [](std::byte b) { return b == std::byte{0}; });
+}
+
+uint64_t nonzero_end(std::span<const std::byte> bytes) {
+  auto it = std::find_if(bytes.rbegin(), bytes.rend(), [](std::byte b) { return b != std::byte{0}; });
+  return static_cast<uint64_t>(bytes.rend() - it);
+}
+
+StoreError corruption(RecoveryRule rule, const std::string& path, uint64_t offset,
+                      std::string_view reason) {
+  return StoreError(ErrorCode::Corruption)
+      .with("path", path)
+      .with("offset", offset)
+      .with("reason", reason)
+      .with("rule", recovery_row(rule).name);
+}
+
+StoreError chain_gap(const std::string& path, std::string_view reason) {
+  return StoreError(ErrorCode::SegmentChainBroken)
+      .with("path", path)
+      .with("reason", reason)
+      .with("rule", recovery_row(RecoveryRule::SegmentChainGap).name);
+}
+
+// A frame recovery keeps, with what its body said.
+struct KeptFrame {
+  uint64_t offset = 0;
+  DecodedFrame frame;
+  uint32_t event_count = 0;           // Event / Batch
+  std::optional<uint64_t> fence_id;   // of every event of an Event / Batch record
+  format::SystemRecord system;        // system records
+};
+
+// What scanning one segment's bytes found.
+struct SegmentScan {
+  std::vector<KeptFrame> kept;  // the valid prefix
+  uint64_t valid_end = 0;       // offset after the valid prefix
+  uint64_t next_sequence = 0;
+  uint64_t event_count = 0;
+  uint64_t max_epoch = 0;
+  bool sealed = false;
+  enum class Tail : uint8_t { Clean, ZeroFilled, Damaged } tail = Tail::Clean;
+  const char* damage = nullptr;       // why the frame at valid_end is not valid
+  uint64_t damaged_bytes = 0;         // non-zero bytes from valid_end on
+  uint64_t later_valid_frames = 0;    // valid frames found after the damage
+  uint64_t later_durable_through = 0; // the largest durable_through among them
+};
+
+class SegmentScanner {
+ public:
+  SegmentScanner(std::span<const std::byte> bytes, const format::SegmentHeader& header,
+                 uint64_t stored_epoch)
+      : bytes_(bytes), header_(header), stored_epoch_(stored_epoch) {}
+
+  SegmentScan scan() {
+    SegmentScan s;
+    s.next_sequence = header_.first_sequence;
+    s.max_epoch = header_.epoch;
+    uint64_t offset = format::kSegmentHeaderSize;
+    while (offset < bytes_.size()) {
+      KeptFrame kept;
+      kept.offset = offset;
+      FrameDecode decoded = format::decode_frame(bytes_.subspan(offset), header_.segment_id,
+                                                 kept.frame);
+      const char* reason = decoded == FrameDecode::Ok ? check_frame(s, kept)
+                                                      : format::frame_decode_name(decoded);
+      if (reason != nullptr) {
+        s.damage = reason;
+        break;
+      }
+      apply_frame(s, kept);
+      offset += kept.frame.size;
+      s.kept.push_back(kept);
+    }
+    s.valid_end = std::min<uint64_t>(offset, bytes_.size());
+    classify_tail(s);
+    return s;
+  }
+
+ private:
+  // Why a checksummed frame does not belong at this point of the chain, or nullptr.
+  const char* check_frame(const SegmentScan& s, KeptFrame& kept) const {
+    const format::FrameHeader& h = kept.frame.header;
+    if (s.sealed) return "record after the seal";
+    if (h.epoch > stored_epoch_) return "frame from an epoch later than the epoch file";
+    if (h.epoch < s.max_epoch) return "frame epoch goes backwards";
+    if (h.durable_through > kept.offset) return "durable_through beyond the frame's own offset";
+    if (h.sequence != s.next_sequence) return "wrong sequence";
+    if (format::is_system_record(h.type)) {
+      if (const char* e = format::decode_system_record(kept.frame, kept.system)) return e;
+      if (h.type == RecordType::Seal && kept.system.event_count != s.event_count) {
+        return "seal event count does not match the segment";
+      }
+      return nullptr;
+    }
+    bool first = true;
+    bool mixed = false;
+    const char* e = format::decode_record_events(
+        kept.frame, [&](uint32_t, const format::EventBody& event) {
+          if (first) {
+            kept.fence_id = event.fence_id;
+            first = false;
+          } else if (event.fence_id != kept.fence_id) {
+            mixed = true;
+          }
+          ++kept.event_count;
+        });
+    if (e != nullptr) return e;
+    if (mixed) return "events of one record in different fences";
+    return nullptr;
+  }
+
+  static void apply_frame(SegmentScan& s, const KeptFrame& kept) {
+    s.max_epoch = kept.frame.header.epoch;
+    s.next_sequence += kept.event_count;
+    s.event_count += kept.event_count;
+    if (kept.frame.header.type == RecordType::Seal) s.sealed = true;
+  }
+
+  void classify_tail(SegmentScan& s) const {
+    if (s.valid_end == bytes_.size()) {
+      s.tail = SegmentScan::Tail::Clean;
+      return;
+    }
+    auto rest = bytes_.subspan(s.valid_end);
+    if (all_zero(rest)) {
+      s.tail = SegmentScan::Tail::ZeroFilled;
+      return;
+    }
+    s.tail = SegmentScan::Tail::Damaged;
+    s.damaged_bytes = nonzero_end(rest);
+    // Look for valid frames after the damage: at every aligned offset, a frame that checksums
+    // for this segment, belongs to a plausible epoch and continues the sequence.
+    for (uint64_t at = s.valid_end + format::kFrameAlignment; at < bytes_.size();) {
+      DecodedFrame frame;
+      if (format::decode_frame(bytes_.subspan(at), header_.segment_id, frame) == FrameDecode::Ok &&
+          frame.header.epoch >= header_.epoch && frame.header.epoch <= stored_epoch_ &&
+          frame.header.sequence >= s.next_sequence) {
+        ++s.later_valid_frames;
+        s.later_durable_through = std::max(s.later_durable_through, frame.header.durable_through);
+        at += frame.size;
+      } else {
+        at += format::kFrameAlignment;
+      }
+    }
+  }
+
+  std::span<const std::byte> bytes_;
+  format::SegmentHeader header_;
+  uint64_t stored_epoch_;
+};
+
+// Follows fences through the kept records of every segment, in log order.
+class FenceTracker {
+ public:
+  // Returns an error for a fence begun and never ended followed by other records.
+  Status on_record(const KeptFrame& kept, const std::string& path) {
+    auto fail = [&](std::string_view reason) {
+      return corruption(RecoveryRule::OpenFenceFollowedByRecords, path, kept.offset, reason);
+    };
+    const format::FrameHeader& h = kept.frame.header;
+    switch (h.type) {
+      case RecordType::Event:
+      case RecordType::Batch:
+        if (open_ && kept.fence_id != open_->fence_id) {
+          return fail(kept.fence_id ? "event of another fence inside an open fence"
+                                    : "unfenced event inside an open fence");
+        }
+        if (!open_ && kept.fence_id) return fail("fenced event outside any open fence");
+        if (open_) open_->end_sequence = h.sequence + kept.event_count;
+        return ok_status();
+      case RecordType::FenceBegin:
+        if (open_) return fail("fence begun inside an open fence");
+        open_ = FenceRange{kept.system.fence_id, h.sequence, h.sequence, FenceState::Committed};
+        return ok_status();
+      case RecordType::FenceCommit:
+      case RecordType::FenceCancel:
+        if (!open_ || open_->fence_id != kept.system.fence_id) {
+          return fail("fence end without its begin");
+        }
+        open_->state = h.type == RecordType::FenceCommit ? FenceState::Committed
+                                                         : FenceState::Cancelled;
+        fences_.push_back(*open_);
+        open_.reset();
+        return ok_status();
+      case RecordType::Seal:
+        return ok_status();  // a fence may span segments
+    }
+    return ok_status();
+  }
+
+  std::vector<FenceRange> finish() {
+    if (open_) {
+      open_->state = FenceState::OpenAtTail;
+      fences_.push_back(*open_);
+    }
+    return std::move(fences_);
+  }
+
+ private:
+  std::optional<FenceRange> open_;
+  std::vector<FenceRange> fences_;
+};
+
+class Recovery {
+ public:
+  Recovery(platform::FileSystem& fs, const std::string& directory, const RecoveryOptions& options,
+           const RecordVisitor& visit)
+      : fs_(fs), directory_(directory), options_(options), visit_(visit) {}
+
+  Result<RecoveredLog> run() {
+    KEEL_ASSIGN_OR_RETURN(auto files, list_segment_files(fs_, directory_));
+    for (size_t i = 0; i < files.size(); ++i) {
+      // Row SegmentChainGap: segment ids are consecutive from 1.
+      if (files[i].segment_id != i + 1) {
+        return chain_gap(files[i].path, "segment ids are not consecutive from 1");
+      }
+    }
+    for (size_t i = 0; i < files.size(); ++i) {
+      KEEL_TRY(recover_segment(files[i], i + 1 == files.size()));
+    }
+    log_.fences = fences_.finish();
+    if (const FenceRange* fence = log_.open_fence()) {
+      // Row OpenFenceAtTail: the caller appends the cancel record (Log::open).
+      RecoveryAction action;
+      action.rule = RecoveryRule::OpenFenceAtTail;
+      action.path = log_.segments.empty() ? directory_ : log_.segments.back().path;
+      action.offset = fence->first_sequence;
+      log_.actions.push_back(action);
+    }
+    if (options_.mode == RecoveryMode::Writable) KEEL_TRY(apply_repairs());
+    return std::move(log_);
+  }
+
+ private:
+  Status recover_segment(const SegmentFile& file, bool newest) {
+    KEEL_ASSIGN_OR_RETURN(auto handle, fs_.open(file.path, platform::OpenMode::ReadOnly));
+    KEEL_ASSIGN_OR_RETURN(auto bytes, platform::read_file(*handle));
+    format::SegmentHeader header;
+    uint32_t found_version = 0;
+    auto decoded = format::decode_segment_header(bytes, header, &found_version);
+    if (decoded == format::HeaderDecode::Missing && newest && all_zero(bytes)) {
+      // Row NewestSegmentEmpty: created, never written; delete it.
+      RecoveryAction action;
+      action.rule = RecoveryRule::NewestSegmentEmpty;
+      action.path = file.path;
+      pending_delete_ = file.path;
+      log_.actions.push_back(action);
+      log_.tail_rule = RecoveryRule::NewestSegmentEmpty;
+      return ok_status();
+    }
+    if (decoded == format::HeaderDecode::UnsupportedVersion) {
+      // Row FutureFormatVersion.
+      return StoreError(ErrorCode::UnsupportedVersion)
+          .with("path", file.path)
+          .with("found", uint64_t{found_version})
+          .with("supported", uint64_t{format::kFormatVersion});
+    }
+    if (decoded != format::HeaderDecode::Ok) {
+      // Row BadSegmentHeader.
+      return corruption(RecoveryRule::BadSegmentHeader, file.path, 0,
+                        format::header_decode_name(decoded));
+    }
+    // Row SegmentChainGap: the header names this file and continues the sequence.
+    if (header.segment_id != file.segment_id) {
+      return chain_gap(file.path, "the header names another segment id");
+    }
+    if (header.first_sequence != log_.next_sequence) {
+      return chain_gap(file.path, "first sequence does not continue the previous segment");
+    }
+    if (header.epoch > options_.stored_epoch || header.epoch < log_.max_epoch) {
+      return corruption(RecoveryRule::BadSegmentHeader, file.path, 0,
+                        "segment epoch out of order with the epoch file or the previous segment");
+    }
+    SegmentScan scan = SegmentScanner(bytes, header, options_.stored_epoch).scan();
+    if (!newest) {
+      // Row SealedSegmentDamage: a sealed segment must be whole and end with its seal.
+      if (scan.tail == SegmentScan::Tail::Damaged) {
+        return corruption(RecoveryRule::SealedSegmentDamage, file.path, scan.valid_end,
+                          scan.damage);
+      }
+      if (!scan.sealed) {
+        return corruption(RecoveryRule::SealedSegmentDamage, file.path, scan.valid_end,
+                          "segment followed by another has no seal record");
+      }
+    } else {
+      KEEL_TRY(decide_tail(file, scan));
+    }
+    for (const KeptFrame& kept : scan.kept) {
+      KEEL_TRY(fences_.on_record(kept, file.path));
+      if (visit_) visit_(RecordPosition{header.segment_id, kept.offset}, kept.frame);
+    }
+    log_.segments.push_back(RecoveredSegment{header, file.path, scan.valid_end,
+                                             scan.next_sequence, scan.event_count, scan.sealed});
+    log_.next_sequence = scan.next_sequence;
+    log_.max_epoch = std::max(log_.max_epoch, scan.max_epoch);
+    return ok_status();
+  }
+
+  Status decide_tail(const SegmentFile& file, SegmentScan& scan) {
+    switch (scan.tail) {
+      case SegmentScan::Tail::Clean:
+        log_.tail_rule = RecoveryRule::CleanEnd;  // Row CleanEnd.
+        return ok_status();
+      case SegmentScan::Tail::ZeroFilled:
+        log_.tail_rule = RecoveryRule::ZeroFilledTail;  // Row ZeroFilledTail: end of data.
+        return ok_status();
+      case SegmentScan::Tail::Damaged:
+        break;
+    }
+    RecoveryAction action;
+    action.path = file.path;
+    action.offset = scan.valid_end;
+    action.bytes_dropped = scan.damaged_bytes;
+    if (scan.later_valid_frames == 0) {
+      action.rule = RecoveryRule::TornTail;  // Row TornTail.
+    } else if (scan.later_durable_through > scan.valid_end) {
+      // Row DamageBeforeDurableFrame: a later frame says the damaged bytes had been synced.
+      return corruption(RecoveryRule::DamageBeforeDurableFrame, file.path, scan.valid_end,
+                        scan.damage);
+    } else {
+      action.rule = RecoveryRule::UnsyncedTornRegion;  // Row UnsyncedTornRegion.
+      action.frames_dropped = scan.later_valid_frames;
+    }
+    log_.tail_rule = action.rule;
+    pending_truncate_ = action.path;
+    pending_truncate_offset_ = scan.valid_end;
+    log_.actions.push_back(action);
+    return ok_status();
+  }
+
+  // Runs only after every check passed: a FailClosed outcome touches nothing.
+  Status apply_repairs() {
+    if (pending_truncate_) {
+      KEEL_ASSIGN_OR_RETURN(auto file, fs_.open(*pending_truncate_, platform::OpenMode::ReadWrite));
+      KEEL_TRY(file->truncate(pending_truncate_offset_));
+      KEEL_TRY(file->sync_data());
+    }
+    if (pending_delete_) {
+      KEEL_TRY(fs_.remove(*pending_delete_));
+      KEEL_TRY(fs_.sync_directory(directory_));
+    }
+    for (RecoveryAction& action : log_.actions) {
+      if (action.rule != RecoveryRule::OpenFenceAtTail) action.applied = true;
+    }
+    return ok_status();
+  }
+
+  platform::FileSystem& fs_;
+  const std::string& directory_;
+  const RecoveryOptions& options_;
+  const RecordVisitor& visit_;
+  RecoveredLog log_;
+  FenceTracker fences_;
+  std::optional<std::string> pending_delete_;
+  std::optional<std::string> pending_truncate_;
+  uint64_t pending_truncate_offset_ = 0;
+};
+
+}  // namespace
+
+Result<RecoveredLog> recover_log(platform::FileSystem& fs, const std::string& directory,
+                                 const RecoveryOptions& options, const RecordVisitor& visit) {
+  return Recovery(fs, directory, options, visit).run();
+}
+
+}  // namespace keel::log

@@ -1,0 +1,87 @@
+// Recovery: reads a store directory's segments on open and decides, row by row of the recovery
+// table (recovery_table.h), what is data, what is a torn tail to drop, and what is corruption to
+// fail closed on. Writable recovery applies its repairs (delete, truncate) only after every check
+// passed, so a FailClosed outcome leaves every file byte-identical. Read-only recovery applies the
+// same rules in memory and writes nothing.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "format/frame.h"
+#include "format/segment_header.h"
+#include "keel/result.h"
+#include "log/recovery_table.h"
+#include "platform/file_system.h"
+
+namespace keel::log {
+
+enum class RecoveryMode : uint8_t { Writable, ReadOnly };
+
+struct RecoveryOptions {
+  RecoveryMode mode = RecoveryMode::Writable;
+  // The epoch file's value: no segment or frame may claim a later epoch.
+  uint64_t stored_epoch = 0;
+};
+
+struct RecordPosition {
+  uint64_t segment_id = 0;
+  uint64_t offset = 0;
+};
+
+// Called for every record recovery keeps, in log order, with the frame valid for the call only.
+// If recovery then fails, everything the visitor was told is void.
+using RecordVisitor = std::function<void(const RecordPosition&, const format::DecodedFrame&)>;
+
+struct RecoveredSegment {
+  format::SegmentHeader header;
+  std::string path;
+  uint64_t data_end = 0;       // offset after the last kept frame
+  uint64_t next_sequence = 0;  // the sequence after this segment's last event
+  uint64_t event_count = 0;
+  bool sealed = false;         // ends with a Seal record
+};
+
+enum class FenceState : uint8_t { Committed, Cancelled, OpenAtTail };
+
+struct FenceRange {
+  uint64_t fence_id = 0;
+  uint64_t first_sequence = 0;  // the fence's events are [first_sequence, end_sequence)
+  uint64_t end_sequence = 0;
+  FenceState state = FenceState::Committed;
+};
+
+struct RecoveryAction {
+  RecoveryRule rule = RecoveryRule::CleanEnd;
+  std::string path;
+  uint64_t offset = 0;          // where the dropped region starts
+  uint64_t bytes_dropped = 0;   // non-zero bytes dropped
+  uint64_t frames_dropped = 0;  // valid frames dropped (an unsynced torn region)
+  bool applied = false;         // false in read-only mode, and for OpenFenceAtTail until the
+                                // caller appended the cancel record
+};
+
+struct RecoveredLog {
+  std::vector<RecoveredSegment> segments;  // by id; the last one is the active segment
+  uint64_t next_sequence = 1;              // 1 + the last recovered sequence
+  uint64_t max_epoch = 0;                  // the highest epoch of any segment header or frame
+  std::vector<FenceRange> fences;          // in log order; an OpenAtTail fence, if any, is last
+  std::vector<RecoveryAction> actions;     // repairs, in the order taken
+  RecoveryRule tail_rule = RecoveryRule::CleanEnd;  // how the last segment ended
+
+  const FenceRange* open_fence() const {
+    return !fences.empty() && fences.back().state == FenceState::OpenAtTail ? &fences.back()
+                                                                           : nullptr;
+  }
+};
+
+// Recovers the log in `directory`. Errors: Corruption / SegmentChainBroken (FailClosed, files
+// untouched), UnsupportedVersion, Io. A fence open at the tail is reported (open_fence() and an
+// OpenFenceAtTail action) for the caller to cancel: Log::open appends the cancel record.
+Result<RecoveredLog> recover_log(platform::FileSystem& fs, const std::string& directory,
+                                 const RecoveryOptions& options, const RecordVisitor& visit);
+
+}  // namespace keel::log

@@ -1,0 +1,197 @@
+#include "log/segment_writer.h"
+
+#include <cassert>
+
+#include "format/segment_header.h"
+#include "log/segment_files.h"
+
+namespace keel::log {
+
+Result<std::unique_ptr<SegmentWriter>> SegmentWriter::open(platform::FileSystem& fs,
+                                                           const std::string& directory,
+                                                           const SegmentWriterOptions& options,
+                                                           const RecoveredLog& recovered,
+                                                           uint64_t epoch) {
+  if (options.segment_size < kSegmentSizeMin) {
+    return StoreError(ErrorCode::InvalidArgument)
+        .with("argument", "segment_size")
+        .with("reason", "must be at least 4096 bytes");
+  }
+  std::unique_ptr<SegmentWriter> writer(new SegmentWriter(fs, directory, options, epoch));
+  writer->next_sequence_ = recovered.next_sequence;
+  writer->sequence_written_ = recovered.next_sequence - 1;
+  writer->sequence_durable_ = recovered.next_sequence - 1;
+  if (recovered.segments.empty()) {
+    KEEL_TRY(writer->create_segment(1, recovered.next_sequence));
+  } else if (recovered.segments.back().sealed) {
+    KEEL_TRY(writer->create_segment(recovered.segments.back().header.segment_id + 1,
+                                    recovered.next_sequence));
+  } else {
+    KEEL_TRY(writer->continue_segment(recovered.segments.back()));
+  }
+  return writer;
+}
+
+Status SegmentWriter::create_segment(uint64_t segment_id, uint64_t first_sequence) {
+  std::string path = platform::join_path(directory_, segment_file_name(segment_id));
+  KEEL_ASSIGN_OR_RETURN(auto file, fs_.open(path, platform::OpenMode::CreateNew));
+  // Preallocate first: running out of space surfaces here, before any frame byte is written.
+  // A crash before the header is synced leaves a zero-filled newest segment (NewestSegmentEmpty).
+  if (Status allocated = file->allocate(0, options_.segment_size); !allocated.ok()) {
+    file.reset();
+    (void)fs_.remove(path);  // best effort; a leftover zero file is NewestSegmentEmpty
+    (void)fs_.sync_directory(directory_);
+    return allocated;
+  }
+  auto header = format::encode_segment_header({segment_id, epoch_, first_sequence});
+  KEEL_TRY(file->write_at(0, header));
+  KEEL_TRY(file->sync_data());
+  KEEL_TRY(fs_.sync_directory(directory_));
+  file_ = std::move(file);
+  segment_id_ = segment_id;
+  segment_event_count_ = 0;
+  write_offset_ = format::kSegmentHeaderSize;
+  durable_offset_ = format::kSegmentHeaderSize;
+  return ok_status();
+}
+
+Status SegmentWriter::continue_segment(const RecoveredSegment& segment) {
+  KEEL_ASSIGN_OR_RETURN(file_, fs_.open(segment.path, platform::OpenMode::ReadWrite));
+  segment_id_ = segment.header.segment_id;
+  segment_event_count_ = segment.event_count;
+  write_offset_ = segment.data_end;
+  if (segment.data_end < options_.segment_size) {
+    KEEL_TRY(file_->allocate(segment.data_end, options_.segment_size - segment.data_end));
+  }
+  // What recovery kept may still be only in the page cache (a killed process): make it durable
+  // before any new frame claims it is.
+  KEEL_TRY(file_->sync_data());
+  durable_offset_ = segment.data_end;
+  return ok_status();
+}
+
+Status SegmentWriter::check_usable() const {
+  assert(!closed_);
+  if (poison_) {
+    return StoreError(ErrorCode::WriterPoisoned)
+        .with("operation", poison_->field_string("operation").value_or("write"))
+        .caused_by(*poison_);
+  }
+  return ok_status();
+}
+
+StoreError SegmentWriter::poison(StoreError cause) {
+  poison_ = cause;
+  return cause;
+}
+
+template <class Encode>
+Status SegmentWriter::append_record(uint32_t event_count, Encode encode) {
+  KEEL_TRY(check_usable());
+  if (!file_) KEEL_TRY(start_next_segment());  // a rotation that ran out of space, retried
+  size_t mark = pending_.size();
+  size_t frame_size = encode(pending_, context(), next_sequence_);
+  if (write_offset_ + pending_.size() + kSealFrameMax > options_.segment_size) {
+    pending_.resize(mark);
+    if (format::kSegmentHeaderSize + frame_size + kSealFrameMax > options_.segment_size) {
+      return StoreError(ErrorCode::PayloadTooLarge)
+          .with("what", "record")
+          .with("size", uint64_t{frame_size})
+          .with("limit", options_.segment_size - format::kSegmentHeaderSize - kSealFrameMax);
+    }
+    KEEL_TRY(rotate());
+    encode(pending_, context(), next_sequence_);
+  }
+  next_sequence_ += event_count;
+  segment_event_count_ += event_count;
+  return ok_status();
+}
+
+Status SegmentWriter::append_event(const format::EventBody& event, Hash128* chained_hash) {
+  return append_record(1, [&](std::vector<std::byte>& out, const format::FrameContext& c,
+                              uint64_t sequence) {
+    return format::append_event_frame(out, c, sequence, event, chained_hash);
+  });
+}
+
+Status SegmentWriter::append_batch(std::span<const format::EventBody> events,
+                                   std::vector<Hash128>* chained_hashes) {
+  if (events.empty() || events.size() > format::kBatchEventsMax) {
+    return StoreError(ErrorCode::InvalidArgument)
+        .with("argument", "batch")
+        .with("reason", "a batch holds 1 to 1048576 events");
+  }
+  return append_record(static_cast<uint32_t>(events.size()),
+                       [&](std::vector<std::byte>& out, const format::FrameContext& c,
+                           uint64_t sequence) {
+                         if (chained_hashes != nullptr) chained_hashes->clear();
+                         return format::append_batch_frame(out, c, sequence, events,
+                                                           chained_hashes);
+                       });
+}
+
+Status SegmentWriter::append_system(const format::SystemRecord& record) {
+  assert(record.type != format::RecordType::Seal && "the writer seals segments itself");
+  return append_record(0, [&](std::vector<std::byte>& out, const format::FrameContext& c,
+                              uint64_t sequence) {
+    return format::append_system_frame(out, c, sequence, record);
+  });
+}
+
+Status SegmentWriter::flush() {
+  KEEL_TRY(check_usable());
+  if (pending_.empty()) return ok_status();
+  if (Status written = file_->write_at(write_offset_, pending_); !written.ok()) {
+    return poison(std::move(written).error());
+  }
+  write_offset_ += pending_.size();
+  pending_.clear();
+  sequence_written_ = next_sequence_ - 1;
+  return ok_status();
+}
+
+Status SegmentWriter::sync() {
+  KEEL_TRY(flush());
+  if (!file_) return ok_status();  // a failed rotation left everything written synced
+  if (Status synced = file_->sync_data(); !synced.ok()) return poison(std::move(synced).error());
+  durable_offset_ = write_offset_;
+  sequence_durable_ = sequence_written_;
+  return ok_status();
+}
+
+Status SegmentWriter::rotate() {
+  format::append_system_frame(pending_, context(), next_sequence_,
+                              format::SystemRecord{format::RecordType::Seal, 0,
+                                                   format::CancelReason::Caller,
+                                                   segment_event_count_});
+  KEEL_TRY(sync());
+  if (Status truncated = file_->truncate(write_offset_); !truncated.ok()) {
+    return poison(std::move(truncated).error());
+  }
+  if (Status synced = file_->sync_data(); !synced.ok()) return poison(std::move(synced).error());
+  file_.reset();
+  return start_next_segment();
+}
+
+Status SegmentWriter::start_next_segment() {
+  Status created = create_segment(segment_id_ + 1, next_sequence_);
+  // NoSpace is raised by the preallocation before anything is written: retryable, no poison.
+  if (!created.ok() && !created.error().is(ErrorCode::NoSpace)) {
+    return poison(std::move(created).error());
+  }
+  return created;
+}
+
+Status SegmentWriter::close() {
+  KEEL_TRY(sync());
+  closed_ = true;
+  if (!file_) return ok_status();
+  if (Status truncated = file_->truncate(write_offset_); !truncated.ok()) {
+    return poison(std::move(truncated).error());
+  }
+  if (Status synced = file_->sync_data(); !synced.ok()) return poison(std::move(synced).error());
+  file_.reset();
+  return ok_status();
+}
+
+}  // namespace keel::log

@@ -1,0 +1,39 @@
+#include "log/sidecar_file.h"
+
+#include "format/sidecar.h"
+
+namespace keel::log {
+
+Status write_sidecar(platform::FileSystem& fs, const std::string& directory,
+                     const std::string& name, format::SidecarKind kind, uint32_t version,
+                     std::span<const std::byte> payload) {
+  std::vector<std::byte> bytes = format::encode_sidecar(kind, version, payload);
+  std::string path = platform::join_path(directory, name);
+  std::string temp = path + format::kTempSuffix;
+  {
+    KEEL_ASSIGN_OR_RETURN(auto file, fs.open(temp, platform::OpenMode::CreateOrOpen));
+    KEEL_TRY(file->truncate(0));
+    KEEL_TRY(file->write_at(0, bytes));
+    KEEL_TRY(file->sync_data());
+  }
+  KEEL_TRY(fs.rename(temp, path));
+  return fs.sync_directory(directory);
+}
+
+Result<std::optional<std::vector<std::byte>>> read_sidecar(platform::FileSystem& fs,
+                                                           const std::string& directory,
+                                                           const std::string& name,
+                                                           format::SidecarKind kind,
+                                                           uint32_t supported_version) {
+  std::string path = platform::join_path(directory, name);
+  KEEL_ASSIGN_OR_RETURN(bool present, fs.exists(path));
+  if (!present) return std::optional<std::vector<std::byte>>();
+  KEEL_ASSIGN_OR_RETURN(auto file, fs.open(path, platform::OpenMode::ReadOnly));
+  KEEL_ASSIGN_OR_RETURN(auto bytes, platform::read_file(*file));
+  KEEL_ASSIGN_OR_RETURN(auto payload,
+                        format::decode_sidecar(bytes, kind, supported_version, path));
+  return std::optional<std::vector<std::byte>>(
+      std::vector<std::byte>(payload.begin(), payload.end()));
+}
+
+}  // namespace keel::log

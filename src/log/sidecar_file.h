@@ -1,0 +1,30 @@
+// Sidecar files on disk: atomic replace (temp -> fsync -> rename -> fsync directory) and read.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "format/format_constants.h"
+#include "keel/result.h"
+#include "platform/file_system.h"
+
+namespace keel::log {
+
+// Atomically replaces `directory/name` with a sidecar holding `payload`. After success the new
+// content is durable; after a failure (or crash) the file holds either the old or the new content.
+Status write_sidecar(platform::FileSystem& fs, const std::string& directory,
+                     const std::string& name, format::SidecarKind kind, uint32_t version,
+                     std::span<const std::byte> payload);
+
+// The payload of `directory/name`, or nullopt if the file does not exist. A damaged file is
+// CorruptSidecar, a newer version UnsupportedVersion, a read failure Io: never "absent".
+Result<std::optional<std::vector<std::byte>>> read_sidecar(platform::FileSystem& fs,
+                                                           const std::string& directory,
+                                                           const std::string& name,
+                                                           format::SidecarKind kind,
+                                                           uint32_t supported_version);
+
+}  // namespace keel::log

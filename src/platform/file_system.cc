@@ -1,0 +1,21 @@
+// Helpers shared by every FileSystem implementation.
+#include "platform/file_system.h"
+
+namespace keel::platform {
+
+std::string join_path(std::string_view directory, std::string_view name) {
+  std::string path(directory);
+  if (!path.empty() && path.back() != '/') path += '/';
+  path += name;
+  return path;
+}
+
+Result<std::vector<std::byte>> read_file(File& file) {
+  KEEL_ASSIGN_OR_RETURN(uint64_t size, file.size());
+  std::vector<std::byte> bytes(size);
+  KEEL_ASSIGN_OR_RETURN(size_t read, file.read_at(0, bytes));
+  bytes.resize(read);  // the file may have shrunk since size()
+  return bytes;
+}
+
+}  // namespace keel::platform

@@ -1,0 +1,85 @@
+// The platform seam: every OS call keel makes on files and directories goes through these
+// interfaces, so a store can run on the POSIX implementation or a fault-injecting one (tests).
+//
+// Errors: every failure is a StoreError of code Io (or NoSpace for ENOSPC/EDQUOT) naming the
+// operation, the path and the errno. The interfaces never retry a failed write or sync: after a
+// failure the caller decides (the writer poisons itself; DESIGN.md §4).
+//
+// Threads: a FileSystem may be shared between threads. A File may be used by several threads for
+// pread; writes, syncs and size changes on one File are serialized by its single owner.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "keel/result.h"
+
+namespace keel::platform {
+
+enum class OpenMode : uint8_t {
+  ReadOnly,       // the file must exist
+  ReadWrite,      // the file must exist
+  CreateOrOpen,   // read-write; created if missing
+  CreateNew,      // read-write; fails with Io (EEXIST) if it exists
+};
+
+class File {
+ public:
+  virtual ~File() = default;
+
+  // Reads up to out.size() bytes at `offset`; returns the count read, short only at end of file.
+  virtual Result<size_t> read_at(uint64_t offset, std::span<std::byte> out) = 0;
+  // Writes all of `data` at `offset` or fails. A failure may have written a prefix (a short write);
+  // the error says how many bytes were written in field "written".
+  virtual Status write_at(uint64_t offset, std::span<const std::byte> data) = 0;
+  // fdatasync: the file's data and the metadata needed to read it (its size) reach stable storage.
+  virtual Status sync_data() = 0;
+  // Sets the size; new bytes read as zero.
+  virtual Status truncate(uint64_t size) = 0;
+  // Reserves [offset, offset+length) on disk so later writes there cannot run out of space; extends
+  // the size when the range ends past it. ENOSPC is NoSpace.
+  virtual Status allocate(uint64_t offset, uint64_t length) = 0;
+  virtual Result<uint64_t> size() = 0;
+  virtual const std::string& path() const = 0;
+};
+
+// An advisory lock on a path (flock). Released when destroyed.
+class FileLock {
+ public:
+  virtual ~FileLock() = default;
+};
+
+enum class LockMode : uint8_t { Shared, Exclusive };
+
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+
+  virtual Result<std::unique_ptr<File>> open(const std::string& path, OpenMode mode) = 0;
+  virtual Status rename(const std::string& from, const std::string& to) = 0;
+  virtual Status remove(const std::string& path) = 0;
+  // fsync on the directory: makes creates, renames, removes and truncates in it durable.
+  virtual Status sync_directory(const std::string& path) = 0;
+  virtual Status create_directory(const std::string& path) = 0;
+  // Names (not paths) of the entries of `path`, excluding "." and "..", in no particular order.
+  virtual Result<std::vector<std::string>> list_directory(const std::string& path) = 0;
+  virtual Result<bool> exists(const std::string& path) = 0;
+  // Takes a lock without waiting. Returns null when another holder (this process or another)
+  // has a conflicting lock.
+  virtual Result<std::unique_ptr<FileLock>> lock(const std::string& path, LockMode mode) = 0;
+};
+
+// The process's POSIX file system. Never null; lives for the whole program.
+FileSystem& posix_file_system();
+
+std::string join_path(std::string_view directory, std::string_view name);
+
+// Reads the whole file into memory.
+Result<std::vector<std::byte>> read_file(File& file);
+
+}  // namespace keel::platform

@@ -1,0 +1,211 @@
+// PosixFileSystem: the platform seam on Linux system calls. The only file in keel that calls
+// open/pread/pwrite/fdatasync/ftruncate/fallocate/rename/unlink/flock.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "platform/file_system.h"
+
+namespace keel::platform {
+namespace {
+
+StoreError os_error(std::string_view operation, const std::string& path, int err,
+                    uint64_t bytes = 0) {
+  if (err == ENOSPC || err == EDQUOT) {
+    return StoreError(ErrorCode::NoSpace)
+        .with("operation", operation)
+        .with("path", path)
+        .with("bytes", bytes)
+        .with("errno", err);
+  }
+  return StoreError(ErrorCode::Io)
+      .with("operation", operation)
+      .with("path", path)
+      .with("detail", std::strerror(err))
+      .with("errno", err);
+}
+
+class PosixFile final : public File {
+ public:
+  PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixFile() override { ::close(fd_); }
+  PosixFile(const PosixFile&) = delete;
+  PosixFile& operator=(const PosixFile&) = delete;
+
+  Result<size_t> read_at(uint64_t offset, std::span<std::byte> out) override {
+    size_t done = 0;
+    while (done < out.size()) {
+      ssize_t n = ::pread(fd_, out.data() + done, out.size() - done,
+                          static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return os_error("pread", path_, errno);
+      }
+      if (n == 0) break;  // end of file
+      done += static_cast<size_t>(n);
+    }
+    return done;
+  }
+
+  Status write_at(uint64_t offset, std::span<const std::byte> data) override {
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done,
+                           static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return std::move(os_error("pwrite", path_, errno, data.size()))
+            .with("written", static_cast<uint64_t>(done));
+      }
+      done += static_cast<size_t>(n);
+    }
+    return ok_status();
+  }
+
+  Status sync_data() override {
+    if (::fdatasync(fd_) != 0) return os_error("fdatasync", path_, errno);
+    return ok_status();
+  }
+
+  Status truncate(uint64_t size) override {
+    while (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+      if (errno != EINTR) return os_error("ftruncate", path_, errno, size);
+    }
+    return ok_status();
+  }
+
+  Status allocate(uint64_t offset, uint64_t length) override {
+    int rc = ::posix_fallocate(fd_, static_cast<off_t>(offset), static_cast<off_t>(length));
+    if (rc != 0) return os_error("fallocate", path_, rc, length);
+    return ok_status();
+  }
+
+  Result<uint64_t> size() override {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) return os_error("fstat", path_, errno);
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+  const std::string& path() const override { return path_; }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
+class PosixFileLock final : public FileLock {
+ public:
+  explicit PosixFileLock(int fd) : fd_(fd) {}
+  ~PosixFileLock() override { ::close(fd_); }  // closing the descriptor releases the flock
+  PosixFileLock(const PosixFileLock&) = delete;
+  PosixFileLock& operator=(const PosixFileLock&) = delete;
+
+ private:
+  int fd_;
+};
+
+class PosixFileSystem final : public FileSystem {
+ public:
+  Result<std::unique_ptr<File>> open(const std::string& path, OpenMode mode) override {
+    int flags = O_CLOEXEC;
+    switch (mode) {
+      case OpenMode::ReadOnly:
+        flags |= O_RDONLY;
+        break;
+      case OpenMode::ReadWrite:
+        flags |= O_RDWR;
+        break;
+      case OpenMode::CreateOrOpen:
+        flags |= O_RDWR | O_CREAT;
+        break;
+      case OpenMode::CreateNew:
+        flags |= O_RDWR | O_CREAT | O_EXCL;
+        break;
+    }
+    int fd;
+    do {
+      fd = ::open(path.c_str(), flags, 0644);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return os_error("open", path, errno);
+    return std::unique_ptr<File>(new PosixFile(fd, path));
+  }
+
+  Status rename(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      return std::move(os_error("rename", from, errno)).with("to", to);
+    }
+    return ok_status();
+  }
+
+  Status remove(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0) return os_error("unlink", path, errno);
+    return ok_status();
+  }
+
+  Status sync_directory(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return os_error("open directory", path, errno);
+    int rc = ::fsync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return os_error("fsync directory", path, err);
+    return ok_status();
+  }
+
+  Status create_directory(const std::string& path) override {
+    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+      return os_error("mkdir", path, errno);
+    }
+    return ok_status();
+  }
+
+  Result<std::vector<std::string>> list_directory(const std::string& path) override {
+    DIR* dir = ::opendir(path.c_str());
+    if (dir == nullptr) return os_error("opendir", path, errno);
+    std::vector<std::string> names;
+    errno = 0;
+    while (struct dirent* entry = ::readdir(dir)) {
+      std::string_view name = entry->d_name;
+      if (name != "." && name != "..") names.emplace_back(name);
+    }
+    int err = errno;
+    ::closedir(dir);
+    if (err != 0) return os_error("readdir", path, err);
+    return names;
+  }
+
+  Result<bool> exists(const std::string& path) override {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) return true;
+    if (errno == ENOENT) return false;
+    return os_error("stat", path, errno);
+  }
+
+  Result<std::unique_ptr<FileLock>> lock(const std::string& path, LockMode mode) override {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return os_error("open lock file", path, errno);
+    int op = (mode == LockMode::Exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
+    while (::flock(fd, op) != 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      if (err == EWOULDBLOCK) return std::unique_ptr<FileLock>();
+      return os_error("flock", path, err);
+    }
+    return std::unique_ptr<FileLock>(new PosixFileLock(fd));
+  }
+};
+
+}  // namespace
+
+FileSystem& posix_file_system() {
+  static PosixFileSystem* file_system = new PosixFileSystem();  // never destroyed
+  return *file_system;
+}
+
+}  // namespace keel::platform

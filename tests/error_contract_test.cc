@@ -1,0 +1,155 @@
+// The StoreError contract table (DESIGN.md §9, style of shared/seeds/003): every code pinned to its
+// handling class, the fields its message names, and whether it forwards a cause. Adding a code
+// without a row here fails to compile (static_assert on kErrorCodeCount).
+#include <catch2/catch.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "keel/error.h"
+
+using keel::ErrorClass;
+using keel::ErrorCode;
+using keel::StoreError;
+
+namespace {
+
+struct Case {
+  const char* name;
+  StoreError error;
+  ErrorClass error_class;
+  std::vector<const char*> message_needles;
+  const char* cause_needle;  // nullptr: no cause
+};
+
+StoreError io_cause(const char* detail) {
+  return StoreError(ErrorCode::Io)
+      .with("operation", "fdatasync")
+      .with("path", "/data/store/segment-00000000000000000003.keel")
+      .with("detail", detail)
+      .with("errno", 5);
+}
+
+std::vector<Case> contract_table() {
+  return {
+      {"InvalidArgument",
+       StoreError(ErrorCode::InvalidArgument).with("argument", "segment_size").with("reason", "must be at least 4096 bytes"),
+       ErrorClass::Domain, {"invalid argument", "segment_size", "4096"}, nullptr},
+      {"InvalidCoordinate",
+       StoreError(ErrorCode::InvalidCoordinate).with("component", "entity").with("reason", "empty"),
+       ErrorClass::Domain, {"invalid coordinate", "entity", "empty"}, nullptr},
+      {"NotFound", StoreError(ErrorCode::NotFound).with("what", "event").with("key", "00ff"),
+       ErrorClass::Domain, {"event", "not found", "00ff"}, nullptr},
+      {"StoreLocked",
+       StoreError(ErrorCode::StoreLocked).with("path", "/data/locked").with("mode", "writable"),
+       ErrorClass::Domain, {"/data/locked", "locked", "writable"}, nullptr},
+      {"ReadOnlyStore",
+       StoreError(ErrorCode::ReadOnlyStore).with("path", "/data/ro").with("operation", "append"),
+       ErrorClass::Domain, {"/data/ro", "read-only", "append"}, nullptr},
+      {"NotSupported",
+       StoreError(ErrorCode::NotSupported).with("feature", "idempotency_key").with("reason", "not yet honoured"),
+       ErrorClass::Domain, {"idempotency_key", "not supported", "not yet honoured"}, nullptr},
+      {"PayloadTooLarge",
+       StoreError(ErrorCode::PayloadTooLarge).with("what", "record").with("size", uint64_t{5000}).with("limit", uint64_t{3968}),
+       ErrorClass::Domain, {"record", "5000", "3968"}, nullptr},
+      {"SequenceMismatch",
+       StoreError(ErrorCode::SequenceMismatch).with("entity", "user:1").with("lane", 0).with("expected", uint64_t{5}).with("actual", uint64_t{3}),
+       ErrorClass::Domain, {"CAS failed", "user:1", "expected clock 5", "actual 3"}, nullptr},
+      {"Io", io_cause("Input/output error"), ErrorClass::Retryable,
+       {"I/O error", "fdatasync", "segment-00000000000000000003.keel", "Input/output error", "errno 5"}, nullptr},
+      {"NoSpace",
+       StoreError(ErrorCode::NoSpace).with("operation", "fallocate").with("path", "/data/s").with("bytes", uint64_t{67108864}),
+       ErrorClass::Retryable, {"no space", "fallocate", "/data/s", "67108864"}, nullptr},
+      {"WaitTimeout",
+       StoreError(ErrorCode::WaitTimeout).with("watermark", "durable").with("target", uint64_t{42}).with("waited_ms", uint64_t{250}),
+       ErrorClass::Retryable, {"durable", "42", "250ms", "timed out"}, nullptr},
+      {"WriteInDoubt",
+       StoreError(ErrorCode::WriteInDoubt).with("operation", "fdatasync").with("sequence", uint64_t{17}).caused_by(io_cause("disk gone")),
+       ErrorClass::Indeterminate, {"in doubt", "fdatasync", "17"}, "disk gone"},
+      {"Corruption",
+       StoreError(ErrorCode::Corruption).with("path", "/data/s/segment-1").with("offset", uint64_t{128}).with("reason", "bad checksum").with("rule", "SealedSegmentDamage"),
+       ErrorClass::FailClosed, {"corruption", "segment-1", "128", "bad checksum", "SealedSegmentDamage"}, nullptr},
+      {"SegmentChainBroken",
+       StoreError(ErrorCode::SegmentChainBroken).with("path", "/data/s/segment-3").with("reason", "ids not consecutive").with("rule", "SegmentChainGap"),
+       ErrorClass::FailClosed, {"chain broken", "segment-3", "ids not consecutive", "SegmentChainGap"}, nullptr},
+      {"CorruptSidecar",
+       StoreError(ErrorCode::CorruptSidecar).with("path", "/data/s/EPOCH").with("reason", "checksum mismatch"),
+       ErrorClass::FailClosed, {"corrupt sidecar", "EPOCH", "checksum mismatch"}, nullptr},
+      {"UnsupportedVersion",
+       StoreError(ErrorCode::UnsupportedVersion).with("path", "/data/s/EPOCH").with("found", uint64_t{9}).with("supported", uint64_t{1}),
+       ErrorClass::FailClosed, {"EPOCH", "version 9", "supported 1"}, nullptr},
+      {"WriterPoisoned",
+       StoreError(ErrorCode::WriterPoisoned).with("operation", "fdatasync").caused_by(io_cause("EIO on sync")),
+       ErrorClass::FailClosed, {"poisoned", "fdatasync", "reopen"}, "EIO on sync"},
+      {"InvariantViolation",
+       StoreError(ErrorCode::InvariantViolation).with("invariant", "accepted >= written"),
+       ErrorClass::FailClosed, {"invariant violation", "accepted >= written"}, nullptr},
+      {"BatchItemFailed",
+       StoreError(ErrorCode::BatchItemFailed).with("index", uint64_t{2}).caused_by(io_cause("flush timed out")),
+       ErrorClass::Retryable, {"batch failed at item 2"}, "flush timed out"},
+  };
+}
+
+// Every {field} of a template.
+std::set<std::string> template_fields(std::string_view tmpl) {
+  std::set<std::string> fields;
+  for (size_t open = tmpl.find('{'); open != std::string_view::npos; open = tmpl.find('{', open + 1)) {
+    size_t close = tmpl.find('}', open);
+    fields.emplace(tmpl.substr(open + 1, close - open - 1));
+  }
+  return fields;
+}
+
+}  // namespace
+
+TEST_CASE("StoreError contract table pins every code's class, message fields and cause",
+          "[error]") {
+  auto table = contract_table();
+  static_assert(keel::kErrorCodeCount == 19,
+                "STORE_ERROR CONTRACT TABLE OUT OF DATE: add a row for the new code, then bump");
+  REQUIRE(table.size() == keel::kErrorCodeCount);
+  std::set<ErrorCode> covered;
+  for (const auto& c : table) {
+    INFO("case " << c.name << ": " << c.error.to_string());
+    CHECK(c.error.code_name() == c.name);
+    covered.insert(c.error.code());
+    CHECK(c.error.error_class() == c.error_class);
+    std::string message = c.error.message();
+    for (const char* needle : c.message_needles) CHECK(message.find(needle) != std::string::npos);
+    // Every field the template names was given, so nothing renders as {field?}.
+    CHECK(message.find("?}") == std::string::npos);
+    for (const auto& field : template_fields(keel::error_message_template(c.error.code()))) {
+      CHECK(c.error.field(field) != nullptr);
+    }
+    if (c.cause_needle == nullptr) {
+      CHECK(c.error.cause() == nullptr);
+    } else {
+      REQUIRE(c.error.cause() != nullptr);
+      CHECK(c.error.cause()->message().find(c.cause_needle) != std::string::npos);
+      CHECK(c.error.to_string().find(c.cause_needle) != std::string::npos);
+    }
+  }
+  CHECK(covered.size() == keel::kErrorCodeCount);
+}
+
+TEST_CASE("A wrapper inherits its cause's class, through several levels", "[error]") {
+  auto corrupt = StoreError(ErrorCode::Corruption)
+                     .with("path", "p").with("offset", uint64_t{0}).with("reason", "r").with("rule", "x");
+  auto wrapped = StoreError(ErrorCode::BatchItemFailed).with("index", uint64_t{0}).caused_by(corrupt);
+  CHECK(wrapped.error_class() == ErrorClass::FailClosed);
+  auto twice = StoreError(ErrorCode::BatchItemFailed).with("index", uint64_t{1}).caused_by(wrapped);
+  CHECK(twice.error_class() == ErrorClass::FailClosed);
+  CHECK(twice.root_cause().code() == ErrorCode::Corruption);
+  auto domain = StoreError(ErrorCode::BatchItemFailed)
+                    .with("index", uint64_t{3})
+                    .caused_by(StoreError(ErrorCode::InvalidCoordinate).with("component", "entity").with("reason", "empty"));
+  CHECK(domain.error_class() == ErrorClass::Domain);
+  // A wrapper without a cause is treated as the most cautious class.
+  CHECK(StoreError(ErrorCode::BatchItemFailed).with("index", uint64_t{0}).error_class() ==
+        ErrorClass::FailClosed);
+}
+
+TEST_CASE("A missing field renders visibly instead of silently", "[error]") {
+  auto e = StoreError(ErrorCode::NotFound).with("what", "event");
+  CHECK(e.message() == "event not found: {key?}");
+}

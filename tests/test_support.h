@@ -1,0 +1,44 @@
+// Shared test helpers: temporary directories and byte edits through the platform seam.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "keel/result.h"
+
+namespace keel::test {
+
+// A fresh directory under $TMPDIR, removed with everything in it when destroyed.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Whole-file reads and edits, through PosixFileSystem.
+std::vector<std::byte> read_bytes(const std::string& path);
+void write_bytes(const std::string& path, uint64_t offset, const std::vector<std::byte>& bytes);
+void flip_byte(const std::string& path, uint64_t offset, uint8_t mask = 0xff);
+void truncate_file(const std::string& path, uint64_t size);
+uint64_t file_size(const std::string& path);
+
+// Every file of a directory (name -> bytes), to assert "byte-identical afterwards".
+std::vector<std::pair<std::string, std::vector<std::byte>>> snapshot_directory(
+    const std::string& path);
+
+// Fails the test with the error's text when `status` is not ok.
+#define KEEL_REQUIRE_OK(expr)                                                   \
+  do {                                                                          \
+    auto&& keel_require_ok_ = (expr);                                           \
+    if (!keel_require_ok_.ok()) FAIL(keel_require_ok_.error().to_string());     \
+  } while (false)
+
+}  // namespace keel::test
