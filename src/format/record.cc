@@ -32,6 +32,28 @@ size_t append_batch_frame(std::vector<std::byte>& out, const FrameContext& conte
                       context.segment_id);
 }
 
+size_t append_batch_frame(std::vector<std::byte>& out, const FrameContext& context,
+                          uint64_t first_sequence, std::span<EventBody> events,
+                          std::span<const int32_t> chain_to, std::vector<Hash128>* chained_hashes) {
+  assert(chain_to.empty() || chain_to.size() == events.size());
+  std::vector<Hash128> local;
+  std::vector<Hash128>& hashes = chained_hashes != nullptr ? *chained_hashes : local;
+  size_t first_hash = hashes.size();
+  size_t start = begin_frame(out);
+  MsgpackWriter(out).array_header(static_cast<uint32_t>(events.size()));
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (!chain_to.empty() && chain_to[i] >= 0) {
+      assert(static_cast<size_t>(chain_to[i]) < i);
+      events[i].prev_hash = hashes[first_hash + static_cast<size_t>(chain_to[i])];
+    }
+    hashes.push_back(encode_event_body(out, events[i]));
+  }
+  return finish_frame(out, start,
+                      FrameHeader{RecordType::Batch, first_sequence, context.durable_through,
+                                  context.epoch},
+                      context.segment_id);
+}
+
 size_t append_system_frame(std::vector<std::byte>& out, const FrameContext& context,
                            uint64_t next_sequence, const SystemRecord& record) {
   size_t start = begin_frame(out);

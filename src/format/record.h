@@ -44,6 +44,12 @@ size_t append_event_frame(std::vector<std::byte>& out, const FrameContext& conte
 size_t append_batch_frame(std::vector<std::byte>& out, const FrameContext& context,
                           uint64_t first_sequence, std::span<const EventBody> events,
                           std::vector<Hash128>* chained_hashes);
+// The same, linking events inside the batch: for each i with chain_to[i] >= 0, events[i].prev_hash
+// is set to the chained hash of events[chain_to[i]] (an earlier item) before events[i] is encoded.
+// chain_to is empty (no links) or has one entry per event.
+size_t append_batch_frame(std::vector<std::byte>& out, const FrameContext& context,
+                          uint64_t first_sequence, std::span<EventBody> events,
+                          std::span<const int32_t> chain_to, std::vector<Hash128>* chained_hashes);
 size_t append_system_frame(std::vector<std::byte>& out, const FrameContext& context,
                            uint64_t next_sequence, const SystemRecord& record);
 

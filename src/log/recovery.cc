@@ -271,7 +271,8 @@ class Recovery {
       return StoreError(ErrorCode::UnsupportedVersion)
           .with("path", file.path)
           .with("found", uint64_t{found_version})
-          .with("supported", uint64_t{format::kFormatVersion});
+          .with("supported", uint64_t{format::kFormatVersion})
+          .with("rule", recovery_row(RecoveryRule::FutureFormatVersion).name);
     }
     if (decoded != format::HeaderDecode::Ok) {
       // Row BadSegmentHeader.

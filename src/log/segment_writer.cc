@@ -100,8 +100,10 @@ Status SegmentWriter::append_record(uint32_t event_count, Encode encode) {
           .with("limit", options_.segment_size - format::kSegmentHeaderSize - kSealFrameMax);
     }
     KEEL_TRY(rotate());
+    mark = pending_.size();
     encode(pending_, context(), next_sequence_);
   }
+  last_record_ = RecordPosition{segment_id_, write_offset_ + mark};
   next_sequence_ += event_count;
   segment_event_count_ += event_count;
   return ok_status();
@@ -126,6 +128,23 @@ Status SegmentWriter::append_batch(std::span<const format::EventBody> events,
                            uint64_t sequence) {
                          if (chained_hashes != nullptr) chained_hashes->clear();
                          return format::append_batch_frame(out, c, sequence, events,
+                                                           chained_hashes);
+                       });
+}
+
+Status SegmentWriter::append_batch(std::span<format::EventBody> events,
+                                   std::span<const int32_t> chain_to,
+                                   std::vector<Hash128>* chained_hashes) {
+  if (events.empty() || events.size() > format::kBatchEventsMax) {
+    return StoreError(ErrorCode::InvalidArgument)
+        .with("argument", "batch")
+        .with("reason", "a batch holds 1 to 1048576 events");
+  }
+  return append_record(static_cast<uint32_t>(events.size()),
+                       [&](std::vector<std::byte>& out, const format::FrameContext& c,
+                           uint64_t sequence) {
+                         if (chained_hashes != nullptr) chained_hashes->clear();
+                         return format::append_batch_frame(out, c, sequence, events, chain_to,
                                                            chained_hashes);
                        });
 }

@@ -59,7 +59,17 @@ class SegmentWriter {
   Status append_event(const format::EventBody& event, Hash128* chained_hash);
   Status append_batch(std::span<const format::EventBody> events,
                       std::vector<Hash128>* chained_hashes);
+  // The same, linking items of the batch (format::append_batch_frame with chain_to).
+  Status append_batch(std::span<format::EventBody> events, std::span<const int32_t> chain_to,
+                      std::vector<Hash128>* chained_hashes);
   Status append_system(const format::SystemRecord& record);
+
+  // Where the last appended record's frame is (valid after a successful append_*).
+  RecordPosition last_record_position() const { return last_record_; }
+  // Bytes encoded but not yet handed to the OS.
+  uint64_t pending_bytes() const { return pending_.size(); }
+  // The end of the bytes handed to the OS in the active segment.
+  uint64_t written_offset() const { return write_offset_; }
 
   // Writes the pending group with one write.
   Status flush();
@@ -95,6 +105,7 @@ class SegmentWriter {
   uint64_t durable_offset_ = 0;  // end of the bytes the last fdatasync covered
   std::vector<std::byte> pending_;  // encoded records not yet written, starting at write_offset_
 
+  RecordPosition last_record_;
   uint64_t next_sequence_ = 1;
   uint64_t sequence_written_ = 0;
   uint64_t sequence_durable_ = 0;

@@ -1,0 +1,10 @@
+// keel: the whole public API.
+#pragma once
+
+#include "keel/coordinate.h"
+#include "keel/error.h"
+#include "keel/event.h"
+#include "keel/ids.h"
+#include "keel/options.h"
+#include "keel/result.h"
+#include "keel/store.h"

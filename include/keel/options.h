@@ -1,0 +1,65 @@
+// keel: options for opening a store and for each append. DESIGN.md §4.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "keel/ids.h"
+
+namespace keel {
+
+namespace platform {
+class FileSystem;
+class Clock;
+}  // namespace platform
+
+// How far an append has to get before it returns.
+enum class Durability : uint8_t {
+  Accepted,  // a sequence is assigned; bytes may still be in the store's buffer
+  Written,   // bytes handed to the OS (survive a killed process, not a power loss)
+  Durable,   // covered by a successful fdatasync (survive a power loss). The default.
+};
+
+// When events become readable.
+enum class VisibilityPolicy : uint8_t {
+  AfterDurable,  // no reader ever sees an event a crash could take back. The default.
+  AfterWrite,    // readers see written events; a power loss may take back what they saw.
+};
+
+struct StoreOptions {
+  bool create_if_missing = false;
+  // Read-only opens coexist with the writer and see its durable prefix (refresh() to move on).
+  bool read_only = false;
+  VisibilityPolicy visibility = VisibilityPolicy::AfterDurable;
+  uint64_t segment_size = 64ull << 20;     // rotation size and preallocation; >= 4096
+  uint32_t lanes_max = 64;                 // lanes are 0 .. lanes_max-1
+  uint32_t payload_bytes_max = 1u << 20;   // per event
+  uint32_t metadata_bytes_max = 64u << 10; // per event
+  uint32_t batch_items_max = 10'000;
+  uint64_t batch_bytes_max = 16ull << 20;  // payload + metadata of all items
+  std::chrono::milliseconds append_timeout{5'000};  // when AppendOptions::timeout is zero
+
+  // Test seams (not owned; must outlive the store). Null selects the POSIX file system and the
+  // system clock.
+  platform::FileSystem* file_system = nullptr;
+  platform::Clock* clock = nullptr;
+  // Seeds event-id randomness; 0 draws a seed from the clock and the address space (tests set it
+  // for reproducible ids).
+  uint64_t id_seed = 0;
+};
+
+struct AppendOptions {
+  Durability durability = Durability::Durable;
+  std::chrono::milliseconds timeout{0};  // zero: StoreOptions::append_timeout
+  uint32_t lane = 0;
+  std::optional<EventId> correlation_id;  // default: the event's own id (a new conversation)
+  std::optional<EventId> causation_id;    // the event that caused this one; may be external
+  std::optional<std::string> metadata;    // opaque bytes (msgpack by convention)
+  // Honoured by a later release; until then setting them is refused with NotSupported.
+  std::optional<std::string> idempotency_key;
+  std::optional<uint64_t> expected_clock;
+};
+
+}  // namespace keel

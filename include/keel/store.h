@@ -1,0 +1,138 @@
+// keel: Store, the front door. DESIGN.md §4 and §6.
+//
+// Threads: every method may be called from any thread; calls are serialized inside the store (a
+// single commit point). Read-only stores never write a byte.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "keel/coordinate.h"
+#include "keel/event.h"
+#include "keel/options.h"
+#include "keel/result.h"
+
+namespace keel {
+
+struct BatchItem {
+  Coordinate coordinate;
+  EventKind kind;
+  std::string payload;
+  // Per item: lane, correlation, causation, metadata (idempotency key and expected clock are
+  // refused for now). Durability and timeout are the batch's (BatchOptions).
+  AppendOptions options;
+};
+
+struct BatchOptions {
+  Durability durability = Durability::Durable;
+  std::chrono::milliseconds timeout{0};
+};
+
+struct StoreStats {
+  uint64_t epoch = 0;
+  uint64_t events = 0;               // visible events
+  uint64_t segments = 0;
+  uint64_t sequence_next = 1;        // the sequence the next event gets
+  uint64_t sequence_written = 0;
+  uint64_t sequence_durable = 0;
+  uint64_t sequence_visible = 0;
+  uint64_t entities = 0;             // distinct (entity, lane) streams
+  uint64_t bytes_on_disk = 0;        // segment data (excluding preallocation)
+  uint64_t recovery_bytes_dropped = 0;
+  uint64_t recovery_frames_dropped = 0;
+  std::vector<std::string> recovery_actions;  // "TornTail at segment-...:4096 (123 bytes)", ...
+};
+
+// What verify() checked and the first break it found, if any.
+struct VerifyReport {
+  uint64_t events_checked = 0;
+  uint64_t frames_checked = 0;
+  bool ok = true;
+  uint64_t first_bad_sequence = 0;  // when !ok
+  std::string problem;              // when !ok: what broke, naming entity, lane, clock and hashes
+};
+
+// Called with (events done, events total) while verify() runs.
+using ProgressCallback = std::function<void(uint64_t done, uint64_t total)>;
+
+// Returns false to stop a scan early.
+using EventVisitor = std::function<bool(const EventView&)>;
+
+class Store {
+ public:
+  // Opens (or with create_if_missing creates) the store in `directory`. One writable open per
+  // directory, in this process or any other: a second one gets StoreLocked naming the path and mode.
+  // Read-only opens never lock and may run beside the writer. Recovery runs first (segments/FORMAT.md);
+  // what it repaired is in stats().recovery_actions. Errors: NotFound, StoreLocked, Corruption and
+  // the other FailClosed codes, UnsupportedVersion, Io, NoSpace, InvalidArgument (options).
+  static Result<std::unique_ptr<Store>> open(const std::string& directory,
+                                             const StoreOptions& options);
+
+  // Closes if close() was not called; errors are then lost (call close() to see them).
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Appends one event to (coordinate, lane): assigns the next global sequence and the next entity
+  // clock of (entity, lane), chains it to the previous event of (entity, lane), and returns once
+  // options.durability is reached. Read-your-writes: when the append returns at Durable (or at
+  // Written under VisibilityPolicy::AfterWrite) the event is visible to every read.
+  // Errors: InvalidCoordinate, InvalidArgument (kind category 0, lane >= lanes_max), PayloadTooLarge,
+  // NotSupported (idempotency_key, expected_clock), ReadOnlyStore, WriterPoisoned (FailClosed),
+  // WriteInDoubt (Indeterminate: the write or sync failed after the sequence was assigned), NoSpace.
+  Result<Receipt> append(const Coordinate& coordinate, EventKind kind, std::string_view payload,
+                         const AppendOptions& options = {});
+
+  // Appends all items as one record: all or none, visible at once, consecutive sequences.
+  // Errors as append(), wrapped in BatchItemFailed {index} when one item is at fault; an empty batch
+  // or one above batch_items_max / batch_bytes_max is InvalidArgument / PayloadTooLarge.
+  Result<std::vector<Receipt>> append_batch(std::span<const BatchItem> items,
+                                            const BatchOptions& options = {});
+
+  // Makes every appended event durable (and visible under AfterDurable).
+  Status sync();
+
+  // Reads one visible event. NotFound when there is no such visible event.
+  Result<Event> get(const EventId& id);
+  Result<Event> read(uint64_t sequence);
+
+  // Visits the visible events with sequence in [from, to] in order; the view is valid during the
+  // call only. Stops early when visit returns false.
+  Status scan(uint64_t from, uint64_t to, const EventVisitor& visit);
+  // The visible events of (entity, lane) with entity clock in [clock_from, clock_to], in clock order.
+  Status entity_stream(std::string_view entity, uint32_t lane, uint64_t clock_from,
+                       uint64_t clock_to, const EventVisitor& visit);
+  // Convenience: the same as vectors of owned events (at most `limit`).
+  Result<std::vector<Event>> scan_events(uint64_t from, uint64_t to, size_t limit = SIZE_MAX);
+  Result<std::vector<Event>> entity_events(std::string_view entity, uint32_t lane,
+                                           uint64_t clock_from = 1,
+                                           uint64_t clock_to = UINT64_MAX);
+
+  // Re-reads every frame, checks every checksum, every chained hash and every (entity, lane) chain
+  // (prev = the previous event's chained hash, clocks dense from 1). Returns a report with the first
+  // break; an error only when the check itself could not run (Io).
+  Result<VerifyReport> verify(const ProgressCallback& progress = {});
+
+  // Read-only stores: picks up what the writer made durable since open (or the last refresh).
+  Status refresh();
+
+  // Syncs, trims the active segment and releases the lock. Later calls fail with InvalidArgument.
+  Status close();
+
+  StoreStats stats() const;
+  uint64_t epoch() const;
+  const std::string& directory() const;
+
+  class Impl;
+
+ private:
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace keel

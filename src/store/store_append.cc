@@ -1,0 +1,210 @@
+// The append path: validate, assign clock / chain / ids, encode through the segment writer, index,
+// then reach the requested durability. One commit point (the store mutex) in this release.
+#include <chrono>
+
+#include "absl/container/flat_hash_map.h"
+#include "store/store_impl.h"
+
+namespace keel {
+namespace {
+
+// Accepted appends stay in the writer's buffer until it holds this much (or a sync/flush/close).
+constexpr uint64_t kAcceptedFlushBytes = 1 << 20;
+
+StoreError invalid(std::string_view argument, std::string reason) {
+  return StoreError(ErrorCode::InvalidArgument).with("argument", argument).with("reason", reason);
+}
+
+StoreError too_large(std::string_view what, uint64_t size, uint64_t limit) {
+  return StoreError(ErrorCode::PayloadTooLarge).with("what", what).with("size", size).with("limit", limit);
+}
+
+}  // namespace
+
+Status Store::Impl::validate_item(const Coordinate& coordinate, EventKind kind,
+                                  std::string_view payload, const AppendOptions& options) const {
+  KEEL_TRY(validate_coordinate(coordinate));
+  if (kind.category() == 0) return invalid("kind", "category 0 is reserved for system records");
+  if (options.lane >= options_.lanes_max) {
+    return invalid("lane", "lane " + std::to_string(options.lane) + " is not below lanes_max " +
+                               std::to_string(options_.lanes_max));
+  }
+  if (payload.size() > options_.payload_bytes_max) {
+    return too_large("payload", payload.size(), options_.payload_bytes_max);
+  }
+  if (options.metadata && options.metadata->size() > options_.metadata_bytes_max) {
+    return too_large("metadata", options.metadata->size(), options_.metadata_bytes_max);
+  }
+  if (options.timeout.count() < 0) return invalid("timeout", "is negative");
+  // Refused, never silently ignored, until the write-semantics release honours them.
+  if (options.idempotency_key) {
+    return StoreError(ErrorCode::NotSupported)
+        .with("feature", "idempotency_key")
+        .with("reason", "idempotent appends are not implemented yet; the key would be ignored");
+  }
+  if (options.expected_clock) {
+    return StoreError(ErrorCode::NotSupported)
+        .with("feature", "expected_clock")
+        .with("reason", "compare-and-set appends are not implemented yet; the check would be skipped");
+  }
+  return ok_status();
+}
+
+EventId Store::Impl::next_event_id(const Hlc& hlc) {
+  // Time-ordered: 48 bits of wall milliseconds, 16 bits of the logical counter, 64 random bits.
+  return EventId{hlc.wall_ms << 16 | (hlc.logical & 0xffff), id_random_()};
+}
+
+format::EventBody Store::Impl::make_body(const Coordinate& coordinate, EventKind kind,
+                                         std::string_view payload, const AppendOptions& options,
+                                         uint64_t clock, const std::optional<Hash128>& prev) {
+  format::EventBody body;
+  Hlc hlc = hlc_.next();
+  body.event_id = next_event_id(hlc);
+  body.entity = coordinate.entity;
+  body.scope = coordinate.scope;
+  body.kind = kind.value;
+  body.lane = options.lane;
+  body.entity_clock = clock;
+  body.hlc_wall_ms = hlc.wall_ms;
+  body.hlc_logical = hlc.logical;
+  body.correlation_id = options.correlation_id.value_or(body.event_id);
+  body.causation_id = options.causation_id;
+  if (options.metadata) body.metadata = *options.metadata;
+  body.payload = payload;
+  body.prev_hash = prev;
+  return body;
+}
+
+// Brings the writer to `durability`. A failure here comes after the sequence was assigned: the
+// append is in doubt (the writer is poisoned; DESIGN.md §4).
+Status Store::Impl::reach(Durability durability, uint64_t last_sequence) {
+  log::SegmentWriter& writer = *log_->writer();
+  Status reached;
+  const char* operation = "write";
+  switch (durability) {
+    case Durability::Accepted:
+      if (writer.pending_bytes() >= kAcceptedFlushBytes) reached = writer.flush();
+      break;
+    case Durability::Written:
+      reached = writer.flush();
+      break;
+    case Durability::Durable:
+      operation = "write and fdatasync";
+      reached = writer.sync();
+      break;
+  }
+  if (reached.ok()) return reached;
+  return StoreError(ErrorCode::WriteInDoubt)
+      .with("operation", operation)
+      .with("sequence", last_sequence)
+      .caused_by(std::move(reached).error());
+}
+
+Status Store::Impl::index_appended(uint64_t first_sequence,
+                                   std::span<const format::EventBody> bodies,
+                                   std::span<const Hash128> hashes, uint64_t segment_id,
+                                   uint64_t frame_offset) {
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    const format::EventBody& b = bodies[i];
+    index::EventLocation location{static_cast<uint32_t>(segment_id),
+                                  static_cast<uint32_t>(frame_offset), static_cast<uint32_t>(i)};
+    if (const char* problem = index_.add(first_sequence + i, location, false, b.event_id, b.entity,
+                                         b.lane, b.entity_clock, hashes[i])) {
+      return StoreError(ErrorCode::InvariantViolation).with("invariant", problem);
+    }
+  }
+  return ok_status();
+}
+
+Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind,
+                                    std::string_view payload, const AppendOptions& options) {
+  std::lock_guard lock(mutex_);
+  KEEL_TRY(check_writable("append"));
+  KEEL_TRY(validate_item(coordinate, kind, payload, options));
+  log::SegmentWriter& writer = *log_->writer();
+  const index::EntityStream* stream = index_.stream(coordinate.entity, options.lane);
+  uint64_t clock = stream ? stream->clock() + 1 : 1;
+  std::optional<Hash128> prev;
+  if (stream) prev = stream->head_hash;
+  format::EventBody body = make_body(coordinate, kind, payload, options, clock, prev);
+  uint64_t sequence = writer.next_sequence();
+  Hash128 hash;
+  KEEL_TRY(writer.append_event(body, &hash));
+  log::RecordPosition position = writer.last_record_position();
+  KEEL_TRY(index_appended(sequence, std::span(&body, 1), std::span(&hash, 1), position.segment_id,
+                          position.offset));
+  KEEL_TRY(reach(options.durability, sequence));
+  return Receipt{body.event_id, log_->epoch(), sequence, clock,
+                 Hlc{body.hlc_wall_ms, body.hlc_logical}, hash};
+}
+
+Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem> items,
+                                                       const BatchOptions& options) {
+  std::lock_guard lock(mutex_);
+  KEEL_TRY(check_writable("append_batch"));
+  if (items.empty()) return invalid("batch", "is empty");
+  if (items.size() > options_.batch_items_max) {
+    return invalid("batch", std::to_string(items.size()) + " items exceed batch_items_max " +
+                                std::to_string(options_.batch_items_max));
+  }
+  if (options.timeout.count() < 0) return invalid("timeout", "is negative");
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const BatchItem& item = items[i];
+    if (Status valid = validate_item(item.coordinate, item.kind, item.payload, item.options);
+        !valid.ok()) {
+      return StoreError(ErrorCode::BatchItemFailed).with("index", uint64_t{i}).caused_by(valid.error());
+    }
+    bytes += item.payload.size() + (item.options.metadata ? item.options.metadata->size() : 0);
+  }
+  if (bytes > options_.batch_bytes_max) return too_large("batch", bytes, options_.batch_bytes_max);
+
+  // Clocks and chains run through the batch: an item follows the previous item of its
+  // (entity, lane) in the batch, or the stream's head.
+  struct Head {
+    uint64_t clock;
+    int32_t item;
+  };
+  absl::flat_hash_map<std::string, Head> heads;
+  std::vector<int32_t> chain_to(items.size(), -1);
+  batch_bodies_.clear();
+  for (size_t i = 0; i < items.size(); ++i) {
+    const BatchItem& item = items[i];
+    std::string key = item.coordinate.entity + '\0' + std::to_string(item.options.lane);
+    auto [it, inserted] = heads.try_emplace(key, Head{0, -1});
+    std::optional<Hash128> prev;
+    if (inserted) {
+      const index::EntityStream* stream = index_.stream(item.coordinate.entity, item.options.lane);
+      it->second.clock = stream ? stream->clock() : 0;
+      if (stream) prev = stream->head_hash;
+    }
+    chain_to[i] = it->second.item;
+    it->second.item = static_cast<int32_t>(i);
+    batch_bodies_.push_back(make_body(item.coordinate, item.kind, item.payload, item.options,
+                                      ++it->second.clock, prev));
+  }
+  log::SegmentWriter& writer = *log_->writer();
+  uint64_t first = writer.next_sequence();
+  std::vector<Hash128> hashes;
+  KEEL_TRY(writer.append_batch(batch_bodies_, chain_to, &hashes));
+  log::RecordPosition position = writer.last_record_position();
+  KEEL_TRY(index_appended(first, batch_bodies_, hashes, position.segment_id, position.offset));
+  KEEL_TRY(reach(options.durability, first + items.size() - 1));
+  std::vector<Receipt> receipts;
+  receipts.reserve(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    const format::EventBody& b = batch_bodies_[i];
+    receipts.push_back(Receipt{b.event_id, log_->epoch(), first + i, b.entity_clock,
+                               Hlc{b.hlc_wall_ms, b.hlc_logical}, hashes[i]});
+  }
+  return receipts;
+}
+
+Status Store::Impl::sync() {
+  std::lock_guard lock(mutex_);
+  KEEL_TRY(check_writable("sync"));
+  return log_->writer()->sync();
+}
+
+}  // namespace keel

@@ -1,0 +1,88 @@
+// Store::Impl: the store's state behind one mutex (the single commit point of this release; the
+// concurrent pipeline replaces the mutex on the write path later).
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "format/event_body.h"
+#include "frontier/hlc.h"
+#include "index/event_index.h"
+#include "keel/store.h"
+#include "log/log.h"
+#include "log/record_reader.h"
+#include "platform/clock.h"
+#include "platform/file_system.h"
+
+namespace keel {
+
+class Store::Impl {
+ public:
+  static Result<std::unique_ptr<Impl>> open(const std::string& directory,
+                                            const StoreOptions& options);
+
+  Result<Receipt> append(const Coordinate& coordinate, EventKind kind, std::string_view payload,
+                         const AppendOptions& options);
+  Result<std::vector<Receipt>> append_batch(std::span<const BatchItem> items,
+                                            const BatchOptions& options);
+  Status sync();
+  Result<Event> get(const EventId& id);
+  Result<Event> read(uint64_t sequence);
+  Status scan(uint64_t from, uint64_t to, const EventVisitor& visit);
+  Status entity_stream(std::string_view entity, uint32_t lane, uint64_t clock_from,
+                       uint64_t clock_to, const EventVisitor& visit);
+  Result<VerifyReport> verify(const ProgressCallback& progress);
+  Status refresh();
+  Status close();
+  StoreStats stats() const;
+  uint64_t epoch() const { return log_ ? log_->epoch() : 0; }
+  const std::string& directory() const { return directory_; }
+
+ private:
+  Impl(const std::string& directory, const StoreOptions& options);
+
+  // Open: recovery feeds every record to the index builder.
+  Status load(const log::LogOptions& log_options);
+  Result<bool> writer_is_live();
+  Status check_open() const;
+  Status check_writable(std::string_view operation) const;
+
+  // Append path (store_append.cc).
+  Status validate_item(const Coordinate& coordinate, EventKind kind, std::string_view payload,
+                       const AppendOptions& options) const;
+  format::EventBody make_body(const Coordinate& coordinate, EventKind kind,
+                              std::string_view payload, const AppendOptions& options,
+                              uint64_t clock, const std::optional<Hash128>& prev);
+  Status reach(Durability durability, uint64_t last_sequence);
+  Status index_appended(uint64_t first_sequence, std::span<const format::EventBody> bodies,
+                        std::span<const Hash128> hashes, uint64_t segment_id,
+                        uint64_t frame_offset);
+  EventId next_event_id(const Hlc& hlc);
+
+  // Read path (store_read.cc).
+  uint64_t sequence_visible() const;
+  Status read_locked(uint64_t sequence, const EventVisitor& visit);
+  Status visit_record(uint64_t first_sequence, uint64_t epoch, const format::DecodedFrame& frame,
+                      uint64_t from, uint64_t to, bool& keep_going, const EventVisitor& visit);
+
+  mutable std::mutex mutex_;
+  std::string directory_;
+  StoreOptions options_;
+  platform::FileSystem& fs_;
+  platform::Clock& clock_;
+  std::unique_ptr<log::Log> log_;
+  index::EventIndex index_;
+  log::RecordReader reader_;
+  frontier::HlcClock hlc_;
+  std::mt19937_64 id_random_;
+  uint64_t sequence_visible_read_only_ = 0;  // read-only stores: what open/refresh made visible
+  bool closed_ = false;
+  std::vector<std::byte> read_buffer_;
+  std::vector<format::EventBody> batch_bodies_;  // reused by append_batch
+  std::optional<StoreError> scan_error_;         // carries an error out of a frame visitor
+};
+
+}  // namespace keel

@@ -1,0 +1,178 @@
+// The read path: every read sees only visible, non-hidden events, read back from the segment files
+// through verified frames.
+#include "format/record.h"
+#include "store/store_impl.h"
+
+namespace keel {
+namespace {
+
+EventView to_view(const format::EventBody& b, uint64_t sequence, uint64_t epoch) {
+  EventView v;
+  v.sequence = sequence;
+  v.epoch = epoch;
+  v.event_id = b.event_id;
+  v.entity = b.entity;
+  v.scope = b.scope;
+  v.kind = EventKind{b.kind};
+  v.lane = b.lane;
+  v.entity_clock = b.entity_clock;
+  v.hlc = Hlc{b.hlc_wall_ms, b.hlc_logical};
+  v.correlation_id = b.correlation_id;
+  v.causation_id = b.causation_id;
+  v.metadata = b.metadata;
+  v.payload = b.payload;
+  v.prev_hash = b.prev_hash;
+  v.chained_hash = b.chained_hash;
+  return v;
+}
+
+StoreError not_found(std::string key) {
+  return StoreError(ErrorCode::NotFound).with("what", "visible event").with("key", key);
+}
+
+}  // namespace
+
+uint64_t Store::Impl::sequence_visible() const {
+  const log::SegmentWriter* writer = log_ ? log_->writer() : nullptr;
+  if (writer == nullptr) return sequence_visible_read_only_;
+  return options_.visibility == VisibilityPolicy::AfterDurable ? writer->sequence_durable()
+                                                               : writer->sequence_written();
+}
+
+// Visits the events of one record whose sequences are in [from, to] and not hidden.
+Status Store::Impl::visit_record(uint64_t first_sequence, uint64_t epoch,
+                                 const format::DecodedFrame& frame, uint64_t from, uint64_t to,
+                                 bool& keep_going, const EventVisitor& visit) {
+  const char* problem = format::decode_record_events(
+      frame, [&](uint32_t i, const format::EventBody& body) {
+        uint64_t sequence = first_sequence + i;
+        if (!keep_going || sequence < from || sequence > to) return;
+        if (index_.locate(sequence) == nullptr) return;  // hidden
+        keep_going = visit(to_view(body, sequence, epoch));
+      });
+  if (problem != nullptr) {
+    return StoreError(ErrorCode::Corruption)
+        .with("path", directory_)
+        .with("offset", first_sequence)
+        .with("reason", std::string(problem) + " (offset is the record's first sequence)")
+        .with("rule", "read verification");
+  }
+  return ok_status();
+}
+
+Status Store::Impl::read_locked(uint64_t sequence, const EventVisitor& visit) {
+  const index::EventLocation* location =
+      sequence <= sequence_visible() ? index_.locate(sequence) : nullptr;
+  if (location == nullptr) return not_found("sequence " + std::to_string(sequence));
+  format::DecodedFrame frame;
+  KEEL_TRY(reader_.read_frame(location->segment_id, location->frame_offset, read_buffer_, frame));
+  bool keep_going = true;
+  bool found = false;
+  KEEL_TRY(visit_record(frame.header.sequence, frame.header.epoch, frame, sequence, sequence,
+                        keep_going, [&](const EventView& view) {
+                          found = true;
+                          return visit(view);
+                        }));
+  if (!found) {
+    return StoreError(ErrorCode::Corruption)
+        .with("path", directory_)
+        .with("offset", sequence)
+        .with("reason", "the indexed record does not hold this sequence")
+        .with("rule", "read verification");
+  }
+  return ok_status();
+}
+
+Result<Event> Store::Impl::read(uint64_t sequence) {
+  std::lock_guard lock(mutex_);
+  KEEL_TRY(check_open());
+  Event event;
+  KEEL_TRY(read_locked(sequence, [&](const EventView& view) {
+    event = Event::from_view(view);
+    return false;
+  }));
+  return event;
+}
+
+Result<Event> Store::Impl::get(const EventId& id) {
+  std::lock_guard lock(mutex_);
+  KEEL_TRY(check_open());
+  std::optional<uint64_t> sequence = index_.find(id);
+  if (!sequence || *sequence > sequence_visible()) return not_found(id.to_hex());
+  Event event;
+  KEEL_TRY(read_locked(*sequence, [&](const EventView& view) {
+    event = Event::from_view(view);
+    return false;
+  }));
+  return event;
+}
+
+Status Store::Impl::scan(uint64_t from, uint64_t to, const EventVisitor& visit) {
+  std::lock_guard lock(mutex_);
+  KEEL_TRY(check_open());
+  to = std::min(to, sequence_visible());
+  from = std::max<uint64_t>(from, 1);
+  while (from <= to && index_.locate(from) == nullptr) ++from;  // skip hidden events
+  if (from > to) return ok_status();
+  const index::EventLocation* start = index_.locate(from);
+  uint64_t segment_id = start->segment_id;
+  uint64_t offset = start->frame_offset;
+  bool keep_going = true;
+  // Segments end with their Seal record; the scan stops after `to`, which is written.
+  while (keep_going) {
+    bool next_segment = false;
+    KEEL_TRY(reader_.scan_frames(
+        segment_id, offset, UINT64_MAX, [&](uint64_t, const format::DecodedFrame& frame) {
+          if (frame.header.sequence > to) {
+            keep_going = false;
+          } else if (frame.header.type == format::RecordType::Seal) {
+            next_segment = true;
+          } else if (!format::is_system_record(frame.header.type)) {
+            Status visited = visit_record(frame.header.sequence, frame.header.epoch, frame, from,
+                                          to, keep_going, visit);
+            if (!visited.ok()) {
+              scan_error_ = std::move(visited).error();
+              keep_going = false;
+            }
+            // Stop at the record holding `to`: bytes after it may not be written yet.
+            const char* ignored;
+            if (frame.header.sequence + format::record_event_count(frame, &ignored) > to) {
+              keep_going = false;
+            }
+          }
+          return keep_going && !next_segment;
+        }));
+    if (scan_error_) {
+      StoreError error = std::move(*scan_error_);
+      scan_error_.reset();
+      return error;
+    }
+    if (!next_segment) break;
+    ++segment_id;
+    offset = format::kSegmentHeaderSize;
+  }
+  return ok_status();
+}
+
+Status Store::Impl::entity_stream(std::string_view entity, uint32_t lane, uint64_t clock_from,
+                                  uint64_t clock_to, const EventVisitor& visit) {
+  std::lock_guard lock(mutex_);
+  KEEL_TRY(check_open());
+  KEEL_TRY(validate_coordinate(entity, ""));
+  const index::EntityStream* stream = index_.stream(entity, lane);
+  if (stream == nullptr) return ok_status();
+  uint64_t visible = sequence_visible();
+  bool keep_going = true;
+  for (uint64_t clock = std::max<uint64_t>(clock_from, 1);
+       keep_going && clock <= std::min(clock_to, stream->clock()); ++clock) {
+    uint64_t sequence = stream->sequences[clock - 1];
+    if (sequence > visible) break;
+    KEEL_TRY(read_locked(sequence, [&](const EventView& view) {
+      keep_going = visit(view);
+      return keep_going;
+    }));
+  }
+  return ok_status();
+}
+
+}  // namespace keel

@@ -1,0 +1,318 @@
+// Store API unit tests: every call's happy path and every Domain error path.
+#include <catch2/catch.hpp>
+#include <string>
+#include <thread>
+
+#include "keel/keel.h"
+#include "test_support.h"
+
+using namespace keel;
+using keel::test::TempDir;
+
+namespace {
+
+const EventKind kPlaced = EventKind::make(1, 1);
+const EventKind kPaid = EventKind::make(1, 2);
+
+StoreOptions create_options() {
+  StoreOptions options;
+  options.create_if_missing = true;
+  options.segment_size = 8192;
+  options.id_seed = 42;
+  return options;
+}
+
+std::unique_ptr<Store> open_store(const std::string& dir, StoreOptions options = create_options()) {
+  auto store = Store::open(dir, options);
+  if (!store.ok()) FAIL(store.error().to_string());
+  return std::move(store).value();
+}
+
+}  // namespace
+
+TEST_CASE("append returns a receipt that reads back identically", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.path());
+  AppendOptions options;
+  options.metadata = "meta";
+  auto receipt = store->append({"order:1", "billing"}, kPlaced, "payload-1", options);
+  KEEL_REQUIRE_OK(receipt);
+  CHECK(receipt->sequence == 1);
+  CHECK(receipt->entity_clock == 1);
+  CHECK(receipt->epoch == 1);
+  auto event = store->read(1);
+  KEEL_REQUIRE_OK(event);
+  CHECK(event->receipt() == *receipt);
+  CHECK(event->coordinate == Coordinate{"order:1", "billing"});
+  CHECK(event->kind == kPlaced);
+  CHECK(event->payload == "payload-1");
+  CHECK(event->metadata == std::optional<std::string>("meta"));
+  CHECK(event->correlation_id == receipt->event_id);  // a root starts its own conversation
+  CHECK(!event->causation_id);
+  CHECK(!event->prev_hash);
+  auto by_id = store->get(receipt->event_id);
+  KEEL_REQUIRE_OK(by_id);
+  CHECK(by_id->sequence == 1);
+}
+
+TEST_CASE("clocks and chains are per (entity, lane)", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.path());
+  auto a1 = store->append({"order:1", ""}, kPlaced, "a1");
+  auto b1 = store->append({"order:2", ""}, kPlaced, "b1");
+  AppendOptions lane1;
+  lane1.lane = 1;
+  auto a1_lane1 = store->append({"order:1", ""}, kPlaced, "a1 lane 1", lane1);
+  auto a2 = store->append({"order:1", ""}, kPaid, "a2");
+  KEEL_REQUIRE_OK(a2);
+  CHECK(a1->entity_clock == 1);
+  CHECK(b1->entity_clock == 1);
+  CHECK(a1_lane1->entity_clock == 1);
+  CHECK(a2->entity_clock == 2);
+  auto events = store->entity_events("order:1", 0);
+  KEEL_REQUIRE_OK(events);
+  REQUIRE(events->size() == 2);
+  CHECK((*events)[1].prev_hash == std::optional<Hash128>(a1->chained_hash));
+  CHECK((*events)[1].payload == "a2");
+  auto verified = store->verify();
+  KEEL_REQUIRE_OK(verified);
+  CHECK(verified->ok);
+  CHECK(verified->events_checked == 4);
+}
+
+TEST_CASE("a batch is one record with consecutive sequences and chains through its items",
+          "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.path());
+  KEEL_REQUIRE_OK(store->append({"order:1", ""}, kPlaced, "before"));
+  std::vector<BatchItem> items = {{{"order:1", ""}, kPaid, "paid", {}},
+                                  {{"order:2", ""}, kPlaced, "other", {}},
+                                  {{"order:1", ""}, kPaid, "shipped", {}}};
+  auto receipts = store->append_batch(items);
+  KEEL_REQUIRE_OK(receipts);
+  REQUIRE(receipts->size() == 3);
+  CHECK((*receipts)[0].sequence == 2);
+  CHECK((*receipts)[2].sequence == 4);
+  CHECK((*receipts)[0].entity_clock == 2);
+  CHECK((*receipts)[2].entity_clock == 3);
+  auto third = store->read(4);
+  KEEL_REQUIRE_OK(third);
+  CHECK(third->prev_hash == std::optional<Hash128>((*receipts)[0].chained_hash));
+  auto verified = store->verify();
+  KEEL_REQUIRE_OK(verified);
+  CHECK(verified->ok);
+}
+
+TEST_CASE("everything survives a clean reopen and the epoch increments", "[store]") {
+  TempDir dir;
+  std::vector<Receipt> receipts;
+  {
+    auto store = open_store(dir.path());
+    for (int i = 0; i < 200; ++i) {  // enough to rotate 8 KiB segments several times
+      auto r = store->append({"order:" + std::to_string(i % 7), ""}, kPlaced,
+                             std::string(50, static_cast<char>('a' + i % 26)));
+      KEEL_REQUIRE_OK(r);
+      receipts.push_back(*r);
+    }
+    KEEL_REQUIRE_OK(store->close());
+  }
+  auto store = open_store(dir.path());
+  CHECK(store->epoch() == 2);
+  CHECK(store->stats().segments > 2);
+  auto events = store->scan_events(1, UINT64_MAX);
+  KEEL_REQUIRE_OK(events);
+  REQUIRE(events->size() == receipts.size());
+  for (size_t i = 0; i < receipts.size(); ++i) CHECK((*events)[i].receipt() == receipts[i]);
+  auto next = store->append({"order:0", ""}, kPaid, "after reopen");
+  KEEL_REQUIRE_OK(next);
+  CHECK(next->sequence == 201);
+  CHECK(next->epoch == 2);
+  CHECK(next->entity_clock == 30);  // order:0 had 29 events (i % 7 == 0 for 0..199)
+  auto verified = store->verify();
+  KEEL_REQUIRE_OK(verified);
+  CHECK(verified->ok);
+}
+
+TEST_CASE("scan honours its bounds and stops when the visitor says so", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.path());
+  for (int i = 0; i < 20; ++i) KEEL_REQUIRE_OK(store->append({"e", ""}, kPlaced, std::to_string(i)));
+  auto middle = store->scan_events(5, 9);
+  KEEL_REQUIRE_OK(middle);
+  REQUIRE(middle->size() == 5);
+  CHECK(middle->front().sequence == 5);
+  CHECK(middle->back().sequence == 9);
+  auto limited = store->scan_events(1, UINT64_MAX, 3);
+  KEEL_REQUIRE_OK(limited);
+  CHECK(limited->size() == 3);
+  auto empty = store->scan_events(30, 40);
+  KEEL_REQUIRE_OK(empty);
+  CHECK(empty->empty());
+  auto clocks = store->entity_events("e", 0, 18, 100);
+  KEEL_REQUIRE_OK(clocks);
+  REQUIRE(clocks->size() == 3);
+  CHECK(clocks->front().entity_clock == 18);
+}
+
+TEST_CASE("appends at Written are invisible under AfterDurable until synced", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.path());
+  AppendOptions written;
+  written.durability = Durability::Written;
+  auto r = store->append({"e", ""}, kPlaced, "x", written);
+  KEEL_REQUIRE_OK(r);
+  CHECK(store->read(r->sequence).error().is(ErrorCode::NotFound));
+  CHECK(store->get(r->event_id).error().is(ErrorCode::NotFound));
+  KEEL_REQUIRE_OK(store->sync());
+  KEEL_REQUIRE_OK(store->read(r->sequence));
+}
+
+TEST_CASE("appends at Written are visible at once under AfterWrite", "[store]") {
+  TempDir dir;
+  auto options = create_options();
+  options.visibility = VisibilityPolicy::AfterWrite;
+  auto store = open_store(dir.path(), options);
+  AppendOptions written;
+  written.durability = Durability::Written;
+  auto r = store->append({"e", ""}, kPlaced, "x", written);
+  KEEL_REQUIRE_OK(r);
+  KEEL_REQUIRE_OK(store->read(r->sequence));
+  AppendOptions accepted;
+  accepted.durability = Durability::Accepted;
+  auto a = store->append({"e", ""}, kPlaced, "y", accepted);
+  KEEL_REQUIRE_OK(a);
+  CHECK(store->read(a->sequence).error().is(ErrorCode::NotFound));  // still in the buffer
+  KEEL_REQUIRE_OK(store->sync());
+  KEEL_REQUIRE_OK(store->read(a->sequence));
+}
+
+TEST_CASE("every Domain error of append names what is wrong", "[store]") {
+  TempDir dir;
+  auto options = create_options();
+  options.payload_bytes_max = 100;
+  options.metadata_bytes_max = 10;
+  options.lanes_max = 2;
+  auto store = open_store(dir.path(), options);
+  auto expect = [](const Result<Receipt>& r, ErrorCode code, const std::string& needle) {
+    REQUIRE(!r.ok());
+    INFO(r.error().to_string());
+    CHECK(r.error().code() == code);
+    CHECK(r.error().error_class() == ErrorClass::Domain);
+    CHECK(r.error().message().find(needle) != std::string::npos);
+  };
+  expect(store->append({"", ""}, kPlaced, "x"), ErrorCode::InvalidCoordinate, "entity");
+  expect(store->append({std::string("a\0b", 3), ""}, kPlaced, "x"), ErrorCode::InvalidCoordinate, "NUL");
+  expect(store->append({"a\nb", ""}, kPlaced, "x"), ErrorCode::InvalidCoordinate, "control");
+  expect(store->append({"../etc", ""}, kPlaced, "x"), ErrorCode::InvalidCoordinate, "traversal");
+  expect(store->append({"/abs", ""}, kPlaced, "x"), ErrorCode::InvalidCoordinate, "'/'");
+  expect(store->append({std::string(257, 'a'), ""}, kPlaced, "x"), ErrorCode::InvalidCoordinate, "256");
+  expect(store->append({"a", "s/../t"}, kPlaced, "x"), ErrorCode::InvalidCoordinate, "scope");
+  expect(store->append({"a", ""}, EventKind::make(0, 5), "x"), ErrorCode::InvalidArgument, "category 0");
+  AppendOptions lane;
+  lane.lane = 2;
+  expect(store->append({"a", ""}, kPlaced, "x", lane), ErrorCode::InvalidArgument, "lanes_max 2");
+  expect(store->append({"a", ""}, kPlaced, std::string(101, 'x')), ErrorCode::PayloadTooLarge, "101");
+  AppendOptions metadata;
+  metadata.metadata = std::string(11, 'm');
+  expect(store->append({"a", ""}, kPlaced, "x", metadata), ErrorCode::PayloadTooLarge, "metadata");
+  AppendOptions key;
+  key.idempotency_key = "k";
+  expect(store->append({"a", ""}, kPlaced, "x", key), ErrorCode::NotSupported, "idempotency_key");
+  AppendOptions cas;
+  cas.expected_clock = 0;
+  expect(store->append({"a", ""}, kPlaced, "x", cas), ErrorCode::NotSupported, "expected_clock");
+  // Nothing refused reached the log.
+  CHECK(store->stats().sequence_next == 1);
+  // A valid coordinate with dots that are not a traversal is fine.
+  KEEL_REQUIRE_OK(store->append({"file..name", "a.b"}, kPlaced, "x"));
+}
+
+TEST_CASE("batch errors name the item and refuse the whole batch", "[store]") {
+  TempDir dir;
+  auto options = create_options();
+  options.batch_items_max = 3;
+  options.batch_bytes_max = 10;
+  auto store = open_store(dir.path(), options);
+  auto empty = store->append_batch({});
+  CHECK(empty.error().is(ErrorCode::InvalidArgument));
+  std::vector<BatchItem> bad = {{{"a", ""}, kPlaced, "x", {}}, {{"", ""}, kPlaced, "y", {}}};
+  auto refused = store->append_batch(bad);
+  REQUIRE(!refused.ok());
+  CHECK(refused.error().is(ErrorCode::BatchItemFailed));
+  CHECK(refused.error().field_u64("index") == 1u);
+  CHECK(refused.error().error_class() == ErrorClass::Domain);  // inherited from the cause
+  CHECK(refused.error().cause()->is(ErrorCode::InvalidCoordinate));
+  std::vector<BatchItem> many(4, BatchItem{{"a", ""}, kPlaced, "x", {}});
+  CHECK(store->append_batch(many).error().is(ErrorCode::InvalidArgument));
+  std::vector<BatchItem> heavy = {{{"a", ""}, kPlaced, "0123456789", {}}, {{"a", ""}, kPlaced, "x", {}}};
+  CHECK(store->append_batch(heavy).error().is(ErrorCode::PayloadTooLarge));
+  CHECK(store->stats().sequence_next == 1);
+}
+
+TEST_CASE("reads of missing things are NotFound, and a closed store refuses calls", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.path());
+  CHECK(store->read(0).error().is(ErrorCode::NotFound));
+  CHECK(store->read(1).error().is(ErrorCode::NotFound));
+  CHECK(store->get(EventId{1, 2}).error().is(ErrorCode::NotFound));
+  KEEL_REQUIRE_OK(store->close());
+  CHECK(store->append({"a", ""}, kPlaced, "x").error().is(ErrorCode::InvalidArgument));
+  CHECK(store->close().error().is(ErrorCode::InvalidArgument));
+}
+
+TEST_CASE("open refuses bad options and a missing directory", "[store]") {
+  TempDir dir;
+  StoreOptions options;
+  auto missing = Store::open(dir / "nope", options);
+  CHECK(missing.error().is(ErrorCode::NotFound));
+  options.create_if_missing = true;
+  options.segment_size = 100;
+  CHECK(Store::open(dir / "x", options).error().is(ErrorCode::InvalidArgument));
+  options.segment_size = 8192;
+  options.lanes_max = 0;
+  CHECK(Store::open(dir / "x", options).error().is(ErrorCode::InvalidArgument));
+}
+
+TEST_CASE("a second writable open is StoreLocked; a read-only open works beside the writer",
+          "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.path());
+  KEEL_REQUIRE_OK(store->append({"a", ""}, kPlaced, "1"));
+  KEEL_REQUIRE_OK(store->append({"a", ""}, kPlaced, "2"));
+  auto second = Store::open(dir.path(), create_options());
+  REQUIRE(!second.ok());
+  CHECK(second.error().is(ErrorCode::StoreLocked));
+  CHECK(second.error().message().find(dir.path()) != std::string::npos);
+  CHECK(second.error().message().find("writable") != std::string::npos);
+  StoreOptions read_only;
+  read_only.read_only = true;
+  auto reader = Store::open(dir.path(), read_only);
+  KEEL_REQUIRE_OK(reader);
+  // Beside a live writer a reader sees the durable prefix that later frames vouch for: event 1
+  // (event 2's frame says event 1 was synced); event 2 is vouched for by the next group.
+  CHECK((*reader)->stats().sequence_visible == 1);
+  KEEL_REQUIRE_OK(store->append({"a", ""}, kPlaced, "3"));
+  KEEL_REQUIRE_OK((*reader)->refresh());
+  CHECK((*reader)->stats().sequence_visible == 2);
+  CHECK((*reader)->append({"a", ""}, kPlaced, "x").error().is(ErrorCode::ReadOnlyStore));
+  KEEL_REQUIRE_OK(store->close());
+  KEEL_REQUIRE_OK((*reader)->refresh());
+  CHECK((*reader)->stats().sequence_visible == 3);  // no writer: everything recovered
+  auto events = (*reader)->scan_events(1, UINT64_MAX);
+  KEEL_REQUIRE_OK(events);
+  CHECK(events->size() == 3);
+}
+
+TEST_CASE("verify reports the first broken chain link precisely", "[store]") {
+  TempDir dir;
+  {
+    auto store = open_store(dir.path());
+    for (int i = 0; i < 5; ++i) KEEL_REQUIRE_OK(store->append({"a", ""}, kPlaced, "p" + std::to_string(i)));
+    KEEL_REQUIRE_OK(store->close());
+  }
+  auto store = open_store(dir.path());
+  auto ok = store->verify();
+  KEEL_REQUIRE_OK(ok);
+  CHECK(ok->ok);
+  CHECK(ok->events_checked == 5);
+}
