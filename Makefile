@@ -22,7 +22,7 @@ test: build
 
 demo: build
 	@rm -rf demo-store
-	$(BUILD)/tools/keel-log-demo demo-store
+	$(BUILD)/tools/keel demo demo-store
 
 asan-test: deps
 	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKEEL_SANITIZE=address >/dev/null

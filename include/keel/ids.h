@@ -3,7 +3,9 @@
 
 #include <compare>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace keel {
 
@@ -16,6 +18,8 @@ struct EventId {
   bool is_nil() const { return high == 0 && low == 0; }
   // 32 lowercase hex digits.
   std::string to_hex() const;
+  // The inverse of to_hex (either case); nullopt unless exactly 32 hex digits.
+  static std::optional<EventId> from_hex(std::string_view hex);
 };
 
 // An XXH3-128 hash: the chained hash of an event, a fingerprint. Not cryptographic.

@@ -1,0 +1,122 @@
+#include "cli/json_codec.h"
+
+#include <msgpack.hpp>
+#include <nlohmann/json.hpp>
+
+namespace keel::cli {
+namespace {
+
+using nlohmann::json;
+
+// The deepest [ / { nesting outside strings; nlohmann's serializers recurse, so deep input is
+// refused up front instead of exhausting the stack.
+int json_depth(std::string_view text) {
+  int depth = 0;
+  int deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+std::string hex(std::string_view bytes) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
+}
+
+json bytes_json(std::string_view bytes) {
+  if (auto text = msgpack_to_json(bytes)) return json::parse(*text);
+  return json{{"hex", hex(bytes)}};
+}
+
+}  // namespace
+
+std::optional<std::string> json_to_msgpack(std::string_view json_text, std::string& error) {
+  if (json_depth(json_text) > kJsonDepthMax) {
+    error = "JSON nested deeper than " + std::to_string(kJsonDepthMax) + " levels";
+    return std::nullopt;
+  }
+  json value = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) {
+    error = "malformed JSON";
+    return std::nullopt;
+  }
+  std::vector<uint8_t> bytes = json::to_msgpack(value);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+std::optional<std::string> msgpack_to_json(std::string_view bytes) {
+  // Validate with msgpack-c under limits capped by the input length and a depth bound (STACK.md
+  // trap 1) before nlohmann (which recurses) converts it.
+  size_t n = bytes.size();
+  msgpack::unpack_limit limit(n, n, n, n, n, kJsonDepthMax);
+  try {
+    size_t offset = 0;
+    msgpack::object_handle handle =
+        msgpack::unpack(bytes.data(), bytes.size(), offset, nullptr, nullptr, limit);
+    if (offset != bytes.size()) return std::nullopt;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  json value = json::from_msgpack(bytes.begin(), bytes.end(), /*strict=*/true,
+                                  /*allow_exceptions=*/false);
+  if (value.is_discarded()) return std::nullopt;
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string kind_text(EventKind kind) {
+  return std::to_string(kind.category()) + ":" + std::to_string(kind.type());
+}
+
+std::string event_json(const EventView& e) {
+  json j;
+  j["sequence"] = e.sequence;
+  j["epoch"] = e.epoch;
+  j["event_id"] = e.event_id.to_hex();
+  j["entity"] = std::string(e.entity);
+  j["scope"] = std::string(e.scope);
+  j["kind"] = kind_text(e.kind);
+  j["lane"] = e.lane;
+  j["clock"] = e.entity_clock;
+  j["hlc"] = {{"wall_ms", e.hlc.wall_ms}, {"logical", e.hlc.logical}};
+  j["correlation_id"] = e.correlation_id.to_hex();
+  j["causation_id"] = e.causation_id ? json(e.causation_id->to_hex()) : json(nullptr);
+  j["payload"] = bytes_json(e.payload);
+  j["metadata"] = e.metadata ? bytes_json(*e.metadata) : json(nullptr);
+  j["prev_hash"] = e.prev_hash ? json(e.prev_hash->to_hex()) : json(nullptr);
+  j["chained_hash"] = e.chained_hash.to_hex();
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string receipt_json(const Receipt& r) {
+  json j;
+  j["sequence"] = r.sequence;
+  j["epoch"] = r.epoch;
+  j["event_id"] = r.event_id.to_hex();
+  j["clock"] = r.entity_clock;
+  j["hlc"] = {{"wall_ms", r.hlc.wall_ms}, {"logical", r.hlc.logical}};
+  j["chained_hash"] = r.chained_hash.to_hex();
+  return j.dump();
+}
+
+}  // namespace keel::cli

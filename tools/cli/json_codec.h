@@ -1,0 +1,26 @@
+// JSON for the CLI: payloads come in as JSON and are stored as msgpack; events and receipts go out
+// as JSON lines. Payloads that are not msgpack print as {"hex": "..."}.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "keel/event.h"
+#include "keel/store.h"
+
+namespace keel::cli {
+
+inline constexpr int kJsonDepthMax = 64;
+
+// The msgpack encoding of a JSON text; nullopt with `error` set for malformed JSON or nesting
+// deeper than kJsonDepthMax.
+std::optional<std::string> json_to_msgpack(std::string_view json_text, std::string& error);
+// The JSON text of msgpack bytes; nullopt if they are not one msgpack value within the limits.
+std::optional<std::string> msgpack_to_json(std::string_view msgpack_bytes);
+
+std::string event_json(const EventView& event);
+std::string receipt_json(const Receipt& receipt);
+std::string kind_text(EventKind kind);  // "category:type", e.g. "1:2"
+
+}  // namespace keel::cli
