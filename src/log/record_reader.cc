@@ -52,6 +52,8 @@ Status RecordReader::read_frame(uint64_t segment_id, uint64_t offset,
 Status RecordReader::scan_frames(uint64_t segment_id, uint64_t offset, uint64_t end,
                                  const FrameVisitor& visit) {
   KEEL_ASSIGN_OR_RETURN(platform::File * f, file(segment_id));
+  KEEL_ASSIGN_OR_RETURN(uint64_t file_size, f->size());
+  end = std::min(end, file_size);
   size_t filled = 0;   // bytes of chunk_ holding data from `offset` on
   size_t consumed = 0; // bytes of those already visited
   while (offset + consumed < end) {

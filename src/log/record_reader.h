@@ -28,8 +28,8 @@ class RecordReader {
   Status read_frame(uint64_t segment_id, uint64_t offset, std::vector<std::byte>& buffer,
                     format::DecodedFrame& frame);
 
-  // Visits the verified frames of segment `segment_id` in [offset, end) in order, reading about
-  // chunk_bytes at a time. Stops early when visit returns false.
+  // Visits the verified frames of segment `segment_id` in [offset, min(end, file size)) in order,
+  // reading about kChunkBytes at a time. Stops early when visit returns false.
   using FrameVisitor = std::function<bool(uint64_t offset, const format::DecodedFrame&)>;
   Status scan_frames(uint64_t segment_id, uint64_t offset, uint64_t end, const FrameVisitor& visit);
 

@@ -147,6 +147,14 @@ Status Store::Impl::scan(uint64_t from, uint64_t to, const EventVisitor& visit) 
       scan_error_.reset();
       return error;
     }
+    if (keep_going && !next_segment) {
+      return StoreError(ErrorCode::Corruption)
+          .with("path", directory_)
+          .with("offset", to)
+          .with("reason", "segment " + std::to_string(segment_id) +
+                              " ended without a seal before the scan reached this sequence")
+          .with("rule", "read verification");
+    }
     if (!next_segment) break;
     ++segment_id;
     offset = format::kSegmentHeaderSize;
