@@ -1,6 +1,7 @@
 // Store: open, load (recovery -> index), close, stats, and the public facade.
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "format/record.h"
 #include "store/store_impl.h"
@@ -42,9 +43,26 @@ Result<std::unique_ptr<Store::Impl>> Store::Impl::open(const std::string& direct
   return impl;
 }
 
+// A read-only open beside a live writer reads the last segment while it grows, and a read that
+// straddles a write can look like damage (zeros before a synced frame). Such a view is retried
+// before it is believed; a writable open is never retried (nothing writes beside it).
+Status Store::Impl::load(const log::LogOptions& log_options) {
+  constexpr int kReadOnlyAttempts = 5;
+  for (int attempt = 1;; ++attempt) {
+    Status loaded = load_once(log_options);
+    if (loaded.ok() || !log_options.read_only || attempt == kReadOnlyAttempts ||
+        loaded.error().error_class() != ErrorClass::FailClosed) {
+      return loaded;
+    }
+    index_ = index::EventIndex();
+    reader_.reset();
+    std::this_thread::sleep_for(std::chrono::milliseconds(attempt));
+  }
+}
+
 // Builds the index from the records recovery keeps. A fence's events wait until its end record:
 // committed ones are added, cancelled ones (or a fence still open at the tail) stay hidden.
-Status Store::Impl::load(const log::LogOptions& log_options) {
+Status Store::Impl::load_once(const log::LogOptions& log_options) {
   struct Pending {
     uint64_t sequence;
     index::EventLocation location;

@@ -46,6 +46,7 @@ class Store::Impl {
 
   // Open: recovery feeds every record to the index builder.
   Status load(const log::LogOptions& log_options);
+  Status load_once(const log::LogOptions& log_options);
   Result<bool> writer_is_live();
   Status check_open() const;
   Status check_writable(std::string_view operation) const;
