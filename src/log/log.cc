@@ -23,6 +23,8 @@ Result<uint64_t> stored_epoch(platform::FileSystem& fs, const std::string& direc
 
 Result<std::unique_ptr<Log>> Log::open(platform::FileSystem& fs, const std::string& directory,
                                        const LogOptions& options, const RecordVisitor& visit) {
+  // Refuse bad options before creating the directory, taking the lock or bumping the epoch.
+  if (!options.read_only) KEEL_TRY(check_segment_writer_options(options.writer));
   std::unique_ptr<Log> log(new Log());
   log->directory_ = directory;
   KEEL_ASSIGN_OR_RETURN(bool present, fs.exists(directory));

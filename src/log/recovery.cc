@@ -237,12 +237,14 @@ class Recovery {
       KEEL_TRY(recover_segment(files[i], i + 1 == files.size()));
     }
     log_.fences = fences_.finish();
-    if (const FenceRange* fence = log_.open_fence()) {
-      // Row OpenFenceAtTail: the caller appends the cancel record (Log::open).
+    if (log_.open_fence() != nullptr) {
+      // Row OpenFenceAtTail: the caller appends the cancel record (Log::open) after the end of
+      // the recovered log. A fence has a FenceBegin, so some segment was kept.
+      assert(!log_.segments.empty());
       RecoveryAction action;
       action.rule = RecoveryRule::OpenFenceAtTail;
-      action.path = log_.segments.empty() ? directory_ : log_.segments.back().path;
-      action.offset = fence->first_sequence;
+      action.path = log_.segments.back().path;
+      action.offset = log_.segments.back().data_end;
       log_.actions.push_back(action);
     }
     if (options_.mode == RecoveryMode::Writable) KEEL_TRY(apply_repairs());

@@ -57,7 +57,8 @@ struct FenceRange {
 struct RecoveryAction {
   RecoveryRule rule = RecoveryRule::CleanEnd;
   std::string path;
-  uint64_t offset = 0;          // where the dropped region starts
+  uint64_t offset = 0;          // where the dropped region starts; for OpenFenceAtTail, the end
+                                // of the recovered log, which the cancel record follows
   uint64_t bytes_dropped = 0;   // non-zero bytes dropped
   uint64_t frames_dropped = 0;  // valid frames dropped (an unsynced torn region)
   bool applied = false;         // false in read-only mode, and for OpenFenceAtTail until the

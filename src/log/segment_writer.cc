@@ -7,16 +7,21 @@
 
 namespace keel::log {
 
-Result<std::unique_ptr<SegmentWriter>> SegmentWriter::open(platform::FileSystem& fs,
-                                                           const std::string& directory,
-                                                           const SegmentWriterOptions& options,
-                                                           const RecoveredLog& recovered,
-                                                           uint64_t epoch) {
+Status check_segment_writer_options(const SegmentWriterOptions& options) {
   if (options.segment_size < kSegmentSizeMin) {
     return StoreError(ErrorCode::InvalidArgument)
         .with("argument", "segment_size")
         .with("reason", "must be at least 4096 bytes");
   }
+  return ok_status();
+}
+
+Result<std::unique_ptr<SegmentWriter>> SegmentWriter::open(platform::FileSystem& fs,
+                                                           const std::string& directory,
+                                                           const SegmentWriterOptions& options,
+                                                           const RecoveredLog& recovered,
+                                                           uint64_t epoch) {
+  KEEL_TRY(check_segment_writer_options(options));
   std::unique_ptr<SegmentWriter> writer(new SegmentWriter(fs, directory, options, epoch));
   writer->next_sequence_ = recovered.next_sequence;
   writer->sequence_written_ = recovered.next_sequence - 1;

@@ -36,6 +36,10 @@ inline constexpr uint64_t kSealFrameMax = format::align_frame(format::kFrameHead
 // The smallest segment size that can hold a header, one small record and a seal.
 inline constexpr uint64_t kSegmentSizeMin = 4096;
 
+// InvalidArgument when `options` cannot work (segment_size below kSegmentSizeMin). Log::open
+// checks this before it touches the directory, so a refused open leaves nothing behind.
+Status check_segment_writer_options(const SegmentWriterOptions& options);
+
 class SegmentWriter {
  public:
   // Continues the log `recovered` describes (after writable recovery repaired it), writing frames
