@@ -453,3 +453,33 @@ TEST_CASE("A segment size below 4096 bytes is InvalidArgument", "[segment_writer
 
 }  // namespace
 }  // namespace keel::log
+
+namespace keel::log {
+
+TEST_CASE("a sealed last segment whose trim a crash lost is trimmed before the next is created",
+          "[segment_writer]") {
+  Fixture f;
+  Events events;
+  {
+    auto writer = f.open_writer();
+    for (int i = 0; i < 60; ++i) KEEL_REQUIRE_OK(writer->append_event(events.make(), nullptr));
+    KEEL_REQUIRE_OK(writer->close());
+  }
+  // Crash between sealing segment 1 and creating segment 2, with the trim of segment 1 lost: the
+  // newest file is gone and segment 1 still carries zeros after its seal.
+  uint64_t last = f.recover().segments.back().header.segment_id;
+  REQUIRE(last >= 2);
+  KEEL_REQUIRE_OK(f.fs.remove(f.segment(last)));
+  auto sealed = f.fs.contents(f.segment(last - 1));
+  uint64_t data_end = sealed.size();
+  sealed.resize(kSegmentSize + 1000);
+  f.fs.set_contents(f.segment(last - 1), sealed);
+  RecoveredLog recovered = f.recover();
+  REQUIRE(recovered.segments.back().sealed);
+  REQUIRE(recovered.tail_rule == RecoveryRule::ZeroFilledTail);
+  auto writer = f.open_writer(recovered, 2);
+  CHECK(f.fs.contents(f.segment(last - 1)).size() == data_end);
+  CHECK(writer->active_segment_id() == last);
+}
+
+}  // namespace keel::log

@@ -21,7 +21,7 @@
 namespace keel::format {
 
 // Where the frames being encoded go: the segment id seeds the checksum; durable_through is the
-// durable sequence known when the group is written.
+// segment offset the last successful fdatasync covered when the group is written.
 struct FrameContext {
   uint64_t segment_id = 0;
   uint64_t epoch = 0;

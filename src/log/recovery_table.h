@@ -73,8 +73,10 @@ inline constexpr RecoveryRow kRecoveryTable[] = {
      "fence begun and never ended, at the tail", "last segment",
      RecoveryOutcome::WriteFenceCancel},
     {RecoveryRule::OpenFenceFollowedByRecords, "OpenFenceFollowedByRecords",
-     "fence begun and never ended, followed by other records", "any",
-     RecoveryOutcome::FailClosed},
+     "fence begun and never ended, followed by other records; or any fence record out of "
+     "place (an end without its begin, a fenced event outside its fence, a begin inside an open "
+     "fence)",
+     "any", RecoveryOutcome::FailClosed},
 };
 
 inline constexpr size_t kRecoveryRuleCount = sizeof(kRecoveryTable) / sizeof(kRecoveryTable[0]);

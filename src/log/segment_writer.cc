@@ -16,6 +16,20 @@ Status check_segment_writer_options(const SegmentWriterOptions& options) {
   return ok_status();
 }
 
+namespace {
+
+// A crash between sealing a segment and trimming its preallocation leaves zeros after the seal;
+// trim them before the next segment is created, so a sealed segment is exactly its data.
+Status trim_sealed_segment(platform::FileSystem& fs, const RecoveredSegment& segment) {
+  KEEL_ASSIGN_OR_RETURN(auto file, fs.open(segment.path, platform::OpenMode::ReadWrite));
+  KEEL_ASSIGN_OR_RETURN(uint64_t size, file->size());
+  if (size <= segment.data_end) return ok_status();
+  KEEL_TRY(file->truncate(segment.data_end));
+  return file->sync_data();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<SegmentWriter>> SegmentWriter::open(platform::FileSystem& fs,
                                                            const std::string& directory,
                                                            const SegmentWriterOptions& options,
@@ -29,6 +43,7 @@ Result<std::unique_ptr<SegmentWriter>> SegmentWriter::open(platform::FileSystem&
   if (recovered.segments.empty()) {
     KEEL_TRY(writer->create_segment(1, recovered.next_sequence));
   } else if (recovered.segments.back().sealed) {
+    KEEL_TRY(trim_sealed_segment(fs, recovered.segments.back()));
     KEEL_TRY(writer->create_segment(recovered.segments.back().header.segment_id + 1,
                                     recovered.next_sequence));
   } else {

@@ -24,8 +24,9 @@ std::string parent_of(const std::string& path) {
 
 class MemoryFile final : public File {
  public:
-  MemoryFile(MemoryFileSystem& fs, std::shared_ptr<MemoryFileSystem::Node> node, std::string path)
-      : fs_(fs), node_(std::move(node)), path_(std::move(path)) {}
+  MemoryFile(MemoryFileSystem& fs, std::shared_ptr<MemoryFileSystem::Node> node, std::string path,
+             bool writable)
+      : fs_(fs), node_(std::move(node)), path_(std::move(path)), writable_(writable) {}
 
   Result<size_t> read_at(uint64_t offset, std::span<std::byte> out) override {
     std::lock_guard lock(fs_.mutex_);
@@ -36,6 +37,7 @@ class MemoryFile final : public File {
     return n;
   }
   Status write_at(uint64_t offset, std::span<const std::byte> data) override {
+    if (!writable_) return read_only_handle("pwrite");
     std::lock_guard lock(fs_.mutex_);
     auto& bytes = node_->bytes;
     if (bytes.size() < offset + data.size()) bytes.resize(offset + data.size());
@@ -44,11 +46,13 @@ class MemoryFile final : public File {
   }
   Status sync_data() override { return ok_status(); }
   Status truncate(uint64_t size) override {
+    if (!writable_) return read_only_handle("ftruncate");
     std::lock_guard lock(fs_.mutex_);
     node_->bytes.resize(size);
     return ok_status();
   }
   Status allocate(uint64_t offset, uint64_t length) override {
+    if (!writable_) return read_only_handle("fallocate");
     std::lock_guard lock(fs_.mutex_);
     if (node_->bytes.size() < offset + length) node_->bytes.resize(offset + length);
     return ok_status();
@@ -60,9 +64,19 @@ class MemoryFile final : public File {
   const std::string& path() const override { return path_; }
 
  private:
+  // As POSIX: a descriptor opened read-only refuses writes with EBADF.
+  StoreError read_only_handle(std::string_view operation) const {
+    return StoreError(ErrorCode::Io)
+        .with("operation", operation)
+        .with("path", path_)
+        .with("detail", std::strerror(EBADF))
+        .with("errno", EBADF);
+  }
+
   MemoryFileSystem& fs_;
   std::shared_ptr<MemoryFileSystem::Node> node_;
   std::string path_;
+  bool writable_;
 };
 
 class MemoryFileLock final : public FileLock {
@@ -99,13 +113,15 @@ Result<std::unique_ptr<File>> MemoryFileSystem::open(const std::string& path, Op
         .with("detail", std::strerror(EEXIST))
         .with("errno", EEXIST);
   }
-  return std::unique_ptr<File>(new MemoryFile(*this, it->second, path));
+  return std::unique_ptr<File>(
+      new MemoryFile(*this, it->second, path, mode != OpenMode::ReadOnly));
 }
 
 Status MemoryFileSystem::rename(const std::string& from, const std::string& to) {
   std::lock_guard lock(mutex_);
   auto it = files_.find(from);
   if (it == files_.end()) return missing("rename", from);
+  if (from == to) return ok_status();
   files_[to] = it->second;
   files_.erase(from);
   return ok_status();

@@ -1,0 +1,360 @@
+// The platform seam (src/platform/file_system.h): PosixFileSystem and MemoryFileSystem must behave
+// the same, because tests, fuzzers and the fault-injecting file system stand in for the real one.
+// Every case runs against both.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "platform/file_system.h"
+#include "platform/memory_file_system.h"
+#include "test_support.h"
+
+using keel::ErrorCode;
+using keel::StoreError;
+using keel::platform::File;
+using keel::platform::FileLock;
+using keel::platform::FileSystem;
+using keel::platform::LockMode;
+using keel::platform::OpenMode;
+
+namespace {
+
+struct PosixEnvironment {
+  keel::test::TempDir dir;
+  FileSystem& fs = keel::platform::posix_file_system();
+  std::string root = dir.path();
+  std::string path(const std::string& name) const { return keel::platform::join_path(root, name); }
+};
+
+struct MemoryEnvironment {
+  keel::platform::MemoryFileSystem memory;
+  FileSystem& fs = memory;
+  std::string root = "/store";
+  MemoryEnvironment() {
+    if (!memory.create_directory(root).ok()) throw std::runtime_error("create_directory failed");
+  }
+  std::string path(const std::string& name) const { return keel::platform::join_path(root, name); }
+};
+
+std::vector<std::byte> bytes_of(std::string_view text) {
+  std::vector<std::byte> out;
+  for (char c : text) out.push_back(static_cast<std::byte>(c));
+  return out;
+}
+
+std::vector<std::byte> zeros(size_t n) { return std::vector<std::byte>(n, std::byte{0}); }
+
+std::optional<int64_t> errno_of(const StoreError& error) {
+  const auto* value = error.field("errno");
+  if (value == nullptr) return std::nullopt;
+  if (const auto* i = std::get_if<int64_t>(value)) return *i;
+  if (const auto* u = std::get_if<uint64_t>(value)) return static_cast<int64_t>(*u);
+  return std::nullopt;
+}
+
+// Requires `status` to be an Io error with `expected_errno` naming `path`.
+template <class R>
+void require_io_error(const R& result, int expected_errno, const std::string& path) {
+  REQUIRE_FALSE(result.ok());
+  const StoreError& error = result.error();
+  INFO(error.to_string());
+  CHECK(error.code() == ErrorCode::Io);
+  CHECK(errno_of(error) == int64_t{expected_errno});
+  CHECK(error.field_string("path") == path);
+}
+
+std::unique_ptr<File> open_file(FileSystem& fs, const std::string& path, OpenMode mode) {
+  auto file = fs.open(path, mode);
+  if (!file.ok()) FAIL(file.error().to_string());
+  return std::move(file).value();
+}
+
+void write(File& file, uint64_t offset, const std::vector<std::byte>& data) {
+  KEEL_REQUIRE_OK(file.write_at(offset, data));
+}
+
+std::vector<std::byte> read_all(File& file) {
+  auto bytes = keel::platform::read_file(file);
+  if (!bytes.ok()) FAIL(bytes.error().to_string());
+  return std::move(bytes).value();
+}
+
+uint64_t size_of(File& file) {
+  auto size = file.size();
+  if (!size.ok()) FAIL(size.error().to_string());
+  return *size;
+}
+
+void create_with(FileSystem& fs, const std::string& path, std::string_view content) {
+  auto file = open_file(fs, path, OpenMode::CreateNew);
+  write(*file, 0, bytes_of(content));
+}
+
+std::vector<std::string> sorted_names(FileSystem& fs, const std::string& directory) {
+  auto names = fs.list_directory(directory);
+  if (!names.ok()) FAIL(names.error().to_string());
+  std::vector<std::string> sorted = *names;
+  std::sort(sorted.begin(), sorted.end());
+  return sorted;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("open: ReadOnly and ReadWrite need an existing file (Io, ENOENT)", "[platform]",
+                   PosixEnvironment, MemoryEnvironment) {
+  TestType env;
+  std::string missing = env.path("missing");
+  require_io_error(env.fs.open(missing, OpenMode::ReadOnly), ENOENT, missing);
+  require_io_error(env.fs.open(missing, OpenMode::ReadWrite), ENOENT, missing);
+  CHECK_FALSE(*env.fs.exists(missing));  // a failed open creates nothing
+}
+
+TEMPLATE_TEST_CASE("open: CreateNew creates an empty file, and refuses an existing one (EEXIST)",
+                   "[platform]", PosixEnvironment, MemoryEnvironment) {
+  TestType env;
+  std::string path = env.path("new");
+  {
+    auto file = open_file(env.fs, path, OpenMode::CreateNew);
+    CHECK(size_of(*file) == 0);
+    CHECK(file->path() == path);
+    write(*file, 0, bytes_of("first"));
+  }
+  CHECK(*env.fs.exists(path));
+  require_io_error(env.fs.open(path, OpenMode::CreateNew), EEXIST, path);
+  auto again = open_file(env.fs, path, OpenMode::ReadOnly);
+  CHECK(read_all(*again) == bytes_of("first"));  // the refused open did not truncate it
+}
+
+TEMPLATE_TEST_CASE("open: CreateOrOpen creates a missing file and keeps an existing one",
+                   "[platform]", PosixEnvironment, MemoryEnvironment) {
+  TestType env;
+  std::string path = env.path("file");
+  {
+    auto created = open_file(env.fs, path, OpenMode::CreateOrOpen);
+    CHECK(size_of(*created) == 0);
+    write(*created, 0, bytes_of("kept"));
+  }
+  auto reopened = open_file(env.fs, path, OpenMode::CreateOrOpen);
+  CHECK(read_all(*reopened) == bytes_of("kept"));
+  auto read_write = open_file(env.fs, path, OpenMode::ReadWrite);
+  CHECK(read_all(*read_write) == bytes_of("kept"));
+}
+
+TEMPLATE_TEST_CASE("write_at and read_at work at offsets; a gap reads as zeros", "[platform]",
+                   PosixEnvironment, MemoryEnvironment) {
+  TestType env;
+  auto file = open_file(env.fs, env.path("data"), OpenMode::CreateNew);
+  write(*file, 0, bytes_of("hello"));
+  write(*file, 100, bytes_of("world"));
+  write(*file, 1, bytes_of("EL"));  // overwrite in place
+  CHECK(size_of(*file) == 105);
+
+  std::vector<std::byte> middle(4);
+  auto n = file->read_at(1, middle);
+  REQUIRE(n.ok());
+  CHECK(*n == 4);
+  CHECK(middle == bytes_of("ELlo"));
+
+  std::vector<std::byte> gap(95, std::byte{0x55});
+  n = file->read_at(5, gap);
+  REQUIRE(n.ok());
+  CHECK(*n == 95);
+  CHECK(gap == zeros(95));
+
+  auto all = read_all(*file);
+  REQUIRE(all.size() == 105);
+  CHECK(std::vector<std::byte>(all.begin() + 100, all.end()) == bytes_of("world"));
+
+  // Another handle on the same file sees the writes.
+  auto other = open_file(env.fs, env.path("data"), OpenMode::ReadOnly);
+  CHECK(read_all(*other) == all);
+}
+
+TEMPLATE_TEST_CASE("read_at is short at the end of the file and empty past it", "[platform]",
+                   PosixEnvironment, MemoryEnvironment) {
+  TestType env;
+  auto file = open_file(env.fs, env.path("data"), OpenMode::CreateNew);
+  write(*file, 0, bytes_of("0123456789"));
+  std::vector<std::byte> out(8, std::byte{0x55});
+  auto n = file->read_at(6, out);
+  REQUIRE(n.ok());
+  CHECK(*n == 4);
+  CHECK(std::vector<std::byte>(out.begin(), out.begin() + 4) == bytes_of("6789"));
+  CHECK(out[4] == std::byte{0x55});  // nothing written past what was read
+  n = file->read_at(10, out);
+  REQUIRE(n.ok());
+  CHECK(*n == 0);
+  n = file->read_at(1000, out);
+  REQUIRE(n.ok());
+  CHECK(*n == 0);
+}
+
+TEMPLATE_TEST_CASE("truncate shrinks, and grows with zeros", "[platform]", PosixEnvironment,
+                   MemoryEnvironment) {
+  TestType env;
+  auto file = open_file(env.fs, env.path("data"), OpenMode::CreateNew);
+  write(*file, 0, bytes_of("0123456789"));
+  KEEL_REQUIRE_OK(file->truncate(3));
+  CHECK(size_of(*file) == 3);
+  CHECK(read_all(*file) == bytes_of("012"));
+  KEEL_REQUIRE_OK(file->truncate(8));
+  CHECK(size_of(*file) == 8);
+  // The bytes cut off earlier do not come back.
+  auto expected = bytes_of("012");
+  expected.resize(8, std::byte{0});
+  CHECK(read_all(*file) == expected);
+  KEEL_REQUIRE_OK(file->truncate(0));
+  CHECK(size_of(*file) == 0);
+}
+
+TEMPLATE_TEST_CASE("allocate extends the size with zeros and never shrinks or changes data",
+                   "[platform]", PosixEnvironment, MemoryEnvironment) {
+  TestType env;
+  auto file = open_file(env.fs, env.path("segment"), OpenMode::CreateNew);
+  write(*file, 0, bytes_of("head"));
+  KEEL_REQUIRE_OK(file->allocate(0, 4096));
+  CHECK(size_of(*file) == 4096);
+  auto expected = bytes_of("head");
+  expected.resize(4096, std::byte{0});
+  CHECK(read_all(*file) == expected);
+
+  KEEL_REQUIRE_OK(file->allocate(0, 16));  // inside the file: nothing changes
+  CHECK(size_of(*file) == 4096);
+  KEEL_REQUIRE_OK(file->allocate(8192, 100));  // past the end: the size reaches its end
+  CHECK(size_of(*file) == 8292);
+  expected.resize(8292, std::byte{0});
+  CHECK(read_all(*file) == expected);
+}
+
+TEMPLATE_TEST_CASE("list_directory names every entry once, without . and ..", "[platform]",
+                   PosixEnvironment, MemoryEnvironment) {
+  TestType env;
+  CHECK(sorted_names(env.fs, env.root).empty());
+  create_with(env.fs, env.path("b"), "2");
+  create_with(env.fs, env.path("a"), "1");
+  create_with(env.fs, env.path("segment-00000000000000000001.keel"), "3");
+  CHECK(sorted_names(env.fs, env.root) ==
+        std::vector<std::string>{"a", "b", "segment-00000000000000000001.keel"});
+  std::string missing = env.path("no-such-directory");
+  require_io_error(env.fs.list_directory(missing), ENOENT, missing);
+}
+
+TEMPLATE_TEST_CASE("rename moves a file and replaces the target", "[platform]", PosixEnvironment,
+                   MemoryEnvironment) {
+  TestType env;
+  create_with(env.fs, env.path("from"), "new content");
+  create_with(env.fs, env.path("to"), "old");
+  KEEL_REQUIRE_OK(env.fs.rename(env.path("from"), env.path("to")));
+  CHECK_FALSE(*env.fs.exists(env.path("from")));
+  auto file = open_file(env.fs, env.path("to"), OpenMode::ReadOnly);
+  CHECK(read_all(*file) == bytes_of("new content"));
+  CHECK(sorted_names(env.fs, env.root) == std::vector<std::string>{"to"});
+  std::string missing = env.path("missing");
+  require_io_error(env.fs.rename(missing, env.path("elsewhere")), ENOENT, missing);
+}
+
+TEMPLATE_TEST_CASE("an open handle keeps its file across a rename", "[platform]", PosixEnvironment,
+                   MemoryEnvironment) {
+  // The atomic-replace protocol (temp -> rename) relies on this.
+  TestType env;
+  create_with(env.fs, env.path("temp"), "payload");
+  auto handle = open_file(env.fs, env.path("temp"), OpenMode::ReadWrite);
+  KEEL_REQUIRE_OK(env.fs.rename(env.path("temp"), env.path("final")));
+  write(*handle, 7, bytes_of("!"));
+  auto reopened = open_file(env.fs, env.path("final"), OpenMode::ReadOnly);
+  CHECK(read_all(*reopened) == bytes_of("payload!"));
+}
+
+TEMPLATE_TEST_CASE("remove deletes a file; a missing one is Io ENOENT", "[platform]",
+                   PosixEnvironment, MemoryEnvironment) {
+  TestType env;
+  create_with(env.fs, env.path("doomed"), "x");
+  KEEL_REQUIRE_OK(env.fs.remove(env.path("doomed")));
+  CHECK_FALSE(*env.fs.exists(env.path("doomed")));
+  require_io_error(env.fs.open(env.path("doomed"), OpenMode::ReadOnly), ENOENT, env.path("doomed"));
+  require_io_error(env.fs.remove(env.path("doomed")), ENOENT, env.path("doomed"));
+}
+
+TEMPLATE_TEST_CASE("exists: files and directories, not missing paths", "[platform]",
+                   PosixEnvironment, MemoryEnvironment) {
+  TestType env;
+  create_with(env.fs, env.path("file"), "x");
+  CHECK(*env.fs.exists(env.path("file")));
+  CHECK(*env.fs.exists(env.root));
+  CHECK_FALSE(*env.fs.exists(env.path("missing")));
+  KEEL_REQUIRE_OK(env.fs.create_directory(env.path("sub")));
+  CHECK(*env.fs.exists(env.path("sub")));
+  KEEL_REQUIRE_OK(env.fs.create_directory(env.path("sub")));  // already there: fine
+}
+
+TEMPLATE_TEST_CASE("sync_data and sync_directory succeed; a missing directory is Io ENOENT",
+                   "[platform]", PosixEnvironment, MemoryEnvironment) {
+  TestType env;
+  auto file = open_file(env.fs, env.path("data"), OpenMode::CreateNew);
+  write(*file, 0, bytes_of("x"));
+  KEEL_REQUIRE_OK(file->sync_data());
+  KEEL_REQUIRE_OK(env.fs.sync_directory(env.root));
+  std::string missing = env.path("no-such-directory");
+  require_io_error(env.fs.sync_directory(missing), ENOENT, missing);
+}
+
+TEMPLATE_TEST_CASE("lock: exclusive excludes everyone until it is destroyed", "[platform]",
+                   PosixEnvironment, MemoryEnvironment) {
+  TestType env;
+  std::string path = env.path("LOCK");
+  auto take = [&](LockMode mode) {
+    auto lock = env.fs.lock(path, mode);
+    if (!lock.ok()) FAIL(lock.error().to_string());
+    return std::move(lock).value();
+  };
+  {
+    auto exclusive = take(LockMode::Exclusive);
+    REQUIRE(exclusive != nullptr);
+    CHECK(take(LockMode::Exclusive) == nullptr);
+    CHECK(take(LockMode::Shared) == nullptr);
+  }
+  // Released on destruction: shared holders may now share.
+  auto shared_one = take(LockMode::Shared);
+  auto shared_two = take(LockMode::Shared);
+  CHECK(shared_one != nullptr);
+  CHECK(shared_two != nullptr);
+  CHECK(take(LockMode::Exclusive) == nullptr);
+  shared_one.reset();
+  CHECK(take(LockMode::Exclusive) == nullptr);  // one shared holder is still there
+  shared_two.reset();
+  CHECK(take(LockMode::Exclusive) != nullptr);
+  // A lock on another path is independent.
+  auto here = take(LockMode::Exclusive);
+  auto elsewhere = env.fs.lock(env.path("OTHER-LOCK"), LockMode::Exclusive);
+  REQUIRE(elsewhere.ok());
+  CHECK(*elsewhere != nullptr);
+}
+
+// ---- Where MemoryFileSystem once diverged from POSIX -------------------------------------------
+
+TEMPLATE_TEST_CASE("a ReadOnly handle refuses writes and size changes", "[platform]",
+                   PosixEnvironment, MemoryEnvironment) {
+  TestType env;
+  create_with(env.fs, env.path("data"), "original");
+  auto file = open_file(env.fs, env.path("data"), OpenMode::ReadOnly);
+  CHECK_FALSE(file->write_at(0, bytes_of("X")).ok());
+  CHECK_FALSE(file->truncate(0).ok());
+  auto check = open_file(env.fs, env.path("data"), OpenMode::ReadOnly);
+  CHECK(read_all(*check) == bytes_of("original"));
+}
+
+TEMPLATE_TEST_CASE("rename of a file onto itself keeps it", "[platform]",
+                   PosixEnvironment, MemoryEnvironment) {
+  TestType env;
+  create_with(env.fs, env.path("same"), "content");
+  KEEL_REQUIRE_OK(env.fs.rename(env.path("same"), env.path("same")));
+  CHECK(*env.fs.exists(env.path("same")));
+}
