@@ -1,5 +1,6 @@
 #include "format/event_body.h"
 
+#include <cassert>
 #include <limits>
 
 #include "format/checksum.h"
@@ -48,6 +49,9 @@ bool read_optional(MsgpackReader& r, std::optional<T>& out, F read) {
 }  // namespace
 
 Hash128 encode_event_body(std::vector<std::byte>& out, const EventBody& e) {
+  // Fence id 0 is "no fence" on disk: the decoder refuses it, so writing it would make the
+  // record unreadable (recovery would take it for damage).
+  assert((!e.fence_id || *e.fence_id != 0) && "fence id 0 would not decode");
   size_t start = out.size();
   MsgpackWriter w(out);
   w.array_header(kEventBodyFieldCount);

@@ -20,6 +20,8 @@ size_t append_event_frame(std::vector<std::byte>& out, const FrameContext& conte
 size_t append_batch_frame(std::vector<std::byte>& out, const FrameContext& context,
                           uint64_t first_sequence, std::span<const EventBody> events,
                           std::vector<Hash128>* chained_hashes) {
+  // The decoder refuses an empty or oversized batch: such a frame would read as damage.
+  assert(!events.empty() && events.size() <= kBatchEventsMax);
   size_t start = begin_frame(out);
   MsgpackWriter(out).array_header(static_cast<uint32_t>(events.size()));
   for (const EventBody& event : events) {
@@ -35,6 +37,7 @@ size_t append_batch_frame(std::vector<std::byte>& out, const FrameContext& conte
 size_t append_batch_frame(std::vector<std::byte>& out, const FrameContext& context,
                           uint64_t first_sequence, std::span<EventBody> events,
                           std::span<const int32_t> chain_to, std::vector<Hash128>* chained_hashes) {
+  assert(!events.empty() && events.size() <= kBatchEventsMax);  // else the frame reads as damage
   assert(chain_to.empty() || chain_to.size() == events.size());
   std::vector<Hash128> local;
   std::vector<Hash128>& hashes = chained_hashes != nullptr ? *chained_hashes : local;
@@ -61,10 +64,12 @@ size_t append_system_frame(std::vector<std::byte>& out, const FrameContext& cont
   switch (record.type) {
     case RecordType::FenceBegin:
     case RecordType::FenceCommit:
+      assert(record.fence_id != 0 && "fence id 0 would not decode");
       w.array_header(1);
       w.uint(record.fence_id);
       break;
     case RecordType::FenceCancel:
+      assert(record.fence_id != 0 && "fence id 0 would not decode");
       w.array_header(2);
       w.uint(record.fence_id);
       w.uint(static_cast<uint8_t>(record.cancel_reason));

@@ -1,0 +1,226 @@
+// libFuzzer target: recovery of arbitrary segment bytes. The input becomes a store directory in a
+// MemoryFileSystem:
+//
+//   byte 0          the EPOCH file's value; 0 = no EPOCH file
+//   bytes 1..       segment files segment-...01.keel, -02, ... separated by the marker "#SEG#"
+//                   (at most kSegmentsMax; the rest stays in the last one)
+//
+// Then: a read-only Log::open, log::recover_log in ReadOnly mode, and a writable Log::open on a
+// copy of the directory. Invariants checked beyond "no crash, no hang, no allocation above the
+// limit":
+// - recovery fails only with a FailClosed format error (Corruption, SegmentChainBroken,
+//   UnsupportedVersion, CorruptSidecar), and every record it keeps decodes;
+// - a read-only open writes nothing;
+// - read-only and writable recovery (and recover_log called directly) take the same decision
+//   and keep the same records;
+// - a failed writable open leaves every file byte-identical (FailClosed touches nothing);
+// - after a successful writable open, one appended event and a close, the store reopens with no
+//   repair to make, the sequence advanced by one and the event read back intact.
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "format/checksum.h"
+#include "format/record.h"
+#include "fuzz_support.h"
+#include "log/epoch_file.h"
+#include "log/log.h"
+#include "log/segment_files.h"
+#include "platform/memory_file_system.h"
+
+namespace keel::fuzz {
+namespace {
+
+constexpr char kDirectory[] = "/store";
+constexpr std::string_view kMarker = "#SEG#";
+constexpr size_t kSegmentsMax = 8;
+// Small, so a writable open preallocates little (the malloc limit is 1 MB) and rotates soon.
+constexpr uint64_t kSegmentSize = 64 * 1024;
+
+struct StoreInput {
+  uint8_t epoch = 0;
+  std::vector<std::vector<std::byte>> segments;
+};
+
+StoreInput parse_input(std::string_view input) {
+  StoreInput store;
+  if (input.empty()) return store;
+  store.epoch = static_cast<uint8_t>(input[0]);
+  std::string_view rest = input.substr(1);
+  while (true) {
+    size_t marker =
+        store.segments.size() + 1 < kSegmentsMax ? rest.find(kMarker) : std::string_view::npos;
+    std::string_view piece = rest.substr(0, marker);
+    auto* begin = reinterpret_cast<const std::byte*>(piece.data());
+    store.segments.emplace_back(begin, begin + piece.size());
+    if (marker == std::string_view::npos) break;
+    rest = rest.substr(marker + kMarker.size());
+  }
+  return store;
+}
+
+void populate(platform::MemoryFileSystem& fs, const StoreInput& input) {
+  check(fs.create_directory(kDirectory).ok(), "create_directory");
+  for (size_t i = 0; i < input.segments.size(); ++i) {
+    fs.set_contents(platform::join_path(kDirectory, log::segment_file_name(i + 1)),
+                    input.segments[i]);
+  }
+  if (input.epoch != 0) check(log::write_epoch(fs, kDirectory, input.epoch).ok(), "epoch");
+}
+
+using Snapshot = std::map<std::string, std::vector<std::byte>>;
+
+// Every file of the store but the lock file (which a writable open creates).
+Snapshot snapshot(platform::MemoryFileSystem& fs) {
+  Snapshot files;
+  auto names = fs.list_directory(kDirectory);
+  check(names.ok(), "list_directory");
+  for (const std::string& name : *names) {
+    if (name == format::kLockFileName) continue;
+    std::string path = platform::join_path(kDirectory, name);
+    files[path] = fs.contents(path);
+  }
+  return files;
+}
+
+// What recovery kept, record by record: where, what, and a checksum of the body.
+struct KeptRecord {
+  uint64_t segment_id;
+  uint64_t offset;
+  uint64_t size;
+  format::RecordType type;
+  uint64_t sequence;
+  uint64_t body_checksum;
+  friend bool operator==(const KeptRecord&, const KeptRecord&) = default;
+};
+
+struct Visited {
+  std::vector<KeptRecord> records;
+  bool last_event_is_probe = false;
+};
+
+// Checks that every kept record decodes, and records it.
+log::RecordVisitor visitor(Visited& visited, const format::EventBody* probe) {
+  return [&visited, probe](const log::RecordPosition& at, const format::DecodedFrame& frame) {
+    visited.records.push_back({at.segment_id, at.offset, frame.size, frame.header.type,
+                               frame.header.sequence, format::checksum64(frame.body)});
+    if (format::is_system_record(frame.header.type)) {
+      format::SystemRecord record;
+      check(format::decode_system_record(frame, record) == nullptr,
+            "recovery kept a system record that does not decode");
+      return;
+    }
+    const char* error =
+        format::decode_record_events(frame, [&](uint32_t, const format::EventBody& event) {
+          visited.last_event_is_probe = probe != nullptr && same_event(event, *probe);
+        });
+    check(error == nullptr, "recovery kept an event record that does not decode");
+  };
+}
+
+void check_error_class(const StoreError& error) {
+  (void)error.to_string();
+  check(error.is(ErrorCode::Corruption) || error.is(ErrorCode::SegmentChainBroken) ||
+            error.is(ErrorCode::UnsupportedVersion) || error.is(ErrorCode::CorruptSidecar),
+        "recovery failed with an unexpected error code");
+  check(error.error_class() == ErrorClass::FailClosed, "recovery error not FailClosed");
+}
+
+format::EventBody probe_event() {
+  format::EventBody event;
+  event.event_id = EventId{0x0123456789abcdefull, 0xfedcba9876543210ull};
+  event.entity = "fuzz:probe";
+  event.scope = "fuzz";
+  event.kind = 0x1001;
+  event.entity_clock = 1;
+  event.hlc_wall_ms = 1'700'000'000'000ull;
+  event.correlation_id = event.event_id;
+  event.payload = "probe";
+  return event;
+}
+
+// Appends the probe event, closes, and reopens read-only: the store must be clean and whole.
+void check_append_and_reopen(platform::MemoryFileSystem& fs, log::Log& writable) {
+  uint64_t next_sequence = writable.writer()->next_sequence();
+  uint64_t epoch = writable.epoch();
+  format::EventBody probe = probe_event();
+  Hash128 hash;
+  check(writable.writer()->append_event(probe, &hash).ok(), "append after recovery");
+  check(writable.close().ok(), "close after recovery");
+  Visited visited;
+  log::LogOptions options;
+  options.read_only = true;
+  auto reopened = log::Log::open(fs, kDirectory, options, visitor(visited, &probe));
+  if (!reopened.ok()) std::fprintf(stderr, "%s\n", reopened.error().to_string().c_str());
+  check(reopened.ok(), "a store repaired by a writable open does not reopen");
+  const log::RecoveredLog& recovered = (*reopened)->recovered();
+  check(recovered.actions.empty(), "a store repaired by a writable open needs repairs again");
+  check(recovered.next_sequence == next_sequence + 1, "the appended event's sequence is lost");
+  check(visited.last_event_is_probe, "the appended event does not read back intact");
+  check((*reopened)->epoch() == epoch, "epoch changed across a close");
+}
+
+// recover_log itself in ReadOnly mode, given the input's epoch even when there is no EPOCH file
+// (Log::open stops at the missing file; the segment rules still run here). With an EPOCH file it
+// must decide exactly as the read-only Log::open did.
+void check_recover_log_directly(platform::MemoryFileSystem& fs, uint8_t epoch,
+                                const Result<std::unique_ptr<log::Log>>& read_only,
+                                const std::vector<KeptRecord>& read_only_records) {
+  Visited visited;
+  auto recovered = log::recover_log(fs, kDirectory, {log::RecoveryMode::ReadOnly, epoch},
+                                    visitor(visited, nullptr));
+  if (!recovered.ok()) check_error_class(recovered.error());
+  if (epoch == 0) return;
+  check(recovered.ok() == read_only.ok(), "recover_log and Log::open disagree");
+  check(visited.records == read_only_records, "recover_log and Log::open keep different records");
+}
+
+}  // namespace
+
+void recover_input(const uint8_t* data, size_t size) {
+  StoreInput input = parse_input(std::string_view(reinterpret_cast<const char*>(data), size));
+  if (input.segments.empty()) return;
+
+  platform::MemoryFileSystem read_only_fs;
+  populate(read_only_fs, input);
+  Snapshot before = snapshot(read_only_fs);
+  Visited read_only_visit;
+  log::LogOptions read_only_options;
+  read_only_options.read_only = true;
+  auto read_only = log::Log::open(read_only_fs, kDirectory, read_only_options,
+                                  visitor(read_only_visit, nullptr));
+  check(snapshot(read_only_fs) == before, "a read-only open changed the files");
+  if (!read_only.ok()) check_error_class(read_only.error());
+  check_recover_log_directly(read_only_fs, input.epoch, read_only, read_only_visit.records);
+  check(snapshot(read_only_fs) == before, "read-only recovery changed the files");
+
+  platform::MemoryFileSystem writable_fs;
+  populate(writable_fs, input);
+  Visited writable_visit;
+  log::LogOptions writable_options;
+  writable_options.writer.segment_size = kSegmentSize;
+  auto writable =
+      log::Log::open(writable_fs, kDirectory, writable_options, visitor(writable_visit, nullptr));
+  check(writable.ok() == read_only.ok(), "read-only and writable recovery disagree");
+  if (!writable.ok()) {
+    check_error_class(writable.error());
+    check(snapshot(writable_fs) == before, "a failed writable open changed the files");
+    return;
+  }
+  check(writable_visit.records == read_only_visit.records,
+        "read-only and writable recovery keep different records");
+  check((*writable)->recovered().next_sequence == (*read_only)->recovered().next_sequence,
+        "read-only and writable recovery end at different sequences");
+  check_append_and_reopen(writable_fs, **writable);
+}
+
+}  // namespace keel::fuzz
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  keel::fuzz::recover_input(data, size);
+  return 0;
+}
