@@ -1,6 +1,9 @@
 // A minimal MessagePack writer for keel's record bodies: appends standard msgpack (smallest integer
 // encoding, str8/16/32, bin8/16/32) to a byte vector. The output is ordinary msgpack that any
 // msgpack library reads (tests/event_body_test.cc checks it with msgpack-c).
+//
+// Each value is written with one grow of the vector and direct stores (this is the encode hot
+// path: a byte-at-a-time push_back cost half of the encode time).
 #pragma once
 
 #include <cstddef>
@@ -15,83 +18,84 @@ class MsgpackWriter {
  public:
   explicit MsgpackWriter(std::vector<std::byte>& out) : out_(out) {}
 
-  void nil() { byte(0xc0); }
-  void boolean(bool v) { byte(v ? 0xc3 : 0xc2); }
+  void nil() { grow(1)[0] = std::byte{0xc0}; }
+  void boolean(bool v) { grow(1)[0] = std::byte{static_cast<uint8_t>(v ? 0xc3 : 0xc2)}; }
   void uint(uint64_t v) {
     if (v < 0x80) {
-      byte(static_cast<uint8_t>(v));
+      grow(1)[0] = std::byte{static_cast<uint8_t>(v)};
     } else if (v <= 0xff) {
-      byte(0xcc);
-      byte(static_cast<uint8_t>(v));
+      tagged(0xcc, v, 1);
     } else if (v <= 0xffff) {
-      byte(0xcd);
-      big_endian(v, 2);
+      tagged(0xcd, v, 2);
     } else if (v <= 0xffffffff) {
-      byte(0xce);
-      big_endian(v, 4);
+      tagged(0xce, v, 4);
     } else {
-      byte(0xcf);
-      big_endian(v, 8);
+      tagged(0xcf, v, 8);
     }
   }
   void array_header(uint32_t n) {
     if (n < 16) {
-      byte(static_cast<uint8_t>(0x90 | n));
+      grow(1)[0] = std::byte{static_cast<uint8_t>(0x90 | n)};
     } else if (n <= 0xffff) {
-      byte(0xdc);
-      big_endian(n, 2);
+      tagged(0xdc, n, 2);
     } else {
-      byte(0xdd);
-      big_endian(n, 4);
+      tagged(0xdd, n, 4);
     }
   }
   void str(std::string_view s) {
     size_t n = s.size();
+    std::byte* p;
     if (n < 32) {
-      byte(static_cast<uint8_t>(0xa0 | n));
+      p = grow(1 + n);
+      p[0] = std::byte{static_cast<uint8_t>(0xa0 | n)};
+      p += 1;
     } else if (n <= 0xff) {
-      byte(0xd9);
-      byte(static_cast<uint8_t>(n));
+      p = tagged(0xd9, n, 1, n);
     } else if (n <= 0xffff) {
-      byte(0xda);
-      big_endian(n, 2);
+      p = tagged(0xda, n, 2, n);
     } else {
-      byte(0xdb);
-      big_endian(n, 4);
+      p = tagged(0xdb, n, 4, n);
     }
-    raw(s.data(), n);
+    if (n != 0) std::memcpy(p, s.data(), n);
   }
   void bin(const void* data, size_t n) {
+    std::byte* p;
     if (n <= 0xff) {
-      byte(0xc4);
-      byte(static_cast<uint8_t>(n));
+      p = tagged(0xc4, n, 1, n);
     } else if (n <= 0xffff) {
-      byte(0xc5);
-      big_endian(n, 2);
+      p = tagged(0xc5, n, 2, n);
     } else {
-      byte(0xc6);
-      big_endian(n, 4);
+      p = tagged(0xc6, n, 4, n);
     }
-    raw(data, n);
+    if (n != 0) std::memcpy(p, data, n);
   }
   void bin(std::string_view s) { bin(s.data(), s.size()); }
   // Two u64 as 16 big-endian bytes (ids and hashes sort bytewise as they compare numerically).
   void bin128(uint64_t high, uint64_t low) {
-    byte(0xc4);
-    byte(16);
-    big_endian(high, 8);
-    big_endian(low, 8);
+    std::byte* p = grow(18);
+    p[0] = std::byte{0xc4};
+    p[1] = std::byte{16};
+    uint64_t h = __builtin_bswap64(high);
+    uint64_t l = __builtin_bswap64(low);
+    std::memcpy(p + 2, &h, 8);
+    std::memcpy(p + 10, &l, 8);
   }
 
  private:
-  void byte(uint8_t b) { out_.push_back(static_cast<std::byte>(b)); }
-  void big_endian(uint64_t v, int width) {
-    for (int i = width - 1; i >= 0; --i) byte(static_cast<uint8_t>(v >> (8 * i)));
-  }
-  void raw(const void* data, size_t n) {
+  std::byte* grow(size_t n) {
     size_t at = out_.size();
     out_.resize(at + n);
-    if (n != 0) std::memcpy(out_.data() + at, data, n);
+    return out_.data() + at;
+  }
+  // Writes tag + `width` big-endian bytes of v, growing by `extra` more bytes for what follows;
+  // returns where those extra bytes go.
+  std::byte* tagged(uint8_t tag, uint64_t v, int width, size_t extra = 0) {
+    std::byte* p = grow(1 + static_cast<size_t>(width) + extra);
+    p[0] = std::byte{tag};
+    for (int i = 0; i < width; ++i) {
+      p[1 + i] = std::byte{static_cast<uint8_t>(v >> (8 * (width - 1 - i)))};
+    }
+    return p + 1 + width;
   }
 
   std::vector<std::byte>& out_;

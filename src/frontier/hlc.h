@@ -21,13 +21,19 @@ class HlcClock {
     if (seen > last_) last_ = seen;
   }
 
+  // The logical counter stays below 2^16, so (wall_ms << 16 | logical) is strictly increasing too:
+  // event ids start with it and the index relies on ids increasing with the sequence.
+  static constexpr uint32_t kLogicalMax = 0xffff;
+
   // A timestamp greater than every earlier one and than everything observed: the wall clock when it
-  // moved forward, else the last wall time with the logical counter advanced.
-  Hlc next() {
-    uint64_t wall = clock_.wall_ms();
+  // moved forward, else the last wall time with the logical counter advanced (and when the counter
+  // is full, the next millisecond, borrowed from the future as HLCs do).
+  Hlc next() { return next_at(clock_.wall_ms()); }
+  // The same with a wall time the caller read (a batch reads the clock once for all its items).
+  Hlc next_at(uint64_t wall) {
     if (wall > last_.wall_ms) {
       last_ = Hlc{wall, 0};
-    } else if (last_.logical == UINT32_MAX) {
+    } else if (last_.logical >= kLogicalMax) {
       last_ = Hlc{last_.wall_ms + 1, 0};
     } else {
       ++last_.logical;
@@ -36,6 +42,7 @@ class HlcClock {
   }
 
   const Hlc& last() const { return last_; }
+  uint64_t wall_ms() { return clock_.wall_ms(); }
 
  private:
   platform::Clock& clock_;

@@ -1,5 +1,6 @@
 #include "index/event_index.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cstring>
 
@@ -27,7 +28,14 @@ const char* EventIndex::add(uint64_t sequence, const EventLocation& location, bo
   auto it = streams_.find(absl::string_view(key.data(), key.size()));
   uint64_t head_clock = it == streams_.end() ? 0 : it->second.clock();
   if (clock != head_clock + 1) return "entity clock does not follow its stream's head";
-  if (!ids_.emplace(id, sequence).second) return "duplicate event id";
+  if (sorted_ids_.empty() || sorted_ids_.back().id < id) {  // the store's own ids: always here
+    if (!other_ids_.empty() && other_ids_.count(id) > 0) return "duplicate event id";
+    sorted_ids_.push_back(IdEntry{id, sequence});
+  } else {
+    if (find(id)) return "duplicate event id";
+    other_ids_.emplace(id, sequence);
+  }
+  ++visible_count_;
   if (it == streams_.end()) it = streams_.emplace(std::string(key), EntityStream{}).first;
   locations_.push_back(location);
   it->second.sequences.push_back(sequence);
@@ -42,8 +50,12 @@ const EventLocation* EventIndex::locate(uint64_t sequence) const {
 }
 
 std::optional<uint64_t> EventIndex::find(const EventId& id) const {
-  auto it = ids_.find(id);
-  if (it == ids_.end()) return std::nullopt;
+  auto sorted = std::lower_bound(sorted_ids_.begin(), sorted_ids_.end(), id,
+                                 [](const IdEntry& entry, const EventId& key) { return entry.id < key; });
+  if (sorted != sorted_ids_.end() && sorted->id == id) return sorted->sequence;
+  if (other_ids_.empty()) return std::nullopt;
+  auto it = other_ids_.find(id);
+  if (it == other_ids_.end()) return std::nullopt;
   return it->second;
 }
 

@@ -3,7 +3,10 @@
 // extended by every append.
 //
 //   sequence -> where its frame is (dense vector; 12 bytes per event)
-//   event id -> sequence            (flat hash map)
+//   event id -> sequence            (a vector sorted by id, 24 bytes per event: ids made by the
+//                                    store increase with the sequence, so appending keeps it
+//                                    sorted; an id that does not, from a foreign or damaged
+//                                    writer, goes to a small hash map instead)
 //   (entity, lane) -> head (clock, chained hash) and the sequences of its events by clock
 //
 // Threads: not thread-safe; the store serializes access.
@@ -59,15 +62,21 @@ class EventIndex {
   // Null when (entity, lane) has no event.
   const EntityStream* stream(std::string_view entity, uint32_t lane) const;
 
-  uint64_t event_count() const { return ids_.size(); }
+  uint64_t event_count() const { return visible_count_; }
   uint64_t stream_count() const { return streams_.size(); }
 
  private:
   static constexpr uint32_t kHidden = UINT32_MAX;  // segment_id marking a hidden event
   std::string_view stream_key(std::string_view entity, uint32_t lane) const;
 
+  struct IdEntry {
+    EventId id;
+    uint64_t sequence;
+  };
   std::vector<EventLocation> locations_;
-  absl::flat_hash_map<EventId, uint64_t> ids_;
+  std::vector<IdEntry> sorted_ids_;                    // strictly increasing ids
+  absl::flat_hash_map<EventId, uint64_t> other_ids_;   // ids out of that order
+  uint64_t visible_count_ = 0;
   absl::flat_hash_map<std::string, EntityStream> streams_;
   mutable std::string key_scratch_;
 };

@@ -52,14 +52,15 @@ Status Store::Impl::validate_item(const Coordinate& coordinate, EventKind kind,
 
 EventId Store::Impl::next_event_id(const Hlc& hlc) {
   // Time-ordered: 48 bits of wall milliseconds, 16 bits of the logical counter, 64 random bits.
-  return EventId{hlc.wall_ms << 16 | (hlc.logical & 0xffff), id_random_()};
+  return EventId{hlc.wall_ms << 16 | hlc.logical, id_random_()};
 }
 
 format::EventBody Store::Impl::make_body(const Coordinate& coordinate, EventKind kind,
                                          std::string_view payload, const AppendOptions& options,
-                                         uint64_t clock, const std::optional<Hash128>& prev) {
+                                         uint64_t clock, const std::optional<Hash128>& prev,
+                                         uint64_t wall_ms) {
   format::EventBody body;
-  Hlc hlc = hlc_.next();
+  Hlc hlc = hlc_.next_at(wall_ms);
   body.event_id = next_event_id(hlc);
   body.entity = coordinate.entity;
   body.scope = coordinate.scope;
@@ -127,7 +128,8 @@ Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind
   uint64_t clock = stream ? stream->clock() + 1 : 1;
   std::optional<Hash128> prev;
   if (stream) prev = stream->head_hash;
-  format::EventBody body = make_body(coordinate, kind, payload, options, clock, prev);
+  format::EventBody body =
+      make_body(coordinate, kind, payload, options, clock, prev, hlc_.wall_ms());
   uint64_t sequence = writer.next_sequence();
   Hash128 hash;
   KEEL_TRY(writer.append_event(body, &hash));
@@ -166,13 +168,14 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
     uint64_t clock;
     int32_t item;
   };
-  absl::flat_hash_map<std::string, Head> heads;
+  absl::flat_hash_map<std::pair<std::string_view, uint32_t>, Head> heads;
   std::vector<int32_t> chain_to(items.size(), -1);
   batch_bodies_.clear();
+  uint64_t wall_ms = hlc_.wall_ms();
   for (size_t i = 0; i < items.size(); ++i) {
     const BatchItem& item = items[i];
-    std::string key = item.coordinate.entity + '\0' + std::to_string(item.options.lane);
-    auto [it, inserted] = heads.try_emplace(key, Head{0, -1});
+    auto [it, inserted] = heads.try_emplace(
+        std::pair<std::string_view, uint32_t>(item.coordinate.entity, item.options.lane), Head{0, -1});
     std::optional<Hash128> prev;
     if (inserted) {
       const index::EntityStream* stream = index_.stream(item.coordinate.entity, item.options.lane);
@@ -182,7 +185,7 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
     chain_to[i] = it->second.item;
     it->second.item = static_cast<int32_t>(i);
     batch_bodies_.push_back(make_body(item.coordinate, item.kind, item.payload, item.options,
-                                      ++it->second.clock, prev));
+                                      ++it->second.clock, prev, wall_ms));
   }
   log::SegmentWriter& writer = *log_->writer();
   uint64_t first = writer.next_sequence();

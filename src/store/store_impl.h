@@ -56,7 +56,8 @@ class Store::Impl {
                        const AppendOptions& options) const;
   format::EventBody make_body(const Coordinate& coordinate, EventKind kind,
                               std::string_view payload, const AppendOptions& options,
-                              uint64_t clock, const std::optional<Hash128>& prev);
+                              uint64_t clock, const std::optional<Hash128>& prev,
+                              uint64_t wall_ms);
   Status reach(Durability durability, uint64_t last_sequence);
   Status index_appended(uint64_t first_sequence, std::span<const format::EventBody> bodies,
                         std::span<const Hash128> hashes, uint64_t segment_id,

@@ -1,0 +1,227 @@
+// Store benchmarks (Foundation II targets, 100-byte payloads): single-caller appends at Written
+// (no fsync), batches of 100, a sequential scan and an entity stream read from the page cache.
+// Peer in the same binary: SQLite (WAL, synchronous=OFF: the closest to Written) doing the same
+// inserts and reads, so the summary can report ratios on the same machine in the same run.
+#include <benchmark/benchmark.h>
+#include <sqlite3.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "keel/keel.h"
+
+namespace {
+
+using namespace keel;
+
+const std::string kPayload(100, 'p');
+constexpr int kEntities = 1000;
+
+std::string temp_dir() {
+  std::string pattern = std::filesystem::temp_directory_path() / "keel-bench-XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) std::abort();
+  return pattern;
+}
+
+struct StoreFixture {
+  std::string dir = temp_dir();
+  std::unique_ptr<Store> store;
+  std::vector<std::string> entities;
+
+  StoreFixture() {
+    StoreOptions options;
+    options.create_if_missing = true;
+    options.visibility = VisibilityPolicy::AfterWrite;
+    auto opened = Store::open(dir + "/store", options);
+    if (!opened.ok()) std::abort();
+    store = std::move(opened).value();
+    for (int i = 0; i < kEntities; ++i) entities.push_back("order:" + std::to_string(10000 + i));
+  }
+  ~StoreFixture() {
+    store.reset();
+    std::filesystem::remove_all(dir);
+  }
+  void fill(int64_t events) {
+    AppendOptions written;
+    written.durability = Durability::Written;
+    for (int64_t i = 0; i < events; ++i) {
+      if (!store->append({entities[i % kEntities], "bench"}, EventKind::make(1, 1), kPayload, written).ok()) {
+        std::abort();
+      }
+    }
+    if (!store->sync().ok()) std::abort();
+  }
+};
+
+void BM_AppendWritten(benchmark::State& state) {
+  StoreFixture f;
+  AppendOptions written;
+  written.durability = Durability::Written;
+  int64_t i = 0;
+  for (auto _ : state) {
+    auto r = f.store->append({f.entities[i++ % kEntities], "bench"}, EventKind::make(1, 1), kPayload,
+                             written);
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_AppendWritten)->MinTime(1.0);
+
+void BM_AppendBatch100Written(benchmark::State& state) {
+  StoreFixture f;
+  std::vector<BatchItem> items;
+  for (int i = 0; i < 100; ++i) {
+    items.push_back(BatchItem{{f.entities[i * 7 % kEntities], "bench"}, EventKind::make(1, 1), kPayload, {}});
+  }
+  BatchOptions written{Durability::Written, {}};
+  for (auto _ : state) {
+    auto r = f.store->append_batch(items, written);
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations() * 100);
+}
+BENCHMARK(BM_AppendBatch100Written)->MinTime(1.0);
+
+void BM_Scan(benchmark::State& state) {
+  StoreFixture f;
+  f.fill(state.range(0));
+  for (auto _ : state) {
+    uint64_t bytes = 0;
+    Status s = f.store->scan(1, UINT64_MAX, [&](const EventView& e) {
+      bytes += e.payload.size();
+      return true;
+    });
+    if (!s.ok()) std::abort();
+    benchmark::DoNotOptimize(bytes);
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_Scan)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
+
+void BM_EntityStream1000(benchmark::State& state) {
+  StoreFixture f;
+  f.fill(1000 * 100);  // 100 events per entity; order:10000 gets 100 of them ...
+  // ... so read a dedicated entity of 1000 events, interleaved with others.
+  AppendOptions written;
+  written.durability = Durability::Written;
+  for (int i = 0; i < 1000; ++i) {
+    (void)f.store->append({"hot:1", "bench"}, EventKind::make(1, 1), kPayload, written);
+    (void)f.store->append({f.entities[i % kEntities], "bench"}, EventKind::make(1, 1), kPayload, written);
+  }
+  (void)f.store->sync();
+  for (auto _ : state) {
+    uint64_t n = 0;
+    Status s = f.store->entity_stream("hot:1", 0, 1, UINT64_MAX, [&](const EventView&) {
+      ++n;
+      return true;
+    });
+    if (!s.ok() || n != 1000) std::abort();
+  }
+  state.SetItemsProcessed(state.iterations() * 1000);
+}
+BENCHMARK(BM_EntityStream1000)->Unit(benchmark::kMicrosecond);
+
+// ---- peers: the kernel's pwrite (the floor of a Written append) and SQLite as an event log ----
+
+// One 280-byte pwrite per iteration into a preallocated file: what one Written append must at
+// least cost (keel's frame for a 100-byte payload is 280 bytes).
+void BM_PeerPwrite280(benchmark::State& state) {
+  std::string dir = temp_dir();
+  int fd = ::open((dir + "/f").c_str(), O_RDWR | O_CREAT, 0644);
+  if (fd < 0 || ::posix_fallocate(fd, 0, 64 << 20) != 0) std::abort();
+  std::string frame(280, 'f');
+  off_t offset = 0;
+  for (auto _ : state) {
+    if (::pwrite(fd, frame.data(), frame.size(), offset) != 280) std::abort();
+    offset = (offset + 280) % (60 << 20);
+  }
+  ::close(fd);
+  std::filesystem::remove_all(dir);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_PeerPwrite280)->MinTime(1.0);
+
+
+struct SqliteFixture {
+  std::string dir = temp_dir();
+  sqlite3* db = nullptr;
+  sqlite3_stmt* insert = nullptr;
+
+  SqliteFixture() {
+    if (sqlite3_open((dir + "/events.db").c_str(), &db) != SQLITE_OK) std::abort();
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=OFF");
+    exec("CREATE TABLE events (seq INTEGER PRIMARY KEY, entity TEXT, scope TEXT, kind INTEGER, "
+         "clock INTEGER, payload BLOB)");
+    exec("CREATE INDEX by_entity ON events(entity, clock)");
+    sqlite3_prepare_v2(db, "INSERT INTO events (entity, scope, kind, clock, payload) VALUES (?,?,?,?,?)",
+                       -1, &insert, nullptr);
+  }
+  ~SqliteFixture() {
+    sqlite3_finalize(insert);
+    sqlite3_close(db);
+    std::filesystem::remove_all(dir);
+  }
+  void exec(const char* sql) {
+    if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) std::abort();
+  }
+  void insert_one(const std::string& entity, int64_t clock) {
+    sqlite3_bind_text(insert, 1, entity.data(), static_cast<int>(entity.size()), SQLITE_STATIC);
+    sqlite3_bind_text(insert, 2, "bench", 5, SQLITE_STATIC);
+    sqlite3_bind_int(insert, 3, 0x1001);
+    sqlite3_bind_int64(insert, 4, clock);
+    sqlite3_bind_blob(insert, 5, kPayload.data(), static_cast<int>(kPayload.size()), SQLITE_STATIC);
+    if (sqlite3_step(insert) != SQLITE_DONE) std::abort();
+    sqlite3_reset(insert);
+  }
+};
+
+void BM_PeerSqliteInsert(benchmark::State& state) {
+  SqliteFixture f;
+  std::string entity = "order:10000";
+  int64_t i = 0;
+  for (auto _ : state) f.insert_one(entity, ++i);  // autocommit: one transaction per event
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_PeerSqliteInsert)->MinTime(1.0);
+
+void BM_PeerSqliteInsertBatch100(benchmark::State& state) {
+  SqliteFixture f;
+  std::string entity = "order:10000";
+  int64_t i = 0;
+  for (auto _ : state) {
+    f.exec("BEGIN");
+    for (int k = 0; k < 100; ++k) f.insert_one(entity, ++i);
+    f.exec("COMMIT");
+  }
+  state.SetItemsProcessed(state.iterations() * 100);
+}
+BENCHMARK(BM_PeerSqliteInsertBatch100)->MinTime(1.0);
+
+void BM_PeerSqliteScan(benchmark::State& state) {
+  SqliteFixture f;
+  f.exec("BEGIN");
+  for (int64_t i = 0; i < state.range(0); ++i) f.insert_one("order:" + std::to_string(i % kEntities), i);
+  f.exec("COMMIT");
+  sqlite3_stmt* scan = nullptr;
+  sqlite3_prepare_v2(f.db, "SELECT seq, entity, payload FROM events ORDER BY seq", -1, &scan, nullptr);
+  for (auto _ : state) {
+    uint64_t bytes = 0;
+    while (sqlite3_step(scan) == SQLITE_ROW) bytes += static_cast<uint64_t>(sqlite3_column_bytes(scan, 2));
+    sqlite3_reset(scan);
+    benchmark::DoNotOptimize(bytes);
+  }
+  sqlite3_finalize(scan);
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_PeerSqliteScan)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
