@@ -715,6 +715,12 @@ TEST_CASE("NewestSegmentEmptyIsDeleted", "[recovery]") {
     test::truncate_file(store.segment(2), 0);
     test::truncate_file(store.segment(2), 30);
   }
+  SECTION("a torn header (half written) and no frame after it") {
+    test::write_bytes(store.segment(2), 32, std::vector<std::byte>(32));
+  }
+  SECTION("a short non-zero header and nothing else") {
+    test::truncate_file(store.segment(2), 20);
+  }
   auto kept = seen_in(sealed, 1);
   auto before = test::snapshot_directory(store.dir());
   for (bool read_only : {true, false}) {
@@ -1016,6 +1022,47 @@ TEST_CASE("RecoveryTableNamesEveryRuleOnce", "[recovery]") {
                                                "NewestSegmentEmpty", "TornTail", "ZeroFilledTail",
                                                "DamageBeforeDurableFrame", "UnsyncedTornRegion",
                                                "OpenFenceAtTail", "OpenFenceFollowedByRecords"});
+}
+
+}  // namespace
+}  // namespace keel::log
+
+namespace keel::log {
+namespace {
+
+TEST_CASE("DamageFollowedByTooManyFrameLikeCandidatesFailsClosed", "[recovery]") {
+  // A torn region full of frame-like headers (as a payload holding keel frames would be) must not
+  // make the search for valid frames after the damage quadratic: the bytes it may hash are capped
+  // at a few times the segment, and past the cap recovery fails closed instead of guessing.
+  Store store;
+  Events events;
+  crash_after(store, [&](SegmentWriter& w) { append_synced_group(w, events, 1); });
+  auto frames = frames_in(store.segment(1), 1);
+  REQUIRE(frames.size() == 1);
+  uint64_t damage_at = frames[0].offset + frames[0].size;
+  constexpr uint64_t kFileSize = 2 << 20;
+  std::vector<std::byte> region(kFileSize - damage_at);
+  for (uint64_t at = 0; at + format::kFrameHeaderSize <= region.size();
+       at += format::kFrameHeaderSize) {
+    // Plausible to every header check (epoch, next sequence, durable_through 0), each claiming
+    // a body to the end of the file; the checksum is wrong.
+    std::byte* h = region.data() + at;
+    format::store_u64(h + format::kFrameChecksumOffset, 0x1234);
+    uint64_t body = (region.size() - at - format::kFrameHeaderSize) & ~uint64_t{7};
+    format::store_u32(h + format::kFrameBodyLengthOffset, static_cast<uint32_t>(body));
+    h[format::kFrameRecordTypeOffset] = std::byte{1};
+    h[format::kFrameFlagsOffset] = std::byte{0};
+    format::store_u16(h + format::kFrameReservedOffset, 0);
+    format::store_u64(h + format::kFrameSequenceOffset, 2);
+    format::store_u64(h + format::kFrameDurableThroughOffset, 0);
+    format::store_u64(h + format::kFrameEpochOffset, 1);
+  }
+  test::write_bytes(store.segment(1), damage_at, region);
+  auto error =
+      require_fails_closed(store, ErrorCode::Corruption, RecoveryRule::DamageBeforeDurableFrame);
+  CHECK(error.field_u64("offset") == damage_at);
+  CHECK(error.field_string("reason") ==
+        "too many frame-like candidates after the damage to classify it");
 }
 
 }  // namespace

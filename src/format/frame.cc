@@ -54,23 +54,37 @@ const char* frame_decode_name(FrameDecode result) {
   return "unknown";
 }
 
-FrameDecode decode_frame(std::span<const std::byte> bytes, uint64_t segment_id, DecodedFrame& out) {
+FrameDecode decode_frame_header(std::span<const std::byte> bytes, FrameHeader& out,
+                                uint64_t& size) {
+  auto zero = [](std::byte b) { return b == std::byte{0}; };
   if (bytes.size() < kFrameHeaderSize) {
-    bool all_zero = std::all_of(bytes.begin(), bytes.end(), [](std::byte b) { return b == std::byte{0}; });
-    return all_zero && !bytes.empty() ? FrameDecode::ZeroHeader : FrameDecode::Truncated;
+    return !bytes.empty() && std::all_of(bytes.begin(), bytes.end(), zero) ? FrameDecode::ZeroHeader
+                                                                         : FrameDecode::Truncated;
   }
   const std::byte* h = bytes.data();
-  if (std::all_of(h, h + kFrameHeaderSize, [](std::byte b) { return b == std::byte{0}; })) {
-    return FrameDecode::ZeroHeader;
-  }
+  if (std::all_of(h, h + kFrameHeaderSize, zero)) return FrameDecode::ZeroHeader;
   uint32_t body_length = load_u32(h + kFrameBodyLengthOffset);
   uint8_t type = static_cast<uint8_t>(h[kFrameRecordTypeOffset]);
   if (type == 0 || type > kRecordTypeMax || h[kFrameFlagsOffset] != std::byte{0} ||
       load_u16(h + kFrameReservedOffset) != 0 || body_length > kFrameBodyMax) {
     return FrameDecode::BadHeader;
   }
-  uint64_t total = align_frame(kFrameHeaderSize + uint64_t{body_length});
-  if (bytes.size() < total) return FrameDecode::Truncated;
+  size = align_frame(kFrameHeaderSize + uint64_t{body_length});
+  if (bytes.size() < size) return FrameDecode::Truncated;
+  out.type = static_cast<RecordType>(type);
+  out.sequence = load_u64(h + kFrameSequenceOffset);
+  out.durable_through = load_u64(h + kFrameDurableThroughOffset);
+  out.epoch = load_u64(h + kFrameEpochOffset);
+  return FrameDecode::Ok;
+}
+
+FrameDecode decode_frame(std::span<const std::byte> bytes, uint64_t segment_id, DecodedFrame& out) {
+  FrameHeader header;
+  uint64_t total = 0;
+  FrameDecode result = decode_frame_header(bytes, header, total);
+  if (result != FrameDecode::Ok) return result;
+  const std::byte* h = bytes.data();
+  uint64_t body_length = load_u32(h + kFrameBodyLengthOffset);
   uint64_t sum = checksum64(
       bytes.subspan(kFrameChecksumCoverageStart,
                     kFrameHeaderSize - kFrameChecksumCoverageStart + body_length),
@@ -79,10 +93,7 @@ FrameDecode decode_frame(std::span<const std::byte> bytes, uint64_t segment_id, 
   for (uint64_t i = kFrameHeaderSize + body_length; i < total; ++i) {
     if (h[i] != std::byte{0}) return FrameDecode::BadPadding;
   }
-  out.header.type = static_cast<RecordType>(type);
-  out.header.sequence = load_u64(h + kFrameSequenceOffset);
-  out.header.durable_through = load_u64(h + kFrameDurableThroughOffset);
-  out.header.epoch = load_u64(h + kFrameEpochOffset);
+  out.header = header;
   out.body = bytes.subspan(kFrameHeaderSize, body_length);
   out.size = total;
   return FrameDecode::Ok;

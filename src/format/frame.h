@@ -57,4 +57,9 @@ struct DecodedFrame {
 // `bytes`; `out` is set only when the result is Ok.
 FrameDecode decode_frame(std::span<const std::byte> bytes, uint64_t segment_id, DecodedFrame& out);
 
+// The header checks of decode_frame without the checksum (cheap: recovery's search for valid
+// frames after damage filters candidates with it before hashing). Ok means the header is
+// plausible and header + body + padding (`size`) fit in `bytes`; `out` is then set.
+FrameDecode decode_frame_header(std::span<const std::byte> bytes, FrameHeader& out, uint64_t& size);
+
 }  // namespace keel::format

@@ -61,6 +61,7 @@ struct SegmentScan {
   uint64_t damaged_bytes = 0;         // non-zero bytes from valid_end on
   uint64_t later_valid_frames = 0;    // valid frames found after the damage
   uint64_t later_durable_through = 0; // the largest durable_through among them
+  bool search_exhausted = false;      // the search after the damage ran out of budget
 };
 
 class SegmentScanner {
@@ -147,20 +148,36 @@ class SegmentScanner {
     s.tail = SegmentScan::Tail::Damaged;
     s.damaged_bytes = nonzero_end(rest);
     // Look for valid frames after the damage: at every aligned offset, a frame that checksums
-    // for this segment, belongs to a plausible epoch and continues the sequence.
+    // for this segment, belongs to a plausible epoch, continues the sequence and claims no more
+    // than its own offset as durable. Candidates are filtered on the header before hashing, and
+    // the bytes hashed are capped (kSearchBudgetFactor x the segment): payload bytes that look
+    // like frame headers cannot make the search quadratic.
+    uint64_t budget = kSearchBudgetFactor * bytes_.size() + kSearchBudgetSlack;
     for (uint64_t at = s.valid_end + format::kFrameAlignment; at < bytes_.size();) {
-      DecodedFrame frame;
-      if (format::decode_frame(bytes_.subspan(at), header_.segment_id, frame) == FrameDecode::Ok &&
-          frame.header.epoch >= header_.epoch && frame.header.epoch <= stored_epoch_ &&
-          frame.header.sequence >= s.next_sequence) {
-        ++s.later_valid_frames;
-        s.later_durable_through = std::max(s.later_durable_through, frame.header.durable_through);
-        at += frame.size;
-      } else {
-        at += format::kFrameAlignment;
+      format::FrameHeader h;
+      uint64_t size = 0;
+      if (format::decode_frame_header(bytes_.subspan(at), h, size) == FrameDecode::Ok &&
+          h.epoch >= header_.epoch && h.epoch <= stored_epoch_ && h.sequence >= s.next_sequence &&
+          h.durable_through <= at) {
+        if (size > budget) {
+          s.search_exhausted = true;
+          return;
+        }
+        budget -= size;
+        DecodedFrame frame;
+        if (format::decode_frame(bytes_.subspan(at), header_.segment_id, frame) == FrameDecode::Ok) {
+          ++s.later_valid_frames;
+          s.later_durable_through = std::max(s.later_durable_through, h.durable_through);
+          at += frame.size;
+          continue;
+        }
       }
+      at += format::kFrameAlignment;
     }
   }
+
+  static constexpr uint64_t kSearchBudgetFactor = 4;
+  static constexpr uint64_t kSearchBudgetSlack = 1 << 20;
 
   std::span<const std::byte> bytes_;
   format::SegmentHeader header_;
@@ -258,8 +275,12 @@ class Recovery {
     format::SegmentHeader header;
     uint32_t found_version = 0;
     auto decoded = format::decode_segment_header(bytes, header, &found_version);
-    if (decoded == format::HeaderDecode::Missing && newest && all_zero(bytes)) {
-      // Row NewestSegmentEmpty: created, never written; delete it.
+    auto after_header = std::span<const std::byte>(bytes).subspan(
+        std::min<size_t>(bytes.size(), format::kSegmentHeaderSize));
+    if (newest && decoded != format::HeaderDecode::Ok &&
+        decoded != format::HeaderDecode::UnsupportedVersion && all_zero(after_header)) {
+      // Row NewestSegmentEmpty: created, and its header missing, short, zero or torn, with no
+      // frame after it: nothing was ever written to it; delete it.
       RecoveryAction action;
       action.rule = RecoveryRule::NewestSegmentEmpty;
       action.path = file.path;
@@ -332,6 +353,12 @@ class Recovery {
     action.path = file.path;
     action.offset = scan.valid_end;
     action.bytes_dropped = scan.damaged_bytes;
+    if (scan.search_exhausted) {
+      // Row DamageBeforeDurableFrame, conservatively: what follows the damage could not be
+      // classified within the search budget, so it may hold frames that vouch for it.
+      return corruption(RecoveryRule::DamageBeforeDurableFrame, file.path, scan.valid_end,
+                        "too many frame-like candidates after the damage to classify it");
+    }
     if (scan.later_valid_frames == 0) {
       action.rule = RecoveryRule::TornTail;  // Row TornTail.
     } else if (scan.later_durable_through > scan.valid_end) {
