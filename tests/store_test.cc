@@ -1,9 +1,19 @@
 // Store API unit tests: every call's happy path and every Domain error path.
+#include <sys/wait.h>
+
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
+#include "format/byte_order.h"
+#include "format/checksum.h"
+#include "format/event_body.h"
+#include "format/frame.h"
 #include "keel/keel.h"
+#include "log/log.h"
+#include "log/segment_files.h"
+#include "platform/file_system.h"
 #include "test_support.h"
 
 using namespace keel;
@@ -315,4 +325,115 @@ TEST_CASE("verify reports the first broken chain link precisely", "[store]") {
   KEEL_REQUIRE_OK(ok);
   CHECK(ok->ok);
   CHECK(ok->events_checked == 5);
+}
+
+// ---- verify finds breaks that checksums cannot: frames written consistently, chains wrong ----
+
+
+namespace {
+
+// Appends to (entity "a", lane 0) through the log layer, bypassing the store's chaining, with the
+// given clock and prev hash.
+void append_raw(const std::string& dir, uint64_t clock, std::optional<Hash128> prev) {
+  log::LogOptions options;
+  auto log = log::Log::open(platform::posix_file_system(), dir, options);
+  KEEL_REQUIRE_OK(log);
+  format::EventBody e;
+  e.event_id = EventId{UINT64_MAX - 10 + clock, 1};  // above every id the store made
+  e.entity = "a";
+  e.kind = kPlaced.value;
+  e.entity_clock = clock;
+  e.correlation_id = e.event_id;
+  e.payload = "raw";
+  e.prev_hash = prev;
+  KEEL_REQUIRE_OK((*log)->writer()->append_event(e, nullptr));
+  KEEL_REQUIRE_OK((*log)->close());
+}
+
+}  // namespace
+
+TEST_CASE("verify reports a prev hash that does not chain, naming entity, lane and clock",
+          "[store]") {
+  TempDir dir;
+  Receipt first;
+  {
+    auto store = open_store(dir.path());
+    first = *store->append({"a", ""}, kPlaced, "one");
+    KEEL_REQUIRE_OK(store->append({"b", ""}, kPlaced, "other"));
+    KEEL_REQUIRE_OK(store->close());
+  }
+  append_raw(dir.path(), 2, Hash128{first.chained_hash.high, first.chained_hash.low ^ 1});
+  auto store = open_store(dir.path());
+  auto report = store->verify();
+  KEEL_REQUIRE_OK(report);
+  CHECK_FALSE(report->ok);
+  CHECK(report->first_bad_sequence == 3);
+  INFO(report->problem);
+  CHECK(report->problem.find("prev hash of a lane 0 clock 2") != std::string::npos);
+  CHECK(report->problem.find(first.chained_hash.to_hex()) != std::string::npos);
+}
+
+TEST_CASE("verify reports a first event that names a previous hash", "[store]") {
+  TempDir dir;
+  { auto store = open_store(dir.path()); KEEL_REQUIRE_OK(store->close()); }
+  append_raw(dir.path(), 1, Hash128{1, 2});
+  auto store = open_store(dir.path());
+  auto report = store->verify();
+  KEEL_REQUIRE_OK(report);
+  CHECK_FALSE(report->ok);
+  CHECK(report->first_bad_sequence == 1);
+  CHECK(report->problem.find("first event of a lane 0 clock 1 names a previous hash") !=
+        std::string::npos);
+}
+
+TEST_CASE("verify reports a chained hash that does not match its bytes", "[store]") {
+  TempDir dir;
+  {
+    auto store = open_store(dir.path());
+    for (int i = 0; i < 3; ++i) KEEL_REQUIRE_OK(store->append({"a", ""}, kPlaced, "x"));
+    KEEL_REQUIRE_OK(store->close());
+  }
+  // Change the stored chained hash of event 2 and re-seal its frame's checksum, so only the chain
+  // check can notice.
+  std::string path = dir / log::segment_file_name(1);
+  auto bytes = test::read_bytes(path);
+  uint64_t at = format::kSegmentHeaderSize;
+  format::DecodedFrame frame;
+  for (int i = 0; i < 2; ++i) {
+    REQUIRE(format::decode_frame(std::span(bytes).subspan(at), 1, frame) == format::FrameDecode::Ok);
+    if (i == 0) at += frame.size;
+  }
+  uint64_t body_end = at + format::kFrameHeaderSize + frame.body.size();
+  bytes[body_end - 1] ^= std::byte{0x40};  // the last byte of the chained hash
+  uint64_t sum = format::checksum64(
+      std::span<const std::byte>(bytes).subspan(at + 8, body_end - at - 8), 1);
+  format::store_u64(bytes.data() + at, sum);
+  test::write_bytes(path, 0, bytes);
+  auto store = open_store(dir.path());
+  auto report = store->verify();
+  KEEL_REQUIRE_OK(report);
+  CHECK_FALSE(report->ok);
+  CHECK(report->first_bad_sequence == 2);
+  CHECK(report->problem.find("chained hash of a lane 0 clock 2 does not match its bytes") !=
+        std::string::npos);
+}
+
+TEST_CASE("another process opening the store for writing gets StoreLocked", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.path());
+  KEEL_REQUIRE_OK(store->append({"a", ""}, kPlaced, "x"));
+  std::string command = std::string(KEEL_CLI) + " append " + dir.path() + " a 1 2>" +
+                        (dir / "err.txt") + " >/dev/null";
+  int status = std::system(command.c_str());
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 1);
+  std::string err(reinterpret_cast<const char*>(test::read_bytes(dir / "err.txt").data()),
+                  test::read_bytes(dir / "err.txt").size());
+  CHECK(err.find("StoreLocked") != std::string::npos);
+  CHECK(err.find(dir.path()) != std::string::npos);
+  // A read-only process beside the writer works.
+  std::string reader = std::string(KEEL_CLI) + " scan " + dir.path() + " >/dev/null 2>&1";
+  CHECK(std::system(reader.c_str()) == 0);
+  KEEL_REQUIRE_OK(store->close());
+  CHECK(std::system(command.c_str()) == 0);  // the lock went with the writer
 }
