@@ -16,18 +16,23 @@ std::string_view EventIndex::stream_key(std::string_view entity, uint32_t lane) 
   return key_scratch_;
 }
 
-const char* EventIndex::add(uint64_t sequence, const EventLocation& location, bool hidden,
-                     const EventId& id, std::string_view entity, uint32_t lane, uint64_t clock,
-                     const Hash128& chained_hash) {
-  assert(sequence == next_sequence());
-  if (hidden) {
-    locations_.push_back(EventLocation{kHidden, 0, 0});
-    return nullptr;
-  }
+EntityStream& EventIndex::stream_for(std::string_view entity, uint32_t lane) {
   std::string_view key = stream_key(entity, lane);
   auto it = streams_.find(absl::string_view(key.data(), key.size()));
-  uint64_t head_clock = it == streams_.end() ? 0 : it->second.clock();
-  if (clock != head_clock + 1) return "entity clock does not follow its stream's head";
+  if (it == streams_.end()) it = streams_.emplace(std::string(key), EntityStream{}).first;
+  return it->second;
+}
+
+const EntityStream* EventIndex::stream(std::string_view entity, uint32_t lane) const {
+  std::string_view key = stream_key(entity, lane);
+  auto it = streams_.find(absl::string_view(key.data(), key.size()));
+  return it == streams_.end() || it->second.sequences.empty() ? nullptr : &it->second;
+}
+
+const char* EventIndex::add(uint64_t sequence, const EventLocation& location, const EventId& id,
+                            EntityStream& stream, uint64_t clock, const Hash128& chained_hash) {
+  assert(sequence == next_sequence());
+  if (clock != stream.clock() + 1) return "entity clock does not follow its stream's head";
   if (sorted_ids_.empty() || sorted_ids_.back().id < id) {  // the store's own ids: always here
     if (!other_ids_.empty() && other_ids_.count(id) > 0) return "duplicate event id";
     sorted_ids_.push_back(IdEntry{id, sequence});
@@ -36,11 +41,17 @@ const char* EventIndex::add(uint64_t sequence, const EventLocation& location, bo
     other_ids_.emplace(id, sequence);
   }
   ++visible_count_;
-  if (it == streams_.end()) it = streams_.emplace(std::string(key), EntityStream{}).first;
+  if (stream.sequences.empty()) ++stream_count_;
   locations_.push_back(location);
-  it->second.sequences.push_back(sequence);
-  it->second.head_hash = chained_hash;
+  stream.sequences.push_back(sequence);
+  stream.head_hash = chained_hash;
   return nullptr;
+}
+
+void EventIndex::add_hidden(uint64_t sequence) {
+  assert(sequence == next_sequence());
+  (void)sequence;
+  locations_.push_back(EventLocation{kHidden, 0, 0});
 }
 
 const EventLocation* EventIndex::locate(uint64_t sequence) const {
@@ -50,19 +61,14 @@ const EventLocation* EventIndex::locate(uint64_t sequence) const {
 }
 
 std::optional<uint64_t> EventIndex::find(const EventId& id) const {
-  auto sorted = std::lower_bound(sorted_ids_.begin(), sorted_ids_.end(), id,
-                                 [](const IdEntry& entry, const EventId& key) { return entry.id < key; });
+  auto sorted = std::lower_bound(
+      sorted_ids_.begin(), sorted_ids_.end(), id,
+      [](const IdEntry& entry, const EventId& key) { return entry.id < key; });
   if (sorted != sorted_ids_.end() && sorted->id == id) return sorted->sequence;
   if (other_ids_.empty()) return std::nullopt;
   auto it = other_ids_.find(id);
   if (it == other_ids_.end()) return std::nullopt;
   return it->second;
-}
-
-const EntityStream* EventIndex::stream(std::string_view entity, uint32_t lane) const {
-  std::string_view key = stream_key(entity, lane);
-  auto it = streams_.find(absl::string_view(key.data(), key.size()));
-  return it == streams_.end() ? nullptr : &it->second;
 }
 
 }  // namespace keel::index

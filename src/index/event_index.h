@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "keel/ids.h"
 
 namespace keel {
@@ -43,6 +44,9 @@ struct EntityStream {
   std::vector<uint64_t> sequences;
   Hash128 head_hash;
   uint64_t clock() const { return sequences.size(); }
+  std::optional<Hash128> head() const {
+    return sequences.empty() ? std::nullopt : std::optional<Hash128>(head_hash);
+  }
 };
 
 class EventIndex {
@@ -50,34 +54,42 @@ class EventIndex {
   // The sequence the index expects next; events are added in sequence order from 1.
   uint64_t next_sequence() const { return 1 + locations_.size(); }
 
-  // Records event `sequence` (== next_sequence()). A `hidden` event (a cancelled fence's) takes its
-  // sequence and nothing else. Returns nullptr, or what is inconsistent (a clock that does not
-  // follow its stream's head, a duplicate event id): the event is then not added.
-  const char* add(uint64_t sequence, const EventLocation& location, bool hidden, const EventId& id,
-           std::string_view entity, uint32_t lane, uint64_t clock, const Hash128& chained_hash);
+  // The stream of (entity, lane), created empty if it has no event yet. The reference stays valid
+  // for the life of the index (the append path looks a stream up once and adds to it).
+  EntityStream& stream_for(std::string_view entity, uint32_t lane);
+  // Null when (entity, lane) has no event.
+  const EntityStream* stream(std::string_view entity, uint32_t lane) const;
+
+  // Records event `sequence` (== next_sequence()) as the next event of `stream`. Returns nullptr,
+  // or what is inconsistent (a clock that does not follow the stream's head, a duplicate event
+  // id): the event is then not added.
+  const char* add(uint64_t sequence, const EventLocation& location, const EventId& id,
+                  EntityStream& stream, uint64_t clock, const Hash128& chained_hash);
+  // Records a hidden event (a cancelled fence's): it takes its sequence and nothing else.
+  void add_hidden(uint64_t sequence);
 
   // Null for an unknown or hidden sequence.
   const EventLocation* locate(uint64_t sequence) const;
   std::optional<uint64_t> find(const EventId& id) const;
-  // Null when (entity, lane) has no event.
-  const EntityStream* stream(std::string_view entity, uint32_t lane) const;
 
   uint64_t event_count() const { return visible_count_; }
-  uint64_t stream_count() const { return streams_.size(); }
+  uint64_t stream_count() const { return stream_count_; }
 
  private:
   static constexpr uint32_t kHidden = UINT32_MAX;  // segment_id marking a hidden event
-  std::string_view stream_key(std::string_view entity, uint32_t lane) const;
-
   struct IdEntry {
     EventId id;
     uint64_t sequence;
   };
+  std::string_view stream_key(std::string_view entity, uint32_t lane) const;
+
   std::vector<EventLocation> locations_;
   std::vector<IdEntry> sorted_ids_;                    // strictly increasing ids
   absl::flat_hash_map<EventId, uint64_t> other_ids_;   // ids out of that order
+  // Node map: stream references stay valid while other streams are added.
+  absl::node_hash_map<std::string, EntityStream> streams_;
   uint64_t visible_count_ = 0;
-  absl::flat_hash_map<std::string, EntityStream> streams_;
+  uint64_t stream_count_ = 0;  // streams with at least one event
   mutable std::string key_scratch_;
 };
 

@@ -76,8 +76,12 @@ Status Store::Impl::load_once(const log::LogOptions& log_options) {
   std::optional<StoreError> failure;
   auto add = [&](const Pending& p, bool hidden) {
     if (failure) return;
-    if (const char* problem = index_.add(p.sequence, p.location, hidden, p.id, p.entity, p.lane,
-                                         p.clock, p.hash)) {
+    if (hidden) {
+      index_.add_hidden(p.sequence);
+      return;
+    }
+    if (const char* problem = index_.add(p.sequence, p.location, p.id,
+                                         index_.stream_for(p.entity, p.lane), p.clock, p.hash)) {
       failure = StoreError(ErrorCode::Corruption)
                     .with("path", directory_)
                     .with("offset", p.sequence)

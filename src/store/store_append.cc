@@ -104,14 +104,14 @@ Status Store::Impl::reach(Durability durability, uint64_t last_sequence) {
 
 Status Store::Impl::index_appended(uint64_t first_sequence,
                                    std::span<const format::EventBody> bodies,
-                                   std::span<const Hash128> hashes, uint64_t segment_id,
-                                   uint64_t frame_offset) {
+                                   std::span<const Hash128> hashes,
+                                   std::span<index::EntityStream* const> streams,
+                                   const log::RecordPosition& position) {
   for (size_t i = 0; i < bodies.size(); ++i) {
-    const format::EventBody& b = bodies[i];
-    index::EventLocation location{static_cast<uint32_t>(segment_id),
-                                  static_cast<uint32_t>(frame_offset), static_cast<uint32_t>(i)};
-    if (const char* problem = index_.add(first_sequence + i, location, false, b.event_id, b.entity,
-                                         b.lane, b.entity_clock, hashes[i])) {
+    index::EventLocation location{static_cast<uint32_t>(position.segment_id),
+                                  static_cast<uint32_t>(position.offset), static_cast<uint32_t>(i)};
+    if (const char* problem = index_.add(first_sequence + i, location, bodies[i].event_id,
+                                         *streams[i], bodies[i].entity_clock, hashes[i])) {
       return StoreError(ErrorCode::InvariantViolation).with("invariant", problem);
     }
   }
@@ -124,18 +124,15 @@ Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind
   KEEL_TRY(check_writable("append"));
   KEEL_TRY(validate_item(coordinate, kind, payload, options));
   log::SegmentWriter& writer = *log_->writer();
-  const index::EntityStream* stream = index_.stream(coordinate.entity, options.lane);
-  uint64_t clock = stream ? stream->clock() + 1 : 1;
-  std::optional<Hash128> prev;
-  if (stream) prev = stream->head_hash;
+  index::EntityStream* stream = &index_.stream_for(coordinate.entity, options.lane);
+  uint64_t clock = stream->clock() + 1;
   format::EventBody body =
-      make_body(coordinate, kind, payload, options, clock, prev, hlc_.wall_ms());
+      make_body(coordinate, kind, payload, options, clock, stream->head(), hlc_.wall_ms());
   uint64_t sequence = writer.next_sequence();
   Hash128 hash;
   KEEL_TRY(writer.append_event(body, &hash));
-  log::RecordPosition position = writer.last_record_position();
-  KEEL_TRY(index_appended(sequence, std::span(&body, 1), std::span(&hash, 1), position.segment_id,
-                          position.offset));
+  KEEL_TRY(index_appended(sequence, std::span(&body, 1), std::span(&hash, 1), std::span(&stream, 1),
+                          writer.last_record_position()));
   KEEL_TRY(reach(options.durability, sequence));
   return Receipt{body.event_id, log_->epoch(), sequence, clock,
                  Hlc{body.hlc_wall_ms, body.hlc_logical}, hash};
@@ -165,34 +162,38 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
   // Clocks and chains run through the batch: an item follows the previous item of its
   // (entity, lane) in the batch, or the stream's head.
   struct Head {
+    index::EntityStream* stream;
     uint64_t clock;
     int32_t item;
   };
   absl::flat_hash_map<std::pair<std::string_view, uint32_t>, Head> heads;
   std::vector<int32_t> chain_to(items.size(), -1);
+  std::vector<index::EntityStream*> streams(items.size());
   batch_bodies_.clear();
   uint64_t wall_ms = hlc_.wall_ms();
   for (size_t i = 0; i < items.size(); ++i) {
     const BatchItem& item = items[i];
     auto [it, inserted] = heads.try_emplace(
-        std::pair<std::string_view, uint32_t>(item.coordinate.entity, item.options.lane), Head{0, -1});
+        std::pair<std::string_view, uint32_t>(item.coordinate.entity, item.options.lane),
+        Head{nullptr, 0, -1});
+    Head& head = it->second;
     std::optional<Hash128> prev;
     if (inserted) {
-      const index::EntityStream* stream = index_.stream(item.coordinate.entity, item.options.lane);
-      it->second.clock = stream ? stream->clock() : 0;
-      if (stream) prev = stream->head_hash;
+      head.stream = &index_.stream_for(item.coordinate.entity, item.options.lane);
+      head.clock = head.stream->clock();
+      prev = head.stream->head();
     }
-    chain_to[i] = it->second.item;
-    it->second.item = static_cast<int32_t>(i);
+    streams[i] = head.stream;
+    chain_to[i] = head.item;
+    head.item = static_cast<int32_t>(i);
     batch_bodies_.push_back(make_body(item.coordinate, item.kind, item.payload, item.options,
-                                      ++it->second.clock, prev, wall_ms));
+                                      ++head.clock, prev, wall_ms));
   }
   log::SegmentWriter& writer = *log_->writer();
   uint64_t first = writer.next_sequence();
   std::vector<Hash128> hashes;
   KEEL_TRY(writer.append_batch(batch_bodies_, chain_to, &hashes));
-  log::RecordPosition position = writer.last_record_position();
-  KEEL_TRY(index_appended(first, batch_bodies_, hashes, position.segment_id, position.offset));
+  KEEL_TRY(index_appended(first, batch_bodies_, hashes, streams, writer.last_record_position()));
   KEEL_TRY(reach(options.durability, first + items.size() - 1));
   std::vector<Receipt> receipts;
   receipts.reserve(items.size());

@@ -60,8 +60,9 @@ class Store::Impl {
                               uint64_t wall_ms);
   Status reach(Durability durability, uint64_t last_sequence);
   Status index_appended(uint64_t first_sequence, std::span<const format::EventBody> bodies,
-                        std::span<const Hash128> hashes, uint64_t segment_id,
-                        uint64_t frame_offset);
+                        std::span<const Hash128> hashes,
+                        std::span<index::EntityStream* const> streams,
+                        const log::RecordPosition& position);
   EventId next_event_id(const Hlc& hlc);
 
   // Read path (store_read.cc).
