@@ -52,7 +52,11 @@ struct StoreOptions {
 
 struct AppendOptions {
   Durability durability = Durability::Durable;
-  std::chrono::milliseconds timeout{0};  // zero: StoreOptions::append_timeout
+  // How long the append may wait for its durability (and visibility). Zero: the store's
+  // append_timeout; negative: InvalidArgument. This release commits inline behind one commit point,
+  // so an append never waits on another and the timeout cannot expire yet; the concurrent pipeline
+  // (group commit) honours it with WaitTimeout / an Indeterminate error after the commit point.
+  std::chrono::milliseconds timeout{0};
   uint32_t lane = 0;
   std::optional<EventId> correlation_id;  // default: the event's own id (a new conversation)
   std::optional<EventId> causation_id;    // the event that caused this one; may be external

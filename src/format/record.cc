@@ -17,16 +17,23 @@ size_t append_event_frame(std::vector<std::byte>& out, const FrameContext& conte
                       context.segment_id);
 }
 
-size_t append_batch_frame(std::vector<std::byte>& out, const FrameContext& context,
-                          uint64_t first_sequence, std::span<const EventBody> events,
+namespace {
+
+// The one batch encoder: `event_at(i, hashes)` gives item i, seeing the hashes of items before it.
+template <class EventAt>
+size_t encode_batch_frame(std::vector<std::byte>& out, const FrameContext& context,
+                          uint64_t first_sequence, size_t count, EventAt event_at,
                           std::vector<Hash128>* chained_hashes) {
   // The decoder refuses an empty or oversized batch: such a frame would read as damage.
-  assert(!events.empty() && events.size() <= kBatchEventsMax);
+  assert(count != 0 && count <= kBatchEventsMax);
+  std::vector<Hash128> local;
+  std::vector<Hash128>& hashes = chained_hashes != nullptr ? *chained_hashes : local;
+  size_t first_hash = hashes.size();
   size_t start = begin_frame(out);
-  MsgpackWriter(out).array_header(static_cast<uint32_t>(events.size()));
-  for (const EventBody& event : events) {
-    Hash128 hash = encode_event_body(out, event);
-    if (chained_hashes != nullptr) chained_hashes->push_back(hash);
+  MsgpackWriter(out).array_header(static_cast<uint32_t>(count));
+  for (size_t i = 0; i < count; ++i) {
+    std::span<const Hash128> before(hashes.data() + first_hash, i);
+    hashes.push_back(encode_event_body(out, event_at(i, before)));
   }
   return finish_frame(out, start,
                       FrameHeader{RecordType::Batch, first_sequence, context.durable_through,
@@ -34,27 +41,31 @@ size_t append_batch_frame(std::vector<std::byte>& out, const FrameContext& conte
                       context.segment_id);
 }
 
+}  // namespace
+
+size_t append_batch_frame(std::vector<std::byte>& out, const FrameContext& context,
+                          uint64_t first_sequence, std::span<const EventBody> events,
+                          std::vector<Hash128>* chained_hashes) {
+  return encode_batch_frame(
+      out, context, first_sequence, events.size(),
+      [&](size_t i, std::span<const Hash128>) -> const EventBody& { return events[i]; },
+      chained_hashes);
+}
+
 size_t append_batch_frame(std::vector<std::byte>& out, const FrameContext& context,
                           uint64_t first_sequence, std::span<EventBody> events,
                           std::span<const int32_t> chain_to, std::vector<Hash128>* chained_hashes) {
-  assert(!events.empty() && events.size() <= kBatchEventsMax);  // else the frame reads as damage
   assert(chain_to.empty() || chain_to.size() == events.size());
-  std::vector<Hash128> local;
-  std::vector<Hash128>& hashes = chained_hashes != nullptr ? *chained_hashes : local;
-  size_t first_hash = hashes.size();
-  size_t start = begin_frame(out);
-  MsgpackWriter(out).array_header(static_cast<uint32_t>(events.size()));
-  for (size_t i = 0; i < events.size(); ++i) {
-    if (!chain_to.empty() && chain_to[i] >= 0) {
-      assert(static_cast<size_t>(chain_to[i]) < i);
-      events[i].prev_hash = hashes[first_hash + static_cast<size_t>(chain_to[i])];
-    }
-    hashes.push_back(encode_event_body(out, events[i]));
-  }
-  return finish_frame(out, start,
-                      FrameHeader{RecordType::Batch, first_sequence, context.durable_through,
-                                  context.epoch},
-                      context.segment_id);
+  return encode_batch_frame(
+      out, context, first_sequence, events.size(),
+      [&](size_t i, std::span<const Hash128> before) -> const EventBody& {
+        if (!chain_to.empty() && chain_to[i] >= 0) {
+          assert(static_cast<size_t>(chain_to[i]) < i);
+          events[i].prev_hash = before[static_cast<size_t>(chain_to[i])];
+        }
+        return events[i];
+      },
+      chained_hashes);
 }
 
 size_t append_system_frame(std::vector<std::byte>& out, const FrameContext& context,

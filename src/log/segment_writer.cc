@@ -136,37 +136,41 @@ Status SegmentWriter::append_event(const format::EventBody& event, Hash128* chai
   });
 }
 
-Status SegmentWriter::append_batch(std::span<const format::EventBody> events,
-                                   std::vector<Hash128>* chained_hashes) {
-  if (events.empty() || events.size() > format::kBatchEventsMax) {
+template <class Encode>
+Status SegmentWriter::append_batch_record(size_t count, std::vector<Hash128>* chained_hashes,
+                                          Encode encode) {
+  if (count == 0 || count > format::kBatchEventsMax) {
     return StoreError(ErrorCode::InvalidArgument)
         .with("argument", "batch")
         .with("reason", "a batch holds 1 to 1048576 events");
   }
-  return append_record(static_cast<uint32_t>(events.size()),
+  return append_record(static_cast<uint32_t>(count),
                        [&](std::vector<std::byte>& out, const format::FrameContext& c,
                            uint64_t sequence) {
                          if (chained_hashes != nullptr) chained_hashes->clear();
-                         return format::append_batch_frame(out, c, sequence, events,
-                                                           chained_hashes);
+                         return encode(out, c, sequence);
                        });
+}
+
+Status SegmentWriter::append_batch(std::span<const format::EventBody> events,
+                                   std::vector<Hash128>* chained_hashes) {
+  return append_batch_record(events.size(), chained_hashes,
+                             [&](std::vector<std::byte>& out, const format::FrameContext& c,
+                                 uint64_t sequence) {
+                               return format::append_batch_frame(out, c, sequence, events,
+                                                                 chained_hashes);
+                             });
 }
 
 Status SegmentWriter::append_batch(std::span<format::EventBody> events,
                                    std::span<const int32_t> chain_to,
                                    std::vector<Hash128>* chained_hashes) {
-  if (events.empty() || events.size() > format::kBatchEventsMax) {
-    return StoreError(ErrorCode::InvalidArgument)
-        .with("argument", "batch")
-        .with("reason", "a batch holds 1 to 1048576 events");
-  }
-  return append_record(static_cast<uint32_t>(events.size()),
-                       [&](std::vector<std::byte>& out, const format::FrameContext& c,
-                           uint64_t sequence) {
-                         if (chained_hashes != nullptr) chained_hashes->clear();
-                         return format::append_batch_frame(out, c, sequence, events, chain_to,
-                                                           chained_hashes);
-                       });
+  return append_batch_record(events.size(), chained_hashes,
+                             [&](std::vector<std::byte>& out, const format::FrameContext& c,
+                                 uint64_t sequence) {
+                               return format::append_batch_frame(out, c, sequence, events,
+                                                                 chain_to, chained_hashes);
+                             });
 }
 
 Status SegmentWriter::append_system(const format::SystemRecord& record) {

@@ -89,6 +89,8 @@ class SegmentWriter {
 
   template <class Encode>
   Status append_record(uint32_t event_count, Encode encode);
+  template <class Encode>
+  Status append_batch_record(size_t count, std::vector<Hash128>* chained_hashes, Encode encode);
   Status create_segment(uint64_t segment_id, uint64_t first_sequence);
   Status continue_segment(const RecoveredSegment& segment);
   Status rotate();
