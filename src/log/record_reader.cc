@@ -30,8 +30,9 @@ StoreError RecordReader::corrupt(uint64_t segment_id, uint64_t offset,
 Status RecordReader::read_frame(uint64_t segment_id, uint64_t offset,
                                 std::vector<std::byte>& buffer, format::DecodedFrame& frame) {
   KEEL_ASSIGN_OR_RETURN(platform::File * f, file(segment_id));
-  // One read covers most frames; a longer one needs a second.
-  buffer.resize(4096);
+  // One read covers a typical single-event frame (280 bytes for a 100-byte payload); a longer
+  // one needs a second. Reading less than a page keeps the kernel's copy small.
+  buffer.resize(kFirstReadBytes);
   KEEL_ASSIGN_OR_RETURN(size_t got, f->read_at(offset, buffer));
   if (got >= format::kFrameHeaderSize) {
     uint64_t total = format::align_frame(format::kFrameHeaderSize +

@@ -37,6 +37,7 @@ class RecordReader {
   void reset() { files_.clear(); }
 
   static constexpr size_t kChunkBytes = 1 << 20;
+  static constexpr size_t kFirstReadBytes = 512;
 
  private:
   Result<platform::File*> file(uint64_t segment_id);
