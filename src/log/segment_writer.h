@@ -29,6 +29,9 @@ namespace keel::log {
 struct SegmentWriterOptions {
   // Segments rotate before a record would cross this size; new segments are preallocated to it.
   uint64_t segment_size = 64ull << 20;
+  // NEGATIVE CONTROL FOR TESTS ONLY: sync() skips the fdatasync but still reports the records
+  // durable, so tests/power_loss_test.cc can show it detects a writer that lies about syncing.
+  bool skip_sync_for_test = false;
 };
 
 // The largest Seal frame; every segment keeps this much room for its seal.

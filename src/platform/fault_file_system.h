@@ -1,0 +1,126 @@
+// FaultFileSystem: an in-memory platform seam that models what a disk keeps, for durability tests
+// (issue 4). Per file it keeps two views: the page cache (what reads see) and the disk (the content
+// and size the last successful sync_data covered). Directory entries likewise: creates, renames
+// and removes are durable only after sync_directory of the parent; a size change (truncate,
+// allocate, a write past the end) only after sync_data of the file.
+//
+// Injection (each armed by the test, counted per operation kind from the moment it is armed):
+//   fail_nth(op, n)        the n-th call of `op` fails with Io (EIO) and changes nothing;
+//   fail_from_nth(op, n)   every call of `op` from the n-th on fails the same way;
+//   short_write(n, k)      the n-th write_at writes only its first k bytes, then fails (Io with
+//                          field "written" = k, as POSIX reports a short pwrite);
+//   limit_space(n)         a write_at or allocate that would take the bytes written (write_at sizes
+//                          plus allocate growth) past n fails with NoSpace (ENOSPC), writing
+//                          nothing.
+//   crash(seed)            a power loss: every 4 KiB page written since the last sync of its
+//                          file is independently dropped (reverted to the disk), kept (the page
+//                          cache) or zeroed, chosen by an RNG seeded with `seed`. The fate applies
+//                          to the bytes written since that sync only: synced bytes sharing the
+//                          page survive (the disk is assumed not to damage sectors it is not
+//                          rewriting). Files get their synced size (an unsynced truncate is undone,
+//                          the cut bytes reappear), directories their synced entries. Afterwards
+//                          the file system is a freshly mounted disk: handles opened before fail
+//                          with EIO, locks are released, faults are disarmed.
+// Directories themselves (create_directory) are durable at once: the tests create one store root.
+//
+// Threads: one mutex guards everything; handles share it. Safe to share between threads.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "platform/file_system.h"
+
+namespace keel::platform {
+
+enum class FaultOp : uint8_t { Write, SyncData, Rename, SyncDirectory };
+
+inline constexpr uint64_t kFaultPageSize = 4096;
+
+// What crash() did to the unsynced pages (for tests that check all fates occur).
+struct CrashReport {
+  uint64_t pages_dropped = 0;
+  uint64_t pages_kept = 0;
+  uint64_t pages_zeroed = 0;
+};
+
+class FaultFileSystem final : public FileSystem {
+ public:
+  FaultFileSystem() = default;
+  ~FaultFileSystem() override;
+  FaultFileSystem(const FaultFileSystem&) = delete;
+  FaultFileSystem& operator=(const FaultFileSystem&) = delete;
+
+  Result<std::unique_ptr<File>> open(const std::string& path, OpenMode mode) override;
+  Status rename(const std::string& from, const std::string& to) override;
+  Status remove(const std::string& path) override;
+  Status sync_directory(const std::string& path) override;
+  Status create_directory(const std::string& path) override;
+  Result<std::vector<std::string>> list_directory(const std::string& path) override;
+  Result<bool> exists(const std::string& path) override;
+  Result<std::unique_ptr<FileLock>> lock(const std::string& path, LockMode mode) override;
+
+  // ---- injection (n counts from 1, among calls of that kind made after arming) ----
+  void fail_nth(FaultOp op, uint64_t n);
+  void fail_from_nth(FaultOp op, uint64_t n);
+  void short_write(uint64_t n, uint64_t prefix_bytes);
+  void limit_space(uint64_t bytes);
+  // Disarms every fault (counters keep running).
+  void clear_faults();
+  // Calls of `op` since construction (failed ones included).
+  uint64_t calls(FaultOp op) const;
+
+  // The power loss. Returns what happened to the unsynced pages.
+  CrashReport crash(uint64_t seed);
+
+  // ---- inspection ----
+  // The page-cache bytes of a live file (empty if absent).
+  std::vector<std::byte> contents(const std::string& path) const;
+  // The bytes a crash would keep for sure: the synced content of the synced entry (nullopt if
+  // the path has no synced directory entry).
+  std::optional<std::vector<std::byte>> durable_contents(const std::string& path) const;
+
+ private:
+  friend class FaultFile;
+  friend class FaultFileLock;
+
+  struct Node {
+    std::vector<std::byte> cache;  // what reads see
+    std::vector<std::byte> disk;   // content and size as of the last successful sync_data
+    // Byte ranges written since that sync, by page: a crash decides each page's fate once and
+    // applies it to these bytes only, so bytes a sync covered survive even on a rewritten page.
+    std::map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>> dirty_pages;
+  };
+  struct Trigger {
+    uint64_t at = 0;  // absolute call number that fires (0: disarmed)
+    bool and_after = false;
+  };
+
+  // All take mutex_ held.
+  bool should_fail(FaultOp op);
+  std::optional<StoreError> check_space(const std::string& operation, const std::string& path,
+                                        uint64_t bytes);
+
+  mutable std::mutex mutex_;
+  uint64_t generation_ = 0;  // bumped by crash(): older handles and locks are void
+  std::set<std::string> directories_;
+  std::map<std::string, std::shared_ptr<Node>> files_;          // live directory entries
+  std::map<std::string, std::shared_ptr<Node>> durable_files_;  // synced directory entries
+  std::map<std::string, int> locks_;                            // path -> holders (-1: exclusive)
+
+  uint64_t calls_[4] = {0, 0, 0, 0};
+  Trigger triggers_[4];
+  uint64_t short_write_at_ = 0;  // absolute write number (0: disarmed)
+  uint64_t short_write_prefix_ = 0;
+  std::optional<uint64_t> space_limit_;
+  uint64_t bytes_used_ = 0;
+};
+
+}  // namespace keel::platform
