@@ -8,22 +8,6 @@
 namespace keel::platform {
 namespace {
 
-// The same shape as PosixFileSystem's errors (file_system.h: operation, path, detail, errno).
-StoreError os_error(std::string_view operation, const std::string& path, int err,
-                    uint64_t bytes = 0) {
-  if (err == ENOSPC) {
-    return StoreError(ErrorCode::NoSpace)
-        .with("operation", operation)
-        .with("path", path)
-        .with("bytes", bytes)
-        .with("errno", err);
-  }
-  return StoreError(ErrorCode::Io)
-      .with("operation", operation)
-      .with("path", path)
-      .with("detail", std::strerror(err))
-      .with("errno", err);
-}
 
 std::string parent_of(const std::string& path) {
   size_t slash = path.find_last_of('/');
@@ -79,7 +63,7 @@ class FaultFile final : public File {
 
   Result<size_t> read_at(uint64_t offset, std::span<std::byte> out) override {
     std::lock_guard lock(fs_.mutex_);
-    if (stale()) return os_error("pread", path_, EIO);
+    if (stale()) return file_error("pread", path_, EIO);
     const auto& bytes = node_->cache;
     if (offset >= bytes.size()) return size_t{0};
     size_t n = std::min<uint64_t>(out.size(), bytes.size() - offset);
@@ -88,16 +72,16 @@ class FaultFile final : public File {
   }
 
   Status write_at(uint64_t offset, std::span<const std::byte> data) override {
-    if (!writable_) return os_error("pwrite", path_, EBADF);
+    if (!writable_) return file_error("pwrite", path_, EBADF);
     std::lock_guard lock(fs_.mutex_);
-    if (stale()) return written_error(os_error("pwrite", path_, EIO), 0);
+    if (stale()) return written_error(file_error("pwrite", path_, EIO), 0);
     uint64_t call = ++fs_.calls_[op_index(FaultOp::Write)];
-    if (fs_.should_fail(FaultOp::Write)) return written_error(os_error("pwrite", path_, EIO), 0);
+    if (fs_.should_fail(FaultOp::Write)) return written_error(file_error("pwrite", path_, EIO), 0);
     if (call == fs_.short_write_at_) {
       uint64_t prefix = std::min<uint64_t>(fs_.short_write_prefix_, data.size());
       if (auto full = fs_.check_space("pwrite", path_, prefix)) return written_error(*full, 0);
       apply_write(offset, data.first(prefix));
-      return written_error(os_error("pwrite", path_, EIO), prefix);
+      return written_error(file_error("pwrite", path_, EIO), prefix);
     }
     if (auto full = fs_.check_space("pwrite", path_, data.size())) {
       return written_error(*full, 0);
@@ -108,18 +92,18 @@ class FaultFile final : public File {
 
   Status sync_data() override {
     std::lock_guard lock(fs_.mutex_);
-    if (stale()) return os_error("fdatasync", path_, EIO);
+    if (stale()) return file_error("fdatasync", path_, EIO);
     ++fs_.calls_[op_index(FaultOp::SyncData)];
-    if (fs_.should_fail(FaultOp::SyncData)) return os_error("fdatasync", path_, EIO);
+    if (fs_.should_fail(FaultOp::SyncData)) return file_error("fdatasync", path_, EIO);
     node_->disk = node_->cache;
     node_->dirty_pages.clear();
     return ok_status();
   }
 
   Status truncate(uint64_t size) override {
-    if (!writable_) return os_error("ftruncate", path_, EBADF);
+    if (!writable_) return file_error("ftruncate", path_, EBADF);
     std::lock_guard lock(fs_.mutex_);
-    if (stale()) return os_error("ftruncate", path_, EIO);
+    if (stale()) return file_error("ftruncate", path_, EIO);
     uint64_t old_size = node_->cache.size();
     node_->cache.resize(size);
     // Growth reads as zeros; a cut is a size change only (a crash restores the synced size).
@@ -128,9 +112,9 @@ class FaultFile final : public File {
   }
 
   Status allocate(uint64_t offset, uint64_t length) override {
-    if (!writable_) return os_error("fallocate", path_, EBADF);
+    if (!writable_) return file_error("fallocate", path_, EBADF);
     std::lock_guard lock(fs_.mutex_);
-    if (stale()) return os_error("fallocate", path_, EIO);
+    if (stale()) return file_error("fallocate", path_, EIO);
     uint64_t old_size = node_->cache.size();
     if (offset + length <= old_size) return ok_status();
     uint64_t growth = offset + length - old_size;
@@ -142,7 +126,7 @@ class FaultFile final : public File {
 
   Result<uint64_t> size() override {
     std::lock_guard lock(fs_.mutex_);
-    if (stale()) return os_error("fstat", path_, EIO);
+    if (stale()) return file_error("fstat", path_, EIO);
     return uint64_t{node_->cache.size()};
   }
 
@@ -210,7 +194,7 @@ bool FaultFileSystem::should_fail(FaultOp op) {
 std::optional<StoreError> FaultFileSystem::check_space(const std::string& operation,
                                                        const std::string& path, uint64_t bytes) {
   if (space_limit_ && bytes_used_ + bytes > *space_limit_) {
-    return os_error(operation, path, ENOSPC, bytes);
+    return file_error(operation, path, ENOSPC, bytes);
   }
   return std::nullopt;
 }
@@ -220,12 +204,12 @@ Result<std::unique_ptr<File>> FaultFileSystem::open(const std::string& path, Ope
   auto it = files_.find(path);
   if (it == files_.end()) {
     if (mode == OpenMode::ReadOnly || mode == OpenMode::ReadWrite) {
-      return os_error("open", path, ENOENT);
+      return file_error("open", path, ENOENT);
     }
-    if (!directories_.count(parent_of(path))) return os_error("open", path, ENOENT);
+    if (!directories_.count(parent_of(path))) return file_error("open", path, ENOENT);
     it = files_.emplace(path, std::make_shared<Node>()).first;
   } else if (mode == OpenMode::CreateNew) {
-    return os_error("open", path, EEXIST);
+    return file_error("open", path, EEXIST);
   }
   return std::unique_ptr<File>(
       new FaultFile(*this, it->second, path, mode != OpenMode::ReadOnly, generation_));
@@ -234,9 +218,9 @@ Result<std::unique_ptr<File>> FaultFileSystem::open(const std::string& path, Ope
 Status FaultFileSystem::rename(const std::string& from, const std::string& to) {
   std::lock_guard lock(mutex_);
   ++calls_[op_index(FaultOp::Rename)];
-  if (should_fail(FaultOp::Rename)) return os_error("rename", from, EIO).with("to", to);
+  if (should_fail(FaultOp::Rename)) return file_error("rename", from, EIO).with("to", to);
   auto it = files_.find(from);
-  if (it == files_.end()) return os_error("rename", from, ENOENT).with("to", to);
+  if (it == files_.end()) return file_error("rename", from, ENOENT).with("to", to);
   if (from == to) return ok_status();
   files_[to] = it->second;
   files_.erase(from);
@@ -245,15 +229,15 @@ Status FaultFileSystem::rename(const std::string& from, const std::string& to) {
 
 Status FaultFileSystem::remove(const std::string& path) {
   std::lock_guard lock(mutex_);
-  if (files_.erase(path) == 0) return os_error("unlink", path, ENOENT);
+  if (files_.erase(path) == 0) return file_error("unlink", path, ENOENT);
   return ok_status();
 }
 
 Status FaultFileSystem::sync_directory(const std::string& path) {
   std::lock_guard lock(mutex_);
   ++calls_[op_index(FaultOp::SyncDirectory)];
-  if (should_fail(FaultOp::SyncDirectory)) return os_error("fsync directory", path, EIO);
-  if (!directories_.count(path)) return os_error("open directory", path, ENOENT);
+  if (should_fail(FaultOp::SyncDirectory)) return file_error("fsync directory", path, EIO);
+  if (!directories_.count(path)) return file_error("open directory", path, ENOENT);
   // The directory's entries become what the live view says: creates, renames, removes.
   std::erase_if(durable_files_, [&](const auto& entry) { return parent_of(entry.first) == path; });
   for (const auto& [file, node] : files_) {
@@ -270,7 +254,7 @@ Status FaultFileSystem::create_directory(const std::string& path) {
 
 Result<std::vector<std::string>> FaultFileSystem::list_directory(const std::string& path) {
   std::lock_guard lock(mutex_);
-  if (!directories_.count(path)) return os_error("opendir", path, ENOENT);
+  if (!directories_.count(path)) return file_error("opendir", path, ENOENT);
   std::vector<std::string> names;
   for (const auto& [file, node] : files_) {
     if (parent_of(file) == path) names.push_back(file.substr(path.size() + 1));
@@ -285,7 +269,7 @@ Result<bool> FaultFileSystem::exists(const std::string& path) {
 
 Result<std::unique_ptr<FileLock>> FaultFileSystem::lock(const std::string& path, LockMode mode) {
   std::lock_guard lock(mutex_);
-  if (!directories_.count(parent_of(path))) return os_error("open lock file", path, ENOENT);
+  if (!directories_.count(parent_of(path))) return file_error("open lock file", path, ENOENT);
   if (!files_.count(path)) files_.emplace(path, std::make_shared<Node>());
   int& holders = locks_[path];
   if (holders < 0 || (mode == LockMode::Exclusive && holders > 0)) {

@@ -1,6 +1,9 @@
 // Helpers shared by every FileSystem implementation.
 #include "platform/file_system.h"
 
+#include <cerrno>
+#include <cstring>
+
 namespace keel::platform {
 
 std::string join_path(std::string_view directory, std::string_view name) {
@@ -8,6 +11,22 @@ std::string join_path(std::string_view directory, std::string_view name) {
   if (!path.empty() && path.back() != '/') path += '/';
   path += name;
   return path;
+}
+
+StoreError file_error(std::string_view operation, const std::string& path, int err,
+                      uint64_t bytes) {
+  if (err == ENOSPC || err == EDQUOT) {
+    return StoreError(ErrorCode::NoSpace)
+        .with("operation", operation)
+        .with("path", path)
+        .with("bytes", bytes)
+        .with("errno", err);
+  }
+  return StoreError(ErrorCode::Io)
+      .with("operation", operation)
+      .with("path", path)
+      .with("detail", std::strerror(err))
+      .with("errno", err);
 }
 
 Result<std::vector<std::byte>> read_file(File& file) {

@@ -79,6 +79,11 @@ FileSystem& posix_file_system();
 
 std::string join_path(std::string_view directory, std::string_view name);
 
+// How every FileSystem implementation reports a failed call: NoSpace for ENOSPC/EDQUOT (with the
+// bytes asked for), else Io; both name the operation, the path and the errno.
+StoreError file_error(std::string_view operation, const std::string& path, int err,
+                      uint64_t bytes = 0);
+
 // Reads the whole file into memory.
 Result<std::vector<std::byte>> read_file(File& file);
 

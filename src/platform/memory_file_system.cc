@@ -7,13 +7,6 @@
 namespace keel::platform {
 namespace {
 
-StoreError missing(std::string_view operation, const std::string& path) {
-  return StoreError(ErrorCode::Io)
-      .with("operation", operation)
-      .with("path", path)
-      .with("detail", std::strerror(ENOENT))
-      .with("errno", ENOENT);
-}
 
 std::string parent_of(const std::string& path) {
   size_t slash = path.find_last_of('/');
@@ -66,11 +59,7 @@ class MemoryFile final : public File {
  private:
   // As POSIX: a descriptor opened read-only refuses writes with EBADF.
   StoreError read_only_handle(std::string_view operation) const {
-    return StoreError(ErrorCode::Io)
-        .with("operation", operation)
-        .with("path", path_)
-        .with("detail", std::strerror(EBADF))
-        .with("errno", EBADF);
+    return file_error(operation, path_, EBADF);
   }
 
   MemoryFileSystem& fs_;
@@ -103,15 +92,11 @@ Result<std::unique_ptr<File>> MemoryFileSystem::open(const std::string& path, Op
   std::lock_guard lock(mutex_);
   auto it = files_.find(path);
   if (it == files_.end()) {
-    if (mode == OpenMode::ReadOnly || mode == OpenMode::ReadWrite) return missing("open", path);
-    if (!directories_.count(parent_of(path))) return missing("open", path);
+    if (mode == OpenMode::ReadOnly || mode == OpenMode::ReadWrite) return file_error("open", path, ENOENT);
+    if (!directories_.count(parent_of(path))) return file_error("open", path, ENOENT);
     it = files_.emplace(path, std::make_shared<Node>()).first;
   } else if (mode == OpenMode::CreateNew) {
-    return StoreError(ErrorCode::Io)
-        .with("operation", "open")
-        .with("path", path)
-        .with("detail", std::strerror(EEXIST))
-        .with("errno", EEXIST);
+    return file_error("open", path, EEXIST);
   }
   return std::unique_ptr<File>(
       new MemoryFile(*this, it->second, path, mode != OpenMode::ReadOnly));
@@ -120,7 +105,7 @@ Result<std::unique_ptr<File>> MemoryFileSystem::open(const std::string& path, Op
 Status MemoryFileSystem::rename(const std::string& from, const std::string& to) {
   std::lock_guard lock(mutex_);
   auto it = files_.find(from);
-  if (it == files_.end()) return missing("rename", from);
+  if (it == files_.end()) return file_error("rename", from, ENOENT);
   if (from == to) return ok_status();
   files_[to] = it->second;
   files_.erase(from);
@@ -129,13 +114,13 @@ Status MemoryFileSystem::rename(const std::string& from, const std::string& to) 
 
 Status MemoryFileSystem::remove(const std::string& path) {
   std::lock_guard lock(mutex_);
-  if (files_.erase(path) == 0) return missing("unlink", path);
+  if (files_.erase(path) == 0) return file_error("unlink", path, ENOENT);
   return ok_status();
 }
 
 Status MemoryFileSystem::sync_directory(const std::string& path) {
   std::lock_guard lock(mutex_);
-  if (!directories_.count(path)) return missing("fsync directory", path);
+  if (!directories_.count(path)) return file_error("fsync directory", path, ENOENT);
   return ok_status();
 }
 
@@ -147,7 +132,7 @@ Status MemoryFileSystem::create_directory(const std::string& path) {
 
 Result<std::vector<std::string>> MemoryFileSystem::list_directory(const std::string& path) {
   std::lock_guard lock(mutex_);
-  if (!directories_.count(path)) return missing("opendir", path);
+  if (!directories_.count(path)) return file_error("opendir", path, ENOENT);
   std::vector<std::string> names;
   for (const auto& [file, node] : files_) {
     if (parent_of(file) == path) names.push_back(file.substr(path.size() + 1));

@@ -14,21 +14,6 @@
 namespace keel::platform {
 namespace {
 
-StoreError os_error(std::string_view operation, const std::string& path, int err,
-                    uint64_t bytes = 0) {
-  if (err == ENOSPC || err == EDQUOT) {
-    return StoreError(ErrorCode::NoSpace)
-        .with("operation", operation)
-        .with("path", path)
-        .with("bytes", bytes)
-        .with("errno", err);
-  }
-  return StoreError(ErrorCode::Io)
-      .with("operation", operation)
-      .with("path", path)
-      .with("detail", std::strerror(err))
-      .with("errno", err);
-}
 
 class PosixFile final : public File {
  public:
@@ -44,7 +29,7 @@ class PosixFile final : public File {
                           static_cast<off_t>(offset + done));
       if (n < 0) {
         if (errno == EINTR) continue;
-        return os_error("pread", path_, errno);
+        return file_error("pread", path_, errno);
       }
       if (n == 0) break;  // end of file
       done += static_cast<size_t>(n);
@@ -59,7 +44,7 @@ class PosixFile final : public File {
                            static_cast<off_t>(offset + done));
       if (n < 0) {
         if (errno == EINTR) continue;
-        return std::move(os_error("pwrite", path_, errno, data.size()))
+        return std::move(file_error("pwrite", path_, errno, data.size()))
             .with("written", static_cast<uint64_t>(done));
       }
       done += static_cast<size_t>(n);
@@ -68,26 +53,26 @@ class PosixFile final : public File {
   }
 
   Status sync_data() override {
-    if (::fdatasync(fd_) != 0) return os_error("fdatasync", path_, errno);
+    if (::fdatasync(fd_) != 0) return file_error("fdatasync", path_, errno);
     return ok_status();
   }
 
   Status truncate(uint64_t size) override {
     while (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
-      if (errno != EINTR) return os_error("ftruncate", path_, errno, size);
+      if (errno != EINTR) return file_error("ftruncate", path_, errno, size);
     }
     return ok_status();
   }
 
   Status allocate(uint64_t offset, uint64_t length) override {
     int rc = ::posix_fallocate(fd_, static_cast<off_t>(offset), static_cast<off_t>(length));
-    if (rc != 0) return os_error("fallocate", path_, rc, length);
+    if (rc != 0) return file_error("fallocate", path_, rc, length);
     return ok_status();
   }
 
   Result<uint64_t> size() override {
     struct stat st {};
-    if (::fstat(fd_, &st) != 0) return os_error("fstat", path_, errno);
+    if (::fstat(fd_, &st) != 0) return file_error("fstat", path_, errno);
     return static_cast<uint64_t>(st.st_size);
   }
 
@@ -131,42 +116,42 @@ class PosixFileSystem final : public FileSystem {
     do {
       fd = ::open(path.c_str(), flags, 0644);
     } while (fd < 0 && errno == EINTR);
-    if (fd < 0) return os_error("open", path, errno);
+    if (fd < 0) return file_error("open", path, errno);
     return std::unique_ptr<File>(new PosixFile(fd, path));
   }
 
   Status rename(const std::string& from, const std::string& to) override {
     if (::rename(from.c_str(), to.c_str()) != 0) {
-      return std::move(os_error("rename", from, errno)).with("to", to);
+      return std::move(file_error("rename", from, errno)).with("to", to);
     }
     return ok_status();
   }
 
   Status remove(const std::string& path) override {
-    if (::unlink(path.c_str()) != 0) return os_error("unlink", path, errno);
+    if (::unlink(path.c_str()) != 0) return file_error("unlink", path, errno);
     return ok_status();
   }
 
   Status sync_directory(const std::string& path) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return os_error("open directory", path, errno);
+    if (fd < 0) return file_error("open directory", path, errno);
     int rc = ::fsync(fd);
     int err = errno;
     ::close(fd);
-    if (rc != 0) return os_error("fsync directory", path, err);
+    if (rc != 0) return file_error("fsync directory", path, err);
     return ok_status();
   }
 
   Status create_directory(const std::string& path) override {
     if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
-      return os_error("mkdir", path, errno);
+      return file_error("mkdir", path, errno);
     }
     return ok_status();
   }
 
   Result<std::vector<std::string>> list_directory(const std::string& path) override {
     DIR* dir = ::opendir(path.c_str());
-    if (dir == nullptr) return os_error("opendir", path, errno);
+    if (dir == nullptr) return file_error("opendir", path, errno);
     std::vector<std::string> names;
     errno = 0;
     while (struct dirent* entry = ::readdir(dir)) {
@@ -175,7 +160,7 @@ class PosixFileSystem final : public FileSystem {
     }
     int err = errno;
     ::closedir(dir);
-    if (err != 0) return os_error("readdir", path, err);
+    if (err != 0) return file_error("readdir", path, err);
     return names;
   }
 
@@ -183,19 +168,19 @@ class PosixFileSystem final : public FileSystem {
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0) return true;
     if (errno == ENOENT) return false;
-    return os_error("stat", path, errno);
+    return file_error("stat", path, errno);
   }
 
   Result<std::unique_ptr<FileLock>> lock(const std::string& path, LockMode mode) override {
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return os_error("open lock file", path, errno);
+    if (fd < 0) return file_error("open lock file", path, errno);
     int op = (mode == LockMode::Exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
     while (::flock(fd, op) != 0) {
       if (errno == EINTR) continue;
       int err = errno;
       ::close(fd);
       if (err == EWOULDBLOCK) return std::unique_ptr<FileLock>();
-      return os_error("flock", path, err);
+      return file_error("flock", path, err);
     }
     return std::unique_ptr<FileLock>(new PosixFileLock(fd));
   }
