@@ -8,7 +8,6 @@
 namespace keel::platform {
 namespace {
 
-
 std::string parent_of(const std::string& path) {
   size_t slash = path.find_last_of('/');
   return slash == std::string::npos ? std::string(".") : path.substr(0, slash);

@@ -14,7 +14,6 @@
 namespace keel::platform {
 namespace {
 
-
 class PosixFile final : public File {
  public:
   PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
