@@ -12,17 +12,18 @@ Status validate_component(std::string_view component, std::string_view value, si
   if (value.size() > max_bytes) {
     return invalid(component, "longer than " + std::to_string(max_bytes) + " bytes");
   }
-  for (char c : value) {
-    auto u = static_cast<unsigned char>(c);
+  if (!value.empty() && value.front() == '/') return invalid(component, "starts with '/'");
+  auto separator = [](char c) { return c == '/' || c == '\\'; };
+  for (size_t i = 0; i < value.size(); ++i) {
+    auto u = static_cast<unsigned char>(value[i]);
     if (u == 0) return invalid(component, "contains a NUL byte");
     if (u < 0x20 || u == 0x7f) return invalid(component, "contains a control character");
-  }
-  if (!value.empty() && value.front() == '/') return invalid(component, "starts with '/'");
-  // ".." as a whole path segment: "..", "../x", "x/..", "x/../y" (also with '\\').
-  for (size_t at = value.find(".."); at != std::string_view::npos; at = value.find("..", at + 1)) {
-    bool starts = at == 0 || value[at - 1] == '/' || value[at - 1] == '\\';
-    bool ends = at + 2 == value.size() || value[at + 2] == '/' || value[at + 2] == '\\';
-    if (starts && ends) return invalid(component, "contains a path-traversal segment '..'");
+    // ".." as a whole path segment: "..", "../x", "x/..", "x/../y" (also with '\\').
+    if (u == '.' && i + 1 < value.size() && value[i + 1] == '.' &&
+        (i == 0 || separator(value[i - 1])) &&
+        (i + 2 == value.size() || separator(value[i + 2]))) {
+      return invalid(component, "contains a path-traversal segment '..'");
+    }
   }
   return ok_status();
 }

@@ -167,6 +167,7 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
     int32_t item;
   };
   absl::flat_hash_map<std::pair<std::string_view, uint32_t>, Head> heads;
+  heads.reserve(items.size());
   std::vector<int32_t> chain_to(items.size(), -1);
   std::vector<index::EntityStream*> streams(items.size());
   batch_bodies_.clear();
@@ -192,6 +193,7 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
   log::SegmentWriter& writer = *log_->writer();
   uint64_t first = writer.next_sequence();
   std::vector<Hash128> hashes;
+  hashes.reserve(items.size());
   KEEL_TRY(writer.append_batch(batch_bodies_, chain_to, &hashes));
   KEEL_TRY(index_appended(first, batch_bodies_, hashes, streams, writer.last_record_position()));
   KEEL_TRY(reach(options.durability, first + items.size() - 1));
