@@ -136,9 +136,15 @@ Status Store::Impl::load_once(const log::LogOptions& log_options) {
   if (log_options.read_only && !recovered.segments.empty() && !recovered.segments.back().sealed) {
     KEEL_ASSIGN_OR_RETURN(bool writer_live, writer_is_live());
     if (writer_live) {
-      uint64_t durable_next = recovered.segments.back().header.first_sequence;
-      for (const auto& [end, next] : tail_frames) {
-        if (end <= tail_durable_through) durable_next = next;
+      // Every segment before the last is sealed, so synced whole: the prefix reaches at least the
+      // last segment's first sequence. Its own frames (if the visitor saw any: it may hold none
+      // yet, and then tail_frames are an earlier segment's) add what their claims vouch for.
+      const log::RecoveredSegment& last = recovered.segments.back();
+      uint64_t durable_next = last.header.first_sequence;
+      if (tail_segment == last.header.segment_id) {
+        for (const auto& [end, next] : tail_frames) {
+          if (end <= tail_durable_through) durable_next = next;
+        }
       }
       sequence_visible_read_only_ = durable_next - 1;
     }
