@@ -19,6 +19,7 @@
 #include "golden_store.h"
 #include "log/epoch_file.h"
 #include "log/log.h"
+#include "owned_event.h"
 #include "test_support.h"
 
 namespace Catch {
@@ -76,24 +77,9 @@ std::string copy_committed_store(const TempDir& dir) {
 
 // ---- What a visitor saw, copied out of the frames (their views live only for the call) ----
 
-struct SeenEvent {
+// An event as the visitor saw it, plus its sequence and hashes.
+struct SeenEvent : keel::test::OwnedEvent {
   uint64_t sequence = 0;
-  EventId event_id;
-  std::string entity;
-  std::string scope;
-  uint16_t kind = 0;
-  uint32_t lane = 0;
-  uint64_t entity_clock = 0;
-  uint64_t hlc_wall_ms = 0;
-  uint32_t hlc_logical = 0;
-  EventId correlation_id;
-  std::optional<EventId> causation_id;
-  std::optional<std::string> idempotency_key;
-  std::optional<Hash128> idempotency_fingerprint;
-  std::optional<uint64_t> fence_id;
-  std::optional<std::string> metadata;
-  std::string payload;
-  std::optional<Hash128> prev_hash;
   Hash128 chained_hash;
   Hash128 rehashed;  // hash128(hashed_bytes), computed here
 };
@@ -109,27 +95,9 @@ struct SeenRecord {
 };
 
 SeenEvent copy_event(uint64_t sequence, const keel::format::EventBody& e) {
-  auto owned = [](std::optional<std::string_view> v) {
-    return v ? std::optional<std::string>(std::string(*v)) : std::nullopt;
-  };
   SeenEvent seen;
+  static_cast<keel::test::OwnedEvent&>(seen) = keel::test::OwnedEvent::from(e);
   seen.sequence = sequence;
-  seen.event_id = e.event_id;
-  seen.entity = std::string(e.entity);
-  seen.scope = std::string(e.scope);
-  seen.kind = e.kind;
-  seen.lane = e.lane;
-  seen.entity_clock = e.entity_clock;
-  seen.hlc_wall_ms = e.hlc_wall_ms;
-  seen.hlc_logical = e.hlc_logical;
-  seen.correlation_id = e.correlation_id;
-  seen.causation_id = e.causation_id;
-  seen.idempotency_key = owned(e.idempotency_key);
-  seen.idempotency_fingerprint = e.idempotency_fingerprint;
-  seen.fence_id = e.fence_id;
-  seen.metadata = owned(e.metadata);
-  seen.payload = std::string(e.payload);
-  seen.prev_hash = e.prev_hash;
   seen.chained_hash = e.chained_hash;
   seen.rehashed = keel::format::hash128(e.hashed_bytes);
   return seen;
