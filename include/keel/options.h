@@ -40,6 +40,13 @@ struct StoreOptions {
   uint32_t batch_items_max = 10'000;
   uint64_t batch_bytes_max = 16ull << 20;  // payload + metadata of all items
   std::chrono::milliseconds append_timeout{5'000};  // when AppendOptions::timeout is zero
+  // The background sync: events appended at Accepted or Written are made durable (and visible
+  // under AfterDurable) within sync_interval, or sooner once sync_bytes are waiting.
+  std::chrono::milliseconds sync_interval{50};
+  uint64_t sync_bytes = 1ull << 20;
+  // The HLC adopts wall-clock moves up to this size; larger jumps are counted in frontier() and
+  // not adopted (DESIGN.md §4).
+  std::chrono::milliseconds hlc_jump_bound{60'000};
 
   // Test seams (not owned; must outlive the store). Null selects the POSIX file system and the
   // system clock.
@@ -48,6 +55,9 @@ struct StoreOptions {
   // Seeds event-id randomness; 0 draws a seed from the clock and the address space (tests set it
   // for reproducible ids).
   uint64_t id_seed = 0;
+  // NEGATIVE CONTROL FOR TESTS ONLY: the writer skips every fdatasync yet reports the events
+  // durable. The power-loss tests must catch a store opened with this set. Never set it otherwise.
+  bool unsafe_skip_fdatasync_for_test = false;
 };
 
 struct AppendOptions {

@@ -39,6 +39,7 @@ Result<std::unique_ptr<Store::Impl>> Store::Impl::open(const std::string& direct
   log_options.create_if_missing = options.create_if_missing;
   log_options.read_only = options.read_only;
   log_options.writer.segment_size = options.segment_size;
+  log_options.writer.skip_sync_for_test = options.unsafe_skip_fdatasync_for_test;
   KEEL_TRY(impl->load(log_options));
   return impl;
 }

@@ -1,0 +1,99 @@
+// Watermarks: the six global watermarks of DESIGN.md §4, the lane views, and the consumers whose
+// progress defines `applied` (include/keel/frontier.h states the semantics and invariants).
+//
+// Lane views: each lane keeps the sequences of its events that have not yet reached the lowest
+// watermark (min of emitted and applied), ascending. A lane's view of watermark K is then
+// (its first pending sequence above K) - 1, or `accepted` when it has none. Views are computed on
+// demand; the hot path (accept) is one push_back.
+//
+// Every change checks the invariants it could break and is refused (InvariantViolation, nothing
+// changed) when it would break one. Once poison() is called, durable is frozen: a later advance of
+// durable is a no-op, even after a successful fsync (fsyncgate).
+//
+// Threads: not thread-safe; the store's commit mutex guards it.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "keel/frontier.h"
+#include "keel/options.h"
+#include "keel/result.h"
+
+namespace keel::frontier {
+
+class Watermarks {
+ public:
+  explicit Watermarks(VisibilityPolicy policy) : policy_(policy) {}
+
+  // Open: every recovered event (sequences 1 .. recovered.global_sequence) has reached every level.
+  void bootstrap(HlcPoint recovered);
+  // A lane that holds recovered events (listed by snapshot()).
+  void note_lane(uint32_t lane);
+
+  // The commit point assigned point.global_sequence to an event of `lane`. Sequences are accepted
+  // in increasing order: InvariantViolation unless above accepted.
+  Status accept(uint32_t lane, HlcPoint point);
+
+  // Raises written, durable, visible or emitted to `point`; a point not above the current value is
+  // a no-op (watermarks are monotone). InvariantViolation, changing nothing, when the new value
+  // would break an invariant (e.g. written above accepted, visible above durable under
+  // AfterDurable). Accepted moves only through accept(); applied only through the consumers.
+  Status advance(Watermark kind, HlcPoint point);
+  // Publication: raises visible to `point`, then emitted to visible and, with no consumer
+  // registered, applied to visible.
+  Status publish(HlcPoint point);
+
+  // Freezes durable for good (the writer is poisoned).
+  void poison() { poisoned_ = true; }
+  bool poisoned() const { return poisoned_; }
+
+  // ---- consumers (DESIGN.md §4 and §8) ----
+  // Registers `name` at position `at` (the last sequence it has applied): InvalidArgument when the
+  // name is empty or taken, or `at` is below applied (registering must not lower applied; use
+  // reset_applied) or above visible.
+  Status register_consumer(std::string_view name, uint64_t at);
+  // The consumer has applied every event up to `sequence`: InvalidArgument when below its position
+  // (positions are monotone) or above visible; NotFound for an unknown name. Applied becomes
+  // max(applied, min over consumers).
+  Status consumer_applied(std::string_view name, uint64_t sequence);
+  // NotFound for an unknown name. With no consumer left, applied follows visible again.
+  Status unregister_consumer(std::string_view name);
+  // The explicit reset that may lower applied (DESIGN.md §4): sets applied to `sequence` (at most
+  // visible: InvalidArgument above it) and every consumer position above it down to it. Returns the
+  // line to log, naming the old and new values and `reason`.
+  Result<std::string> reset_applied(uint64_t sequence, std::string_view reason);
+  size_t consumer_count() const { return consumers_.size(); }
+
+  // ---- reading ----
+  uint64_t sequence(Watermark kind) const { return points_[index(kind)].global_sequence; }
+  const HlcPoint& point(Watermark kind) const { return points_[index(kind)]; }
+  // The lane view of `kind` (include/keel/frontier.h); a lane never seen reads `accepted`.
+  uint64_t lane_sequence(uint32_t lane, Watermark kind) const;
+  LaneFrontier lane(uint32_t lane) const;
+  // Fills points, visible_minus_durable, lanes (every lane seen, ascending), consumers, poisoned.
+  void snapshot(Frontier& out) const;
+  // Checks every invariant of include/keel/frontier.h; empty when they hold, else a description.
+  // (Monotonicity is enforced by advance(); this checks the ordering between watermarks.)
+  std::string check() const;
+
+ private:
+  static int index(Watermark kind) { return static_cast<int>(kind); }
+  void trim_lanes();
+
+  struct Lane {
+    std::deque<uint64_t> pending;  // sequences not yet at min(emitted, applied), ascending
+  };
+
+  VisibilityPolicy policy_;
+  HlcPoint points_[kWatermarkCount];
+  bool poisoned_ = false;
+  absl::flat_hash_map<uint32_t, Lane> lanes_;
+  absl::flat_hash_map<std::string, uint64_t> consumers_;  // name -> last applied sequence
+};
+
+}  // namespace keel::frontier
