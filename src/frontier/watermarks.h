@@ -4,7 +4,8 @@
 // Lane views: each lane keeps the sequences of its events that have not yet reached the lowest
 // watermark (min of emitted and applied), ascending. A lane's view of watermark K is then
 // (its first pending sequence above K) - 1, or `accepted` when it has none. Views are computed on
-// demand; the hot path (accept) is one push_back.
+// demand; the hot path (accept) is one push_back. Pending entries keep the event's wall time too,
+// so a consumer-driven `applied` gets the wall time of the event at its sequence.
 //
 // Every change checks the invariants it could break and is refused (InvariantViolation, nothing
 // changed) when it would break one. Once poison() is called, durable is frozen: a later advance of
@@ -61,11 +62,13 @@ class Watermarks {
   // (positions are monotone) or above visible; NotFound for an unknown name. Applied becomes
   // max(applied, min over consumers).
   Status consumer_applied(std::string_view name, uint64_t sequence);
-  // NotFound for an unknown name. With no consumer left, applied follows visible again.
+  // NotFound for an unknown name. With no consumer left, applied follows visible again, at once.
   Status unregister_consumer(std::string_view name);
   // The explicit reset that may lower applied (DESIGN.md §4): sets applied to `sequence` (at most
   // visible: InvalidArgument above it) and every consumer position above it down to it. Returns the
-  // line to log, naming the old and new values and `reason`.
+  // line to log, naming the old and new values and `reason`. The lanes no longer know which of
+  // their events lie between the new applied and the trim floor, so until applied climbs back there
+  // every seen lane's applied view reads the global applied (low, never high).
   Result<std::string> reset_applied(uint64_t sequence, std::string_view reason);
   size_t consumer_count() const { return consumers_.size(); }
 
@@ -80,17 +83,32 @@ class Watermarks {
   // Checks every invariant of include/keel/frontier.h; empty when they hold, else a description.
   // (Monotonicity is enforced by advance(); this checks the ordering between watermarks.)
   std::string check() const;
+  // The ordering invariants alone, for any set of values (recovered ones on open, a candidate
+  // change here): empty when they hold, else "written 7 above accepted 5" (several joined by "; ").
+  static std::string check_ordering(const WatermarkSequences& sequences, VisibilityPolicy policy);
+  // Events of `lane` held for the lane views (not yet at min(emitted, applied)): the memory the
+  // views cost, and what a test reads to see them trimmed.
+  size_t pending_count(uint32_t lane) const;
 
  private:
   static int index(Watermark kind) { return static_cast<int>(kind); }
   void trim_lanes();
+  // Applied := max(applied, min over consumers); nothing without a consumer.
+  void raise_applied();
+  // `sequence` with the wall time of the event there when known (a current point, the trim floor
+  // or a pending event), else the wall time of the closest known point below it (a lower bound:
+  // wall time is non-decreasing in sequence). Inexact only after reset_applied below the floor.
+  HlcPoint point_at(uint64_t sequence) const;
 
   struct Lane {
-    std::deque<uint64_t> pending;  // sequences not yet at min(emitted, applied), ascending
+    std::deque<HlcPoint> pending;  // events not yet at min(emitted, applied), ascending
   };
 
   VisibilityPolicy policy_;
   HlcPoint points_[kWatermarkCount];
+  // Every pending deque holds all of its lane's events above this point (the highest
+  // min(emitted, applied) trimmed at); only reset_applied can put applied below it.
+  HlcPoint trimmed_;
   bool poisoned_ = false;
   absl::flat_hash_map<uint32_t, Lane> lanes_;
   absl::flat_hash_map<std::string, uint64_t> consumers_;  // name -> last applied sequence
