@@ -28,6 +28,8 @@ class ManualClock final : public Clock {
     wall_ms_ += ms;
     monotonic_ns_ += ms * 1'000'000;
   }
+  // Moves only the monotonic clock (a wall clock that lags or is stuck).
+  void advance_monotonic_ms(uint64_t ms) { monotonic_ns_ += ms * 1'000'000; }
   void set_wall_ms(uint64_t ms) { wall_ms_ = ms; }
 
  private:

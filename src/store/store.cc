@@ -14,7 +14,7 @@ Store::Impl::Impl(const std::string& directory, const StoreOptions& options)
       fs_(options.file_system ? *options.file_system : platform::posix_file_system()),
       clock_(options.clock ? *options.clock : platform::system_clock()),
       reader_(fs_, directory),
-      hlc_(clock_),
+      hlc_(clock_, static_cast<uint64_t>(options.hlc_jump_bound.count())),
       id_random_(options.id_seed != 0
                      ? options.id_seed
                      : clock_.monotonic_ns() ^ reinterpret_cast<uintptr_t>(this) ^

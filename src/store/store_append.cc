@@ -127,7 +127,7 @@ Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind
   index::EntityStream* stream = &index_.stream_for(coordinate.entity, options.lane);
   uint64_t clock = stream->clock() + 1;
   format::EventBody body =
-      make_body(coordinate, kind, payload, options, clock, stream->head(), hlc_.wall_ms());
+      make_body(coordinate, kind, payload, options, clock, stream->head(), hlc_.physical_ms());
   uint64_t sequence = writer.next_sequence();
   Hash128 hash;
   KEEL_TRY(writer.append_event(body, &hash));
@@ -171,7 +171,7 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
   std::vector<int32_t> chain_to(items.size(), -1);
   std::vector<index::EntityStream*> streams(items.size());
   batch_bodies_.clear();
-  uint64_t wall_ms = hlc_.wall_ms();
+  uint64_t wall_ms = hlc_.physical_ms();
   for (size_t i = 0; i < items.size(); ++i) {
     const BatchItem& item = items[i];
     auto [it, inserted] = heads.try_emplace(
