@@ -3,12 +3,15 @@
 #   make test       set up, build, run every test
 #   make asan-test  the tests under ASan+UBSan        make tsan-test  the concurrency tests under TSan
 #   make fuzz-smoke a short run of every fuzz target  make bench      the benchmarks
+#   make crash-loop the SIGKILL crash loop of real processes, ITERATIONS (500) kills in a temp dir
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 30
+ITERATIONS ?= 500
 
-.PHONY: deps build test demo asan-test tsan-test fuzz-build fuzz-smoke bench golden format clean
+.PHONY: deps build test demo asan-test tsan-test fuzz-build fuzz-smoke bench crash-loop golden format \
+	clean
 
 deps:
 	@scripts/install-deps
@@ -47,6 +50,18 @@ bench: deps
 	@cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEEL_BENCH=ON -DKEEL_TESTS=OFF >/dev/null
 	@cmake --build build-bench -j $(JOBS)
 	scripts/run-benchmarks build-bench
+
+# The long crash loop (tests/crash_loop_test.cc runs a short one): the store is removed when the
+# run passes and kept for inspection when it fails.
+crash-loop: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target keel-crash-loop
+	@scratch=$$(mktemp -d) && \
+	if $(BUILD)/tools/keel-crash-loop run --dir $$scratch/store --iterations $(ITERATIONS); then \
+	  rm -rf $$scratch; \
+	else \
+	  echo "crash loop failed; the store is kept in $$scratch/store"; exit 1; \
+	fi
 
 # Regenerates segments/golden/ (commit the result together with any format change).
 golden: build

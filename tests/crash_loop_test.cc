@@ -1,0 +1,107 @@
+// The SIGKILL crash loop (tools/crash_loop.cc, DESIGN.md §10) as a short CI run, with its negative
+// controls: falsified receipts the oracle must catch, so a passing run is not a vacuous one.
+// `make crash-loop` runs the long version. Single-threaded (each case runs the tool as a process).
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include "test_support.h"
+
+using keel::test::TempDir;
+
+namespace {
+
+struct Run {
+  int exit_code;
+  std::string out;
+  std::string err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs `keel-crash-loop ARGS` (passed through the shell) with its output in scratch files.
+Run crash_loop(const TempDir& scratch, const std::string& args) {
+  std::string command = std::string(KEEL_CRASH_LOOP) + " " + args + " >" + (scratch / "stdout") +
+                        " 2>" + (scratch / "stderr");
+  int status = std::system(command.c_str());
+  return Run{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(scratch / "stdout"),
+             slurp(scratch / "stderr")};
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// Sums "<n> durable" over the per-iteration progress lines.
+uint64_t durable_receipts_checked(const std::string& out) {
+  static const std::regex durable(R"(; (\d+) durable,)");
+  uint64_t total = 0;
+  for (std::sregex_iterator it(out.begin(), out.end(), durable), end; it != end; ++it) {
+    total += std::stoull((*it)[1]);
+  }
+  return total;
+}
+
+}  // namespace
+
+TEST_CASE("SIGKILLed appenders lose no acknowledged receipt and leave no refused append",
+          "[crash]") {
+  TempDir scratch;
+  Run run = crash_loop(scratch, "run --dir " + (scratch / "store") +
+                                    " --iterations 15 --max-ms 150 --seed 20240601");
+  INFO(run.out);
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  CHECK(contains(run.out, "all 15 iterations passed"));
+  size_t iterations = 0;
+  for (size_t at = 0; (at = run.out.find("verify ok\n", at)) != std::string::npos; ++at) {
+    ++iterations;
+  }
+  CHECK(iterations == 15);
+  // Not vacuous: children were killed with durable receipts outstanding, all of them checked.
+  CHECK(durable_receipts_checked(run.out) > 0);
+}
+
+TEST_CASE("The crash loop's oracle catches falsified receipts (negative controls)", "[crash]") {
+  struct Control {
+    const char* mode;
+    const char* finding;
+  };
+  for (Control control :
+       {Control{"hash", "holds another event of the same epoch"},
+        Control{"epoch", "lost acknowledged receipt"}, Control{"refused", " is stored"}}) {
+    TempDir scratch;
+    Run run =
+        crash_loop(scratch, "run --dir " + (scratch / "store") +
+                                " --iterations 20 --max-ms 100 --seed 7 --tamper " + control.mode);
+    INFO(control.mode << "\n" << run.out << run.err);
+    CHECK(run.exit_code == 1);
+    CHECK(contains(run.err, "tampered (" + std::string(control.mode) + ")"));
+    CHECK(contains(run.err, "FAILED at iteration"));
+    CHECK(contains(run.err, control.finding));
+  }
+}
+
+TEST_CASE("keel-crash-loop explains itself and refuses bad arguments", "[crash]") {
+  TempDir scratch;
+  Run help = crash_loop(scratch, "--help");
+  CHECK(help.exit_code == 0);
+  CHECK(contains(help.out, "usage: keel-crash-loop run --dir DIR"));
+  CHECK(crash_loop(scratch, "").exit_code == 2);
+  CHECK(crash_loop(scratch, "run").exit_code == 2);  // no --dir
+  Run bad = crash_loop(scratch, "run --dir " + (scratch / "store") + " --max-ms 2");
+  CHECK(bad.exit_code == 2);
+  CHECK(contains(bad.err, "bad value for --max-ms"));
+  CHECK(crash_loop(scratch, "run --dir " + (scratch / "store") + " --tamper nothing").exit_code ==
+        2);
+}
