@@ -1,10 +1,13 @@
 // FaultFileSystem (src/platform/fault_file_system.h): each injected fault fires exactly at the
 // armed call, reads see the page cache, and crash() leaves what a power loss leaves: synced bytes
-// intact, unsynced pages dropped / kept / zeroed, unsynced directory changes and sizes undone.
+// intact, unsynced pages dropped / kept / zeroed, unsynced directory changes and sizes undone; a
+// stalled sync blocks only its caller until released.
 #include "platform/fault_file_system.h"
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,6 +59,35 @@ std::unique_ptr<File> synced_file(FaultFileSystem& fs, const std::string& path, 
   KEEL_REQUIRE_OK(fs.sync_directory(kDir));
   return file;
 }
+
+// Runs file.sync_data() on a thread of its own; join() returns its status. Destroyed unjoined (a
+// failed REQUIRE), it releases the stall first so the test ends instead of hanging.
+class SyncThread {
+ public:
+  SyncThread(FaultFileSystem& fs, File& file)
+      : fs_(fs), thread_([this, &file] {
+          status_ = file.sync_data();
+          returned_ = true;
+        }) {}
+  ~SyncThread() {
+    if (!thread_.joinable()) return;
+    fs_.stall_syncs(false);
+    thread_.join();
+  }
+  bool returned() const { return returned_; }
+  Status join() {
+    thread_.join();
+    return status_;
+  }
+
+ private:
+  FaultFileSystem& fs_;
+  std::atomic<bool> returned_{false};
+  Status status_;
+  std::thread thread_;  // last: it starts once the members it writes exist
+};
+
+constexpr std::chrono::seconds kStallWait{10};
 
 TEST_CASE("FaultFileSystem: EIO fires at the n-th call of each kind, not before", "[fault]") {
   FaultFileSystem fs;
@@ -322,6 +354,68 @@ TEST_CASE("FaultFileSystem: shared between threads", "[fault][concurrency]") {
     CHECK(std::vector<std::byte>(bytes.begin(), bytes.begin() + 191 * 64) ==
           filled(191 * 64, static_cast<uint8_t>(t + 1)));
   }
+}
+
+TEST_CASE("FaultFileSystem: a stalled sync blocks its caller only, until released",
+          "[fault][concurrency]") {
+  FaultFileSystem fs;
+  KEEL_REQUIRE_OK(fs.create_directory(kDir));
+  auto file = synced_file(fs, kDir + "/a", 1, 1);
+  KEEL_REQUIRE_OK(file->write_at(0, filled(kFaultPageSize, 2)));
+  fs.stall_syncs(true);
+  SyncThread syncer(fs, *file);
+  REQUIRE(fs.wait_for_stalled_sync(kStallWait));
+  CHECK(fs.stalled_syncs() == 1);
+  CHECK_FALSE(syncer.returned());
+
+  SECTION("meanwhile other calls work; released, it applies the sync") {
+    // This thread reads and writes, on the stalled file and on another one: the stall holds no
+    // lock. Nothing of the stalled sync has reached the disk.
+    std::vector<std::byte> out(4);
+    REQUIRE(*file->read_at(0, out) == 4);
+    CHECK(out == filled(4, 2));
+    KEEL_REQUIRE_OK(file->write_at(kFaultPageSize, filled(8, 4)));
+    auto other = open_ok(fs, kDir + "/b");
+    KEEL_REQUIRE_OK(other->write_at(0, filled(10, 3)));
+    CHECK(fs.list_directory(kDir)->size() == 2);
+    CHECK(fs.durable_contents(kDir + "/a") == filled(kFaultPageSize, 1));
+    CHECK_FALSE(syncer.returned());
+    CHECK(fs.stalled_syncs() == 1);
+
+    fs.stall_syncs(false);
+    KEEL_REQUIRE_OK(syncer.join());
+    CHECK(fs.stalled_syncs() == 0);
+    // Released, it synced the file as it is now, the write made during the stall included.
+    auto expected = filled(kFaultPageSize + 8, 4);
+    std::fill(expected.begin(), expected.begin() + kFaultPageSize, std::byte{2});
+    CHECK(fs.durable_contents(kDir + "/a") == expected);
+    fs.crash(1);
+    CHECK(fs.contents(kDir + "/a") == expected);
+    KEEL_REQUIRE_OK(open_ok(fs, kDir + "/a")->sync_data());  // the crash left the stall off
+  }
+  SECTION("a fault armed while it waits fires when it proceeds") {
+    uint64_t syncs_before = fs.calls(FaultOp::SyncData);
+    fs.fail_nth(FaultOp::SyncData, 1);
+    fs.stall_syncs(false);
+    require_eio(syncer.join(), "fdatasync");
+    CHECK(fs.calls(FaultOp::SyncData) == syncs_before + 1);
+    CHECK(fs.durable_contents(kDir + "/a") == filled(kFaultPageSize, 1));
+  }
+  SECTION("crash() releases it onto a void handle") {
+    fs.crash(1);
+    require_eio(syncer.join(), "fdatasync");
+    CHECK(fs.stalled_syncs() == 0);
+  }
+}
+
+TEST_CASE("FaultFileSystem: wait_for_stalled_sync times out when nothing stalls", "[fault]") {
+  FaultFileSystem fs;
+  KEEL_REQUIRE_OK(fs.create_directory(kDir));
+  CHECK_FALSE(fs.wait_for_stalled_sync(std::chrono::milliseconds(1)));
+  fs.stall_syncs(true);
+  CHECK_FALSE(fs.wait_for_stalled_sync(std::chrono::milliseconds(1)));  // on, but no caller
+  fs.stall_syncs(false);
+  KEEL_REQUIRE_OK(open_ok(fs, kDir + "/a")->sync_data());  // off again: returns at once
 }
 
 }  // namespace

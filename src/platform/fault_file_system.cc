@@ -8,11 +8,6 @@
 namespace keel::platform {
 namespace {
 
-std::string parent_of(const std::string& path) {
-  size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
-}
-
 size_t op_index(FaultOp op) { return static_cast<size_t>(op); }
 
 using DirtyPages = std::map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>>;
@@ -90,7 +85,8 @@ class FaultFile final : public File {
   }
 
   Status sync_data() override {
-    std::lock_guard lock(fs_.mutex_);
+    std::unique_lock lock(fs_.mutex_);
+    fs_.wait_while_stalled(lock);
     if (stale()) return file_error("fdatasync", path_, EIO);
     ++fs_.calls_[op_index(FaultOp::SyncData)];
     if (fs_.should_fail(FaultOp::SyncData)) return file_error("fdatasync", path_, EIO);
@@ -164,13 +160,7 @@ class FaultFileLock final : public FileLock {
   ~FaultFileLock() override {
     std::lock_guard lock(fs_.mutex_);
     if (generation_ != fs_.generation_) return;  // the crash released it
-    auto it = fs_.locks_.find(path_);
-    if (it == fs_.locks_.end()) return;
-    if (it->second <= 1) {
-      fs_.locks_.erase(it);
-    } else {
-      --it->second;
-    }
+    fs_.tree_.unlock(path_);
   }
   FaultFileLock(const FaultFileLock&) = delete;
   FaultFileLock& operator=(const FaultFileLock&) = delete;
@@ -200,46 +190,31 @@ std::optional<StoreError> FaultFileSystem::check_space(const std::string& operat
 
 Result<std::unique_ptr<File>> FaultFileSystem::open(const std::string& path, OpenMode mode) {
   std::lock_guard lock(mutex_);
-  auto it = files_.find(path);
-  if (it == files_.end()) {
-    if (mode == OpenMode::ReadOnly || mode == OpenMode::ReadWrite) {
-      return file_error("open", path, ENOENT);
-    }
-    if (!directories_.count(parent_of(path))) return file_error("open", path, ENOENT);
-    it = files_.emplace(path, std::make_shared<Node>()).first;
-  } else if (mode == OpenMode::CreateNew) {
-    return file_error("open", path, EEXIST);
-  }
+  KEEL_ASSIGN_OR_RETURN(auto node, tree_.open(path, mode));
   return std::unique_ptr<File>(
-      new FaultFile(*this, it->second, path, mode != OpenMode::ReadOnly, generation_));
+      new FaultFile(*this, std::move(node), path, mode != OpenMode::ReadOnly, generation_));
 }
 
 Status FaultFileSystem::rename(const std::string& from, const std::string& to) {
   std::lock_guard lock(mutex_);
   ++calls_[op_index(FaultOp::Rename)];
   if (should_fail(FaultOp::Rename)) return file_error("rename", from, EIO).with("to", to);
-  auto it = files_.find(from);
-  if (it == files_.end()) return file_error("rename", from, ENOENT).with("to", to);
-  if (from == to) return ok_status();
-  files_[to] = it->second;
-  files_.erase(from);
-  return ok_status();
+  return tree_.rename(from, to);
 }
 
 Status FaultFileSystem::remove(const std::string& path) {
   std::lock_guard lock(mutex_);
-  if (files_.erase(path) == 0) return file_error("unlink", path, ENOENT);
-  return ok_status();
+  return tree_.remove(path);
 }
 
 Status FaultFileSystem::sync_directory(const std::string& path) {
   std::lock_guard lock(mutex_);
   ++calls_[op_index(FaultOp::SyncDirectory)];
   if (should_fail(FaultOp::SyncDirectory)) return file_error("fsync directory", path, EIO);
-  if (!directories_.count(path)) return file_error("open directory", path, ENOENT);
+  if (!tree_.has_directory(path)) return file_error("open directory", path, ENOENT);
   // The directory's entries become what the live view says: creates, renames, removes.
   std::erase_if(durable_files_, [&](const auto& entry) { return parent_of(entry.first) == path; });
-  for (const auto& [file, node] : files_) {
+  for (const auto& [file, node] : tree_.files()) {
     if (parent_of(file) == path) durable_files_[file] = node;
   }
   return ok_status();
@@ -247,34 +222,24 @@ Status FaultFileSystem::sync_directory(const std::string& path) {
 
 Status FaultFileSystem::create_directory(const std::string& path) {
   std::lock_guard lock(mutex_);
-  directories_.insert(path);
+  tree_.create_directory(path);
   return ok_status();
 }
 
 Result<std::vector<std::string>> FaultFileSystem::list_directory(const std::string& path) {
   std::lock_guard lock(mutex_);
-  if (!directories_.count(path)) return file_error("opendir", path, ENOENT);
-  std::vector<std::string> names;
-  for (const auto& [file, node] : files_) {
-    if (parent_of(file) == path) names.push_back(file.substr(path.size() + 1));
-  }
-  return names;
+  return tree_.list_directory(path);
 }
 
 Result<bool> FaultFileSystem::exists(const std::string& path) {
   std::lock_guard lock(mutex_);
-  return files_.count(path) > 0 || directories_.count(path) > 0;
+  return tree_.exists(path);
 }
 
 Result<std::unique_ptr<FileLock>> FaultFileSystem::lock(const std::string& path, LockMode mode) {
   std::lock_guard lock(mutex_);
-  if (!directories_.count(parent_of(path))) return file_error("open lock file", path, ENOENT);
-  if (!files_.count(path)) files_.emplace(path, std::make_shared<Node>());
-  int& holders = locks_[path];
-  if (holders < 0 || (mode == LockMode::Exclusive && holders > 0)) {
-    return std::unique_ptr<FileLock>();
-  }
-  holders = mode == LockMode::Exclusive ? -1 : holders + 1;
+  KEEL_ASSIGN_OR_RETURN(bool taken, tree_.lock(path, mode));
+  if (!taken) return std::unique_ptr<FileLock>();
   return std::unique_ptr<FileLock>(new FaultFileLock(*this, path, generation_));
 }
 
@@ -311,6 +276,40 @@ uint64_t FaultFileSystem::calls(FaultOp op) const {
   return calls_[op_index(op)];
 }
 
+void FaultFileSystem::wait_while_stalled(std::unique_lock<std::mutex>& lock) {
+  if (!stall_on_) return;
+  uint64_t arrived_at = stall_releases_;
+  ++stalled_;
+  stall_changed_.notify_all();  // wakes wait_for_stalled_sync
+  stall_changed_.wait(lock, [&] { return stall_releases_ != arrived_at; });
+  --stalled_;
+}
+
+void FaultFileSystem::release_stalled_syncs() {
+  stall_on_ = false;
+  ++stall_releases_;
+  stall_changed_.notify_all();
+}
+
+void FaultFileSystem::stall_syncs(bool on) {
+  std::lock_guard lock(mutex_);
+  if (on) {
+    stall_on_ = true;
+  } else {
+    release_stalled_syncs();
+  }
+}
+
+uint64_t FaultFileSystem::stalled_syncs() const {
+  std::lock_guard lock(mutex_);
+  return stalled_;
+}
+
+bool FaultFileSystem::wait_for_stalled_sync(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return stall_changed_.wait_for(lock, timeout, [&] { return stalled_ > 0; });
+}
+
 CrashReport FaultFileSystem::crash(uint64_t seed) {
   std::lock_guard lock(mutex_);
   std::mt19937_64 rng(seed);
@@ -342,10 +341,11 @@ CrashReport FaultFileSystem::crash(uint64_t seed) {
     }
     mounted[path] = survivor;
   }
-  files_ = mounted;
+  tree_.files() = mounted;
   durable_files_ = std::move(mounted);
-  locks_.clear();
+  tree_.clear_locks();
   ++generation_;
+  release_stalled_syncs();  // they wake to a void handle: EIO
   for (Trigger& trigger : triggers_) trigger = Trigger{};
   short_write_at_ = 0;
   space_limit_.reset();
@@ -354,8 +354,8 @@ CrashReport FaultFileSystem::crash(uint64_t seed) {
 
 std::vector<std::byte> FaultFileSystem::contents(const std::string& path) const {
   std::lock_guard lock(mutex_);
-  auto it = files_.find(path);
-  return it == files_.end() ? std::vector<std::byte>() : it->second->cache;
+  auto it = tree_.files().find(path);
+  return it == tree_.files().end() ? std::vector<std::byte>() : it->second->cache;
 }
 
 std::optional<std::vector<std::byte>> FaultFileSystem::durable_contents(

@@ -21,22 +21,30 @@
 //                          the cut bytes reappear), directories their synced entries. Afterwards
 //                          the file system is a freshly mounted disk: handles opened before fail
 //                          with EIO, locks are released, faults are disarmed.
+// Stalling (for tests of what runs while an fdatasync is slow):
+//   stall_syncs(true)      every sync_data blocks, without the file system's mutex, so other
+//                          threads keep reading and writing, until stall_syncs(false) or crash();
+//                          then it proceeds as if just called (it applies the sync, or fails if a
+//                          fault is armed by then; after a crash its handle is void: EIO).
 // Directories themselves (create_directory) are durable at once: the tests create one store root.
 //
-// Threads: one mutex guards everything; handles share it. Safe to share between threads.
+// Threads: one mutex guards everything; handles share it. Safe to share between threads. A stalled
+// sync waits on a condition variable of that mutex, so it holds nothing while it waits.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "platform/file_system.h"
+#include "platform/memory_file_system_tree.h"
 
 namespace keel::platform {
 
@@ -74,10 +82,19 @@ class FaultFileSystem final : public FileSystem {
   void limit_space(uint64_t bytes);
   // Disarms every fault (counters keep running).
   void clear_faults();
-  // Calls of `op` since construction (failed ones included).
+  // Calls of `op` since construction (failed ones included; a stalled sync counts once released).
   uint64_t calls(FaultOp op) const;
 
-  // The power loss. Returns what happened to the unsynced pages.
+  // While on, every sync_data blocks until stall_syncs(false) or crash() releases it (a sync that
+  // arrives after a release while the stall is on again waits for the next release).
+  void stall_syncs(bool on);
+  // How many sync_data calls are blocked right now.
+  uint64_t stalled_syncs() const;
+  // Blocks until at least one sync_data is stalled; false if none is within `timeout`.
+  bool wait_for_stalled_sync(std::chrono::milliseconds timeout);
+
+  // The power loss. Returns what happened to the unsynced pages. Releases stalled syncs and turns
+  // the stall off.
   CrashReport crash(uint64_t seed);
 
   // ---- inspection ----
@@ -107,13 +124,20 @@ class FaultFileSystem final : public FileSystem {
   bool should_fail(FaultOp op);
   std::optional<StoreError> check_space(const std::string& operation, const std::string& path,
                                         uint64_t bytes);
+  // Waits (releasing mutex_) while syncs are stalled; returns with mutex_ held again.
+  void wait_while_stalled(std::unique_lock<std::mutex>& lock);
+  void release_stalled_syncs();
 
   mutable std::mutex mutex_;
-  uint64_t generation_ = 0;  // bumped by crash(): older handles and locks are void
-  std::set<std::string> directories_;
-  std::map<std::string, std::shared_ptr<Node>> files_;          // live directory entries
+  uint64_t generation_ = 0;    // bumped by crash(): older handles and locks are void
+  MemoryFileTree<Node> tree_;  // live directory entries, locks
   std::map<std::string, std::shared_ptr<Node>> durable_files_;  // synced directory entries
-  std::map<std::string, int> locks_;                            // path -> holders (-1: exclusive)
+
+  // The stall: waiters block until stall_releases_ moves past the value they saw on arrival.
+  std::condition_variable stall_changed_;  // a release, or a sync starting to wait
+  bool stall_on_ = false;
+  uint64_t stall_releases_ = 0;
+  uint64_t stalled_ = 0;
 
   uint64_t calls_[4] = {0, 0, 0, 0};
   Trigger triggers_[4];

@@ -5,15 +5,6 @@
 #include <cstring>
 
 namespace keel::platform {
-namespace {
-
-
-std::string parent_of(const std::string& path) {
-  size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
-}
-
-}  // namespace
 
 class MemoryFile final : public File {
  public:
@@ -70,101 +61,74 @@ class MemoryFile final : public File {
 
 class MemoryFileLock final : public FileLock {
  public:
-  MemoryFileLock(std::mutex& mutex, std::map<std::string, int>& locks, std::string path)
-      : mutex_(mutex), locks_(locks), path_(std::move(path)) {}
+  MemoryFileLock(MemoryFileSystem& fs, std::string path) : fs_(fs), path_(std::move(path)) {}
   ~MemoryFileLock() override {
-    std::lock_guard lock(mutex_);
-    auto it = locks_.find(path_);
-    if (it->second <= 1) {
-      locks_.erase(it);
-    } else {
-      --it->second;
-    }
+    std::lock_guard lock(fs_.mutex_);
+    fs_.tree_.unlock(path_);
   }
+  MemoryFileLock(const MemoryFileLock&) = delete;
+  MemoryFileLock& operator=(const MemoryFileLock&) = delete;
 
  private:
-  std::mutex& mutex_;
-  std::map<std::string, int>& locks_;
+  MemoryFileSystem& fs_;
   std::string path_;
 };
 
 Result<std::unique_ptr<File>> MemoryFileSystem::open(const std::string& path, OpenMode mode) {
   std::lock_guard lock(mutex_);
-  auto it = files_.find(path);
-  if (it == files_.end()) {
-    if (mode == OpenMode::ReadOnly || mode == OpenMode::ReadWrite) return file_error("open", path, ENOENT);
-    if (!directories_.count(parent_of(path))) return file_error("open", path, ENOENT);
-    it = files_.emplace(path, std::make_shared<Node>()).first;
-  } else if (mode == OpenMode::CreateNew) {
-    return file_error("open", path, EEXIST);
-  }
+  KEEL_ASSIGN_OR_RETURN(auto node, tree_.open(path, mode));
   return std::unique_ptr<File>(
-      new MemoryFile(*this, it->second, path, mode != OpenMode::ReadOnly));
+      new MemoryFile(*this, std::move(node), path, mode != OpenMode::ReadOnly));
 }
 
 Status MemoryFileSystem::rename(const std::string& from, const std::string& to) {
   std::lock_guard lock(mutex_);
-  auto it = files_.find(from);
-  if (it == files_.end()) return file_error("rename", from, ENOENT);
-  if (from == to) return ok_status();
-  files_[to] = it->second;
-  files_.erase(from);
-  return ok_status();
+  return tree_.rename(from, to);
 }
 
 Status MemoryFileSystem::remove(const std::string& path) {
   std::lock_guard lock(mutex_);
-  if (files_.erase(path) == 0) return file_error("unlink", path, ENOENT);
-  return ok_status();
+  return tree_.remove(path);
 }
 
 Status MemoryFileSystem::sync_directory(const std::string& path) {
   std::lock_guard lock(mutex_);
-  if (!directories_.count(path)) return file_error("fsync directory", path, ENOENT);
+  if (!tree_.has_directory(path)) return file_error("fsync directory", path, ENOENT);
   return ok_status();
 }
 
 Status MemoryFileSystem::create_directory(const std::string& path) {
   std::lock_guard lock(mutex_);
-  directories_.insert(path);
+  tree_.create_directory(path);
   return ok_status();
 }
 
 Result<std::vector<std::string>> MemoryFileSystem::list_directory(const std::string& path) {
   std::lock_guard lock(mutex_);
-  if (!directories_.count(path)) return file_error("opendir", path, ENOENT);
-  std::vector<std::string> names;
-  for (const auto& [file, node] : files_) {
-    if (parent_of(file) == path) names.push_back(file.substr(path.size() + 1));
-  }
-  return names;
+  return tree_.list_directory(path);
 }
 
 Result<bool> MemoryFileSystem::exists(const std::string& path) {
   std::lock_guard lock(mutex_);
-  return files_.count(path) > 0 || directories_.count(path) > 0;
+  return tree_.exists(path);
 }
 
 Result<std::unique_ptr<FileLock>> MemoryFileSystem::lock(const std::string& path, LockMode mode) {
   std::lock_guard lock(mutex_);
-  if (!files_.count(path)) files_.emplace(path, std::make_shared<Node>());
-  int& holders = locks_[path];
-  if (holders < 0 || (mode == LockMode::Exclusive && holders > 0)) {
-    return std::unique_ptr<FileLock>();
-  }
-  holders = mode == LockMode::Exclusive ? -1 : holders + 1;
-  return std::unique_ptr<FileLock>(new MemoryFileLock(mutex_, locks_, path));
+  KEEL_ASSIGN_OR_RETURN(bool taken, tree_.lock(path, mode));
+  if (!taken) return std::unique_ptr<FileLock>();
+  return std::unique_ptr<FileLock>(new MemoryFileLock(*this, path));
 }
 
 std::vector<std::byte> MemoryFileSystem::contents(const std::string& path) const {
   std::lock_guard lock(mutex_);
-  auto it = files_.find(path);
-  return it == files_.end() ? std::vector<std::byte>() : it->second->bytes;
+  auto it = tree_.files().find(path);
+  return it == tree_.files().end() ? std::vector<std::byte>() : it->second->bytes;
 }
 
 void MemoryFileSystem::set_contents(const std::string& path, std::vector<std::byte> bytes) {
   std::lock_guard lock(mutex_);
-  files_[path] = std::make_shared<Node>(Node{std::move(bytes)});
+  tree_.files()[path] = std::make_shared<Node>(Node{std::move(bytes)});
 }
 
 }  // namespace keel::platform

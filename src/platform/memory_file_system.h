@@ -1,18 +1,17 @@
 // MemoryFileSystem: the platform seam in memory. Files are byte vectors; nothing touches the OS.
-// Used by the fuzz targets (recovery of arbitrary bytes without disk I/O) and by tests, and the
-// base the fault-injecting file system builds on.
+// Used by the fuzz targets (recovery of arbitrary bytes without disk I/O) and by tests. Its
+// directory bookkeeping (MemoryFileTree) is the one FaultFileSystem uses too.
 //
 // Threads: every call takes one internal mutex; safe to share.
 #pragma once
 
-#include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "platform/file_system.h"
+#include "platform/memory_file_system_tree.h"
 
 namespace keel::platform {
 
@@ -33,13 +32,12 @@ class MemoryFileSystem final : public FileSystem {
 
  private:
   friend class MemoryFile;
+  friend class MemoryFileLock;
   struct Node {
     std::vector<std::byte> bytes;
   };
   mutable std::mutex mutex_;
-  std::set<std::string> directories_;
-  std::map<std::string, std::shared_ptr<Node>> files_;
-  std::map<std::string, int> locks_;  // path -> holders (-1: exclusive)
+  MemoryFileTree<Node> tree_;
 };
 
 }  // namespace keel::platform
