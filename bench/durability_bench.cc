@@ -1,0 +1,192 @@
+// Durability benchmarks (the durability issue's targets; 100-byte payloads), each in the same run
+// as a probe of the disk the stores write to:
+//   BM_Probe_Append4KiB_Fdatasync  raw POSIX: a 4 KiB pwrite at the end of a file + fdatasync, the
+//                                  physical limit of one synced commit on this disk;
+//   BM_Store_Durable/threads:N     N callers appending at Durability::Durable to one shared store
+//                                  (targets: N=1 >= 0.8 x probe, N=8 >= 6 x probe, N=64 >= 100k/s);
+//   BM_Store_Accepted_1, _Written_1  one caller at the unsynced levels (target: within 10% of the
+//                                  same benchmark on a foundation build).
+// scripts/durability-report turns the medians into ratios against the targets.
+//
+// All are timed in wall-clock time (UseRealTime): a Durable caller sleeps in fdatasync and a
+// pipeline may do the work on another thread, so a caller's CPU time says nothing about throughput.
+// The store benchmarks also report wall_events_per_s (see RunSpan): Google Benchmark's real time of
+// a multi-threaded run is the mean of the threads' own times, which flatters throughput when
+// callers finish unevenly (an unfair mutex lets one caller run ahead).
+//
+// Threading: Setup/Teardown run on the main thread before the benchmark threads start and after
+// they have joined, so the shared store they open and close needs no other synchronization; the
+// benchmark threads only call Store::append (thread-safe) and the RunSpan atomics.
+#include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "keel/keel.h"
+
+namespace {
+
+using namespace keel;
+
+const std::string kPayload(100, 'p');
+constexpr int kEntitiesPerCaller = 100;
+
+// The same base directory as the store benchmarks ($TMPDIR or /tmp), so the probe and the stores
+// share one disk.
+std::string temp_dir() {
+  std::string pattern = std::filesystem::temp_directory_path() / "keel-bench-XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) std::abort();
+  return pattern;
+}
+
+[[noreturn]] void fail(const std::string& what) {
+  std::fprintf(stderr, "durability_bench: %s\n", what.c_str());
+  std::abort();
+}
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Wall-clock span of one run over all its threads: from the first caller's first append to the last
+// caller's last one. Reset in Setup (before the threads start); read by thread 0 after the loop's
+// closing barrier, which every thread reaches only after recording its end.
+struct RunSpan {
+  std::atomic<int64_t> start_ns{INT64_MAX};
+  std::atomic<int64_t> end_ns{INT64_MIN};
+
+  void reset() {
+    start_ns.store(INT64_MAX);
+    end_ns.store(INT64_MIN);
+  }
+  void begin(int64_t t) {
+    int64_t seen = start_ns.load();
+    while (t < seen && !start_ns.compare_exchange_weak(seen, t)) continue;
+  }
+  void finish(int64_t t) {
+    int64_t seen = end_ns.load();
+    while (t > seen && !end_ns.compare_exchange_weak(seen, t)) continue;
+  }
+  double seconds() const { return static_cast<double>(end_ns.load() - start_ns.load()) * 1e-9; }
+};
+
+// The store shared by the threads of one run (one fresh directory per run).
+struct SharedStore {
+  std::string dir;
+  std::unique_ptr<Store> store;
+  RunSpan span;
+};
+SharedStore g_shared;
+
+void open_store(VisibilityPolicy visibility) {
+  g_shared.dir = temp_dir();
+  StoreOptions options;
+  options.create_if_missing = true;
+  options.visibility = visibility;
+  auto opened = Store::open(g_shared.dir + "/store", options);
+  if (!opened.ok()) fail("open: " + opened.error().to_string());
+  g_shared.store = std::move(opened).value();
+  g_shared.span.reset();
+}
+
+// Durable appends return once durable and visible: the default policy is the one measured.
+void SetupDurable(const benchmark::State&) { open_store(VisibilityPolicy::AfterDurable); }
+// The unsynced levels use the foundation benchmark's configuration (store_bench BM_AppendWritten).
+void SetupUnsynced(const benchmark::State&) { open_store(VisibilityPolicy::AfterWrite); }
+
+void TeardownStore(const benchmark::State&) {
+  Status closed = g_shared.store->close();
+  if (!closed.ok()) fail("close: " + closed.error().to_string());
+  g_shared.store.reset();
+  std::filesystem::remove_all(g_shared.dir);
+}
+
+// One caller's loop: appends to its own entities (callers never share a stream, as independent
+// request handlers would not) at `durability`.
+void append_loop(benchmark::State& state, Durability durability) {
+  std::vector<Coordinate> coordinates;
+  for (int i = 0; i < kEntitiesPerCaller; ++i) {
+    coordinates.push_back(
+        {"order:" + std::to_string(state.thread_index()) + "-" + std::to_string(i), "bench"});
+  }
+  AppendOptions options;
+  options.durability = durability;
+  Store& store = *g_shared.store;
+  const benchmark::IterationCount iterations = state.max_iterations;
+  benchmark::IterationCount done = 0;
+  for (auto _ : state) {
+    if (done == 0) g_shared.span.begin(now_ns());
+    auto receipt = store.append(coordinates[done % kEntitiesPerCaller], EventKind::make(1, 1),
+                                kPayload, options);
+    // No break on error: every thread must reach the loop's closing barrier.
+    if (!receipt.ok() && !state.error_occurred()) {
+      state.SkipWithError(receipt.error().to_string().c_str());
+    }
+    if (++done == iterations) g_shared.span.finish(now_ns());
+  }
+  state.SetItemsProcessed(state.iterations());
+  if (state.thread_index() == 0 && !state.error_occurred()) {
+    const double events = static_cast<double>(iterations) * state.threads();
+    state.counters["wall_events_per_s"] = benchmark::Counter(events / g_shared.span.seconds());
+  }
+}
+
+void BM_Probe_Append4KiB_Fdatasync(benchmark::State& state) {
+  std::string dir = temp_dir();
+  std::string path = dir + "/probe";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) fail("open " + path);
+  std::vector<char> block(4096, 'b');
+  off_t end = 0;
+  for (auto _ : state) {
+    if (::pwrite(fd, block.data(), block.size(), end) != static_cast<ssize_t>(block.size())) {
+      fail("pwrite " + path);
+    }
+    if (::fdatasync(fd) != 0) fail("fdatasync " + path);
+    end += static_cast<off_t>(block.size());
+  }
+  ::close(fd);
+  std::filesystem::remove_all(dir);
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(block.size()));
+}
+BENCHMARK(BM_Probe_Append4KiB_Fdatasync)->UseRealTime()->MinTime(1.0);
+
+void BM_Store_Durable(benchmark::State& state) { append_loop(state, Durability::Durable); }
+BENCHMARK(BM_Store_Durable)
+    ->Setup(SetupDurable)
+    ->Teardown(TeardownStore)
+    ->UseRealTime()
+    ->MinTime(1.0)
+    ->Threads(1)
+    ->Threads(8)
+    ->Threads(64);
+
+void BM_Store_Accepted_1(benchmark::State& state) { append_loop(state, Durability::Accepted); }
+BENCHMARK(BM_Store_Accepted_1)
+    ->Setup(SetupUnsynced)
+    ->Teardown(TeardownStore)
+    ->UseRealTime()
+    ->MinTime(1.0);
+
+void BM_Store_Written_1(benchmark::State& state) { append_loop(state, Durability::Written); }
+BENCHMARK(BM_Store_Written_1)
+    ->Setup(SetupUnsynced)
+    ->Teardown(TeardownStore)
+    ->UseRealTime()
+    ->MinTime(1.0);
+
+}  // namespace
+
+BENCHMARK_MAIN();
