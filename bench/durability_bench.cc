@@ -24,11 +24,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "keel/keel.h"
@@ -139,14 +142,27 @@ void append_loop(benchmark::State& state, Durability durability) {
   if (state.thread_index() == 0 && !state.error_occurred()) {
     const double events = static_cast<double>(iterations) * state.threads();
     state.counters["wall_events_per_s"] = benchmark::Counter(events / g_shared.span.seconds());
+    // Group commit at work: events per fdatasync (the store is fresh for each run).
+    StoreStats stats = store.stats();
+    if (stats.commit_syncs > 0) {
+      state.counters["events_per_fdatasync"] =
+          benchmark::Counter(events / static_cast<double>(stats.commit_syncs));
+    }
   }
 }
 
+// The disk's synced-append rate: 4 KiB pwrite at the end + fdatasync. `preallocate` (range(0) = 1)
+// reserves the file first, as keel preallocates segments, so each fdatasync commits no size change:
+// the stricter peer for keel's ratios.
 void BM_Probe_Append4KiB_Fdatasync(benchmark::State& state) {
   std::string dir = temp_dir();
   std::string path = dir + "/probe";
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) fail("open " + path);
+  if (state.range(0) == 1) {
+    if (::posix_fallocate(fd, 0, off_t{256} << 20) != 0) fail("posix_fallocate " + path);
+    if (::fsync(fd) != 0) fail("fsync " + path);
+  }
   std::vector<char> block(4096, 'b');
   off_t end = 0;
   for (auto _ : state) {
@@ -161,7 +177,7 @@ void BM_Probe_Append4KiB_Fdatasync(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(block.size()));
 }
-BENCHMARK(BM_Probe_Append4KiB_Fdatasync)->UseRealTime()->MinTime(1.0);
+BENCHMARK(BM_Probe_Append4KiB_Fdatasync)->ArgName("preallocated")->Arg(0)->Arg(1)->UseRealTime()->MinTime(1.0);
 
 void BM_Store_Durable(benchmark::State& state) { append_loop(state, Durability::Durable); }
 BENCHMARK(BM_Store_Durable)
@@ -186,6 +202,41 @@ BENCHMARK(BM_Store_Written_1)
     ->Teardown(TeardownStore)
     ->UseRealTime()
     ->MinTime(1.0);
+
+// What a dedicated writer thread would add to every append: one hand-off to the thread and one
+// back (mutex + condition variable each way), measured as a round trip. Leader-based group commit
+// pays none for a lone caller (docs/DECISIONS.md).
+void BM_ThreadHandoff_RoundTrip(benchmark::State& state) {
+  std::mutex mutex;
+  std::condition_variable to_worker;
+  std::condition_variable to_caller;
+  uint64_t posted = 0;
+  uint64_t done = 0;
+  bool stop = false;
+  std::thread worker([&] {
+    std::unique_lock lock(mutex);
+    for (;;) {
+      to_worker.wait(lock, [&] { return stop || posted > done; });
+      if (stop) return;
+      ++done;
+      to_caller.notify_one();
+    }
+  });
+  for (auto _ : state) {
+    std::unique_lock lock(mutex);
+    ++posted;
+    to_worker.notify_one();
+    to_caller.wait(lock, [&] { return done == posted; });
+  }
+  {
+    std::lock_guard lock(mutex);
+    stop = true;
+  }
+  to_worker.notify_one();
+  worker.join();
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ThreadHandoff_RoundTrip)->UseRealTime()->MinTime(0.5);
 
 }  // namespace
 

@@ -43,7 +43,7 @@ struct StoreOptions {
   // The background sync: events appended at Accepted or Written are made durable (and visible
   // under AfterDurable) within sync_interval, or sooner once sync_bytes are waiting.
   std::chrono::milliseconds sync_interval{50};
-  uint64_t sync_bytes = 1ull << 20;
+  uint64_t sync_bytes = 8ull << 20;
   // The HLC adopts wall-clock moves up to this size; larger jumps are counted in frontier() and
   // not adopted (DESIGN.md §4).
   std::chrono::milliseconds hlc_jump_bound{60'000};
@@ -62,10 +62,9 @@ struct StoreOptions {
 
 struct AppendOptions {
   Durability durability = Durability::Durable;
-  // How long the append may wait for its durability (and visibility). Zero: the store's
-  // append_timeout; negative: InvalidArgument. This release commits inline behind one commit point,
-  // so an append never waits on another and the timeout cannot expire yet; the concurrent pipeline
-  // (group commit) honours it with WaitTimeout / an Indeterminate error after the commit point.
+  // How long the append may wait for its durability (and visibility) once its sequence is
+  // assigned. Zero: the store's append_timeout; negative: InvalidArgument. When it passes first the
+  // append returns WriteInDoubt caused by WaitTimeout: the event may still become durable.
   std::chrono::milliseconds timeout{0};
   uint32_t lane = 0;
   std::optional<EventId> correlation_id;  // default: the event's own id (a new conversation)

@@ -1,12 +1,23 @@
 // keel: Store, the front door. DESIGN.md §4 and §6.
 //
-// Threads: every method may be called from any thread; calls are serialized inside the store (a
-// single commit point). Read-only stores never write a byte.
+// Threads: every method may be called from any thread. Appends meet at one commit point (a mutex)
+// and share writes and fdatasyncs through leader-based group commit; reads and waits run beside
+// them. Read-only stores never write a byte.
+//
+// Durability and visibility (DESIGN.md §4, include/keel/frontier.h): an append returns once its
+// Durability level covers it. Under VisibilityPolicy::AfterDurable (the default) an event becomes
+// visible to reads when it is durable; under AfterWrite when it is written. Read-your-writes holds
+// exactly for appends that return at Durable, or at Written under AfterWrite: the event is then
+// visible to every read of this store. Receipts of appends that returned at Accepted or Written are
+// void if a crash or a poisoned writer comes before the event is durable; a background sync makes
+// such events durable within StoreOptions::sync_interval (or sync_bytes) without another append.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -14,6 +25,7 @@
 
 #include "keel/coordinate.h"
 #include "keel/event.h"
+#include "keel/frontier.h"
 #include "keel/options.h"
 #include "keel/result.h"
 
@@ -46,6 +58,9 @@ struct StoreStats {
   uint64_t recovery_bytes_dropped = 0;
   uint64_t recovery_frames_dropped = 0;
   std::vector<std::string> recovery_actions;  // "TornTail at segment-...:4096 (123 bytes)", ...
+  std::vector<std::string> frontier_log;      // explicit applied resets, oldest first
+  uint64_t commit_groups = 0;                 // groups written since open
+  uint64_t commit_syncs = 0;                  // of which fdatasync'd
 };
 
 // What verify() checked and the first break it found, if any.
@@ -82,9 +97,12 @@ class Store {
   // clock of (entity, lane), chains it to the previous event of (entity, lane), and returns once
   // options.durability is reached. Read-your-writes: when the append returns at Durable (or at
   // Written under VisibilityPolicy::AfterWrite) the event is visible to every read.
-  // Errors: InvalidCoordinate, InvalidArgument (kind category 0, lane >= lanes_max), PayloadTooLarge,
-  // NotSupported (idempotency_key, expected_clock), ReadOnlyStore, WriterPoisoned (FailClosed),
-  // WriteInDoubt (Indeterminate: the write or sync failed after the sequence was assigned), NoSpace.
+  // Errors: InvalidCoordinate, InvalidArgument (kind category 0, lane >= lanes_max, negative
+  // timeout), PayloadTooLarge, NotSupported (idempotency_key, expected_clock), ReadOnlyStore,
+  // WriterPoisoned (FailClosed: refused, never written), NoSpace (Retryable: nothing written),
+  // WriteInDoubt (Indeterminate: the sequence was assigned, then the write or fdatasync failed, or
+  // the timeout passed first (cause WaitTimeout); after a crash the event is whole or absent, and
+  // this process never makes it visible under AfterDurable unless it becomes durable).
   Result<Receipt> append(const Coordinate& coordinate, EventKind kind, std::string_view payload,
                          const AppendOptions& options = {});
 
@@ -94,7 +112,8 @@ class Store {
   Result<std::vector<Receipt>> append_batch(std::span<const BatchItem> items,
                                             const BatchOptions& options = {});
 
-  // Makes every appended event durable (and visible under AfterDurable).
+  // Makes every appended event durable (and visible under AfterDurable). Errors: WriterPoisoned
+  // (FailClosed), WriteInDoubt when the fdatasync fails, ReadOnlyStore.
   Status sync();
 
   // Reads one visible event. NotFound when there is no such visible event.
@@ -126,6 +145,32 @@ class Store {
 
   StoreStats stats() const;
   uint64_t epoch() const;
+
+  // ---- the frontier (include/keel/frontier.h) ----
+  // The six watermarks globally and per lane, the signed visible - durable gap, the HLC's jump
+  // counters, and whether the writer is poisoned.
+  Frontier frontier() const;
+  // Waits until watermark `kind` reaches `sequence` (satisfied at equality), at most `timeout`.
+  // Errors: WaitTimeout {watermark, target, waited_ms} after the full timeout (Retryable);
+  // WriterPoisoned at once when the writer is poisoned and the target is above a watermark that can
+  // no longer move; InvalidArgument for a negative timeout or a closed store.
+  Status wait_for(Watermark kind, uint64_t sequence, std::chrono::milliseconds timeout);
+  // The same on the lane view of `lane` (InvalidArgument when lane >= lanes_max).
+  Status wait_for_lane(Watermark kind, uint32_t lane, uint64_t sequence,
+                       std::chrono::milliseconds timeout);
+
+  // ---- consumers: they define `applied` (DESIGN.md §4) ----
+  // applied = max(previous, min over registered consumers' positions); with none registered it
+  // follows visible. Registration is in memory (durable cursors arrive with the consumers issue).
+  // Registers `name` at `position` (the last sequence it has applied): InvalidArgument when the
+  // name is empty or taken, or position is below applied or above visible.
+  Status register_consumer(std::string_view name, uint64_t position);
+  // The consumer applied every event up to `sequence` (monotone, at most visible).
+  Status consumer_applied(std::string_view name, uint64_t sequence);
+  Status unregister_consumer(std::string_view name);
+  // The one way to lower applied: sets it (and consumers above it) to `sequence`. Returns the log
+  // line it recorded (also in stats().frontier_log).
+  Result<std::string> reset_applied(uint64_t sequence, std::string_view reason);
   const std::string& directory() const;
 
   class Impl;

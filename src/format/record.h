@@ -53,6 +53,16 @@ size_t append_batch_frame(std::vector<std::byte>& out, const FrameContext& conte
 size_t append_system_frame(std::vector<std::byte>& out, const FrameContext& context,
                            uint64_t next_sequence, const SystemRecord& record);
 
+// An upper bound on the frame size of an Event or Batch record holding `events` events whose
+// entity, scope, payload, metadata and idempotency key total `variable_bytes` (every other body
+// field is fixed-size; tests/frame_test.cc pins the bound against the encoder). Lets the commit
+// point know before encoding whether a record may rotate the segment.
+inline constexpr uint64_t kEventBodyFixedBytesMax = 256;
+inline constexpr uint64_t event_record_bound(uint64_t events, uint64_t variable_bytes) {
+  return kFrameHeaderSize + kFrameAlignment + 5 + events * kEventBodyFixedBytesMax +
+         variable_bytes;
+}
+
 // The number of events a decoded Event/Batch frame holds, reading only the batch's array header;
 // 0 with *error set if the body is malformed.
 uint32_t record_event_count(const DecodedFrame& frame, const char** error);

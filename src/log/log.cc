@@ -2,6 +2,7 @@
 
 #include "format/format_constants.h"
 #include "log/epoch_file.h"
+#include "log/poisoned_logs.h"
 #include "log/segment_files.h"
 
 namespace keel::log {
@@ -52,6 +53,12 @@ Status Log::open_writable(platform::FileSystem& fs, const LogOptions& options,
   if (!lock_) {
     return StoreError(ErrorCode::StoreLocked).with("path", directory_).with("mode", "writable");
   }
+  if (std::optional<SyncedEnd> end = take_synced_end(fs, directory_)) {
+    if (Status cut = truncate_to_synced_end(fs, *end); !cut.ok()) {
+      remember_synced_end(fs, directory_, *end);  // the next reopen tries again
+      return cut;
+    }
+  }
   KEEL_ASSIGN_OR_RETURN(uint64_t previous_epoch, stored_epoch(fs, directory_));
   KEEL_ASSIGN_OR_RETURN(recovered_,
                         recover_log(fs, directory_,
@@ -62,6 +69,30 @@ Status Log::open_writable(platform::FileSystem& fs, const LogOptions& options,
   KEEL_ASSIGN_OR_RETURN(writer_,
                         SegmentWriter::open(fs, directory_, options.writer, recovered_, epoch_));
   return cancel_open_fence();
+}
+
+// A writer of this process was poisoned: bytes past its last fdatasync may be served by the page
+// cache although the disk lost them, so they are cut before recovery can believe them.
+Status Log::truncate_to_synced_end(platform::FileSystem& fs, const SyncedEnd& end) {
+  KEEL_ASSIGN_OR_RETURN(auto segments, list_segment_files(fs, directory_));
+  for (auto it = segments.rbegin(); it != segments.rend(); ++it) {
+    if (it->segment_id > end.segment_id) {
+      KEEL_TRY(fs.remove(it->path));
+      poison_truncations_.push_back("removed " + it->path + " (written after the last fdatasync)");
+      continue;
+    }
+    if (it->segment_id < end.segment_id) break;
+    KEEL_ASSIGN_OR_RETURN(auto file, fs.open(it->path, platform::OpenMode::ReadWrite));
+    KEEL_ASSIGN_OR_RETURN(uint64_t size, file->size());
+    if (size > end.offset) {
+      KEEL_TRY(file->truncate(end.offset));
+      KEEL_TRY(file->sync_data());
+      poison_truncations_.push_back("truncated " + it->path + " to " + std::to_string(end.offset) +
+                                    " bytes (cut " + std::to_string(size - end.offset) +
+                                    " bytes after the last fdatasync)");
+    }
+  }
+  return fs.sync_directory(directory_);
 }
 
 // Row OpenFenceAtTail: append the cancel record, so the fence's events stay hidden for good.

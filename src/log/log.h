@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "keel/result.h"
+#include "log/poisoned_logs.h"
 #include "log/recovery.h"
 #include "log/segment_writer.h"
 #include "platform/file_system.h"
@@ -36,6 +38,9 @@ class Log {
   SegmentWriter* writer() { return writer_.get(); }
   const std::string& directory() const { return directory_; }
 
+  // What the open cut because a writer of this process was poisoned (log/poisoned_logs.h).
+  const std::vector<std::string>& poison_truncations() const { return poison_truncations_; }
+
   // Syncs and trims the active segment. The writer is unusable after.
   Status close();
 
@@ -44,12 +49,14 @@ class Log {
   Status open_writable(platform::FileSystem& fs, const LogOptions& options,
                        const RecordVisitor& visit);
   Status cancel_open_fence();
+  Status truncate_to_synced_end(platform::FileSystem& fs, const SyncedEnd& end);
 
   std::string directory_;
   std::unique_ptr<platform::FileLock> lock_;
   RecoveredLog recovered_;
   uint64_t epoch_ = 0;
   std::unique_ptr<SegmentWriter> writer_;
+  std::vector<std::string> poison_truncations_;
 };
 
 }  // namespace keel::log

@@ -1,8 +1,10 @@
 #include "log/segment_writer.h"
 
+#include <algorithm>
 #include <cassert>
 
 #include "format/segment_header.h"
+#include "log/poisoned_logs.h"
 #include "log/segment_files.h"
 
 namespace keel::log {
@@ -19,12 +21,14 @@ Status check_segment_writer_options(const SegmentWriterOptions& options) {
 namespace {
 
 // A crash between sealing a segment and trimming its preallocation leaves zeros after the seal;
-// trim them before the next segment is created, so a sealed segment is exactly its data.
+// trim them before the next segment is created, so a sealed segment is exactly its data. Then
+// fdatasync even when nothing was trimmed: what recovery read may exist only in the page cache (a
+// killed process, or an earlier open in this process that trimmed and failed before its sync), and
+// the next segment must not become durable on top of a sealed one that is not.
 Status trim_sealed_segment(platform::FileSystem& fs, const RecoveredSegment& segment) {
   KEEL_ASSIGN_OR_RETURN(auto file, fs.open(segment.path, platform::OpenMode::ReadWrite));
   KEEL_ASSIGN_OR_RETURN(uint64_t size, file->size());
-  if (size <= segment.data_end) return ok_status();
-  KEEL_TRY(file->truncate(segment.data_end));
+  if (size > segment.data_end) KEEL_TRY(file->truncate(segment.data_end));
   return file->sync_data();
 }
 
@@ -38,6 +42,7 @@ Result<std::unique_ptr<SegmentWriter>> SegmentWriter::open(platform::FileSystem&
   KEEL_TRY(check_segment_writer_options(options));
   std::unique_ptr<SegmentWriter> writer(new SegmentWriter(fs, directory, options, epoch));
   writer->next_sequence_ = recovered.next_sequence;
+  writer->sequence_issued_ = recovered.next_sequence - 1;
   writer->sequence_written_ = recovered.next_sequence - 1;
   writer->sequence_durable_ = recovered.next_sequence - 1;
   if (recovered.segments.empty()) {
@@ -70,8 +75,7 @@ Status SegmentWriter::create_segment(uint64_t segment_id, uint64_t first_sequenc
   file_ = std::move(file);
   segment_id_ = segment_id;
   segment_event_count_ = 0;
-  write_offset_ = format::kSegmentHeaderSize;
-  durable_offset_ = format::kSegmentHeaderSize;
+  issued_offset_ = written_offset_ = durable_offset_ = format::kSegmentHeaderSize;
   return ok_status();
 }
 
@@ -79,7 +83,7 @@ Status SegmentWriter::continue_segment(const RecoveredSegment& segment) {
   KEEL_ASSIGN_OR_RETURN(file_, fs_.open(segment.path, platform::OpenMode::ReadWrite));
   segment_id_ = segment.header.segment_id;
   segment_event_count_ = segment.event_count;
-  write_offset_ = segment.data_end;
+  issued_offset_ = written_offset_ = segment.data_end;
   if (segment.data_end < options_.segment_size) {
     KEEL_TRY(file_->allocate(segment.data_end, options_.segment_size - segment.data_end));
   }
@@ -101,8 +105,15 @@ Status SegmentWriter::check_usable() const {
 }
 
 StoreError SegmentWriter::poison(StoreError cause) {
-  poison_ = cause;
+  if (!poison_) {
+    poison_ = cause;
+    remember_synced_end(fs_, directory_, SyncedEnd{segment_id_, durable_offset_});
+  }
   return cause;
+}
+
+bool SegmentWriter::would_rotate(uint64_t record_bytes) const {
+  return issued_offset_ + pending_.size() + record_bytes + kSealFrameMax > options_.segment_size;
 }
 
 template <class Encode>
@@ -111,7 +122,7 @@ Status SegmentWriter::append_record(uint32_t event_count, Encode encode) {
   if (!file_) KEEL_TRY(start_next_segment());  // a rotation that ran out of space, retried
   size_t mark = pending_.size();
   size_t frame_size = encode(pending_, context(), next_sequence_);
-  if (write_offset_ + pending_.size() + kSealFrameMax > options_.segment_size) {
+  if (issued_offset_ + pending_.size() + kSealFrameMax > options_.segment_size) {
     pending_.resize(mark);
     if (format::kSegmentHeaderSize + frame_size + kSealFrameMax > options_.segment_size) {
       return StoreError(ErrorCode::PayloadTooLarge)
@@ -119,11 +130,15 @@ Status SegmentWriter::append_record(uint32_t event_count, Encode encode) {
           .with("size", uint64_t{frame_size})
           .with("limit", options_.segment_size - format::kSegmentHeaderSize - kSealFrameMax);
     }
+    if (!idle()) {
+      return StoreError(ErrorCode::InvariantViolation)
+          .with("invariant", "a rotation needs the write and sync stages idle (would_rotate)");
+    }
     KEEL_TRY(rotate());
     mark = pending_.size();
     encode(pending_, context(), next_sequence_);
   }
-  last_record_ = RecordPosition{segment_id_, write_offset_ + mark};
+  last_record_ = RecordPosition{segment_id_, issued_offset_ + mark};
   next_sequence_ += event_count;
   segment_event_count_ += event_count;
   return ok_status();
@@ -181,27 +196,80 @@ Status SegmentWriter::append_system(const format::SystemRecord& record) {
   });
 }
 
+Status SegmentWriter::begin_write(WriteGroup& group) {
+  KEEL_TRY(check_usable());
+  if (write_in_flight_) {
+    return StoreError(ErrorCode::InvariantViolation).with("invariant", "one write in flight");
+  }
+  group.file = file_.get();
+  group.offset = issued_offset_;
+  group.bytes.clear();
+  group.bytes.swap(pending_);
+  pending_.swap(spare_);
+  pending_.clear();
+  issued_offset_ += group.bytes.size();
+  sequence_issued_ = next_sequence_ - 1;
+  group.last_sequence = sequence_issued_;
+  write_in_flight_ = true;
+  return ok_status();
+}
+
+Status SegmentWriter::run_write(WriteGroup& group) {
+  if (group.file == nullptr || group.bytes.empty()) return ok_status();
+  return group.file->write_at(group.offset, group.bytes);
+}
+
+Status SegmentWriter::end_write(WriteGroup& group, Status outcome) {
+  write_in_flight_ = false;
+  spare_.swap(group.bytes);
+  if (!outcome.ok()) return poison(std::move(outcome).error());
+  if (group.file == nullptr || poison_) return ok_status();
+  written_offset_ = group.offset + spare_.size();
+  sequence_written_ = group.last_sequence;
+  return ok_status();
+}
+
+Status SegmentWriter::begin_sync(SyncTicket& ticket) {
+  KEEL_TRY(check_usable());
+  if (sync_in_flight_) {
+    return StoreError(ErrorCode::InvariantViolation).with("invariant", "one fdatasync in flight");
+  }
+  ticket.file = file_.get();
+  ticket.offset = written_offset_;
+  ticket.last_sequence = sequence_written_;
+  ticket.skip_sync_for_test = options_.skip_sync_for_test;
+  sync_in_flight_ = true;
+  return ok_status();
+}
+
+Status SegmentWriter::run_sync(SyncTicket& ticket) {
+  if (ticket.file == nullptr || ticket.skip_sync_for_test) return ok_status();
+  return ticket.file->sync_data();
+}
+
+Status SegmentWriter::end_sync(SyncTicket& ticket, Status outcome) {
+  sync_in_flight_ = false;
+  if (!outcome.ok()) return poison(std::move(outcome).error());
+  if (ticket.file == nullptr) return ok_status();
+  if (poison_) return *poison_;  // frozen (fsyncgate): never believe a later fdatasync
+  durable_offset_ = std::max(durable_offset_, ticket.offset);
+  sequence_durable_ = std::max(sequence_durable_, ticket.last_sequence);
+  return ok_status();
+}
+
 Status SegmentWriter::flush() {
   KEEL_TRY(check_usable());
   if (pending_.empty()) return ok_status();
-  if (Status written = file_->write_at(write_offset_, pending_); !written.ok()) {
-    return poison(std::move(written).error());
-  }
-  write_offset_ += pending_.size();
-  pending_.clear();
-  sequence_written_ = next_sequence_ - 1;
-  return ok_status();
+  WriteGroup group;
+  KEEL_TRY(begin_write(group));
+  return end_write(group, run_write(group));
 }
 
 Status SegmentWriter::sync() {
   KEEL_TRY(flush());
-  if (!file_) return ok_status();  // a failed rotation left everything written synced
-  if (!options_.skip_sync_for_test) {
-    if (Status synced = file_->sync_data(); !synced.ok()) return poison(std::move(synced).error());
-  }
-  durable_offset_ = write_offset_;
-  sequence_durable_ = sequence_written_;
-  return ok_status();
+  SyncTicket ticket;
+  KEEL_TRY(begin_sync(ticket));
+  return end_sync(ticket, run_sync(ticket));
 }
 
 Status SegmentWriter::rotate() {
@@ -210,7 +278,7 @@ Status SegmentWriter::rotate() {
                                                    format::CancelReason::Caller,
                                                    segment_event_count_});
   KEEL_TRY(sync());
-  if (Status truncated = file_->truncate(write_offset_); !truncated.ok()) {
+  if (Status truncated = file_->truncate(written_offset_); !truncated.ok()) {
     return poison(std::move(truncated).error());
   }
   if (Status synced = file_->sync_data(); !synced.ok()) return poison(std::move(synced).error());
@@ -231,7 +299,7 @@ Status SegmentWriter::close() {
   KEEL_TRY(sync());
   closed_ = true;
   if (!file_) return ok_status();
-  if (Status truncated = file_->truncate(write_offset_); !truncated.ok()) {
+  if (Status truncated = file_->truncate(written_offset_); !truncated.ok()) {
     return poison(std::move(truncated).error());
   }
   if (Status synced = file_->sync_data(); !synced.ok()) return poison(std::move(synced).error());

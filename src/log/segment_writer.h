@@ -1,15 +1,24 @@
 // SegmentWriter: appends framed records to the active segment, rotates (seal, then create and
 // preallocate the next segment), writes a group of records with one write and syncs it.
 //
-// Durability: flush() hands the pending records to the OS (sequence_written); sync() makes them
-// durable with one fdatasync (sequence_durable). Every frame carries durable_through = the segment
-// offset the last successful fdatasync covered, so recovery can tell damage in synced data from a
-// torn unsynced tail (FORMAT.md, decision 2026-11-22 in docs/DECISIONS.md).
+// Durability: a group hands the pending records to the OS with one write (sequence_written) and
+// may make them durable with one fdatasync (sequence_durable). Every frame carries durable_through =
+// the segment offset the last successful fdatasync covered, so recovery can tell damage in synced
+// data from a torn unsynced tail (FORMAT.md, decision 2026-11-22 in docs/DECISIONS.md).
+//
+// Group commit: begin_write() takes the pending records under the owner's lock, run_write() does the
+// I/O without it (other threads keep appending to the next group meanwhile), end_write() records
+// the outcome under the lock again; begin_sync() / run_sync() / end_sync() do the same for one
+// fdatasync. One write and one sync may be in flight at once. flush() and sync() run the stages
+// inline (the owner calls them only when both are idle).
 //
 // Poisoning: after any failed write or sync the writer is poisoned: every later call fails with
-// WriterPoisoned naming the original failure, and nothing is retried (DESIGN.md §4).
+// WriterPoisoned naming the original failure, and nothing is retried (DESIGN.md §4). The offset the
+// last successful fdatasync covered is remembered for this process (log/poisoned_logs.h), so a
+// reopen in the same process truncates to it before recovery.
 //
-// Threads: not thread-safe; one owner (the commit point) calls it.
+// Threads: not thread-safe; one owner (the commit point) calls it, except the static run_write() and
+// run_sync(), which touch only the group or ticket they are given.
 #pragma once
 
 #include <cstdint>
@@ -60,6 +69,10 @@ class SegmentWriter {
   uint64_t epoch() const { return epoch_; }
   uint64_t active_segment_id() const { return segment_id_; }
   bool poisoned() const { return poison_.has_value(); }
+  // The failure that poisoned the writer (when poisoned()).
+  const std::optional<StoreError>& poison_cause() const { return poison_; }
+  // Poisons the writer from outside (the commit pipeline found an invariant broken): fail closed.
+  void poison_with(StoreError cause) { (void)poison(std::move(cause)); }
 
   // Each encodes one record into the pending group, with the next sequence(s). A record that would
   // not fit the active segment first rotates; one that fits no segment is PayloadTooLarge.
@@ -76,11 +89,51 @@ class SegmentWriter {
   // Bytes encoded but not yet handed to the OS.
   uint64_t pending_bytes() const { return pending_.size(); }
   // The end of the bytes handed to the OS in the active segment.
-  uint64_t written_offset() const { return write_offset_; }
+  uint64_t written_offset() const { return written_offset_; }
+  uint64_t durable_offset() const { return durable_offset_; }
 
-  // Writes the pending group with one write.
+  // Whether appending a record of at most `record_bytes` would rotate the segment first (a
+  // rotation needs the stages idle: the owner waits for that before it appends).
+  bool would_rotate(uint64_t record_bytes) const;
+  // Bytes handed to the OS but not yet covered by an fdatasync, plus pending_bytes().
+  uint64_t unsynced_bytes() const { return issued_offset_ - durable_offset_ + pending_.size(); }
+
+  // ---- group commit: a write stage and a sync stage, each at most one in flight ----
+  // A write of the next group may run while the previous group's fdatasync does: an fdatasync
+  // covers what was written before it started, so it is taken as a ticket naming that end.
+  struct WriteGroup {
+    platform::File* file = nullptr;  // null: nothing to do (a rotation that ran out of space)
+    uint64_t offset = 0;             // where `bytes` go in the active segment
+    std::vector<std::byte> bytes;    // the group's records
+    uint64_t last_sequence = 0;      // the last event the group holds
+  };
+  struct SyncTicket {
+    platform::File* file = nullptr;
+    uint64_t offset = 0;         // the written end this fdatasync covers
+    uint64_t last_sequence = 0;  // the last event it covers
+    bool skip_sync_for_test = false;
+  };
+  bool write_in_flight() const { return write_in_flight_; }
+  bool sync_in_flight() const { return sync_in_flight_; }
+  bool idle() const { return !write_in_flight_ && !sync_in_flight_; }
+  // Moves the pending records into `group`. InvariantViolation with a write in flight;
+  // WriterPoisoned when poisoned.
+  Status begin_write(WriteGroup& group);
+  // One write of the group's bytes; touches nothing but `group` (call it without the lock).
+  static Status run_write(WriteGroup& group);
+  // Records run_write()'s outcome: advances written, or poisons the writer.
+  Status end_write(WriteGroup& group, Status outcome);
+  // Takes a ticket covering everything written so far. InvariantViolation with a sync in flight.
+  Status begin_sync(SyncTicket& ticket);
+  // One fdatasync; touches nothing but `ticket` (call it without the lock).
+  static Status run_sync(SyncTicket& ticket);
+  // Records run_sync()'s outcome: advances durable to the ticket, or poisons the writer. A poisoned
+  // writer's durable never advances again, even when an fdatasync in flight succeeds.
+  Status end_sync(SyncTicket& ticket, Status outcome);
+
+  // Writes the pending records with one write (a whole group, inline).
   Status flush();
-  // flush(), then one fdatasync.
+  // The same, then one fdatasync.
   Status sync();
   // sync(), then truncates the active segment's preallocation. The writer is unusable after.
   Status close();
@@ -110,12 +163,17 @@ class SegmentWriter {
   std::unique_ptr<platform::File> file_;  // null after a failed rotation, until a retry
   uint64_t segment_id_ = 0;
   uint64_t segment_event_count_ = 0;
-  uint64_t write_offset_ = 0;    // end of the bytes handed to the OS
+  uint64_t issued_offset_ = 0;   // end of the bytes given to groups (pending_ starts here)
+  uint64_t written_offset_ = 0;  // end of the bytes handed to the OS
   uint64_t durable_offset_ = 0;  // end of the bytes the last fdatasync covered
-  std::vector<std::byte> pending_;  // encoded records not yet written, starting at write_offset_
+  std::vector<std::byte> pending_;  // encoded records not yet in a group
+  std::vector<std::byte> spare_;    // the last group's buffer, reused for the next pending_
+  bool write_in_flight_ = false;
+  bool sync_in_flight_ = false;
 
   RecordPosition last_record_;
   uint64_t next_sequence_ = 1;
+  uint64_t sequence_issued_ = 0;
   uint64_t sequence_written_ = 0;
   uint64_t sequence_durable_ = 0;
   std::optional<StoreError> poison_;

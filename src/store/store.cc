@@ -18,7 +18,8 @@ Store::Impl::Impl(const std::string& directory, const StoreOptions& options)
       id_random_(options.id_seed != 0
                      ? options.id_seed
                      : clock_.monotonic_ns() ^ reinterpret_cast<uintptr_t>(this) ^
-                           std::random_device{}()) {}
+                           std::random_device{}()),
+      marks_(options.visibility) {}
 
 Result<std::unique_ptr<Store::Impl>> Store::Impl::open(const std::string& directory,
                                                         const StoreOptions& options) {
@@ -34,6 +35,9 @@ Result<std::unique_ptr<Store::Impl>> Store::Impl::open(const std::string& direct
     return invalid("batch_items_max", "must be between 1 and 1048576");
   }
   if (options.append_timeout.count() <= 0) return invalid("append_timeout", "must be positive");
+  if (options.sync_interval.count() <= 0) return invalid("sync_interval", "must be positive");
+  if (options.sync_bytes == 0) return invalid("sync_bytes", "must be positive");
+  if (options.hlc_jump_bound.count() <= 0) return invalid("hlc_jump_bound", "must be positive");
   std::unique_ptr<Impl> impl(new Impl(directory, options));
   log::LogOptions log_options;
   log_options.create_if_missing = options.create_if_missing;
@@ -41,6 +45,10 @@ Result<std::unique_ptr<Store::Impl>> Store::Impl::open(const std::string& direct
   log_options.writer.segment_size = options.segment_size;
   log_options.writer.skip_sync_for_test = options.unsafe_skip_fdatasync_for_test;
   KEEL_TRY(impl->load(log_options));
+  impl->pipeline_ = std::make_unique<writer::CommitPipeline>(
+      impl->mutex_, impl->log_->writer(), impl->marks_,
+      writer::PipelineOptions{options.visibility, options.sync_interval, options.sync_bytes});
+  impl->pipeline_->start();
   return impl;
 }
 
@@ -57,6 +65,7 @@ Status Store::Impl::load(const log::LogOptions& log_options) {
     }
     index_ = index::EventIndex();
     reader_.reset();
+    marks_ = frontier::Watermarks(options_.visibility);
     std::this_thread::sleep_for(std::chrono::milliseconds(attempt));
   }
 }
@@ -94,7 +103,13 @@ Status Store::Impl::load_once(const log::LogOptions& log_options) {
   // segment that a later frame's durable_through claims were synced.
   uint64_t tail_segment = 0;
   uint64_t tail_durable_through = 0;
-  std::vector<std::pair<uint64_t, uint64_t>> tail_frames;  // (frame end, sequence after it)
+  struct TailFrame {
+    uint64_t end;            // the frame's end offset
+    uint64_t next_sequence;  // the sequence after its events
+    uint64_t wall_ms;        // the HLC wall time of its last event
+  };
+  std::vector<TailFrame> tail_frames;
+  uint64_t last_wall_ms = 0;  // of the last recovered event
   auto visit = [&](const log::RecordPosition& position, const format::DecodedFrame& frame) {
     using format::RecordType;
     if (log_options.read_only) {
@@ -108,7 +123,8 @@ Status Store::Impl::load_once(const log::LogOptions& log_options) {
                             ? 0
                             : format::record_event_count(frame, &ignored);
       tail_durable_through = std::max(tail_durable_through, frame.header.durable_through);
-      tail_frames.emplace_back(position.offset + frame.size, frame.header.sequence + events);
+      tail_frames.push_back(TailFrame{position.offset + frame.size, frame.header.sequence + events,
+                                      last_wall_ms});
     }
     if (frame.header.type == RecordType::FenceCommit || frame.header.type == RecordType::FenceCancel) {
       for (const Pending& p : fenced) add(p, frame.header.type == RecordType::FenceCancel);
@@ -118,6 +134,9 @@ Status Store::Impl::load_once(const log::LogOptions& log_options) {
     if (format::is_system_record(frame.header.type)) return;
     (void)format::decode_record_events(frame, [&](uint32_t i, const format::EventBody& e) {
       hlc_.observe(Hlc{e.hlc_wall_ms, e.hlc_logical});
+      last_wall_ms = e.hlc_wall_ms;
+      if (log_options.read_only) tail_frames.back().wall_ms = e.hlc_wall_ms;
+      marks_.note_lane(e.lane);
       Pending p{frame.header.sequence + i,
                 index::EventLocation{static_cast<uint32_t>(position.segment_id),
                                      static_cast<uint32_t>(position.offset), i},
@@ -134,6 +153,7 @@ Status Store::Impl::load_once(const log::LogOptions& log_options) {
   if (failure) return *failure;
   const log::RecoveredLog& recovered = log_->recovered();
   sequence_visible_read_only_ = recovered.next_sequence - 1;
+  recovered_point_ = HlcPoint{last_wall_ms, recovered.next_sequence - 1};
   if (log_options.read_only && !recovered.segments.empty() && !recovered.segments.back().sealed) {
     KEEL_ASSIGN_OR_RETURN(bool writer_live, writer_is_live());
     if (writer_live) {
@@ -142,13 +162,29 @@ Status Store::Impl::load_once(const log::LogOptions& log_options) {
       // yet, and then tail_frames are an earlier segment's) add what their claims vouch for.
       const log::RecoveredSegment& last = recovered.segments.back();
       uint64_t durable_next = last.header.first_sequence;
+      uint64_t durable_wall_ms = 0;  // unknown when the prefix ends before the last segment
       if (tail_segment == last.header.segment_id) {
-        for (const auto& [end, next] : tail_frames) {
-          if (end <= tail_durable_through) durable_next = next;
+        for (const TailFrame& frame : tail_frames) {
+          if (frame.end <= tail_durable_through) {
+            durable_next = frame.next_sequence;
+            durable_wall_ms = frame.wall_ms;
+          }
         }
       }
       sequence_visible_read_only_ = durable_next - 1;
+      recovered_point_ = HlcPoint{durable_wall_ms, durable_next - 1};
     }
+  }
+  // Every recovered event the store shows has reached every level (DESIGN.md §4: checked on load).
+  marks_.bootstrap(recovered_point_);
+  if (const log::SegmentWriter* writer = log_->writer()) {
+    std::string problem = marks_.check();
+    if (problem.empty() && (writer->sequence_durable() != recovered_point_.global_sequence ||
+                            writer->next_sequence() != recovered_point_.global_sequence + 1)) {
+      problem = "the writer continues at sequence " + std::to_string(writer->next_sequence()) +
+                " after recovering " + std::to_string(recovered_point_.global_sequence);
+    }
+    if (!problem.empty()) return StoreError(ErrorCode::InvariantViolation).with("invariant", problem);
   }
   return ok_status();
 }
@@ -183,20 +219,41 @@ Status Store::Impl::refresh() {
   std::lock_guard lock(mutex_);
   KEEL_TRY(check_open());
   if (log_->writer() != nullptr) return ok_status();  // a writable store is always current
-  // Re-run read-only recovery into a fresh index: simple and exactly as strict as open.
+  // Re-run read-only recovery into a fresh index: simple and exactly as strict as open. The
+  // frontier restarts from the new prefix (consumers of a read-only store re-register).
   index_ = index::EventIndex();
   reader_.reset();
+  marks_ = frontier::Watermarks(options_.visibility);
   log::LogOptions log_options;
   log_options.read_only = true;
-  return load(log_options);
+  Status loaded = load(log_options);
+  pipeline_->notify();
+  return loaded;
 }
 
+// New calls are refused from here on; calls in flight finish first (a final group makes every
+// accepted event durable, so appends waiting for it return), then the background sync stops and
+// the log closes. A poisoned store reports its poison.
 Status Store::Impl::close() {
-  std::lock_guard lock(mutex_);
+  writer::Lock lock(mutex_);
   KEEL_TRY(check_open());
   closed_ = true;
+  Status synced;
+  if (log_->writer() != nullptr && !log_->writer()->poisoned()) {
+    uint64_t accepted = marks_.sequence(Watermark::Accepted);
+    if (accepted > marks_.sequence(Watermark::Durable)) {
+      synced = pipeline_->reach(lock, Durability::Durable, accepted,
+                                writer::SteadyClock::now() + std::chrono::hours(24 * 365));
+      if (!lock.owns_lock()) lock.lock();
+    }
+  }
+  pipeline_->stop(lock);  // wakes waiters: waits on a closing store end
+  // ActiveCall counts without the mutex (appends may return without it): poll, so a notify that
+  // slips between the check and the wait costs a millisecond, not a hang.
+  while (active_calls_.load() != 0) calls_done_.wait_for(lock, std::chrono::milliseconds(1));
   reader_.reset();
-  return log_->close();
+  Status closed = log_->close();
+  return synced.ok() ? closed : synced;  // the in-doubt events first
 }
 
 StoreStats Store::Impl::stats() const {
@@ -207,16 +264,23 @@ StoreStats Store::Impl::stats() const {
   s.epoch = log_->epoch();
   s.events = index_.event_count();
   s.entities = index_.stream_count();
-  s.sequence_visible = sequence_visible();
+  s.sequence_visible = marks_.sequence(Watermark::Visible);
+  s.sequence_written = marks_.sequence(Watermark::Written);
+  s.sequence_durable = marks_.sequence(Watermark::Durable);
+  s.sequence_next = marks_.sequence(Watermark::Accepted) + 1;
   if (const log::SegmentWriter* writer = log_->writer()) {
     s.segments = writer->active_segment_id();
-    s.sequence_next = writer->next_sequence();
-    s.sequence_written = writer->sequence_written();
-    s.sequence_durable = writer->sequence_durable();
   } else {
     s.segments = recovered.segments.size();
     s.sequence_next = recovered.next_sequence;
-    s.sequence_written = s.sequence_durable = recovered.next_sequence - 1;
+  }
+  s.frontier_log = frontier_log_;
+  if (pipeline_) {
+    s.commit_groups = pipeline_->groups();
+    s.commit_syncs = pipeline_->synced_groups();
+  }
+  for (const std::string& cut : log_->poison_truncations()) {
+    s.recovery_actions.push_back("PoisonedWriterReopen: " + cut);
   }
   for (const auto& segment : recovered.segments) s.bytes_on_disk += segment.data_end;
   for (const auto& action : recovered.actions) {
@@ -229,6 +293,61 @@ StoreStats Store::Impl::stats() const {
                                  (action.applied ? "" : " [not applied: read-only]"));
   }
   return s;
+}
+
+Frontier Store::Impl::frontier() const {
+  std::lock_guard lock(mutex_);
+  Frontier f;
+  marks_.snapshot(f);
+  f.hlc = hlc_.status();
+  return f;
+}
+
+Status Store::Impl::wait_for(Watermark kind, std::optional<uint32_t> lane, uint64_t sequence,
+                             std::chrono::milliseconds timeout) {
+  writer::Lock lock(mutex_);
+  KEEL_TRY(check_open());
+  if (lane && *lane >= options_.lanes_max) {
+    return StoreError(ErrorCode::InvalidArgument)
+        .with("argument", "lane")
+        .with("reason", "lane " + std::to_string(*lane) + " is not below lanes_max " +
+                            std::to_string(options_.lanes_max));
+  }
+  ActiveCall active(*this);
+  return pipeline_->wait_for(lock, kind, lane, sequence, timeout);
+}
+
+Status Store::Impl::register_consumer(std::string_view name, uint64_t position) {
+  std::lock_guard lock(mutex_);
+  KEEL_TRY(check_open());
+  KEEL_TRY(marks_.register_consumer(name, position));
+  pipeline_->notify();
+  return ok_status();
+}
+
+Status Store::Impl::consumer_applied(std::string_view name, uint64_t sequence) {
+  std::lock_guard lock(mutex_);
+  KEEL_TRY(check_open());
+  KEEL_TRY(marks_.consumer_applied(name, sequence));
+  pipeline_->notify();
+  return ok_status();
+}
+
+Status Store::Impl::unregister_consumer(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  KEEL_TRY(check_open());
+  KEEL_TRY(marks_.unregister_consumer(name));
+  pipeline_->notify();
+  return ok_status();
+}
+
+Result<std::string> Store::Impl::reset_applied(uint64_t sequence, std::string_view reason) {
+  std::lock_guard lock(mutex_);
+  KEEL_TRY(check_open());
+  KEEL_ASSIGN_OR_RETURN(std::string line, marks_.reset_applied(sequence, reason));
+  frontier_log_.push_back(line);
+  pipeline_->notify();
+  return line;
 }
 
 // ---- the facade ----
@@ -286,6 +405,26 @@ Result<VerifyReport> Store::verify(const ProgressCallback& progress) {
 Status Store::refresh() { return impl_->refresh(); }
 Status Store::close() { return impl_->close(); }
 StoreStats Store::stats() const { return impl_->stats(); }
+Frontier Store::frontier() const { return impl_->frontier(); }
+Status Store::wait_for(Watermark kind, uint64_t sequence, std::chrono::milliseconds timeout) {
+  return impl_->wait_for(kind, std::nullopt, sequence, timeout);
+}
+Status Store::wait_for_lane(Watermark kind, uint32_t lane, uint64_t sequence,
+                            std::chrono::milliseconds timeout) {
+  return impl_->wait_for(kind, lane, sequence, timeout);
+}
+Status Store::register_consumer(std::string_view name, uint64_t position) {
+  return impl_->register_consumer(name, position);
+}
+Status Store::consumer_applied(std::string_view name, uint64_t sequence) {
+  return impl_->consumer_applied(name, sequence);
+}
+Status Store::unregister_consumer(std::string_view name) {
+  return impl_->unregister_consumer(name);
+}
+Result<std::string> Store::reset_applied(uint64_t sequence, std::string_view reason) {
+  return impl_->reset_applied(sequence, reason);
+}
 uint64_t Store::epoch() const { return impl_->epoch(); }
 const std::string& Store::directory() const { return impl_->directory(); }
 

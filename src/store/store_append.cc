@@ -1,5 +1,5 @@
 // The append path: validate, assign clock / chain / ids, encode through the segment writer, index,
-// then reach the requested durability. One commit point (the store mutex) in this release.
+// accept into the frontier, then reach the requested durability through the commit pipeline.
 #include <chrono>
 
 #include "absl/container/flat_hash_map.h"
@@ -7,9 +7,6 @@
 
 namespace keel {
 namespace {
-
-// Accepted appends stay in the writer's buffer until it holds this much (or a sync/flush/close).
-constexpr uint64_t kAcceptedFlushBytes = 1 << 20;
 
 StoreError invalid(std::string_view argument, std::string reason) {
   return StoreError(ErrorCode::InvalidArgument).with("argument", argument).with("reason", reason);
@@ -77,29 +74,22 @@ format::EventBody Store::Impl::make_body(const Coordinate& coordinate, EventKind
   return body;
 }
 
-// Brings the writer to `durability`. A failure here comes after the sequence was assigned: the
-// append is in doubt (the writer is poisoned; DESIGN.md §4).
-Status Store::Impl::reach(Durability durability, uint64_t last_sequence) {
+writer::Deadline Store::Impl::deadline_after(std::chrono::milliseconds timeout) const {
+  return writer::SteadyClock::now() + (timeout.count() == 0 ? options_.append_timeout : timeout);
+}
+
+// The writer refused the record before accepting it: nothing of it was written. A rotation on the
+// way may still have synced earlier events (catch the frontier up) or poisoned the writer (then the
+// refusal is FailClosed: WriterPoisoned naming the cause).
+StoreError Store::Impl::refused(writer::Lock& lock, const HlcPoint& before, StoreError cause) {
+  (void)pipeline_->after_append(lock, before);
   log::SegmentWriter& writer = *log_->writer();
-  Status reached;
-  const char* operation = "write";
-  switch (durability) {
-    case Durability::Accepted:
-      if (writer.pending_bytes() >= kAcceptedFlushBytes) reached = writer.flush();
-      break;
-    case Durability::Written:
-      reached = writer.flush();
-      break;
-    case Durability::Durable:
-      operation = "write and fdatasync";
-      reached = writer.sync();
-      break;
-  }
-  if (reached.ok()) return reached;
-  return StoreError(ErrorCode::WriteInDoubt)
-      .with("operation", operation)
-      .with("sequence", last_sequence)
-      .caused_by(std::move(reached).error());
+  if (!writer.poisoned() || cause.is(ErrorCode::WriterPoisoned)) return cause;
+  marks_.poison();
+  pipeline_->notify();
+  return StoreError(ErrorCode::WriterPoisoned)
+      .with("operation", cause.field_string("operation").value_or("rotation"))
+      .caused_by(std::move(cause));
 }
 
 Status Store::Impl::index_appended(uint64_t first_sequence,
@@ -120,27 +110,60 @@ Status Store::Impl::index_appended(uint64_t first_sequence,
 
 Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind,
                                     std::string_view payload, const AppendOptions& options) {
-  std::lock_guard lock(mutex_);
+  writer::Lock lock(mutex_);
   KEEL_TRY(check_writable("append"));
   KEEL_TRY(validate_item(coordinate, kind, payload, options));
+  ActiveCall active(*this);
+  writer::Deadline deadline = deadline_after(options.timeout);
+  pipeline_->prepare_append(
+      lock, format::event_record_bound(1, coordinate.entity.size() + coordinate.scope.size() +
+                                              payload.size() +
+                                              (options.metadata ? options.metadata->size() : 0)));
+  KEEL_TRY(check_writable("append"));  // prepare_append may have waited
   log::SegmentWriter& writer = *log_->writer();
   index::EntityStream* stream = &index_.stream_for(coordinate.entity, options.lane);
   uint64_t clock = stream->clock() + 1;
   format::EventBody body =
       make_body(coordinate, kind, payload, options, clock, stream->head(), hlc_.physical_ms());
   uint64_t sequence = writer.next_sequence();
+  HlcPoint before = marks_.point(Watermark::Accepted);
   Hash128 hash;
-  KEEL_TRY(writer.append_event(body, &hash));
-  KEEL_TRY(index_appended(sequence, std::span(&body, 1), std::span(&hash, 1), std::span(&stream, 1),
-                          writer.last_record_position()));
-  KEEL_TRY(reach(options.durability, sequence));
-  return Receipt{body.event_id, log_->epoch(), sequence, clock,
-                 Hlc{body.hlc_wall_ms, body.hlc_logical}, hash};
+  if (Status appended = writer.append_event(body, &hash); !appended.ok()) {
+    return refused(lock, before, std::move(appended).error());
+  }
+  KEEL_TRY(commit_accepted(lock, before, std::span(&body, 1), std::span(&hash, 1),
+                           std::span(&stream, 1), sequence));
+  Receipt receipt{body.event_id, log_->epoch(), sequence, clock,
+                  Hlc{body.hlc_wall_ms, body.hlc_logical}, hash};
+  KEEL_TRY(pipeline_->reach(lock, options.durability, sequence, deadline));  // may drop the lock
+  return receipt;
+}
+
+// The records are in the writer: index them, accept them into the frontier, and let the pipeline
+// catch up. A failure here breaks the store's own bookkeeping: the writer is poisoned (fail closed).
+Status Store::Impl::commit_accepted(writer::Lock& lock, const HlcPoint& before,
+                                    std::span<const format::EventBody> bodies,
+                                    std::span<const Hash128> hashes,
+                                    std::span<index::EntityStream* const> streams,
+                                    uint64_t first_sequence) {
+  log::SegmentWriter& writer = *log_->writer();
+  Status committed = index_appended(first_sequence, bodies, hashes, streams,
+                                    writer.last_record_position());
+  for (size_t i = 0; committed.ok() && i < bodies.size(); ++i) {
+    committed = marks_.accept(bodies[i].lane, HlcPoint{bodies[i].hlc_wall_ms, first_sequence + i});
+  }
+  if (!committed.ok()) {
+    writer.poison_with(committed.error());
+    marks_.poison();
+    pipeline_->notify();
+    return committed;
+  }
+  return pipeline_->after_append(lock, before);
 }
 
 Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem> items,
                                                        const BatchOptions& options) {
-  std::lock_guard lock(mutex_);
+  writer::Lock lock(mutex_);
   KEEL_TRY(check_writable("append_batch"));
   if (items.empty()) return invalid("batch", "is empty");
   if (items.size() > options_.batch_items_max) {
@@ -149,6 +172,7 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
   }
   if (options.timeout.count() < 0) return invalid("timeout", "is negative");
   uint64_t bytes = 0;
+  uint64_t variable_bytes = 0;
   for (size_t i = 0; i < items.size(); ++i) {
     const BatchItem& item = items[i];
     if (Status valid = validate_item(item.coordinate, item.kind, item.payload, item.options);
@@ -156,8 +180,13 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
       return StoreError(ErrorCode::BatchItemFailed).with("index", uint64_t{i}).caused_by(valid.error());
     }
     bytes += item.payload.size() + (item.options.metadata ? item.options.metadata->size() : 0);
+    variable_bytes += item.coordinate.entity.size() + item.coordinate.scope.size();
   }
   if (bytes > options_.batch_bytes_max) return too_large("batch", bytes, options_.batch_bytes_max);
+  ActiveCall active(*this);
+  writer::Deadline deadline = deadline_after(options.timeout);
+  pipeline_->prepare_append(lock, format::event_record_bound(items.size(), bytes + variable_bytes));
+  KEEL_TRY(check_writable("append_batch"));  // prepare_append may have waited
 
   // Clocks and chains run through the batch: an item follows the previous item of its
   // (entity, lane) in the batch, or the stream's head.
@@ -192,11 +221,14 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
   }
   log::SegmentWriter& writer = *log_->writer();
   uint64_t first = writer.next_sequence();
+  HlcPoint before = marks_.point(Watermark::Accepted);
   std::vector<Hash128> hashes;
   hashes.reserve(items.size());
-  KEEL_TRY(writer.append_batch(batch_bodies_, chain_to, &hashes));
-  KEEL_TRY(index_appended(first, batch_bodies_, hashes, streams, writer.last_record_position()));
-  KEEL_TRY(reach(options.durability, first + items.size() - 1));
+  if (Status appended = writer.append_batch(batch_bodies_, chain_to, &hashes); !appended.ok()) {
+    return refused(lock, before, std::move(appended).error());
+  }
+  KEEL_TRY(commit_accepted(lock, before, batch_bodies_, hashes, streams, first));
+  // Receipts before reach(): it may release the mutex, and the next batch reuses batch_bodies_.
   std::vector<Receipt> receipts;
   receipts.reserve(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
@@ -204,13 +236,28 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
     receipts.push_back(Receipt{b.event_id, log_->epoch(), first + i, b.entity_clock,
                                Hlc{b.hlc_wall_ms, b.hlc_logical}, hashes[i]});
   }
-  return receipts;
+  KEEL_TRY(pipeline_->reach(lock, options.durability, first + items.size() - 1, deadline));
+  return receipts;  // reach() may have dropped the lock: nothing shared is touched after it
 }
 
+// Errors: WriterPoisoned when already poisoned; the fdatasync's own error (Io) when it fails now
+// (the writer is then poisoned); WaitTimeout after append_timeout.
 Status Store::Impl::sync() {
-  std::lock_guard lock(mutex_);
+  writer::Lock lock(mutex_);
   KEEL_TRY(check_writable("sync"));
-  return log_->writer()->sync();
+  ActiveCall active(*this);
+  log::SegmentWriter& writer = *log_->writer();
+  if (writer.poisoned()) {
+    return StoreError(ErrorCode::WriterPoisoned)
+        .with("operation", writer.poison_cause()->field_string("operation").value_or("write"))
+        .caused_by(*writer.poison_cause());
+  }
+  uint64_t accepted = marks_.sequence(Watermark::Accepted);
+  if (accepted <= marks_.sequence(Watermark::Durable)) return ok_status();
+  Status reached = pipeline_->reach(lock, Durability::Durable, accepted,
+                                    deadline_after(std::chrono::milliseconds(0)));
+  if (reached.ok() || !reached.error().cause()) return reached;
+  return *reached.error().cause();  // not in doubt for a sync: report what failed
 }
 
 }  // namespace keel

@@ -1,8 +1,12 @@
-// Store::Impl: the store's state behind one mutex (the single commit point of this release; the
-// concurrent pipeline replaces the mutex on the write path later).
+// Store::Impl: the store's state behind one commit mutex. Appends do their commit-point work under
+// it (validate, assign clock, chain and sequence, encode, index) and then reach their durability
+// through the commit pipeline (writer/commit_pipeline.h), which releases the mutex during group I/O
+// and waits.
 #pragma once
 
 #include <memory>
+#include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <random>
 #include <string>
@@ -10,12 +14,14 @@
 
 #include "format/event_body.h"
 #include "frontier/hlc.h"
+#include "frontier/watermarks.h"
 #include "index/event_index.h"
 #include "keel/store.h"
 #include "log/log.h"
 #include "log/record_reader.h"
 #include "platform/clock.h"
 #include "platform/file_system.h"
+#include "writer/commit_pipeline.h"
 
 namespace keel {
 
@@ -38,6 +44,13 @@ class Store::Impl {
   Status refresh();
   Status close();
   StoreStats stats() const;
+  Frontier frontier() const;
+  Status wait_for(Watermark kind, std::optional<uint32_t> lane, uint64_t sequence,
+                  std::chrono::milliseconds timeout);
+  Status register_consumer(std::string_view name, uint64_t position);
+  Status consumer_applied(std::string_view name, uint64_t sequence);
+  Status unregister_consumer(std::string_view name);
+  Result<std::string> reset_applied(uint64_t sequence, std::string_view reason);
   uint64_t epoch() const { return log_ ? log_->epoch() : 0; }
   const std::string& directory() const { return directory_; }
 
@@ -58,7 +71,22 @@ class Store::Impl {
                               std::string_view payload, const AppendOptions& options,
                               uint64_t clock, const std::optional<Hash128>& prev,
                               uint64_t wall_ms);
-  Status reach(Durability durability, uint64_t last_sequence);
+  // Calls in flight that may release the mutex (appends, syncs, waits): close() waits for them.
+  // Atomic: an append may end without the mutex (CommitPipeline::reach).
+  struct ActiveCall {
+    explicit ActiveCall(Impl& impl) : impl_(impl) { impl_.active_calls_.fetch_add(1); }
+    ~ActiveCall() {
+      if (impl_.active_calls_.fetch_sub(1) == 1) impl_.calls_done_.notify_all();
+    }
+    Impl& impl_;
+  };
+  Status commit_accepted(writer::Lock& lock, const HlcPoint& before,
+                         std::span<const format::EventBody> bodies,
+                         std::span<const Hash128> hashes,
+                         std::span<index::EntityStream* const> streams, uint64_t first_sequence);
+  writer::Deadline deadline_after(std::chrono::milliseconds timeout) const;
+  // The writer refused a record (nothing was accepted): classify and catch the frontier up.
+  StoreError refused(writer::Lock& lock, const HlcPoint& before, StoreError cause);
   Status index_appended(uint64_t first_sequence, std::span<const format::EventBody> bodies,
                         std::span<const Hash128> hashes,
                         std::span<index::EntityStream* const> streams,
@@ -82,6 +110,12 @@ class Store::Impl {
   frontier::HlcClock hlc_;
   std::mt19937_64 id_random_;
   uint64_t sequence_visible_read_only_ = 0;  // read-only stores: what open/refresh made visible
+  HlcPoint recovered_point_;                 // the last recovered event visible after open
+  frontier::Watermarks marks_;
+  std::unique_ptr<writer::CommitPipeline> pipeline_;
+  std::atomic<uint32_t> active_calls_{0};
+  std::condition_variable calls_done_;
+  std::vector<std::string> frontier_log_;    // explicit applied resets
   bool closed_ = false;
   std::vector<std::byte> read_buffer_;
   std::vector<format::EventBody> batch_bodies_;  // reused by append_batch

@@ -32,12 +32,7 @@ StoreError not_found(std::string key) {
 
 }  // namespace
 
-uint64_t Store::Impl::sequence_visible() const {
-  const log::SegmentWriter* writer = log_ ? log_->writer() : nullptr;
-  if (writer == nullptr) return sequence_visible_read_only_;
-  return options_.visibility == VisibilityPolicy::AfterDurable ? writer->sequence_durable()
-                                                               : writer->sequence_written();
-}
+uint64_t Store::Impl::sequence_visible() const { return marks_.sequence(Watermark::Visible); }
 
 // Visits the events of one record whose sequences are in [from, to] and not hidden.
 Status Store::Impl::visit_record(uint64_t first_sequence, uint64_t epoch,

@@ -40,11 +40,23 @@ std::string check_event(const format::EventBody& b, const ChainHead* head) {
 }  // namespace
 
 Result<VerifyReport> Store::Impl::verify(const ProgressCallback& progress) {
-  std::lock_guard lock(mutex_);
+  writer::Lock lock(mutex_);
   KEEL_TRY(check_open());
+  ActiveCall active(*this);
   log::SegmentWriter* writer = log_->writer();
-  if (writer != nullptr) KEEL_TRY(writer->flush());
-  uint64_t last = writer ? writer->sequence_written() : log_->recovered().next_sequence - 1;
+  if (writer != nullptr) {
+    // Everything accepted is written first (a group of its own), so it can be read back.
+    uint64_t accepted = marks_.sequence(Watermark::Accepted);
+    if (accepted > marks_.sequence(Watermark::Written)) {
+      KEEL_TRY(pipeline_->reach(lock, Durability::Written, accepted,
+                                deadline_after(std::chrono::milliseconds(0))));
+      if (!lock.owns_lock()) lock.lock();
+    }
+  }
+  // Read no further than what was written: a later group may be in flight meanwhile.
+  uint64_t last = writer ? marks_.sequence(Watermark::Written)
+                         : log_->recovered().next_sequence - 1;
+  uint64_t written_end = writer ? writer->written_offset() : UINT64_MAX;
   uint64_t last_segment = writer ? writer->active_segment_id()
                                  : log_->recovered().segments.empty()
                                        ? 0
@@ -80,7 +92,8 @@ Result<VerifyReport> Store::Impl::verify(const ProgressCallback& progress) {
   for (uint64_t segment_id = 1; segment_id <= last_segment && report.ok; ++segment_id) {
     bool done = false;
     Status scanned = reader_.scan_frames(
-        segment_id, format::kSegmentHeaderSize, UINT64_MAX,
+        segment_id, format::kSegmentHeaderSize,
+        segment_id == last_segment ? written_end : UINT64_MAX,
         [&](uint64_t, const format::DecodedFrame& frame) {
           ++report.frames_checked;
           if (frame.header.type == format::RecordType::Seal) return false;

@@ -686,7 +686,11 @@ TEST_CASE("power loss after a failed and a retried open keeps what the retried o
     auto reported = (*retried)->scan_events(1, durable);
     REQUIRE(reported.ok());
     REQUIRE(reported->size() == durable);
-    REQUIRE(durable > 1);  // the first event was synced; the rest come from the page cache
+    // The first event was synced. The Written ones sit in the page cache of a writer this process
+    // saw poisoned, so the first reopen cut them (log/poisoned_logs.h): what remains reported
+    // durable must be on the disk. (Before that rule, the retried open reported them durable
+    // without an fdatasync: SegmentWriter::open now syncs a sealed last segment on every open.)
+    REQUIRE(durable >= 1);
     power_loss(fs, std::move(retried).value(), failing_sync);
 
     auto after = Store::open(kRoot, options);

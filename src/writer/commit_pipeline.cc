@@ -1,0 +1,297 @@
+#include "writer/commit_pipeline.h"
+
+#include <algorithm>
+#include <string>
+
+namespace keel::writer {
+namespace {
+
+uint64_t elapsed_ms(Deadline since) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - since).count());
+}
+
+StoreError wait_timeout(Watermark kind, uint64_t target, uint64_t waited_ms) {
+  return StoreError(ErrorCode::WaitTimeout)
+      .with("watermark", watermark_name(kind))
+      .with("target", target)
+      .with("waited_ms", waited_ms);
+}
+
+}  // namespace
+
+CommitPipeline::CommitPipeline(std::mutex& mutex, log::SegmentWriter* writer,
+                               frontier::Watermarks& marks, const PipelineOptions& options)
+    : mutex_(mutex), writer_(writer), marks_(marks), options_(options) {}
+
+CommitPipeline::~CommitPipeline() {
+  if (background_thread_.joinable()) {
+    Lock lock(mutex_);
+    stop(lock);
+  }
+}
+
+void CommitPipeline::start() {
+  if (writer_ == nullptr || background_thread_.joinable()) return;
+  stopping_ = false;
+  background_thread_ = std::thread([this] { background_loop(); });
+}
+
+void CommitPipeline::stop(Lock& lock) {
+  stopping_ = true;
+  background_.notify_all();
+  wake();
+  if (background_thread_.joinable()) {
+    lock.unlock();
+    background_thread_.join();
+    lock.lock();
+  }
+  while (writer_ != nullptr && (writing() || writer_->sync_in_flight())) progress_.wait(lock);
+}
+
+void CommitPipeline::prepare_append(Lock& lock, uint64_t record_bytes) {
+  while (!writer_->idle() && writer_->would_rotate(record_bytes)) progress_.wait(lock);
+}
+
+Status CommitPipeline::after_append(Lock& lock, const HlcPoint& before) {
+  if (writer_->sequence_written() > marks_.sequence(Watermark::Written) ||
+      writer_->sequence_durable() > marks_.sequence(Watermark::Durable)) {
+    KEEL_TRY(catch_up(before, /*durable=*/true));  // an inline rotation wrote and synced
+  }
+  uint64_t unsynced = writer_->unsynced_bytes();
+  if (unsynced == 0) return ok_status();
+  if (!unsynced_since_) {
+    unsynced_since_ = SteadyClock::now();
+    background_.notify_one();
+  } else if (unsynced >= options_.sync_bytes) {
+    background_.notify_one();
+    // Bound the memory of Accepted appends the background sync has not caught up with.
+    if (writer_->pending_bytes() >= 4 * options_.sync_bytes && !writing()) {
+      return lead_write(lock);
+    }
+  }
+  return ok_status();
+}
+
+Status CommitPipeline::catch_up(const HlcPoint& at, bool durable) {
+  // The writer's sequences reach `at` (a stage's or an inline rotation's end) or stay below the
+  // watermarks; anything else means the bookkeeping lost track: fail closed.
+  auto advance = [&](Watermark kind, uint64_t writer_sequence) -> Status {
+    if (writer_sequence <= marks_.sequence(kind)) return ok_status();
+    if (writer_sequence != at.global_sequence) {
+      return StoreError(ErrorCode::InvariantViolation)
+          .with("invariant", std::string(watermark_name(kind)) + " moved to " +
+                                 std::to_string(writer_sequence) + ", expected " +
+                                 std::to_string(at.global_sequence));
+    }
+    return marks_.advance(kind, at);
+  };
+  Status caught = advance(Watermark::Written, writer_->sequence_written());
+  if (caught.ok() && durable) caught = advance(Watermark::Durable, writer_->sequence_durable());
+  if (caught.ok()) {
+    caught = marks_.publish(options_.visibility == VisibilityPolicy::AfterDurable
+                                ? marks_.point(Watermark::Durable)
+                                : marks_.point(Watermark::Written));
+  }
+  if (!caught.ok()) writer_->poison_with(caught.error());
+  return poisoned_by(std::move(caught));
+}
+
+// Freezes the frontier when the writer is poisoned, and wakes whoever the change concerns.
+Status CommitPipeline::poisoned_by(Status failure) {
+  if (writer_->poisoned()) marks_.poison();
+  wake();
+  return failure;
+}
+
+// Wakes the appenders whose level was reached (or all, once poisoned), plus the lowest waiting
+// Durable and Written appender so each stage that is now free gets a leader; the others sleep on.
+// Everything else (waits, the background sync, stop, rotation) waits on progress_.
+void CommitPipeline::wake() {
+  const bool poisoned = writer_ != nullptr && writer_->poisoned();
+  Waiter* next_durable = nullptr;
+  Waiter* next_written = nullptr;
+  for (size_t i = 0; i < waiters_.size();) {
+    Waiter* w = waiters_[i];
+    bool reached = !poisoned && marks_.sequence(w->mark) >= w->sequence;
+    if (reached || poisoned) {  // poisoned: everyone wakes to report it
+      w->reached = reached;
+      waiters_[i] = waiters_.back();
+      waiters_.pop_back();
+      w->signal.release();
+      continue;
+    }
+    Waiter*& next = w->mark == Watermark::Durable ? next_durable : next_written;
+    if (next == nullptr || w->sequence < next->sequence) next = w;
+    ++i;
+  }
+  for (Waiter* w : {next_durable, next_written}) {
+    if (w == nullptr) continue;
+    waiters_.erase(std::find(waiters_.begin(), waiters_.end(), w));
+    w->signal.release();
+  }
+  progress_.notify_all();
+}
+
+Status CommitPipeline::lead_write(Lock& lock) {
+  write_leader_ = true;
+  HlcPoint at = marks_.point(Watermark::Accepted);
+  Status begun = writer_->begin_write(write_group_);
+  if (!begun.ok()) {
+    write_leader_ = false;
+    return poisoned_by(std::move(begun));
+  }
+  lock.unlock();
+  Status written = log::SegmentWriter::run_write(write_group_);
+  lock.lock();
+  write_leader_ = false;
+  ++groups_;
+  Status ended = writer_->end_write(write_group_, std::move(written));
+  if (!ended.ok()) return poisoned_by(std::move(ended));
+  return catch_up(at, /*durable=*/false);
+}
+
+Status CommitPipeline::lead_sync(Lock& lock) {
+  HlcPoint at = marks_.point(Watermark::Written);  // the ticket covers what is written now
+  Status begun = writer_->begin_sync(sync_ticket_);
+  if (!begun.ok()) return poisoned_by(std::move(begun));
+  lock.unlock();
+  Status synced = log::SegmentWriter::run_sync(sync_ticket_);
+  lock.lock();
+  ++synced_groups_;
+  Status ended = writer_->end_sync(sync_ticket_, std::move(synced));
+  if (!ended.ok()) return poisoned_by(std::move(ended));
+  unsynced_since_.reset();
+  if (writer_->unsynced_bytes() > 0) unsynced_since_ = SteadyClock::now();
+  return catch_up(at, /*durable=*/true);
+}
+
+Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, Deadline deadline) {
+  if (level == Durability::Accepted) return ok_status();
+  const Watermark mark = level == Durability::Durable ? Watermark::Durable : Watermark::Written;
+  const bool durable = level == Durability::Durable;
+  Deadline started = SteadyClock::now();
+  Status reached;
+  for (;;) {
+    if (marks_.sequence(mark) >= sequence) break;
+    if (writer_->poisoned()) {
+      reached = StoreError(ErrorCode::WriteInDoubt)
+                    .with("operation", durable ? "write and fdatasync" : "write")
+                    .with("sequence", sequence)
+                    .caused_by(*writer_->poison_cause());
+      break;
+    }
+    // A failed stage poisons the writer; the next turn reports it. A Durable caller does not
+    // write while an fdatasync runs: it would need the next fdatasync anyway, and waiting lets
+    // that one group carry everything appended meanwhile.
+    if (marks_.sequence(Watermark::Written) < sequence) {
+      if (!writing() && !(durable && writer_->sync_in_flight())) {
+        (void)lead_write(lock);
+        continue;
+      }
+    } else if (!writer_->sync_in_flight()) {
+      (void)lead_sync(lock);
+      continue;
+    }
+    // Sleep without the mutex: wake() removes the waiter before it signals, so a caller whose level
+    // was reached returns without retaking the mutex (64 callers retaking it after every
+    // fdatasync cost more than the fdatasync).
+    Waiter waiter{mark, sequence};
+    waiters_.push_back(&waiter);
+    lock.unlock();
+    bool signalled = waiter.signal.try_acquire_until(deadline);
+    if (signalled && waiter.reached) return ok_status();  // returns without the lock
+    lock.lock();
+    if (!signalled) {
+      auto it = std::find(waiters_.begin(), waiters_.end(), &waiter);
+      if (it != waiters_.end()) {
+        waiters_.erase(it);
+      } else if (waiter.reached) {
+        return ok_status();  // signalled just after the timeout
+      }
+      if (marks_.sequence(mark) < sequence && !writer_->poisoned()) {
+        reached = StoreError(ErrorCode::WriteInDoubt)
+                      .with("operation",
+                            std::string("wait for ") + std::string(watermark_name(mark)))
+                      .with("sequence", sequence)
+                      .caused_by(wait_timeout(mark, sequence, elapsed_ms(started)));
+        break;
+      }
+    }
+  }
+  return reached;
+}
+
+// After poisoning nothing is appended, written or synced again: every watermark but applied is
+// frozen, and applied cannot pass visible.
+bool CommitPipeline::frozen(Watermark kind, uint64_t sequence) const {
+  if (!marks_.poisoned()) return false;
+  if (kind == Watermark::Applied) return sequence > marks_.sequence(Watermark::Visible);
+  return true;
+}
+
+Status CommitPipeline::wait_for(Lock& lock, Watermark kind, std::optional<uint32_t> lane,
+                                uint64_t sequence, std::chrono::milliseconds timeout) {
+  if (timeout.count() < 0) {
+    return StoreError(ErrorCode::InvalidArgument)
+        .with("argument", "timeout")
+        .with("reason", "is negative");
+  }
+  Deadline started = SteadyClock::now();
+  Deadline deadline = started + timeout;
+  auto current = [&] {
+    return lane ? marks_.lane_sequence(*lane, kind) : marks_.sequence(kind);
+  };
+  for (;;) {
+    if (current() >= sequence) return ok_status();
+    if (stopping_) {
+      return StoreError(ErrorCode::InvalidArgument)
+          .with("argument", "store")
+          .with("reason", "the store closed during the wait");
+    }
+    if (frozen(kind, sequence)) {
+      StoreError error = StoreError(ErrorCode::WriterPoisoned).with("operation", "wait");
+      if (writer_ != nullptr && writer_->poison_cause()) {
+        error = StoreError(ErrorCode::WriterPoisoned)
+                    .with("operation", writer_->poison_cause()->field_string("operation")
+                                           .value_or(std::string("write")))
+                    .caused_by(*writer_->poison_cause());
+      }
+      return error;
+    }
+    if (progress_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      if (current() >= sequence) return ok_status();
+      return wait_timeout(kind, sequence, elapsed_ms(started));
+    }
+  }
+}
+
+// Writes what is pending and syncs what is written once the oldest unsynced event is
+// sync_interval old or sync_bytes are unsynced.
+void CommitPipeline::background_loop() {
+  Lock lock(mutex_);
+  while (!stopping_) {
+    if (writer_->poisoned() || !unsynced_since_) {
+      background_.wait(lock);
+      continue;
+    }
+    Deadline due = *unsynced_since_ + options_.sync_interval;
+    if (writer_->unsynced_bytes() < options_.sync_bytes && SteadyClock::now() < due) {
+      background_.wait_until(lock, due);
+      continue;
+    }
+    if (writer_->pending_bytes() > 0 && !writing()) {
+      (void)lead_write(lock);
+    } else if (writer_->pending_bytes() == 0 && !writer_->sync_in_flight() && !writing()) {
+      if (writer_->unsynced_bytes() > 0) {
+        (void)lead_sync(lock);
+      } else {
+        unsynced_since_.reset();
+      }
+    } else {
+      progress_.wait(lock);
+    }
+  }
+}
+
+}  // namespace keel::writer
