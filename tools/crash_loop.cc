@@ -587,6 +587,7 @@ class Oracle {
     }
     epoch_last_ = store.epoch();
     RETURN_IF_FAILED(check_watermarks(store.stats()));
+    RETURN_IF_FAILED(check_frontier(store.frontier(), store.stats().sequence_next - 1));
     summary.recovery_actions = store.stats().recovery_actions.size();
     auto report = store.verify();
     if (!report.ok()) return "verify could not run: " + report.error().to_string();
@@ -614,6 +615,28 @@ class Oracle {
            std::to_string(s.sequence_written) + ", visible " + std::to_string(s.sequence_visible) +
            ", next " + std::to_string(s.sequence_next) +
            " (want durable = written = visible = next-1)";
+  }
+
+  // Right after a writable open every recovered event has reached every level, globally and in
+  // every lane that holds one, and nothing is poisoned.
+  static Failure check_frontier(const keel::Frontier& f, uint64_t last) {
+    using keel::Watermark;
+    for (Watermark kind : {Watermark::Accepted, Watermark::Written, Watermark::Durable,
+                           Watermark::Visible, Watermark::Emitted, Watermark::Applied}) {
+      if (f[kind].global_sequence != last) {
+        return "frontier after reopen: " + std::string(keel::watermark_name(kind)) + " at " +
+               std::to_string(f[kind].global_sequence) + ", want " + std::to_string(last);
+      }
+      for (const keel::LaneFrontier& lane : f.lanes) {
+        if (lane.sequences[kind] != last) {
+          return "frontier after reopen: lane " + std::to_string(lane.lane) + " " +
+                 std::string(keel::watermark_name(kind)) + " at " +
+                 std::to_string(lane.sequences[kind]) + ", want " + std::to_string(last);
+        }
+      }
+    }
+    if (f.poisoned || f.visible_minus_durable != 0) return "frontier after reopen: poisoned or gap";
+    return std::nullopt;
   }
 
   // The chain heads and the last event seen while scanning in sequence order.
