@@ -75,7 +75,11 @@ Status Watermarks::accept(uint32_t lane, HlcPoint point) {
         absl::StrCat("accepted ", point.global_sequence, " not above accepted ", accepted));
   }
   points_[index(Watermark::Accepted)] = point;
-  lanes_[lane].pending.push_back(point);
+  if (last_lane_ == nullptr || last_lane_id_ != lane) {
+    last_lane_ = &lanes_[lane];
+    last_lane_id_ = lane;
+  }
+  last_lane_->pending.push_back(point);
   return ok_status();
 }
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "keel/frontier.h"
 #include "keel/options.h"
 #include "keel/result.h"
@@ -30,6 +31,11 @@ namespace keel::frontier {
 class Watermarks {
  public:
   explicit Watermarks(VisibilityPolicy policy) : policy_(policy) {}
+  // Movable (the lane cache points into nodes that move with the map), not copyable.
+  Watermarks(Watermarks&&) = default;
+  Watermarks& operator=(Watermarks&&) = default;
+  Watermarks(const Watermarks&) = delete;
+  Watermarks& operator=(const Watermarks&) = delete;
 
   // Open: every recovered event (sequences 1 .. recovered.global_sequence) has reached every level.
   void bootstrap(HlcPoint recovered);
@@ -110,7 +116,11 @@ class Watermarks {
   // min(emitted, applied) trimmed at); only reset_applied can put applied below it.
   HlcPoint trimmed_;
   bool poisoned_ = false;
-  absl::flat_hash_map<uint32_t, Lane> lanes_;
+  // Node-based: a Lane never moves, so the last accepted lane is cached (appends mostly repeat a
+  // lane, and accept() is on every append's path). Lanes are never removed.
+  absl::node_hash_map<uint32_t, Lane> lanes_;
+  uint32_t last_lane_id_ = 0;
+  Lane* last_lane_ = nullptr;
   absl::flat_hash_map<std::string, uint64_t> consumers_;  // name -> last applied sequence
 };
 

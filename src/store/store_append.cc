@@ -114,12 +114,13 @@ Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind
   KEEL_TRY(check_writable("append"));
   KEEL_TRY(validate_item(coordinate, kind, payload, options));
   ActiveCall active(*this);
-  writer::Deadline deadline = deadline_after(options.timeout);
-  pipeline_->prepare_append(
-      lock, format::event_record_bound(1, coordinate.entity.size() + coordinate.scope.size() +
-                                              payload.size() +
-                                              (options.metadata ? options.metadata->size() : 0)));
-  KEEL_TRY(check_writable("append"));  // prepare_append may have waited
+  if (pipeline_->prepare_append(
+          lock, format::event_record_bound(1, coordinate.entity.size() + coordinate.scope.size() +
+                                                  payload.size() +
+                                                  (options.metadata ? options.metadata->size()
+                                                                    : 0)))) {
+    KEEL_TRY(check_writable("append"));  // closed while it waited?
+  }
   log::SegmentWriter& writer = *log_->writer();
   index::EntityStream* stream = &index_.stream_for(coordinate.entity, options.lane);
   uint64_t clock = stream->clock() + 1;
@@ -135,8 +136,10 @@ Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind
                            std::span(&stream, 1), sequence));
   Receipt receipt{body.event_id, log_->epoch(), sequence, clock,
                   Hlc{body.hlc_wall_ms, body.hlc_logical}, hash};
-  KEEL_TRY(pipeline_->reach(lock, options.durability, sequence, deadline));  // may drop the lock
-  return receipt;
+  if (options.durability != Durability::Accepted) {
+    KEEL_TRY(pipeline_->reach(lock, options.durability, sequence, deadline_after(options.timeout)));
+  }
+  return receipt;  // reach() may have dropped the lock: nothing shared is touched after it
 }
 
 // The records are in the writer: index them, accept them into the frontier, and let the pipeline
@@ -185,8 +188,10 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
   if (bytes > options_.batch_bytes_max) return too_large("batch", bytes, options_.batch_bytes_max);
   ActiveCall active(*this);
   writer::Deadline deadline = deadline_after(options.timeout);
-  pipeline_->prepare_append(lock, format::event_record_bound(items.size(), bytes + variable_bytes));
-  KEEL_TRY(check_writable("append_batch"));  // prepare_append may have waited
+  if (pipeline_->prepare_append(lock,
+                                format::event_record_bound(items.size(), bytes + variable_bytes))) {
+    KEEL_TRY(check_writable("append_batch"));  // closed while it waited?
+  }
 
   // Clocks and chains run through the batch: an item follows the previous item of its
   // (entity, lane) in the batch, or the stream's head.

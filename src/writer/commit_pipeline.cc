@@ -49,8 +49,13 @@ void CommitPipeline::stop(Lock& lock) {
   while (writer_ != nullptr && (writing() || writer_->sync_in_flight())) progress_.wait(lock);
 }
 
-void CommitPipeline::prepare_append(Lock& lock, uint64_t record_bytes) {
-  while (!writer_->idle() && writer_->would_rotate(record_bytes)) progress_.wait(lock);
+bool CommitPipeline::prepare_append(Lock& lock, uint64_t record_bytes) {
+  bool waited = false;
+  while (!writer_->idle() && writer_->would_rotate(record_bytes)) {
+    progress_.wait(lock);
+    waited = true;
+  }
+  return waited;
 }
 
 Status CommitPipeline::after_append(Lock& lock, const HlcPoint& before) {

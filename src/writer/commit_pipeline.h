@@ -77,8 +77,8 @@ class CommitPipeline {
 
   // Before an append of a record of at most `record_bytes`: waits while a stage in flight would
   // have to end before the record could rotate the segment. Call it before reading any state
-  // the append depends on (stream heads): it may release the lock.
-  void prepare_append(Lock& lock, uint64_t record_bytes);
+  // the append depends on (stream heads). Returns whether it waited (released the lock).
+  bool prepare_append(Lock& lock, uint64_t record_bytes);
   // After the writer took records: `before` is the accepted point before them. Catches the
   // watermarks up with what the writer did inline (a rotation syncs everything before the record)
   // and wakes the background sync when unsynced bytes appear or pile up.
