@@ -1,10 +1,6 @@
 // CLI tests: run the keel binary, assert exit codes, output and one-line errors.
-#include <sys/wait.h>
-
 #include <catch2/catch.hpp>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "test_support.h"
@@ -13,27 +9,11 @@ using keel::test::TempDir;
 
 namespace {
 
-struct Run {
-  int exit_code;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using Run = keel::test::CommandRun;
 
 // Runs `keel ARGS` with `input` on stdin (args are passed through the shell: quote them).
 Run keel_cli(const TempDir& scratch, const std::string& args, const std::string& input = "") {
-  std::ofstream(scratch / "stdin") << input;
-  std::string command = std::string(KEEL_CLI) + " " + args + " <" + (scratch / "stdin") + " >" +
-                        (scratch / "stdout") + " 2>" + (scratch / "stderr");
-  int status = std::system(command.c_str());
-  return Run{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(scratch / "stdout"),
-             slurp(scratch / "stderr")};
+  return keel::test::run_command(scratch, KEEL_CLI, args, input);
 }
 
 bool contains(const std::string& haystack, const std::string& needle) {

@@ -1,13 +1,9 @@
 // The SIGKILL crash loop (tools/crash_loop.cc, DESIGN.md §10) as a short CI run, with its negative
 // controls: falsified receipts the oracle must catch, so a passing run is not a vacuous one.
 // `make crash-loop` runs the long version. Single-threaded (each case runs the tool as a process).
-#include <sys/wait.h>
-
 #include <catch2/catch.hpp>
 #include <cstdlib>
-#include <fstream>
 #include <regex>
-#include <sstream>
 #include <string>
 
 #include "test_support.h"
@@ -16,26 +12,11 @@ using keel::test::TempDir;
 
 namespace {
 
-struct Run {
-  int exit_code;
-  std::string out;
-  std::string err;
-};
+using Run = keel::test::CommandRun;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Runs `keel-crash-loop ARGS` (passed through the shell) with its output in scratch files.
+// Runs `keel-crash-loop ARGS` (passed through the shell).
 Run crash_loop(const TempDir& scratch, const std::string& args) {
-  std::string command = std::string(KEEL_CRASH_LOOP) + " " + args + " >" + (scratch / "stdout") +
-                        " 2>" + (scratch / "stderr");
-  int status = std::system(command.c_str());
-  return Run{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(scratch / "stdout"),
-             slurp(scratch / "stderr")};
+  return keel::test::run_command(scratch, KEEL_CRASH_LOOP, args);
 }
 
 bool contains(const std::string& haystack, const std::string& needle) {

@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
+
+#include <sys/wait.h>
 
 #include "platform/file_system.h"
 
@@ -72,6 +76,27 @@ std::vector<std::pair<std::string, std::vector<std::byte>>> snapshot_directory(
   std::vector<std::pair<std::string, std::vector<std::byte>>> files;
   for (const auto& name : names) files.emplace_back(name, read_bytes(path + "/" + name));
   return files;
+}
+
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+CommandRun run_command(const TempDir& scratch, const std::string& program, const std::string& args,
+                       const std::string& input) {
+  std::ofstream(scratch / "stdin") << input;
+  std::string command = program + " " + args + " <" + (scratch / "stdin") + " >" +
+                        (scratch / "stdout") + " 2>" + (scratch / "stderr");
+  int status = std::system(command.c_str());
+  return CommandRun{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(scratch / "stdout"),
+                    slurp(scratch / "stderr")};
 }
 
 }  // namespace keel::test

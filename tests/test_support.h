@@ -34,6 +34,17 @@ uint64_t file_size(const std::string& path);
 std::vector<std::pair<std::string, std::vector<std::byte>>> snapshot_directory(
     const std::string& path);
 
+// A finished child process: its exit code (-1 when it did not exit) and its output.
+struct CommandRun {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+// Runs `program args` through the shell (quote args) with `input` on stdin; output goes through
+// files in `scratch`.
+CommandRun run_command(const TempDir& scratch, const std::string& program, const std::string& args,
+                       const std::string& input = "");
+
 // Fails the test with the error's text when `status` is not ok.
 #define KEEL_REQUIRE_OK(expr)                                                   \
   do {                                                                          \
