@@ -482,4 +482,55 @@ TEST_CASE("a sealed last segment whose trim a crash lost is trimmed before the n
   CHECK(writer->active_segment_id() == last);
 }
 
+TEST_CASE("Stages: an fdatasync covers what was written when it started; one of each in flight",
+          "[segment_writer]") {
+  Fixture f;
+  Events events;
+  auto w = f.open_writer();
+  for (int i = 0; i < 2; ++i) KEEL_REQUIRE_OK(w->append_event(events.make(), nullptr));
+  KEEL_REQUIRE_OK(w->flush());
+  SegmentWriter::SyncTicket ticket;
+  KEEL_REQUIRE_OK(w->begin_sync(ticket));
+  CHECK(ticket.last_sequence == 2);
+  SegmentWriter::SyncTicket second;
+  CHECK(w->begin_sync(second).error().is(ErrorCode::InvariantViolation));
+  // The next group is written while the fdatasync runs.
+  KEEL_REQUIRE_OK(w->append_event(events.make(), nullptr));
+  SegmentWriter::WriteGroup group;
+  KEEL_REQUIRE_OK(w->begin_write(group));
+  SegmentWriter::WriteGroup other;
+  CHECK(w->begin_write(other).error().is(ErrorCode::InvariantViolation));
+  KEEL_REQUIRE_OK(w->end_write(group, SegmentWriter::run_write(group)));
+  CHECK(w->sequence_written() == 3);
+  KEEL_REQUIRE_OK(w->end_sync(ticket, SegmentWriter::run_sync(ticket)));
+  CHECK(w->sequence_durable() == 2);  // not 3: written after the fdatasync started
+  CHECK(w->durable_offset() < w->written_offset());
+  KEEL_REQUIRE_OK(w->sync());
+  CHECK(w->sequence_durable() == 3);
+}
+
+TEST_CASE("Poisoned while an fdatasync is in flight: its success does not move durable",
+          "[segment_writer]") {
+  Fixture f;
+  Events events;
+  auto w = f.open_writer();
+  KEEL_REQUIRE_OK(w->append_event(events.make(), nullptr));
+  KEEL_REQUIRE_OK(w->sync());
+  KEEL_REQUIRE_OK(w->append_event(events.make(), nullptr));
+  KEEL_REQUIRE_OK(w->flush());
+  SegmentWriter::SyncTicket ticket;
+  KEEL_REQUIRE_OK(w->begin_sync(ticket));
+  KEEL_REQUIRE_OK(w->append_event(events.make(), nullptr));
+  SegmentWriter::WriteGroup group;
+  KEEL_REQUIRE_OK(w->begin_write(group));
+  Status failed = StoreError(ErrorCode::Io).with("operation", "pwrite");
+  CHECK_FALSE(w->end_write(group, failed).ok());
+  CHECK(w->poisoned());
+  // The fdatasync then succeeds on the file; after a failure nothing is believed (fsyncgate).
+  Status ended = w->end_sync(ticket, SegmentWriter::run_sync(ticket));
+  CHECK_FALSE(ended.ok());
+  CHECK(w->sequence_durable() == 1);
+  CHECK(w->sequence_written() == 2);
+}
+
 }  // namespace keel::log

@@ -509,3 +509,30 @@ TEST_CASE("the HLC is recovered on open: time never runs backwards across restar
   CHECK(hlc.forward_jumps == 0);
   CHECK(hlc.backward_jumps == 0);
 }
+
+TEST_CASE("an fdatasync that succeeds after the writer was poisoned does not move durable",
+          "[durability][fault][concurrency]") {
+  platform::FaultFileSystem fs;
+  auto store = open_store(options_on(fs));
+  KEEL_REQUIRE_OK(store->append({"a", ""}, kKind, "durable"));
+  KEEL_REQUIRE_OK(store->append({"a", ""}, kKind, "written", at(Durability::Written)));
+  // An fdatasync covering sequence 2 starts and stalls.
+  fs.stall_syncs(true);
+  Status synced;
+  std::thread syncer([&] { synced = store->sync(); });
+  REQUIRE(fs.wait_for_stalled_sync(5s));
+  // Meanwhile a write fails: the writer is poisoned.
+  fs.fail_nth(platform::FaultOp::Write, 1);
+  auto failed = store->append({"a", ""}, kKind, "write fails", at(Durability::Written));
+  REQUIRE_FALSE(failed.ok());
+  CHECK(failed.error().error_class() == ErrorClass::Indeterminate);
+  // The stalled fdatasync now succeeds on the file, but nothing may be believed after the poison.
+  fs.stall_syncs(false);
+  syncer.join();
+  CHECK_FALSE(synced.ok());
+  Frontier f = store->frontier();
+  CHECK(f.poisoned);
+  CHECK(f[Watermark::Durable].global_sequence == 1);
+  CHECK(f[Watermark::Visible].global_sequence == 1);
+  CHECK(store->read(2).error().is(ErrorCode::NotFound));
+}
