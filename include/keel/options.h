@@ -43,7 +43,7 @@ struct StoreOptions {
   // The background sync: events appended at Accepted or Written are made durable (and visible
   // under AfterDurable) within sync_interval, or sooner once sync_bytes are waiting.
   std::chrono::milliseconds sync_interval{50};
-  uint64_t sync_bytes = 8ull << 20;
+  uint64_t sync_bytes = 1ull << 20;
   // The HLC adopts wall-clock moves up to this size; larger jumps are counted in frontier() and
   // not adopted (DESIGN.md §4).
   std::chrono::milliseconds hlc_jump_bound{60'000};

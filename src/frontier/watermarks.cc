@@ -1,8 +1,8 @@
 // Watermarks: the six global watermarks, the lane views and the consumers (watermarks.h).
 //
-// Every change is checked by building the candidate values and running check_ordering() on them,
-// so advance() refuses exactly what check() would report, and a refused change leaves nothing
-// changed. Threads: not thread-safe; the store's commit mutex guards it.
+// Every change is checked against the invariants it could break (the raised watermark is the lower
+// side of each); a refused change leaves nothing changed, and its error names what
+// check_ordering() reports for the candidate values. Threads: not thread-safe; the store's commit mutex guards it.
 #include "frontier/watermarks.h"
 
 #include <algorithm>
@@ -101,11 +101,20 @@ Status Watermarks::advance(Watermark kind, HlcPoint point) {
   }
   if (point.global_sequence <= sequence(kind)) return ok_status();  // monotone: not a regression
 
-  WatermarkSequences candidate;
-  for (int i = 0; i < kWatermarkCount; ++i) candidate.value[i] = points_[i].global_sequence;
-  candidate[kind] = point.global_sequence;
-  std::string violation = check_ordering(candidate, policy_);
-  if (!violation.empty()) return invariant_violation(std::move(violation));
+  // Raising a watermark can only break the invariants where it is the lower side, so the hot path
+  // compares with that one bound; the full check names what broke.
+  Watermark upper = Watermark::Accepted;
+  if (kind == Watermark::Durable) upper = Watermark::Written;
+  if (kind == Watermark::Visible) {
+    upper = policy_ == VisibilityPolicy::AfterDurable ? Watermark::Durable : Watermark::Written;
+  }
+  if (kind == Watermark::Emitted) upper = Watermark::Visible;
+  if (point.global_sequence > sequence(upper)) {
+    WatermarkSequences candidate;
+    for (int i = 0; i < kWatermarkCount; ++i) candidate.value[i] = points_[i].global_sequence;
+    candidate[kind] = point.global_sequence;
+    return invariant_violation(check_ordering(candidate, policy_));
+  }
 
   points_[index(kind)] = point;
   if (kind == Watermark::Emitted) trim_lanes();

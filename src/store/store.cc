@@ -248,9 +248,11 @@ Status Store::Impl::close() {
     }
   }
   pipeline_->stop(lock);  // wakes waiters: waits on a closing store end
-  // ActiveCall counts without the mutex (appends may return without it): poll, so a notify that
-  // slips between the check and the wait costs a millisecond, not a hang.
-  while (active_calls_.load() != 0) calls_done_.wait_for(lock, std::chrono::milliseconds(1));
+  while (active_calls_.load() != 0) {  // ActiveCall: polled
+    lock.unlock();
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    lock.lock();
+  }
   reader_.reset();
   Status closed = log_->close();
   return synced.ok() ? closed : synced;  // the in-doubt events first

@@ -71,13 +71,12 @@ class Store::Impl {
                               std::string_view payload, const AppendOptions& options,
                               uint64_t clock, const std::optional<Hash128>& prev,
                               uint64_t wall_ms);
-  // Calls in flight that may release the mutex (appends, syncs, waits): close() waits for them.
-  // Atomic: an append may end without the mutex (CommitPipeline::reach).
+  // Calls in flight that may release the mutex (appends, syncs, waits): close() waits for them,
+  // polling (an append may end without the mutex, CommitPipeline::reach, so a notify could slip
+  // between close's check and its wait; and a notify per append would cost every append).
   struct ActiveCall {
     explicit ActiveCall(Impl& impl) : impl_(impl) { impl_.active_calls_.fetch_add(1); }
-    ~ActiveCall() {
-      if (impl_.active_calls_.fetch_sub(1) == 1) impl_.calls_done_.notify_all();
-    }
+    ~ActiveCall() { impl_.active_calls_.fetch_sub(1); }
     Impl& impl_;
   };
   Status commit_accepted(writer::Lock& lock, const HlcPoint& before,
@@ -114,7 +113,6 @@ class Store::Impl {
   frontier::Watermarks marks_;
   std::unique_ptr<writer::CommitPipeline> pipeline_;
   std::atomic<uint32_t> active_calls_{0};
-  std::condition_variable calls_done_;
   std::vector<std::string> frontier_log_;    // explicit applied resets
   bool closed_ = false;
   std::vector<std::byte> read_buffer_;

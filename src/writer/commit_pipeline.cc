@@ -46,13 +46,13 @@ void CommitPipeline::stop(Lock& lock) {
     background_thread_.join();
     lock.lock();
   }
-  while (writer_ != nullptr && (writing() || writer_->sync_in_flight())) progress_.wait(lock);
+  while (writer_ != nullptr && (writing() || writer_->sync_in_flight())) wait_progress(lock);
 }
 
 bool CommitPipeline::prepare_append(Lock& lock, uint64_t record_bytes) {
   bool waited = false;
   while (!writer_->idle() && writer_->would_rotate(record_bytes)) {
-    progress_.wait(lock);
+    wait_progress(lock);
     waited = true;
   }
   return waited;
@@ -135,7 +135,20 @@ void CommitPipeline::wake() {
     waiters_.erase(std::find(waiters_.begin(), waiters_.end(), w));
     w->signal.release();
   }
-  progress_.notify_all();
+  if (progress_waiters_ > 0) progress_.notify_all();
+}
+
+void CommitPipeline::wait_progress(Lock& lock) {
+  ++progress_waiters_;
+  progress_.wait(lock);
+  --progress_waiters_;
+}
+
+std::cv_status CommitPipeline::wait_progress_until(Lock& lock, Deadline deadline) {
+  ++progress_waiters_;
+  std::cv_status status = progress_.wait_until(lock, deadline);
+  --progress_waiters_;
+  return status;
 }
 
 Status CommitPipeline::lead_write(Lock& lock) {
@@ -264,7 +277,7 @@ Status CommitPipeline::wait_for(Lock& lock, Watermark kind, std::optional<uint32
       }
       return error;
     }
-    if (progress_.wait_until(lock, deadline) == std::cv_status::timeout) {
+    if (wait_progress_until(lock, deadline) == std::cv_status::timeout) {
       if (current() >= sequence) return ok_status();
       return wait_timeout(kind, sequence, elapsed_ms(started));
     }
@@ -294,7 +307,7 @@ void CommitPipeline::background_loop() {
         unsynced_since_.reset();
       }
     } else {
-      progress_.wait(lock);
+      wait_progress(lock);
     }
   }
 }

@@ -57,7 +57,7 @@ using Deadline = SteadyClock::time_point;
 struct PipelineOptions {
   VisibilityPolicy visibility = VisibilityPolicy::AfterDurable;
   std::chrono::milliseconds sync_interval{50};
-  uint64_t sync_bytes = 8ull << 20;
+  uint64_t sync_bytes = 1ull << 20;
 };
 
 class CommitPipeline {
@@ -114,6 +114,8 @@ class CommitPipeline {
   Status catch_up(const HlcPoint& at, bool durable);
   Status poisoned_by(Status failure);
   void wake();
+  void wait_progress(Lock& lock);
+  std::cv_status wait_progress_until(Lock& lock, Deadline deadline);
   bool frozen(Watermark kind, uint64_t sequence) const;
   void background_loop();
 
@@ -132,6 +134,7 @@ class CommitPipeline {
   };
   std::vector<Waiter*> waiters_;
   std::condition_variable progress_;    // a stage ended or a watermark moved (everything else)
+  uint32_t progress_waiters_ = 0;       // notified only when someone waits (hot path)
   std::condition_variable background_;  // unsynced bytes appeared / piled up, or stop
   log::SegmentWriter::WriteGroup write_group_;  // the write in flight
   log::SegmentWriter::SyncTicket sync_ticket_;  // the fdatasync in flight
