@@ -126,4 +126,14 @@ TEST_CASE("ENOSPC at a rotation's preallocation is NoSpace, Retryable, and does 
   auto report = store.verify();
   KEEL_REQUIRE_OK(report);
   CHECK(report->ok);
+  // A power loss then: every acknowledged append (all were Durable) is there, the refused one
+  // took no sequence.
+  fs.crash(5);
+  opened->reset();
+  auto reopened = Store::open("/store", fault_options(fs));
+  KEEL_REQUIRE_OK(reopened);
+  auto events = (*reopened)->scan_events(1, UINT64_MAX);
+  KEEL_REQUIRE_OK(events);
+  REQUIRE(events->size() == static_cast<size_t>(appended) + 1);
+  CHECK(events->back().receipt() == *retried);
 }
