@@ -152,8 +152,8 @@ Status Store::Impl::load_once(const log::LogOptions& log_options) {
   for (const Pending& p : fenced) add(p, true);  // a fence open at the tail stays hidden
   if (failure) return *failure;
   const log::RecoveredLog& recovered = log_->recovered();
-  sequence_visible_read_only_ = recovered.next_sequence - 1;
-  recovered_point_ = HlcPoint{last_wall_ms, recovered.next_sequence - 1};
+  // What this open shows: everything recovered, or a read-only open's durable prefix (below).
+  HlcPoint shown{last_wall_ms, recovered.next_sequence - 1};
   if (log_options.read_only && !recovered.segments.empty() && !recovered.segments.back().sealed) {
     KEEL_ASSIGN_OR_RETURN(bool writer_live, writer_is_live());
     if (writer_live) {
@@ -171,18 +171,17 @@ Status Store::Impl::load_once(const log::LogOptions& log_options) {
           }
         }
       }
-      sequence_visible_read_only_ = durable_next - 1;
-      recovered_point_ = HlcPoint{durable_wall_ms, durable_next - 1};
+      shown = HlcPoint{durable_wall_ms, durable_next - 1};
     }
   }
   // Every recovered event the store shows has reached every level (DESIGN.md §4: checked on load).
-  marks_.bootstrap(recovered_point_);
+  marks_.bootstrap(shown);
   if (const log::SegmentWriter* writer = log_->writer()) {
     std::string problem = marks_.check();
-    if (problem.empty() && (writer->sequence_durable() != recovered_point_.global_sequence ||
-                            writer->next_sequence() != recovered_point_.global_sequence + 1)) {
+    if (problem.empty() && (writer->sequence_durable() != shown.global_sequence ||
+                            writer->next_sequence() != shown.global_sequence + 1)) {
       problem = "the writer continues at sequence " + std::to_string(writer->next_sequence()) +
-                " after recovering " + std::to_string(recovered_point_.global_sequence);
+                " after recovering " + std::to_string(shown.global_sequence);
     }
     if (!problem.empty()) return StoreError(ErrorCode::InvariantViolation).with("invariant", problem);
   }

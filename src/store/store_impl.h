@@ -108,8 +108,6 @@ class Store::Impl {
   log::RecordReader reader_;
   frontier::HlcClock hlc_;
   std::mt19937_64 id_random_;
-  uint64_t sequence_visible_read_only_ = 0;  // read-only stores: what open/refresh made visible
-  HlcPoint recovered_point_;                 // the last recovered event visible after open
   frontier::Watermarks marks_;
   std::unique_ptr<writer::CommitPipeline> pipeline_;
   std::atomic<uint32_t> active_calls_{0};
