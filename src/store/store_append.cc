@@ -187,7 +187,6 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
   }
   if (bytes > options_.batch_bytes_max) return too_large("batch", bytes, options_.batch_bytes_max);
   ActiveCall active(*this);
-  writer::Deadline deadline = deadline_after(options.timeout);
   if (pipeline_->prepare_append(lock,
                                 format::event_record_bound(items.size(), bytes + variable_bytes))) {
     KEEL_TRY(check_writable("append_batch"));  // closed while it waited?
@@ -241,7 +240,10 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
     receipts.push_back(Receipt{b.event_id, log_->epoch(), first + i, b.entity_clock,
                                Hlc{b.hlc_wall_ms, b.hlc_logical}, hashes[i]});
   }
-  KEEL_TRY(pipeline_->reach(lock, options.durability, first + items.size() - 1, deadline));
+  if (options.durability != Durability::Accepted) {
+    KEEL_TRY(pipeline_->reach(lock, options.durability, first + items.size() - 1,
+                              deadline_after(options.timeout)));
+  }
   return receipts;  // reach() may have dropped the lock: nothing shared is touched after it
 }
 
