@@ -94,13 +94,16 @@ Status SegmentWriter::continue_segment(const RecoveredSegment& segment) {
   return ok_status();
 }
 
+StoreError SegmentWriter::poisoned_error() const {
+  assert(poison_);
+  return StoreError(ErrorCode::WriterPoisoned)
+      .with("operation", poison_->field_string("operation").value_or("write"))
+      .caused_by(*poison_);
+}
+
 Status SegmentWriter::check_usable() const {
   assert(!closed_);
-  if (poison_) {
-    return StoreError(ErrorCode::WriterPoisoned)
-        .with("operation", poison_->field_string("operation").value_or("write"))
-        .caused_by(*poison_);
-  }
+  if (poison_) return poisoned_error();
   return ok_status();
 }
 

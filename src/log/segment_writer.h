@@ -71,6 +71,9 @@ class SegmentWriter {
   bool poisoned() const { return poison_.has_value(); }
   // The failure that poisoned the writer (when poisoned()).
   const std::optional<StoreError>& poison_cause() const { return poison_; }
+  // What a call refused because of the poison returns: WriterPoisoned naming the original failure
+  // (FailClosed). Only when poisoned().
+  StoreError poisoned_error() const;
   // Poisons the writer from outside (the commit pipeline found an invariant broken): fail closed.
   void poison_with(StoreError cause) { (void)poison(std::move(cause)); }
 

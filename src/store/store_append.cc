@@ -85,11 +85,8 @@ StoreError Store::Impl::refused(writer::Lock& lock, const HlcPoint& before, Stor
   (void)pipeline_->after_append(lock, before);
   log::SegmentWriter& writer = *log_->writer();
   if (!writer.poisoned() || cause.is(ErrorCode::WriterPoisoned)) return cause;
-  marks_.poison();
-  pipeline_->notify();
-  return StoreError(ErrorCode::WriterPoisoned)
-      .with("operation", cause.field_string("operation").value_or("rotation"))
-      .caused_by(std::move(cause));
+  (void)pipeline_->fail_closed(ok_status());  // the rotation poisoned it: freeze the frontier
+  return writer.poisoned_error();
 }
 
 Status Store::Impl::index_appended(uint64_t first_sequence,
@@ -155,12 +152,7 @@ Status Store::Impl::commit_accepted(writer::Lock& lock, const HlcPoint& before,
   for (size_t i = 0; committed.ok() && i < bodies.size(); ++i) {
     committed = marks_.accept(bodies[i].lane, HlcPoint{bodies[i].hlc_wall_ms, first_sequence + i});
   }
-  if (!committed.ok()) {
-    writer.poison_with(committed.error());
-    marks_.poison();
-    pipeline_->notify();
-    return committed;
-  }
+  if (!committed.ok()) return pipeline_->fail_closed(std::move(committed));
   return pipeline_->after_append(lock, before);
 }
 
@@ -254,11 +246,7 @@ Status Store::Impl::sync() {
   KEEL_TRY(check_writable("sync"));
   ActiveCall active(*this);
   log::SegmentWriter& writer = *log_->writer();
-  if (writer.poisoned()) {
-    return StoreError(ErrorCode::WriterPoisoned)
-        .with("operation", writer.poison_cause()->field_string("operation").value_or("write"))
-        .caused_by(*writer.poison_cause());
-  }
+  if (writer.poisoned()) return writer.poisoned_error();
   uint64_t accepted = marks_.sequence(Watermark::Accepted);
   if (accepted <= marks_.sequence(Watermark::Durable)) return ok_status();
   Status reached = pipeline_->reach(lock, Durability::Durable, accepted,

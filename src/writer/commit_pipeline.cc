@@ -98,12 +98,11 @@ Status CommitPipeline::catch_up(const HlcPoint& at, bool durable) {
                                 ? marks_.point(Watermark::Durable)
                                 : marks_.point(Watermark::Written));
   }
-  if (!caught.ok()) writer_->poison_with(caught.error());
-  return poisoned_by(std::move(caught));
+  return fail_closed(std::move(caught));
 }
 
-// Freezes the frontier when the writer is poisoned, and wakes whoever the change concerns.
-Status CommitPipeline::poisoned_by(Status failure) {
+Status CommitPipeline::fail_closed(Status failure) {
+  if (!failure.ok()) writer_->poison_with(failure.error());
   if (writer_->poisoned()) marks_.poison();
   wake();
   return failure;
@@ -157,7 +156,7 @@ Status CommitPipeline::lead_write(Lock& lock) {
   Status begun = writer_->begin_write(write_group_);
   if (!begun.ok()) {
     write_leader_ = false;
-    return poisoned_by(std::move(begun));
+    return fail_closed(std::move(begun));
   }
   lock.unlock();
   Status written = log::SegmentWriter::run_write(write_group_);
@@ -165,20 +164,20 @@ Status CommitPipeline::lead_write(Lock& lock) {
   write_leader_ = false;
   ++groups_;
   Status ended = writer_->end_write(write_group_, std::move(written));
-  if (!ended.ok()) return poisoned_by(std::move(ended));
+  if (!ended.ok()) return fail_closed(std::move(ended));
   return catch_up(at, /*durable=*/false);
 }
 
 Status CommitPipeline::lead_sync(Lock& lock) {
   HlcPoint at = marks_.point(Watermark::Written);  // the ticket covers what is written now
   Status begun = writer_->begin_sync(sync_ticket_);
-  if (!begun.ok()) return poisoned_by(std::move(begun));
+  if (!begun.ok()) return fail_closed(std::move(begun));
   lock.unlock();
   Status synced = log::SegmentWriter::run_sync(sync_ticket_);
   lock.lock();
   ++synced_groups_;
   Status ended = writer_->end_sync(sync_ticket_, std::move(synced));
-  if (!ended.ok()) return poisoned_by(std::move(ended));
+  if (!ended.ok()) return fail_closed(std::move(ended));
   unsynced_since_.reset();
   if (writer_->unsynced_bytes() > 0) unsynced_since_ = SteadyClock::now();
   return catch_up(at, /*durable=*/true);
@@ -267,16 +266,7 @@ Status CommitPipeline::wait_for(Lock& lock, Watermark kind, std::optional<uint32
           .with("argument", "store")
           .with("reason", "the store closed during the wait");
     }
-    if (frozen(kind, sequence)) {
-      StoreError error = StoreError(ErrorCode::WriterPoisoned).with("operation", "wait");
-      if (writer_ != nullptr && writer_->poison_cause()) {
-        error = StoreError(ErrorCode::WriterPoisoned)
-                    .with("operation", writer_->poison_cause()->field_string("operation")
-                                           .value_or(std::string("write")))
-                    .caused_by(*writer_->poison_cause());
-      }
-      return error;
-    }
+    if (frozen(kind, sequence)) return writer_->poisoned_error();  // frozen: a writer poisoned
     if (wait_progress_until(lock, deadline) == std::cv_status::timeout) {
       if (current() >= sequence) return ok_status();
       return wait_timeout(kind, sequence, elapsed_ms(started));

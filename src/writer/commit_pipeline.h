@@ -99,6 +99,9 @@ class CommitPipeline {
 
   // Wakes the waiters after a watermark changed outside the pipeline (consumers, refresh).
   void notify() { wake(); }
+  // Fail closed: a failure (if any) poisons the writer (the first cause is kept); a poisoned
+  // writer freezes the frontier; waiters wake to see it. Returns `failure`.
+  Status fail_closed(Status failure);
 
   uint64_t groups() const { return groups_; }
   uint64_t synced_groups() const { return synced_groups_; }
@@ -112,7 +115,6 @@ class CommitPipeline {
   // Moves written (and durable) to the writer's, given that the writer's sequences are `at` or
   // less, then publishes. An impossible state poisons the writer (fail closed).
   Status catch_up(const HlcPoint& at, bool durable);
-  Status poisoned_by(Status failure);
   void wake();
   void wait_progress(Lock& lock);
   std::cv_status wait_progress_until(Lock& lock, Deadline deadline);
