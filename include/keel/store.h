@@ -1,8 +1,9 @@
 // keel: Store, the front door. DESIGN.md §4 and §6.
 //
 // Threads: every method may be called from any thread. Appends meet at one commit point (a mutex)
-// and share writes and fdatasyncs through leader-based group commit; reads and waits run beside
-// them. Read-only stores never write a byte.
+// and share writes and fdatasyncs through leader-based group commit; the mutex is not held during
+// that I/O, so reads (which take it briefly) and waits proceed while a group is written or synced.
+// Read-only stores never write a byte.
 //
 // Durability and visibility (DESIGN.md §4, include/keel/frontier.h): an append returns once its
 // Durability level covers it. Under VisibilityPolicy::AfterDurable (the default) an event becomes

@@ -8,8 +8,8 @@
 // leads a write if none is in flight; one that needs them durable then leads a sync if none is in
 // flight. Otherwise it waits; when a stage ends, the first waiter to wake leads the next one,
 // carrying everything appended meanwhile. A write may run while the previous fdatasync does, so
-// Written appends never wait for an fdatasync, and the next group is written while the last one
-// syncs. A lone caller pays one write + one fdatasync and no thread hand-off; N concurrent callers
+// Written appends never wait for an fdatasync (a Durable caller does not start a write then: it
+// needs the next fdatasync anyway, and waiting lets that group carry more). A lone caller pays one write + one fdatasync and no thread hand-off; N concurrent callers
 // share each fdatasync.
 //
 // Waiters sleep on their own semaphore, without the mutex: a stage's end wakes only the callers
@@ -29,7 +29,8 @@
 //
 // Threads: the store's commit mutex guards the pipeline, the writer and the watermarks. Every method
 // takes the caller's lock on that mutex and may release it while it waits or does I/O; on return
-// the lock is held again. The background thread takes the same mutex.
+// the lock is held again, except after reach() (see there). The background thread takes the same
+// mutex.
 #pragma once
 
 #include <chrono>
