@@ -46,7 +46,8 @@ fuzz-build: deps
 fuzz-smoke: fuzz-build
 	scripts/fuzz-smoke build-fuzz $(FUZZ_SECONDS)
 
-bench: deps
+bench:
+	@scripts/install-deps bench
 	@cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEEL_BENCH=ON -DKEEL_TESTS=OFF >/dev/null
 	@cmake --build build-bench -j $(JOBS)
 	scripts/run-benchmarks build-bench
