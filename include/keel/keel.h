@@ -6,5 +6,6 @@
 #include "keel/event.h"
 #include "keel/ids.h"
 #include "keel/options.h"
+#include "keel/query.h"
 #include "keel/result.h"
 #include "keel/store.h"

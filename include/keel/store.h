@@ -28,6 +28,7 @@
 #include "keel/event.h"
 #include "keel/frontier.h"
 #include "keel/options.h"
+#include "keel/query.h"
 #include "keel/result.h"
 
 namespace keel {
@@ -133,10 +134,33 @@ class Store {
                                            uint64_t clock_from = 1,
                                            uint64_t clock_to = UINT64_MAX);
 
+  // ---- queries and causal queries (include/keel/query.h) ----
+  // One page of the visible events matching `query`. Errors: InvalidArgument naming the field (an
+  // invalid entity, entity and entity_prefix both set, a clock range without an entity, a reversed
+  // range, a category above 15 or disagreeing with kind, a lane >= lanes_max, limit 0 or above
+  // kQueryLimitMax), Corruption or Io when a page's frame cannot be read.
+  Result<QueryPage> query(const Query& query);
+  // The causes of event `id`, from it up to its root (at most `limit` events): NotFound when `id` is
+  // not a visible event; Corruption when a cause in the chain names a later event (a causation
+  // cycle or forward link: only a damaged store holds one; it is reported, never followed).
+  Result<Ancestry> ancestors(const EventId& id, size_t limit = SIZE_MAX);
+  // What event `id` caused, transitively, breadth-first, at most `limit` (>= 1) events.
+  Result<Effects> descendants(const EventId& id, size_t limit = kQueryLimitMax);
+  // The causal DAG of a correlation (at most `limit` nodes). An unknown correlation has no nodes.
+  Result<CausalGraph> correlation_graph(const EventId& correlation_id,
+                                        size_t limit = kQueryLimitMax);
+  // Before / After / Concurrent by causal ancestry (NotFound for an unknown id; InvalidArgument
+  // when a and b are the same event).
+  Result<CausalRelation> happened_before(const EventId& a, const EventId& b);
+
   // Re-reads every frame, checks every checksum, every chained hash and every (entity, lane) chain
-  // (prev = the previous event's chained hash, clocks dense from 1). Returns a report with the first
-  // break; an error only when the check itself could not run (Io).
+  // (prev = the previous event's chained hash, clocks dense from 1), and that no cause names a
+  // later event. Returns a report with the first break; an error only when the check itself could
+  // not run (Io).
   Result<VerifyReport> verify(const ProgressCallback& progress = {});
+  // The same for the chains of one entity (one lane, or every lane when none is given).
+  Result<VerifyReport> verify_entity(std::string_view entity,
+                                     std::optional<uint32_t> lane = std::nullopt);
 
   // Read-only stores: picks up what the writer made durable since open (or the last refresh).
   Status refresh();

@@ -6,20 +6,46 @@
 
 namespace keel::index {
 
-// entity + '\0' + lane (4 bytes): entities never contain NUL, so keys are unambiguous.
+EventFacts facts_of(const format::EventBody& body) {
+  return EventFacts{body.event_id,
+                    body.entity_clock,
+                    body.chained_hash,
+                    body.kind,
+                    body.scope,
+                    Hlc{body.hlc_wall_ms, body.hlc_logical},
+                    body.correlation_id,
+                    body.causation_id};
+}
+
+uint64_t EntityStream::clock_of(uint64_t sequence) const {
+  auto it = std::lower_bound(sequences.begin(), sequences.end(), sequence);
+  return it != sequences.end() && *it == sequence ? static_cast<uint64_t>(it - sequences.begin()) + 1
+                                                  : 0;
+}
+
+// entity + '\0' + lane (4 bytes, big-endian so that keys sort by lane): entities never contain
+// NUL, so keys are unambiguous and all lanes of an entity sort together, before any longer entity.
 std::string_view EventIndex::stream_key(std::string_view entity, uint32_t lane) const {
   key_scratch_.assign(entity);
   key_scratch_.push_back('\0');
-  char bytes[sizeof lane];
-  std::memcpy(bytes, &lane, sizeof lane);
-  key_scratch_.append(bytes, sizeof lane);
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    key_scratch_.push_back(static_cast<char>((lane >> shift) & 0xff));
+  }
   return key_scratch_;
 }
 
 EntityStream& EventIndex::stream_for(std::string_view entity, uint32_t lane) {
   std::string_view key = stream_key(entity, lane);
   auto it = streams_.find(absl::string_view(key.data(), key.size()));
-  if (it == streams_.end()) it = streams_.emplace(std::string(key), EntityStream{}).first;
+  if (it == streams_.end()) {
+    it = streams_.emplace(std::string(key), EntityStream{}).first;
+    EntityStream& created = it->second;
+    created.number = static_cast<uint32_t>(stream_list_.size());
+    created.entity = std::string_view(it->first.data(), entity.size());
+    created.lane = lane;
+    stream_list_.push_back(&created);
+    sorted_keys_.insert(std::string_view(it->first.data(), it->first.size()));
+  }
   return it->second;
 }
 
@@ -29,46 +55,186 @@ const EntityStream* EventIndex::stream(std::string_view entity, uint32_t lane) c
   return it == streams_.end() || it->second.sequences.empty() ? nullptr : &it->second;
 }
 
-const char* EventIndex::add(uint64_t sequence, const EventLocation& location, const EventId& id,
-                            EntityStream& stream, uint64_t clock, const Hash128& chained_hash) {
-  assert(sequence == next_sequence());
-  if (clock != stream.clock() + 1) return "entity clock does not follow its stream's head";
-  if (sorted_ids_.empty() || sorted_ids_.back().id < id) {  // the store's own ids: always here
-    if (!other_ids_.empty() && other_ids_.count(id) > 0) return "duplicate event id";
-    sorted_ids_.push_back(IdEntry{id, sequence});
-  } else {
-    if (find(id)) return "duplicate event id";
-    other_ids_.emplace(id, sequence);
+std::vector<const EntityStream*> EventIndex::streams_of(std::string_view entity) const {
+  std::vector<const EntityStream*> found;
+  std::string first(entity);
+  first.push_back('\0');
+  for (auto it = sorted_keys_.lower_bound(first); it != sorted_keys_.end(); ++it) {
+    std::string_view key = *it;
+    if (key.size() != first.size() + 4 || key.substr(0, first.size()) != first) break;
+    const EntityStream& s = streams_.find(absl::string_view(key.data(), key.size()))->second;
+    if (!s.sequences.empty()) found.push_back(&s);
   }
+  return found;
+}
+
+std::vector<const EntityStream*> EventIndex::streams_with_prefix(std::string_view prefix) const {
+  std::vector<const EntityStream*> found;
+  for (auto it = sorted_keys_.lower_bound(prefix); it != sorted_keys_.end(); ++it) {
+    std::string_view key = *it;
+    if (key.substr(0, prefix.size()) != prefix) break;
+    auto node = streams_.find(absl::string_view(key.data(), key.size()));
+    // The prefix must match within the entity, not run into the lane bytes.
+    if (node->second.entity.size() < prefix.size()) continue;
+    if (!node->second.sequences.empty()) found.push_back(&node->second);
+  }
+  return found;
+}
+
+uint32_t EventIndex::intern_scope(std::string_view scope) {
+  auto it = scope_numbers_.find(absl::string_view(scope.data(), scope.size()));
+  if (it != scope_numbers_.end()) return it->second;
+  uint32_t number = static_cast<uint32_t>(scope_names_.size());
+  scope_names_.emplace_back(scope);
+  scope_numbers_.emplace(std::string(scope), number);
+  return number;
+}
+
+std::optional<uint32_t> EventIndex::scope_number(std::string_view scope) const {
+  auto it = scope_numbers_.find(absl::string_view(scope.data(), scope.size()));
+  if (it == scope_numbers_.end()) return std::nullopt;
+  return it->second;
+}
+
+void EventIndex::grow_columns(uint64_t sequence) {
+  offsets_.push_back(0);
+  ids_.emplace_back();
+  kinds_.push_back(0);
+  scopes_.push_back(0);
+  stream_numbers_.push_back(0);
+  own_correlation_.push_back(false);
+  causes_.extend_to(sequence);
+  newest_effects_.extend_to(sequence);
+  older_siblings_.extend_to(sequence);
+  correlation_chain_.extend_to(sequence);
+}
+
+const char* EventIndex::add(uint64_t sequence, const EventLocation& location,
+                            const EventFacts& facts, EntityStream& stream) {
+  assert(sequence == next_sequence());
+  if (facts.clock != stream.clock() + 1) return "entity clock does not follow its stream's head";
+  if (location.frame_offset == 0) return "an event frame at offset 0";
+  if (find(facts.id)) return "duplicate event id";
+  grow_columns(sequence);
+  const size_t at = sequence - 1;
+  offsets_[at] = location.frame_offset;
+  if (segments_.empty() || segments_.back().segment_id != location.segment_id) {
+    segments_.push_back(SegmentStart{sequence, location.segment_id});
+  }
+  ids_[at] = facts.id;
+  if (ids_sorted_ && !(last_id_ < facts.id) && sequence > 1) {
+    ids_sorted_ = false;  // from now on find() uses the map of every visible id
+    for (uint64_t s = 1; s < sequence; ++s) {
+      if (offsets_[s - 1] != 0) id_map_.emplace(ids_[s - 1], s);
+    }
+  }
+  if (!ids_sorted_) id_map_.emplace(facts.id, sequence);
+  last_id_ = std::max(last_id_, facts.id);
+  if (hlc_in_id(facts.id) != facts.hlc) other_hlcs_.emplace(sequence, facts.hlc);
+  if (facts.hlc < last_hlc_) hlc_monotonic_ = false;
+  last_hlc_ = std::max(last_hlc_, facts.hlc);
+  kinds_[at] = facts.kind;
+  scopes_[at] = intern_scope(facts.scope);
+  stream_numbers_[at] = stream.number;
+
+  if (facts.causation_id) {
+    std::optional<uint64_t> cause = find(*facts.causation_id);
+    if (cause) {
+      causes_.set(sequence, *cause);
+      older_siblings_.set(sequence, newest_effects_.get(*cause));
+      newest_effects_.set(*cause, sequence);
+    } else {
+      external_causes_.emplace(sequence, *facts.causation_id);
+    }
+  }
+  if (facts.correlation_id == facts.id) {
+    own_correlation_[at] = true;
+  } else {
+    uint64_t& newest = correlation_heads_[facts.correlation_id];
+    correlation_chain_.set(sequence, newest);
+    newest = sequence;
+  }
+
   ++visible_count_;
   if (stream.sequences.empty()) ++stream_count_;
-  locations_.push_back(location);
   stream.sequences.push_back(sequence);
-  stream.head_hash = chained_hash;
+  stream.head_hash = facts.chained_hash;
   return nullptr;
 }
 
 void EventIndex::add_hidden(uint64_t sequence) {
   assert(sequence == next_sequence());
-  (void)sequence;
-  locations_.push_back(EventLocation{kHidden, 0, 0});
+  grow_columns(sequence);
+  // The id column keeps its order: a hidden slot repeats the largest id (find() skips it).
+  ids_[sequence - 1] = last_id_;
 }
 
-const EventLocation* EventIndex::locate(uint64_t sequence) const {
-  if (sequence == 0 || sequence >= next_sequence()) return nullptr;
-  const EventLocation& location = locations_[sequence - 1];
-  return location.segment_id == kHidden ? nullptr : &location;
+std::optional<EventLocation> EventIndex::locate(uint64_t sequence) const {
+  if (!visible_in_index(sequence)) return std::nullopt;
+  auto segment = std::upper_bound(
+      segments_.begin(), segments_.end(), sequence,
+      [](uint64_t s, const SegmentStart& start) { return s < start.first_sequence; });
+  assert(segment != segments_.begin());
+  return EventLocation{std::prev(segment)->segment_id, offsets_[sequence - 1]};
 }
 
 std::optional<uint64_t> EventIndex::find(const EventId& id) const {
-  auto sorted = std::lower_bound(
-      sorted_ids_.begin(), sorted_ids_.end(), id,
-      [](const IdEntry& entry, const EventId& key) { return entry.id < key; });
-  if (sorted != sorted_ids_.end() && sorted->id == id) return sorted->sequence;
-  if (other_ids_.empty()) return std::nullopt;
-  auto it = other_ids_.find(id);
-  if (it == other_ids_.end()) return std::nullopt;
+  if (!ids_sorted_) {
+    auto it = id_map_.find(id);
+    if (it == id_map_.end()) return std::nullopt;
+    return it->second;
+  }
+  // Hidden slots repeat the id before them: the first match is the visible event, if any.
+  auto it = std::lower_bound(ids_.begin(), ids_.end(), id);
+  for (; it != ids_.end() && *it == id; ++it) {
+    uint64_t sequence = static_cast<uint64_t>(it - ids_.begin()) + 1;
+    if (offsets_[sequence - 1] != 0) return sequence;
+  }
+  return std::nullopt;
+}
+
+Hlc EventIndex::hlc_at(uint64_t sequence) const {
+  if (!other_hlcs_.empty()) {
+    auto it = other_hlcs_.find(sequence);
+    if (it != other_hlcs_.end()) return it->second;
+  }
+  return hlc_in_id(ids_[sequence - 1]);
+}
+
+std::optional<EventId> EventIndex::external_cause_of(uint64_t sequence) const {
+  auto it = external_causes_.find(sequence);
+  if (it == external_causes_.end()) return std::nullopt;
   return it->second;
+}
+
+uint64_t EventIndex::newest_of_correlation(const EventId& correlation) const {
+  auto it = correlation_heads_.find(correlation);
+  return it == correlation_heads_.end() ? 0 : it->second;
+}
+
+uint64_t EventIndex::memory_bytes() const {
+  auto vector_bytes = [](const auto& v) { return v.capacity() * sizeof(v[0]); };
+  uint64_t bytes = vector_bytes(offsets_) + vector_bytes(ids_) + vector_bytes(kinds_) +
+                   vector_bytes(scopes_) + vector_bytes(stream_numbers_) +
+                   own_correlation_.capacity() / 8 + causes_.memory_bytes() +
+                   newest_effects_.memory_bytes() + older_siblings_.memory_bytes() +
+                   correlation_chain_.memory_bytes() + vector_bytes(segments_);
+  // Hash maps: a slot is the value plus one control byte; node maps add a heap node per entry.
+  bytes += id_map_.capacity() * (sizeof(EventId) + 8 + 1);
+  bytes += other_hlcs_.capacity() * (8 + sizeof(Hlc) + 1);
+  bytes += external_causes_.capacity() * (8 + sizeof(EventId) + 1);
+  bytes += correlation_heads_.capacity() * (sizeof(EventId) + 8 + 1);
+  for (const std::string& name : scope_names_) bytes += sizeof(name) + name.capacity();
+  bytes += scope_numbers_.capacity() * (sizeof(std::string) + 4 + 1);
+  bytes += streams_.capacity() * (sizeof(void*) + 1);
+  for (const auto& [key, stream] : streams_) {
+    bytes += sizeof(std::string) + sizeof(EntityStream) + 16;  // node, allocator header
+    if (key.size() >= 16) bytes += key.capacity() + 1;         // beyond the inline buffer
+    bytes += stream.sequences.capacity() * sizeof(uint64_t);
+  }
+  bytes += vector_bytes(stream_list_);
+  bytes += sorted_keys_.size() * (sizeof(std::string_view) + 2);  // btree nodes are ~full
+  return bytes;
 }
 
 }  // namespace keel::index

@@ -1,13 +1,22 @@
-// EventIndex: the in-memory indexes the store reads through. Built on open from the recovered log
-// (events of cancelled fences are hidden: they keep their sequence and are in no other index) and
-// extended by every append.
+// EventIndex: the in-memory indexes the store reads and queries through (DESIGN.md §6). Built on
+// open from the recovered log (events of cancelled fences are hidden: they keep their sequence and
+// are in no other index) and extended by every append.
 //
-//   sequence -> where its frame is (dense vector; 12 bytes per event)
-//   event id -> sequence            (a vector sorted by id, 24 bytes per event: ids made by the
-//                                    store increase with the sequence, so appending keeps it
-//                                    sorted; an id that does not, from a foreign or damaged
-//                                    writer, goes to a small hash map instead)
-//   (entity, lane) -> head (clock, chained hash) and the sequences of its events by clock
+// Columns by sequence (index sequence - 1), about 50 bytes per event in all:
+//   frame offset        4   where its frame is; the segment comes from a table of segment starts;
+//                           0 marks a hidden event (no frame starts at 0: the segment header does)
+//   event id           16   ids made by the store increase with the sequence, so the column is
+//                           sorted and find() is a binary search; an id out of that order (a
+//                           foreign or damaged writer) switches find() to a hash map of all ids
+//   kind, scope, stream 2+4+4  scope and stream as small numbers (scopes interned)
+//   cause, first effect, next sibling, previous of its correlation  4 each (SequenceLinks)
+//   and 8 per event in its (entity, lane) stream: the sequences by clock.
+// The HLC of an event made by the store is in its id (the high word is wall_ms << 16 | logical);
+// the few that are not are kept aside, so HLC ranges need no column of their own.
+//
+// Causation links point back: an event's cause is resolved when the event is added, among the
+// events before it; a cause not found is external (kept aside with its id). Walks over these links
+// always move to smaller sequences, so they end, even on a damaged store.
 //
 // Threads: not thread-safe; the store serializes access.
 #pragma once
@@ -18,8 +27,12 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
+#include "format/event_body.h"
+#include "index/sequence_links.h"
+#include "keel/event.h"
 #include "keel/ids.h"
 
 namespace keel {
@@ -31,67 +44,157 @@ H AbslHashValue(H h, const EventId& id) {
 
 namespace index {
 
-// Where an event's record is: the frame at `frame_offset` of segment `segment_id`, item `item` of
-// its batch (0 for a single event).
+// Where an event's record is: the frame at `frame_offset` of segment `segment_id`.
 struct EventLocation {
   uint32_t segment_id = 0;
   uint32_t frame_offset = 0;
-  uint32_t item = 0;
 };
+
+// What the index keeps of an event, taken from its body.
+struct EventFacts {
+  EventId id;
+  uint64_t clock = 0;
+  Hash128 chained_hash;
+  uint16_t kind = 0;
+  std::string_view scope;
+  Hlc hlc;
+  EventId correlation_id;
+  std::optional<EventId> causation_id;
+};
+
+// The facts of a decoded or encoded body (scope points into it; chained_hash is the body's).
+EventFacts facts_of(const format::EventBody& body);
 
 // One (entity, lane) stream: its events by clock (clock c is sequences[c - 1]) and its head.
 struct EntityStream {
+  uint32_t number = 0;  // the stream's number in the index (the per-event stream column)
+  std::string_view entity;
+  uint32_t lane = 0;
   std::vector<uint64_t> sequences;
   Hash128 head_hash;
   uint64_t clock() const { return sequences.size(); }
   std::optional<Hash128> head() const {
     return sequences.empty() ? std::nullopt : std::optional<Hash128>(head_hash);
   }
+  // The clock of `sequence` in this stream, 0 when it is not one of its events.
+  uint64_t clock_of(uint64_t sequence) const;
 };
 
 class EventIndex {
  public:
+  EventIndex() = default;
+  EventIndex(EventIndex&&) = default;
+  EventIndex& operator=(EventIndex&&) = default;
+
   // The sequence the index expects next; events are added in sequence order from 1.
-  uint64_t next_sequence() const { return 1 + locations_.size(); }
+  uint64_t next_sequence() const { return 1 + offsets_.size(); }
 
   // The stream of (entity, lane), created empty if it has no event yet. The reference stays valid
   // for the life of the index (the append path looks a stream up once and adds to it).
   EntityStream& stream_for(std::string_view entity, uint32_t lane);
   // Null when (entity, lane) has no event.
   const EntityStream* stream(std::string_view entity, uint32_t lane) const;
+  // The streams of `entity` on every lane, or of every entity starting with `prefix`, in order of
+  // (entity, lane); only streams with events.
+  std::vector<const EntityStream*> streams_of(std::string_view entity) const;
+  std::vector<const EntityStream*> streams_with_prefix(std::string_view prefix) const;
 
   // Records event `sequence` (== next_sequence()) as the next event of `stream`. Returns nullptr,
   // or what is inconsistent (a clock that does not follow the stream's head, a duplicate event
   // id): the event is then not added.
-  const char* add(uint64_t sequence, const EventLocation& location, const EventId& id,
-                  EntityStream& stream, uint64_t clock, const Hash128& chained_hash);
+  const char* add(uint64_t sequence, const EventLocation& location, const EventFacts& facts,
+                  EntityStream& stream);
   // Records a hidden event (a cancelled fence's): it takes its sequence and nothing else.
   void add_hidden(uint64_t sequence);
 
   // Null for an unknown or hidden sequence.
-  const EventLocation* locate(uint64_t sequence) const;
+  std::optional<EventLocation> locate(uint64_t sequence) const;
+  bool visible_in_index(uint64_t sequence) const {
+    return sequence >= 1 && sequence < next_sequence() && offsets_[sequence - 1] != 0;
+  }
+  // The sequence of a (non-hidden) event.
   std::optional<uint64_t> find(const EventId& id) const;
+
+  // Per-event facts of an indexed, non-hidden sequence.
+  const EventId& id_at(uint64_t sequence) const { return ids_[sequence - 1]; }
+  uint16_t kind_at(uint64_t sequence) const { return kinds_[sequence - 1]; }
+  uint32_t scope_number_at(uint64_t sequence) const { return scopes_[sequence - 1]; }
+  const std::string& scope_name(uint32_t number) const { return scope_names_[number]; }
+  // The number of a scope, nullopt when no event has it.
+  std::optional<uint32_t> scope_number(std::string_view scope) const;
+  const EntityStream& stream_at(uint64_t sequence) const {
+    return *stream_list_[stream_numbers_[sequence - 1]];
+  }
+  Hlc hlc_at(uint64_t sequence) const;
+  // Whether HLCs never decrease with the sequence (as the store assigns them): HLC ranges are then
+  // sequence ranges.
+  bool hlc_monotonic() const { return hlc_monotonic_; }
+
+  // Causation: the sequence of the event's cause (0 for none or an external cause), the external
+  // cause's id, the first effect (the latest one: effects are linked newest first) and the next
+  // older sibling.
+  uint64_t cause_of(uint64_t sequence) const { return causes_.get(sequence); }
+  std::optional<EventId> external_cause_of(uint64_t sequence) const;
+  uint64_t newest_effect_of(uint64_t sequence) const { return newest_effects_.get(sequence); }
+  uint64_t older_sibling_of(uint64_t sequence) const { return older_siblings_.get(sequence); }
+
+  // Correlation: the newest event that names `correlation` explicitly (0 when none) and, from an
+  // event, the previous one naming the same correlation; the root (the event whose id it is, when
+  // that event's correlation is its own id) is not in that chain.
+  uint64_t newest_of_correlation(const EventId& correlation) const;
+  uint64_t previous_of_correlation(uint64_t sequence) const { return correlation_chain_.get(sequence); }
+  bool correlation_is_own_id(uint64_t sequence) const { return own_correlation_[sequence - 1]; }
 
   uint64_t event_count() const { return visible_count_; }
   uint64_t stream_count() const { return stream_count_; }
+  // An estimate of the heap memory the index holds (capacity of its containers).
+  uint64_t memory_bytes() const;
 
  private:
-  static constexpr uint32_t kHidden = UINT32_MAX;  // segment_id marking a hidden event
-  struct IdEntry {
-    EventId id;
-    uint64_t sequence;
+  struct SegmentStart {
+    uint64_t first_sequence;
+    uint32_t segment_id;
   };
   std::string_view stream_key(std::string_view entity, uint32_t lane) const;
+  uint32_t intern_scope(std::string_view scope);
+  void grow_columns(uint64_t sequence);
 
-  std::vector<EventLocation> locations_;
-  std::vector<IdEntry> sorted_ids_;                    // strictly increasing ids
-  absl::flat_hash_map<EventId, uint64_t> other_ids_;   // ids out of that order
-  // Node map: stream references stay valid while other streams are added.
+  // Columns by sequence - 1.
+  std::vector<uint32_t> offsets_;  // 0: hidden
+  std::vector<EventId> ids_;
+  std::vector<uint16_t> kinds_;
+  std::vector<uint32_t> scopes_;
+  std::vector<uint32_t> stream_numbers_;
+  std::vector<bool> own_correlation_;
+  SequenceLinks causes_;
+  SequenceLinks newest_effects_;
+  SequenceLinks older_siblings_;
+  SequenceLinks correlation_chain_;
+
+  std::vector<SegmentStart> segments_;               // in sequence order
+  EventId last_id_;                                  // the largest id so far
+  bool ids_sorted_ = true;                           // every id above the one before
+  absl::flat_hash_map<EventId, uint64_t> id_map_;    // all ids, once !ids_sorted_
+  absl::flat_hash_map<uint64_t, Hlc> other_hlcs_;    // events whose id does not carry their HLC
+  Hlc last_hlc_;
+  bool hlc_monotonic_ = true;
+  absl::flat_hash_map<uint64_t, EventId> external_causes_;
+  absl::flat_hash_map<EventId, uint64_t> correlation_heads_;  // explicit correlations: newest
+  std::vector<std::string> scope_names_;
+  absl::flat_hash_map<std::string, uint32_t> scope_numbers_;
+  // Node map: stream references (and their keys) stay valid while other streams are added.
   absl::node_hash_map<std::string, EntityStream> streams_;
+  std::vector<EntityStream*> stream_list_;           // by number
+  absl::btree_set<std::string_view> sorted_keys_;    // keys of streams_, for prefix queries
   uint64_t visible_count_ = 0;
   uint64_t stream_count_ = 0;  // streams with at least one event
   mutable std::string key_scratch_;
 };
+
+// The HLC an id made by the store carries (wall_ms << 16 | logical in the high word).
+inline Hlc hlc_in_id(const EventId& id) {
+  return Hlc{id.high >> 16, static_cast<uint32_t>(id.high & 0xffff)};
+}
 
 }  // namespace index
 }  // namespace keel

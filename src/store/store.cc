@@ -76,11 +76,10 @@ Status Store::Impl::load_once(const log::LogOptions& log_options) {
   struct Pending {
     uint64_t sequence;
     index::EventLocation location;
-    EventId id;
+    index::EventFacts facts;  // its scope points into `scope`
     std::string entity;
+    std::string scope;
     uint32_t lane;
-    uint64_t clock;
-    Hash128 hash;
   };
   std::vector<Pending> fenced;
   std::optional<StoreError> failure;
@@ -90,8 +89,10 @@ Status Store::Impl::load_once(const log::LogOptions& log_options) {
       index_.add_hidden(p.sequence);
       return;
     }
-    if (const char* problem = index_.add(p.sequence, p.location, p.id,
-                                         index_.stream_for(p.entity, p.lane), p.clock, p.hash)) {
+    index::EventFacts facts = p.facts;
+    facts.scope = p.scope;
+    if (const char* problem =
+            index_.add(p.sequence, p.location, facts, index_.stream_for(p.entity, p.lane))) {
       failure = StoreError(ErrorCode::Corruption)
                     .with("path", directory_)
                     .with("offset", p.sequence)
@@ -139,8 +140,8 @@ Status Store::Impl::load_once(const log::LogOptions& log_options) {
       marks_.note_lane(e.lane);
       Pending p{frame.header.sequence + i,
                 index::EventLocation{static_cast<uint32_t>(position.segment_id),
-                                     static_cast<uint32_t>(position.offset), i},
-                e.event_id, std::string(e.entity), e.lane, e.entity_clock, e.chained_hash};
+                                     static_cast<uint32_t>(position.offset)},
+                index::facts_of(e), std::string(e.entity), std::string(e.scope), e.lane};
       if (e.fence_id) {
         fenced.push_back(std::move(p));
       } else {
@@ -402,6 +403,22 @@ Result<std::vector<Event>> Store::entity_events(std::string_view entity, uint32_
 }
 Result<VerifyReport> Store::verify(const ProgressCallback& progress) {
   return impl_->verify(progress);
+}
+Result<VerifyReport> Store::verify_entity(std::string_view entity, std::optional<uint32_t> lane) {
+  return impl_->verify_entity(entity, lane);
+}
+Result<QueryPage> Store::query(const Query& query) { return impl_->query(query); }
+Result<Ancestry> Store::ancestors(const EventId& id, size_t limit) {
+  return impl_->ancestors(id, limit);
+}
+Result<Effects> Store::descendants(const EventId& id, size_t limit) {
+  return impl_->descendants(id, limit);
+}
+Result<CausalGraph> Store::correlation_graph(const EventId& correlation_id, size_t limit) {
+  return impl_->correlation_graph(correlation_id, limit);
+}
+Result<CausalRelation> Store::happened_before(const EventId& a, const EventId& b) {
+  return impl_->happened_before(a, b);
 }
 Status Store::refresh() { return impl_->refresh(); }
 Status Store::close() { return impl_->close(); }

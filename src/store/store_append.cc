@@ -96,9 +96,10 @@ Status Store::Impl::index_appended(uint64_t first_sequence,
                                    const log::RecordPosition& position) {
   for (size_t i = 0; i < bodies.size(); ++i) {
     index::EventLocation location{static_cast<uint32_t>(position.segment_id),
-                                  static_cast<uint32_t>(position.offset), static_cast<uint32_t>(i)};
-    if (const char* problem = index_.add(first_sequence + i, location, bodies[i].event_id,
-                                         *streams[i], bodies[i].entity_clock, hashes[i])) {
+                                  static_cast<uint32_t>(position.offset)};
+    index::EventFacts facts = index::facts_of(bodies[i]);
+    facts.chained_hash = hashes[i];
+    if (const char* problem = index_.add(first_sequence + i, location, facts, *streams[i])) {
       return StoreError(ErrorCode::InvariantViolation).with("invariant", problem);
     }
   }

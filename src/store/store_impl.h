@@ -41,6 +41,12 @@ class Store::Impl {
   Status entity_stream(std::string_view entity, uint32_t lane, uint64_t clock_from,
                        uint64_t clock_to, const EventVisitor& visit);
   Result<VerifyReport> verify(const ProgressCallback& progress);
+  Result<VerifyReport> verify_entity(std::string_view entity, std::optional<uint32_t> lane);
+  Result<QueryPage> query(const Query& query);
+  Result<Ancestry> ancestors(const EventId& id, size_t limit);
+  Result<Effects> descendants(const EventId& id, size_t limit);
+  Result<CausalGraph> correlation_graph(const EventId& correlation_id, size_t limit);
+  Result<CausalRelation> happened_before(const EventId& a, const EventId& b);
   Status refresh();
   Status close();
   StoreStats stats() const;
@@ -95,6 +101,12 @@ class Store::Impl {
   // Read path (store_read.cc).
   uint64_t sequence_visible() const;
   Status read_locked(uint64_t sequence, const EventVisitor& visit);
+  // The same with the decoded body (for checks that need its hashed bytes).
+  Status read_body_locked(uint64_t sequence,
+                          const std::function<void(const format::EventBody&, uint64_t epoch)>& visit);
+  // Queries (store_query.cc): the visible event `id`'s sequence, and an event as the index has it.
+  Result<uint64_t> visible_sequence_of(const EventId& id) const;
+  EventRef ref_at(uint64_t sequence) const;
   Status visit_record(uint64_t first_sequence, uint64_t epoch, const format::DecodedFrame& frame,
                       uint64_t from, uint64_t to, bool& keep_going, const EventVisitor& visit);
 

@@ -42,7 +42,7 @@ Status Store::Impl::visit_record(uint64_t first_sequence, uint64_t epoch,
       frame, [&](uint32_t i, const format::EventBody& body) {
         uint64_t sequence = first_sequence + i;
         if (!keep_going || sequence < from || sequence > to) return;
-        if (index_.locate(sequence) == nullptr) return;  // hidden
+        if (!index_.visible_in_index(sequence)) return;  // hidden
         keep_going = visit(to_view(body, sequence, epoch));
       });
   if (problem != nullptr) {
@@ -55,27 +55,36 @@ Status Store::Impl::visit_record(uint64_t first_sequence, uint64_t epoch,
   return ok_status();
 }
 
-Status Store::Impl::read_locked(uint64_t sequence, const EventVisitor& visit) {
-  const index::EventLocation* location =
-      sequence <= sequence_visible() ? index_.locate(sequence) : nullptr;
-  if (location == nullptr) return not_found("sequence " + std::to_string(sequence));
+Status Store::Impl::read_body_locked(
+    uint64_t sequence, const std::function<void(const format::EventBody&, uint64_t epoch)>& visit) {
+  std::optional<index::EventLocation> location;
+  if (sequence <= sequence_visible()) location = index_.locate(sequence);
+  if (!location) return not_found("sequence " + std::to_string(sequence));
   format::DecodedFrame frame;
   KEEL_TRY(reader_.read_frame(location->segment_id, location->frame_offset, read_buffer_, frame));
-  bool keep_going = true;
-  bool found = false;
-  KEEL_TRY(visit_record(frame.header.sequence, frame.header.epoch, frame, sequence, sequence,
-                        keep_going, [&](const EventView& view) {
-                          found = true;
-                          return visit(view);
-                        }));
-  if (!found) {
+  auto corrupt = [&](std::string reason) {
     return StoreError(ErrorCode::Corruption)
         .with("path", directory_)
         .with("offset", sequence)
-        .with("reason", "the indexed record does not hold this sequence")
+        .with("reason", std::move(reason))
         .with("rule", "read verification");
-  }
+  };
+  bool found = false;
+  const char* problem = format::decode_record_events(
+      frame, [&](uint32_t i, const format::EventBody& body) {
+        if (frame.header.sequence + i != sequence) return;
+        found = true;
+        visit(body, frame.header.epoch);
+      });
+  if (problem != nullptr) return corrupt(std::string(problem) + " (offset is the sequence)");
+  if (!found) return corrupt("the indexed record does not hold this sequence");
   return ok_status();
+}
+
+Status Store::Impl::read_locked(uint64_t sequence, const EventVisitor& visit) {
+  return read_body_locked(sequence, [&](const format::EventBody& body, uint64_t epoch) {
+    visit(to_view(body, sequence, epoch));
+  });
 }
 
 Result<Event> Store::Impl::read(uint64_t sequence) {
@@ -107,9 +116,9 @@ Status Store::Impl::scan(uint64_t from, uint64_t to, const EventVisitor& visit) 
   KEEL_TRY(check_open());
   to = std::min(to, sequence_visible());
   from = std::max<uint64_t>(from, 1);
-  while (from <= to && index_.locate(from) == nullptr) ++from;  // skip hidden events
+  while (from <= to && !index_.visible_in_index(from)) ++from;  // skip hidden events
   if (from > to) return ok_status();
-  const index::EventLocation* start = index_.locate(from);
+  std::optional<index::EventLocation> start = index_.locate(from);
   uint64_t segment_id = start->segment_id;
   uint64_t offset = start->frame_offset;
   bool keep_going = true;

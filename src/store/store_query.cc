@@ -1,0 +1,209 @@
+// Queries and causal queries (include/keel/query.h): answered on the in-memory indexes
+// (index/selection.h, index/causal.h), with only a page's events read from the log.
+#include <string>
+
+#include "index/causal.h"
+#include "index/selection.h"
+#include "store/store_impl.h"
+
+namespace keel {
+namespace {
+
+StoreError bad_query(std::string_view field, std::string_view reason) {
+  return StoreError(ErrorCode::InvalidArgument)
+      .with("argument", std::string(field))
+      .with("reason", std::string(reason));
+}
+
+Status check_limit(std::string_view field, size_t limit) {
+  if (limit == 0) return bad_query(field, "must be at least 1");
+  if (limit > kQueryLimitMax) {
+    return bad_query(field, "is above the maximum of " + std::to_string(kQueryLimitMax));
+  }
+  return ok_status();
+}
+
+Status check_query(const Query& q, uint32_t lanes_max) {
+  if (q.entity && q.entity_prefix) return bad_query("entity", "entity and entity_prefix are both set");
+  if (q.entity) KEEL_TRY(validate_coordinate(*q.entity, ""));
+  if (q.entity_prefix) {
+    if (q.entity_prefix->find('\0') != std::string::npos) {
+      return bad_query("entity_prefix", "contains a NUL byte");
+    }
+    if (q.entity_prefix->size() > kEntityMaxBytes) {
+      return bad_query("entity_prefix", "is longer than an entity may be");
+    }
+  }
+  if (q.lane && *q.lane >= lanes_max) {
+    return bad_query("lane", "is not below lanes_max (" + std::to_string(lanes_max) + ")");
+  }
+  bool clock_range = q.clock_from != 1 || q.clock_to != UINT64_MAX;
+  if (clock_range && !q.entity && !q.entity_prefix) {
+    return bad_query("clock_from", "a clock range needs entity or entity_prefix");
+  }
+  if (q.clock_from > q.clock_to) return bad_query("clock_from", "is above clock_to");
+  if (q.sequence_from > q.sequence_to) return bad_query("sequence_from", "is above sequence_to");
+  if (q.hlc_from && q.hlc_to && *q.hlc_to < *q.hlc_from) {
+    return bad_query("hlc_from", "is above hlc_to");
+  }
+  if (q.category && *q.category > 15) return bad_query("category", "is above 15");
+  if (q.category && q.kind && q.kind->category() != *q.category) {
+    return bad_query("category", "disagrees with kind's category");
+  }
+  return check_limit("limit", q.limit);
+}
+
+// An owned event from a view, without the payload and metadata unless asked for.
+Event event_of(const EventView& view, bool with_payload) {
+  if (with_payload) return Event::from_view(view);
+  Event e;
+  e.sequence = view.sequence;
+  e.epoch = view.epoch;
+  e.event_id = view.event_id;
+  e.coordinate = Coordinate{std::string(view.entity), std::string(view.scope)};
+  e.kind = view.kind;
+  e.lane = view.lane;
+  e.entity_clock = view.entity_clock;
+  e.hlc = view.hlc;
+  e.correlation_id = view.correlation_id;
+  e.causation_id = view.causation_id;
+  e.prev_hash = view.prev_hash;
+  e.chained_hash = view.chained_hash;
+  return e;
+}
+
+}  // namespace
+
+const char* causal_order_name(CausalOrder order) {
+  switch (order) {
+    case CausalOrder::Before:
+      return "before";
+    case CausalOrder::After:
+      return "after";
+    case CausalOrder::Concurrent:
+      return "concurrent";
+  }
+  return "unknown";
+}
+
+Result<uint64_t> Store::Impl::visible_sequence_of(const EventId& id) const {
+  std::optional<uint64_t> sequence = index_.find(id);
+  if (!sequence || *sequence > sequence_visible()) {
+    return StoreError(ErrorCode::NotFound).with("what", "visible event").with("key", id.to_hex());
+  }
+  return *sequence;
+}
+
+EventRef Store::Impl::ref_at(uint64_t sequence) const {
+  const index::EntityStream& stream = index_.stream_at(sequence);
+  EventRef ref;
+  ref.sequence = sequence;
+  ref.event_id = index_.id_at(sequence);
+  ref.entity = std::string(stream.entity);
+  ref.lane = stream.lane;
+  ref.entity_clock = stream.clock_of(sequence);
+  ref.kind = EventKind{index_.kind_at(sequence)};
+  ref.scope = index_.scope_name(index_.scope_number_at(sequence));
+  ref.hlc = index_.hlc_at(sequence);
+  return ref;
+}
+
+Result<QueryPage> Store::Impl::query(const Query& q) {
+  std::lock_guard lock(mutex_);
+  KEEL_TRY(check_open());
+  KEEL_TRY(check_query(q, options_.lanes_max));
+  std::vector<uint64_t> sequences = index::select(index_, q, sequence_visible(), q.limit + 1);
+  QueryPage page;
+  if (sequences.size() > q.limit) {
+    sequences.pop_back();
+    page.next_after = sequences.back();
+  }
+  page.events.reserve(sequences.size());
+  for (uint64_t sequence : sequences) {
+    KEEL_TRY(read_locked(sequence, [&](const EventView& view) {
+      page.events.push_back(event_of(view, q.with_payload));
+      return true;
+    }));
+  }
+  return page;
+}
+
+Result<Ancestry> Store::Impl::ancestors(const EventId& id, size_t limit) {
+  std::lock_guard lock(mutex_);
+  KEEL_TRY(check_open());
+  if (limit == 0) return bad_query("limit", "must be at least 1");
+  KEEL_ASSIGN_OR_RETURN(uint64_t sequence, visible_sequence_of(id));
+  index::AncestorWalk walk = index::ancestors(index_, sequence, limit);
+  if (walk.forward_from != 0) {
+    return StoreError(ErrorCode::Corruption)
+        .with("path", directory_)
+        .with("offset", walk.forward_from)
+        .with("reason", "the cause of sequence " + std::to_string(walk.forward_from) +
+                            " is the later sequence " + std::to_string(walk.forward_to) +
+                            " (a causation cycle or forward link; offset is the sequence)")
+        .with("rule", "causal walk");
+  }
+  Ancestry ancestry;
+  ancestry.external_cause = walk.external_cause;
+  ancestry.chain.reserve(walk.chain.size());
+  for (uint64_t s : walk.chain) ancestry.chain.push_back(ref_at(s));
+  return ancestry;
+}
+
+Result<Effects> Store::Impl::descendants(const EventId& id, size_t limit) {
+  std::lock_guard lock(mutex_);
+  KEEL_TRY(check_open());
+  KEEL_TRY(check_limit("limit", limit));
+  KEEL_ASSIGN_OR_RETURN(uint64_t sequence, visible_sequence_of(id));
+  Effects effects;
+  std::vector<uint64_t> found =
+      index::descendants(index_, sequence, sequence_visible(), limit, effects.truncated);
+  effects.events.reserve(found.size());
+  for (uint64_t s : found) effects.events.push_back(ref_at(s));
+  return effects;
+}
+
+Result<CausalGraph> Store::Impl::correlation_graph(const EventId& correlation_id, size_t limit) {
+  std::lock_guard lock(mutex_);
+  KEEL_TRY(check_open());
+  KEEL_TRY(check_limit("limit", limit));
+  CausalGraph graph;
+  std::vector<uint64_t> members = index::correlation_members(index_, correlation_id);
+  const uint64_t visible = sequence_visible();
+  while (!members.empty() && members.back() > visible) members.pop_back();
+  if (members.size() > limit) {
+    members.resize(limit);
+    graph.truncated = true;
+  }
+  for (uint64_t s : members) {
+    graph.nodes.push_back(ref_at(s));
+    const EventId& effect = index_.id_at(s);
+    if (uint64_t cause = index_.cause_of(s); cause != 0) {
+      bool inside = std::binary_search(members.begin(), members.end(), cause);
+      (inside ? graph.edges : graph.outside_causes).push_back(CausalEdge{index_.id_at(cause), effect});
+    } else if (std::optional<EventId> external = index_.external_cause_of(s)) {
+      graph.outside_causes.push_back(CausalEdge{*external, effect});
+    }
+  }
+  return graph;
+}
+
+Result<CausalRelation> Store::Impl::happened_before(const EventId& a, const EventId& b) {
+  std::lock_guard lock(mutex_);
+  KEEL_TRY(check_open());
+  KEEL_ASSIGN_OR_RETURN(uint64_t sa, visible_sequence_of(a));
+  KEEL_ASSIGN_OR_RETURN(uint64_t sb, visible_sequence_of(b));
+  if (sa == sb) return bad_query("b", "is the same event as a");
+  CausalRelation relation;
+  Hlc ha = index_.hlc_at(sa);
+  Hlc hb = index_.hlc_at(sb);
+  relation.hlc_order = ha < hb ? -1 : (hb < ha ? 1 : 0);
+  if (sa < sb && index::is_ancestor(index_, sa, sb)) {
+    relation.order = CausalOrder::Before;
+  } else if (sb < sa && index::is_ancestor(index_, sb, sa)) {
+    relation.order = CausalOrder::After;
+  }
+  return relation;
+}
+
+}  // namespace keel
