@@ -47,6 +47,9 @@ struct StoreOptions {
   // The HLC adopts wall-clock moves up to this size; larger jumps are counted in frontier() and
   // not adopted (DESIGN.md §4).
   std::chrono::milliseconds hlc_jump_bound{60'000};
+  // Recently read 32 KiB blocks of segment files kept in memory for point reads (get, read, entity
+  // streams, query pages); 0 disables the cache. Frames are verified on every read either way.
+  uint64_t read_cache_bytes = 32ull << 20;
 
   // Test seams (not owned; must outlive the store). Null selects the POSIX file system and the
   // system clock.

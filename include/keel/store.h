@@ -63,6 +63,7 @@ struct StoreStats {
   std::vector<std::string> frontier_log;      // explicit applied resets, oldest first
   uint64_t commit_groups = 0;                 // groups written since open
   uint64_t commit_syncs = 0;                  // of which fdatasync'd
+  uint64_t index_bytes = 0;                   // heap held by the in-memory indexes (estimate)
 };
 
 // What verify() checked and the first break it found, if any.

@@ -27,9 +27,33 @@ StoreError RecordReader::corrupt(uint64_t segment_id, uint64_t offset,
       .with("rule", "read verification");
 }
 
-Status RecordReader::read_frame(uint64_t segment_id, uint64_t offset,
+Status RecordReader::read_frame(uint64_t segment_id, uint64_t offset, uint64_t stable_end,
                                 std::vector<std::byte>& buffer, format::DecodedFrame& frame) {
   KEEL_ASSIGN_OR_RETURN(platform::File * f, file(segment_id));
+  const uint64_t block = offset / BlockCache::kBlockBytes;
+  const uint64_t block_start = block * BlockCache::kBlockBytes;
+  if (cache_.enabled() && block_start + BlockCache::kBlockBytes <= stable_end) {
+    std::span<const std::byte> bytes = cache_.find(segment_id, block);
+    if (bytes.empty()) {
+      std::vector<std::byte> read(BlockCache::kBlockBytes);
+      KEEL_ASSIGN_OR_RETURN(size_t got, f->read_at(block_start, read));
+      read.resize(got);  // the end of a sealed segment
+      bytes = cache_.insert(segment_id, block, std::move(read));
+    }
+    // A frame inside the block is decoded in place; one that runs past it is read on its own.
+    const size_t at = offset - block_start;
+    if (at + format::kFrameHeaderSize <= bytes.size()) {
+      uint64_t total = format::align_frame(
+          format::kFrameHeaderSize + format::load_u32(bytes.data() + at + format::kFrameBodyLengthOffset));
+      if (at + total <= bytes.size()) {
+        auto result = format::decode_frame(bytes.subspan(at), segment_id, frame);
+        if (result != format::FrameDecode::Ok) {
+          return corrupt(segment_id, offset, format::frame_decode_name(result));
+        }
+        return ok_status();
+      }
+    }
+  }
   // One read covers a typical single-event frame (280 bytes for a 100-byte payload); a longer
   // one needs a second. Reading less than a page keeps the kernel's copy small.
   buffer.resize(kFirstReadBytes);

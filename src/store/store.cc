@@ -13,7 +13,7 @@ Store::Impl::Impl(const std::string& directory, const StoreOptions& options)
       options_(options),
       fs_(options.file_system ? *options.file_system : platform::posix_file_system()),
       clock_(options.clock ? *options.clock : platform::system_clock()),
-      reader_(fs_, directory),
+      reader_(fs_, directory, options.read_cache_bytes),
       hlc_(clock_, static_cast<uint64_t>(options.hlc_jump_bound.count())),
       id_random_(options.id_seed != 0
                      ? options.id_seed
@@ -266,6 +266,7 @@ StoreStats Store::Impl::stats() const {
   s.epoch = log_->epoch();
   s.events = index_.event_count();
   s.entities = index_.stream_count();
+  s.index_bytes = index_.memory_bytes();
   s.sequence_visible = marks_.sequence(Watermark::Visible);
   s.sequence_written = marks_.sequence(Watermark::Written);
   s.sequence_durable = marks_.sequence(Watermark::Durable);

@@ -100,6 +100,7 @@ class Store::Impl {
 
   // Read path (store_read.cc).
   uint64_t sequence_visible() const;
+  uint64_t stable_end_of(uint64_t segment_id) const;
   Status read_locked(uint64_t sequence, const EventVisitor& visit);
   // The same with the decoded body (for checks that need its hashed bytes).
   Status read_body_locked(uint64_t sequence,

@@ -34,6 +34,17 @@ StoreError not_found(std::string key) {
 
 uint64_t Store::Impl::sequence_visible() const { return marks_.sequence(Watermark::Visible); }
 
+// Bytes that no longer change: all of a segment before the active one, the written part of the
+// active one. A read-only store trusts only segments before the last it recovered (the writer may
+// still be appending to that one).
+uint64_t Store::Impl::stable_end_of(uint64_t segment_id) const {
+  if (const log::SegmentWriter* writer = log_->writer()) {
+    return segment_id < writer->active_segment_id() ? UINT64_MAX : writer->written_offset();
+  }
+  const auto& segments = log_->recovered().segments;
+  return !segments.empty() && segment_id < segments.back().header.segment_id ? UINT64_MAX : 0;
+}
+
 // Visits the events of one record whose sequences are in [from, to] and not hidden.
 Status Store::Impl::visit_record(uint64_t first_sequence, uint64_t epoch,
                                  const format::DecodedFrame& frame, uint64_t from, uint64_t to,
@@ -61,7 +72,8 @@ Status Store::Impl::read_body_locked(
   if (sequence <= sequence_visible()) location = index_.locate(sequence);
   if (!location) return not_found("sequence " + std::to_string(sequence));
   format::DecodedFrame frame;
-  KEEL_TRY(reader_.read_frame(location->segment_id, location->frame_offset, read_buffer_, frame));
+  KEEL_TRY(reader_.read_frame(location->segment_id, location->frame_offset,
+                              stable_end_of(location->segment_id), read_buffer_, frame));
   auto corrupt = [&](std::string reason) {
     return StoreError(ErrorCode::Corruption)
         .with("path", directory_)

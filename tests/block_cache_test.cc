@@ -1,0 +1,88 @@
+// The block cache of point reads (log/block_cache.h) and the store reading through it: least
+// recently used blocks go first, and reads through the cache return exactly what reads without it
+// do while the active segment grows and rotates.
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "keel/keel.h"
+#include "log/block_cache.h"
+#include "platform/memory_file_system.h"
+#include "test_support.h"
+
+using namespace keel;
+
+namespace {
+
+std::vector<std::byte> block_of(char fill) {
+  return std::vector<std::byte>(16, static_cast<std::byte>(fill));
+}
+
+}  // namespace
+
+TEST_CASE("the block cache keeps the most recently used blocks up to its capacity", "[cache]") {
+  log::BlockCache cache(2 * log::BlockCache::kBlockBytes);
+  REQUIRE(cache.enabled());
+  cache.insert(1, 0, block_of('a'));
+  cache.insert(1, 1, block_of('b'));
+  REQUIRE(cache.find(1, 0).size() == 16);  // block 0 is now the most recently used
+  cache.insert(2, 0, block_of('c'));        // evicts block (1, 1)
+  CHECK(cache.find(1, 1).empty());
+  CHECK(cache.find(1, 0)[0] == std::byte{'a'});
+  CHECK(cache.find(2, 0)[0] == std::byte{'c'});
+  CHECK(cache.bytes() == 2 * log::BlockCache::kBlockBytes);
+  CHECK(cache.hits() == 3);
+  CHECK(cache.misses() == 1);
+  cache.insert(2, 0, block_of('d'));  // replacing a block keeps one copy
+  CHECK(cache.find(2, 0)[0] == std::byte{'d'});
+  CHECK(cache.bytes() == 2 * log::BlockCache::kBlockBytes);
+  cache.clear();
+  CHECK(cache.find(1, 0).empty());
+  CHECK_FALSE(log::BlockCache(log::BlockCache::kBlockBytes - 1).enabled());
+}
+
+TEST_CASE("reads through the block cache equal reads without it while segments grow and rotate",
+          "[cache][store]") {
+  platform::MemoryFileSystem fs;
+  auto open_with = [&](const std::string& dir, uint64_t cache_bytes) {
+    StoreOptions options;
+    options.create_if_missing = true;
+    options.file_system = &fs;
+    options.segment_size = 64 << 10;  // a few blocks per segment: reads cross rotations
+    options.id_seed = 7;
+    options.read_cache_bytes = cache_bytes;
+    auto opened = Store::open(dir, options);
+    REQUIRE(opened.ok());
+    return std::move(opened).value();
+  };
+  auto cached = open_with("/cached", 64 << 20);
+  auto uncached = open_with("/uncached", 0);
+  std::vector<EventId> cached_ids;
+  std::vector<EventId> uncached_ids;
+  for (int i = 0; i < 3000; ++i) {
+    std::string entity = "order:" + std::to_string(i % 37);
+    std::string payload(50 + i % 200, static_cast<char>('a' + i % 26));
+    auto a = cached->append({entity, "s"}, EventKind::make(1, 1), payload);
+    auto b = uncached->append({entity, "s"}, EventKind::make(1, 1), payload);
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    cached_ids.push_back(a->event_id);
+    uncached_ids.push_back(b->event_id);
+    // Read back an earlier event and the newest (whose block is still being written).
+    for (size_t k : {static_cast<size_t>(i) / 2, static_cast<size_t>(i)}) {
+      auto x = cached->get(cached_ids[k]);
+      auto y = uncached->get(uncached_ids[k]);
+      REQUIRE(x.ok());
+      REQUIRE(y.ok());
+      REQUIRE(x->payload == y->payload);
+      REQUIRE(x->sequence == y->sequence);
+      REQUIRE(x->entity_clock == y->entity_clock);
+    }
+  }
+  REQUIRE(cached->stats().segments > 3);
+  for (size_t k = 0; k < cached_ids.size(); ++k) {
+    auto x = cached->get(cached_ids[k]);
+    REQUIRE(x.ok());
+    REQUIRE(x->payload == uncached->get(uncached_ids[k])->payload);
+  }
+}
