@@ -1,4 +1,4 @@
-// append, get, scan, entity, verify, stats.
+// The command table, and append, get, scan, entity, verify, stats.
 #include "cli/commands.h"
 
 #include <cstdio>
@@ -9,10 +9,9 @@
 #include "keel/keel.h"
 
 namespace keel::cli {
-namespace {
 
-std::unique_ptr<Store> open_store(const std::string& command, const std::string& dir,
-                                  bool writable, bool create, int& exit_code) {
+std::unique_ptr<Store> open_store(const std::string& command, const std::string& dir, bool writable,
+                                  bool create, int& exit_code) {
   StoreOptions options;
   options.read_only = !writable;
   options.create_if_missing = create;
@@ -24,7 +23,6 @@ std::unique_ptr<Store> open_store(const std::string& command, const std::string&
   return std::move(store).value();
 }
 
-// Option value as a number, or a usage error.
 bool number_option(const ParsedArgs& args, const std::string& command, const std::string& name,
                    uint64_t& out, uint64_t max, int& exit_code) {
   auto text = args.get(name);
@@ -39,6 +37,8 @@ bool number_option(const ParsedArgs& args, const std::string& command, const std
   return true;
 }
 
+const char* const kKindWanted = "--kind wants CATEGORY:TYPE (0-15:0-4095) or a 16-bit number";
+
 std::optional<EventKind> parse_kind(const std::string& text) {
   if (size_t colon = text.find(':'); colon != std::string::npos) {
     auto category = parse_u64(text.substr(0, colon));
@@ -51,13 +51,15 @@ std::optional<EventKind> parse_kind(const std::string& text) {
   return EventKind{static_cast<uint16_t>(*value)};
 }
 
+namespace {
+
 int append_run(const ParsedArgs& args) {
   const std::string cmd = "append";
   int code = 0;
   AppendOptions options;
   std::string scope = args.get("scope").value_or("");
   auto kind = parse_kind(args.get("kind").value_or("1:1"));
-  if (!kind) return usage_error(cmd, "--kind wants CATEGORY:TYPE (0-15:0-4095) or a 16-bit number");
+  if (!kind) return usage_error(cmd, kKindWanted);
   uint64_t lane = 0;
   if (!number_option(args, cmd, "lane", lane, UINT32_MAX, code)) return code;
   options.lane = static_cast<uint32_t>(lane);
@@ -158,22 +160,53 @@ int entity_run(const ParsedArgs& args) {
   return status.ok() ? 0 : fail("entity", status.error());
 }
 
+int broken(const VerifyReport& report) {
+  std::fprintf(stderr, "keel verify: BROKEN at sequence %llu: %s\n",
+               static_cast<unsigned long long>(report.first_bad_sequence), report.problem.c_str());
+  return 1;
+}
+
+// The report of verify_entity: one entity, on one lane or on every lane.
+int verify_entity_run(Store& store, const ParsedArgs& args) {
+  int code = 0;
+  std::optional<uint32_t> lane;
+  if (args.has("lane")) {
+    uint64_t number = 0;
+    if (!number_option(args, "verify", "lane", number, UINT32_MAX, code)) return code;
+    lane = static_cast<uint32_t>(number);
+  }
+  std::string entity = *args.get("entity");
+  auto report = store.verify_entity(entity, lane);
+  if (!report.ok()) return fail("verify", report.error());
+  if (!report->ok) return broken(*report);
+  std::string where = lane ? "lane " + std::to_string(*lane) : "every lane";
+  std::printf("ok: %llu events of %s (%s) verified (checksums, chained hashes, chain, causes)\n",
+              static_cast<unsigned long long>(report->events_checked), entity.c_str(),
+              where.c_str());
+  if (report->events_checked == 0) {
+    std::fprintf(stderr, "keel verify: %s has no visible events on %s\n", entity.c_str(),
+                 where.c_str());
+  }
+  return 0;
+}
+
 int verify_run(const ParsedArgs& args) {
   int code = 0;
+  if (args.has("lane") && !args.has("entity")) {
+    return usage_error("verify", "--lane needs --entity");
+  }
   auto store = open_store("verify", args.positional[0], false, false, code);
   if (!store) return code;
+  if (args.has("entity")) return verify_entity_run(*store, args);
   Progress progress("verify", stderr_is_terminal());
   auto report = store->verify([&](uint64_t done, uint64_t total) { progress.update(done, total); });
   progress.finish();
   if (!report.ok()) return fail("verify", report.error());
-  if (!report->ok) {
-    std::fprintf(stderr, "keel verify: BROKEN at sequence %llu: %s\n",
-                 static_cast<unsigned long long>(report->first_bad_sequence), report->problem.c_str());
-    return 1;
-  }
-  std::printf("ok: %llu events in %llu frames verified (checksums, chained hashes, chains)\n",
-              static_cast<unsigned long long>(report->events_checked),
-              static_cast<unsigned long long>(report->frames_checked));
+  if (!report->ok) return broken(*report);
+  std::printf(
+      "ok: %llu events in %llu frames verified (checksums, chained hashes, chains, causes)\n",
+      static_cast<unsigned long long>(report->events_checked),
+      static_cast<unsigned long long>(report->frames_checked));
   return 0;
 }
 
@@ -245,8 +278,63 @@ const std::vector<Command>& commands() {
          {"to-clock", "N", "last clock (default: the newest)"}},
         2, 2},
        entity_run},
-      {{"verify", "DIR", "check every checksum, chained hash and chain; exit 1 on a break",
-        "Shows a progress bar when stderr is a terminal, plain progress lines otherwise.", {}, 1, 1},
+      {{"query", "DIR", "print the events matching a query as JSON lines or a table",
+        "Every flag given must hold (AND). Events come in global sequence order (see --order),\n"
+        "one page of --limit events; when more match, the next --after value is printed on\n"
+        "stderr as 'more: --after N' (--all follows every page instead). JSON lines carry the\n"
+        "fields of 'keel get'; payload and metadata only with --payload.\n\n"
+        "example: keel query ./orders --entity-prefix order: --kind 1:2 --order desc --limit 10\n"
+        "         keel query ./orders --correlation 0190f3c1e2a47b00a1b2c3d4e5f60718 --all\n"
+        "         keel query ./orders --entity order:42 --lane 0 --clock-from 3 --format table",
+        {{"entity", "ENTITY", "exactly this entity"},
+         {"entity-prefix", "PREFIX", "every entity starting with PREFIX (not with --entity)"},
+         {"lane", "N", "only lane N (default: every lane)"},
+         {"clock-from", "N", "first entity clock (needs --entity or --entity-prefix)"},
+         {"clock-to", "N", "last entity clock (needs --entity or --entity-prefix)"},
+         {"scope", "SCOPE", "exactly this scope"},
+         {"kind", "C:T", "event kind as CATEGORY:TYPE or a 16-bit number, as append takes it"},
+         {"category", "N", "kind category 0-15"},
+         {"correlation", "ID", "conversation ID (32 hex digits): its root and every event in it"},
+         {"from", "N", "first global sequence (default 1)"},
+         {"to", "N", "last global sequence (default: the newest)"},
+         {"hlc-from", "MS[.L]", "first HLC: wall ms, optionally .logical (default .0)"},
+         {"hlc-to", "MS[.L]", "last HLC: wall ms, optionally .logical (default: the whole ms)"},
+         {"order", "asc|desc", "sequence order (default asc)"},
+         {"after", "N", "start after sequence N (in --order: above it asc, below it desc)"},
+         {"limit", "N", "events per page, 1-" + std::to_string(kQueryLimitMax) + " (default 100)"},
+         {"all", "", "follow every page to the end"},
+         {"payload", "", "include payload and metadata"},
+         {"format", "FMT", "json (JSON lines, the default) or table (aligned columns)"}},
+        1, 1},
+       run_query},
+      {{"ancestry", "DIR EVENT_ID", "print an event's causes up to its root",
+        "One line per event (#SEQUENCE ENTITY/LANE@CLOCK kind C:T id ID), the event first, each\n"
+        "cause indented under its effect; 'caused by external cause ID' when the root names a\n"
+        "cause that is not an event of this store.\n\n"
+        "example: keel ancestry ./orders 0190f3c1e2a47b00a1b2c3d4e5f60718",
+        {{"json", "", "one JSON object: {\"chain\": [...], \"external_cause\": ID or null}"}},
+        2, 2},
+       run_ancestry},
+      {{"effects", "DIR EVENT_ID", "print what an event caused, transitively, as a tree",
+        "The event first, then each effect indented under its cause (#SEQUENCE ENTITY/LANE@CLOCK\n"
+        "kind C:T id ID). Effects are collected breadth-first; '(truncated at N)' follows when\n"
+        "more than --limit exist.\n\n"
+        "example: keel effects ./orders 0190f3c1e2a47b00a1b2c3d4e5f60718 --limit 50",
+        {{"limit", "N",
+          "at most N effects, 1-" + std::to_string(kQueryLimitMax) + " (default " +
+              std::to_string(kEffectsLimitDefault) + ")"},
+         {"json", "",
+          "one JSON object: {\"event\", \"effects\" (each with causation_id), \"truncated\"}"}},
+        2, 2},
+       run_effects},
+      {{"verify", "DIR",
+        "check every checksum, chained hash, chain and cause; exit 1 on a break",
+        "Without --entity the whole store is checked, with a progress bar when stderr is a\n"
+        "terminal (plain progress lines otherwise). With --entity only that entity's chains.\n\n"
+        "example: keel verify ./orders --entity order:42 --lane 0",
+        {{"entity", "ENTITY", "check only this entity's chains"},
+         {"lane", "N", "with --entity: only lane N (default: every lane)"}},
+        1, 1},
        verify_run},
       {{"stats", "DIR", "print counts, watermarks and what recovery repaired", "", {}, 1, 1},
        stats_run},

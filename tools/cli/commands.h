@@ -2,11 +2,14 @@
 // check, 2 a usage error. Errors are one line on stderr.
 #pragma once
 
+#include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/args.h"
-#include "keel/result.h"
+#include "keel/store.h"
 
 namespace keel::cli {
 
@@ -18,9 +21,23 @@ struct Command {
 const std::vector<Command>& commands();
 
 int run_demo(const ParsedArgs& args);
+int run_query(const ParsedArgs& args);     // query_command.cc
+int run_ancestry(const ParsedArgs& args);  // causal_commands.cc
+int run_effects(const ParsedArgs& args);   // causal_commands.cc
+inline constexpr uint64_t kEffectsLimitDefault = 1000;
 
 // Helpers shared by the commands.
 int fail(const std::string& command, const StoreError& error);
 int usage_error(const std::string& command, const std::string& message);
+// Opens the store at `dir`; on an error prints it, sets exit_code and returns null.
+std::unique_ptr<Store> open_store(const std::string& command, const std::string& dir, bool writable,
+                                  bool create, int& exit_code);
+// Option --name as a number up to `max` into `out` (left alone when the option is absent); false
+// after printing a usage error (exit_code set) when the value is not such a number.
+bool number_option(const ParsedArgs& args, const std::string& command, const std::string& name,
+                   uint64_t& out, uint64_t max, int& exit_code);
+// An event kind as CATEGORY:TYPE or a 16-bit number; kKindWanted is the usage error for --kind.
+std::optional<EventKind> parse_kind(const std::string& text);
+extern const char* const kKindWanted;
 
 }  // namespace keel::cli

@@ -88,7 +88,10 @@ std::string kind_text(EventKind kind) {
   return std::to_string(kind.category()) + ":" + std::to_string(kind.type());
 }
 
-std::string event_json(const EventView& e) {
+namespace {
+
+// Payload and metadata only when `with_payload` (a query may leave them unread).
+json event_object(const EventView& e, bool with_payload) {
   json j;
   j["sequence"] = e.sequence;
   j["epoch"] = e.epoch;
@@ -101,11 +104,78 @@ std::string event_json(const EventView& e) {
   j["hlc"] = {{"wall_ms", e.hlc.wall_ms}, {"logical", e.hlc.logical}};
   j["correlation_id"] = e.correlation_id.to_hex();
   j["causation_id"] = e.causation_id ? json(e.causation_id->to_hex()) : json(nullptr);
-  j["payload"] = bytes_json(e.payload);
-  j["metadata"] = e.metadata ? bytes_json(*e.metadata) : json(nullptr);
+  if (with_payload) {
+    j["payload"] = bytes_json(e.payload);
+    j["metadata"] = e.metadata ? bytes_json(*e.metadata) : json(nullptr);
+  }
   j["prev_hash"] = e.prev_hash ? json(e.prev_hash->to_hex()) : json(nullptr);
   j["chained_hash"] = e.chained_hash.to_hex();
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return j;
+}
+
+// The index fields of an event, named as in event_object.
+json ref_object(const EventRef& r) {
+  json j;
+  j["sequence"] = r.sequence;
+  j["event_id"] = r.event_id.to_hex();
+  j["entity"] = r.entity;
+  j["scope"] = r.scope;
+  j["kind"] = kind_text(r.kind);
+  j["lane"] = r.lane;
+  j["clock"] = r.entity_clock;
+  j["hlc"] = {{"wall_ms", r.hlc.wall_ms}, {"logical", r.hlc.logical}};
+  return j;
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+}  // namespace
+
+std::string event_json(const EventView& e) { return dump(event_object(e, true)); }
+
+std::string event_json(const Event& e, bool with_payload) {
+  EventView view;
+  view.sequence = e.sequence;
+  view.epoch = e.epoch;
+  view.event_id = e.event_id;
+  view.entity = e.coordinate.entity;
+  view.scope = e.coordinate.scope;
+  view.kind = e.kind;
+  view.lane = e.lane;
+  view.entity_clock = e.entity_clock;
+  view.hlc = e.hlc;
+  view.correlation_id = e.correlation_id;
+  view.causation_id = e.causation_id;
+  if (e.metadata) view.metadata = *e.metadata;
+  view.payload = e.payload;
+  view.prev_hash = e.prev_hash;
+  view.chained_hash = e.chained_hash;
+  return dump(event_object(view, with_payload));
+}
+
+std::string ancestry_json(const Ancestry& ancestry) {
+  json chain = json::array();
+  for (const EventRef& r : ancestry.chain) chain.push_back(ref_object(r));
+  json j;
+  j["chain"] = std::move(chain);
+  j["external_cause"] =
+      ancestry.external_cause ? json(ancestry.external_cause->to_hex()) : json(nullptr);
+  return dump(j);
+}
+
+std::string effects_json(const EventRef& event, const Effects& effects,
+                         const std::vector<EventId>& causes) {
+  json list = json::array();
+  for (size_t i = 0; i < effects.events.size(); ++i) {
+    json effect = ref_object(effects.events[i]);
+    effect["causation_id"] = causes[i].to_hex();
+    list.push_back(std::move(effect));
+  }
+  json j;
+  j["event"] = ref_object(event);
+  j["effects"] = std::move(list);
+  j["truncated"] = effects.truncated;
+  return dump(j);
 }
 
 std::string receipt_json(const Receipt& r) {
