@@ -71,7 +71,10 @@ struct Fixture {
   }
 
   RecoveredLog recover() {
-    auto recovered = recover_log(fs, kDir, RecoveryOptions{RecoveryMode::ReadOnly, 1}, {});
+    RecoveryOptions options;
+    options.mode = RecoveryMode::ReadOnly;
+    options.stored_epoch = 1;
+    auto recovered = recover_log(fs, kDir, options, {});
     if (!recovered.ok()) FAIL(recovered.error().to_string());
     return std::move(recovered).value();
   }

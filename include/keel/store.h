@@ -64,6 +64,11 @@ struct StoreStats {
   uint64_t commit_groups = 0;                 // groups written since open
   uint64_t commit_syncs = 0;                  // of which fdatasync'd
   uint64_t index_bytes = 0;                   // heap held by the in-memory indexes (estimate)
+  // How the open built the indexes: "image" (the index image written at the last close, plus
+  // the log after it), "log" (no image: every record recovered), or "log (image not used:
+  // REASON)" when an image was there but damaged, older, or not matching the log.
+  std::string index_source;
+  uint64_t records_replayed = 0;              // log records the open read into the indexes
 };
 
 // What verify() checked and the first break it found, if any.

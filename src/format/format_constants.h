@@ -67,6 +67,7 @@ enum class SidecarKind : uint32_t {
 };
 inline constexpr char kEpochFileName[] = "EPOCH";
 inline constexpr char kLockFileName[] = "LOCK";
+inline constexpr char kIndexImageFileName[] = "INDEX";
 inline constexpr char kTempSuffix[] = ".tmp";
 
 static_assert(kSegmentHeaderSize % kFrameAlignment == 0, "first frame must be aligned");

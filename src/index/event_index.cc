@@ -212,6 +212,23 @@ uint64_t EventIndex::newest_of_correlation(const EventId& correlation) const {
   return it == correlation_heads_.end() ? 0 : it->second;
 }
 
+std::vector<uint32_t> EventIndex::lanes() const {
+  std::vector<uint32_t> found;
+  for (const EntityStream* s : stream_list_) {
+    if (!s->sequences.empty()) found.push_back(s->lane);
+  }
+  std::sort(found.begin(), found.end());
+  found.erase(std::unique(found.begin(), found.end()), found.end());
+  return found;
+}
+
+uint64_t EventIndex::last_visible_sequence() const {
+  for (uint64_t s = offsets_.size(); s > 0; --s) {
+    if (offsets_[s - 1] != 0) return s;
+  }
+  return 0;
+}
+
 uint64_t EventIndex::memory_bytes() const {
   auto vector_bytes = [](const auto& v) { return v.capacity() * sizeof(v[0]); };
   uint64_t bytes = vector_bytes(offsets_) + vector_bytes(ids_) + vector_bytes(kinds_) +

@@ -149,8 +149,13 @@ class EventIndex {
   uint64_t stream_count() const { return stream_count_; }
   // An estimate of the heap memory the index holds (capacity of its containers).
   uint64_t memory_bytes() const;
+  // The lanes that have events.
+  std::vector<uint32_t> lanes() const;
+  // The largest non-hidden sequence, 0 when none.
+  uint64_t last_visible_sequence() const;
 
  private:
+  friend struct ImageCodec;  // index/index_image.cc reads and restores every member
   struct SegmentStart {
     uint64_t first_sequence;
     uint32_t segment_id;
@@ -167,7 +172,7 @@ class EventIndex {
   std::vector<uint32_t> stream_numbers_;
   std::vector<bool> own_correlation_;
   SequenceLinks causes_;
-  SequenceLinks newest_effects_;
+  SequenceLinks newest_effects_{SequenceLinks::Direction::Forward};
   SequenceLinks older_siblings_;
   SequenceLinks correlation_chain_;
 

@@ -1,7 +1,7 @@
-// SequenceLinks: one link per event from its sequence to an earlier sequence (or none), stored in
-// 4 bytes per event as the backward distance. The causal and correlation indexes are built from
-// such columns (parent, first child, next sibling, previous event of a correlation): a link always
-// points back, because an event can only name an event that was there before it.
+// SequenceLinks: one link per event from its sequence to another (or none), stored in 4 bytes per
+// event as the distance, in the column's one direction: backward (cause, older sibling, previous
+// event of a correlation: an event can only name events that were there before it) or forward
+// (a cause's newest effect).
 //
 // A distance of 2^32 - 1 or more (a store of billions of events) goes to a small overflow map, so
 // nothing is clamped. Links can be set once per event, in sequence order, or updated later (a
@@ -19,6 +19,10 @@ namespace keel::index {
 
 class SequenceLinks {
  public:
+  enum class Direction : uint8_t { Backward, Forward };
+  explicit SequenceLinks(Direction direction = Direction::Backward) : direction_(direction) {}
+  Direction direction() const { return direction_; }
+
   // Makes room for links from sequences up to `sequence` (unset ones are "none").
   void extend_to(uint64_t sequence) {
     if (sequence > distances_.size()) distances_.resize(sequence, 0);
@@ -27,12 +31,13 @@ class SequenceLinks {
   uint64_t get(uint64_t from) const {
     uint32_t distance = distances_[from - 1];
     if (distance == 0) return 0;
-    if (distance != kOverflow) return from - distance;
+    if (distance != kOverflow) return direction_ == Direction::Backward ? from - distance : from + distance;
     return overflow_.at(from);
   }
-  // Links `from` to `to` (< from), or to none when `to` is 0.
+  // Links `from` to `to` (before `from` in a backward column, after it in a forward one), or to
+  // none when `to` is 0.
   void set(uint64_t from, uint64_t to) {
-    uint64_t distance = to == 0 ? 0 : from - to;
+    uint64_t distance = to == 0 ? 0 : direction_ == Direction::Backward ? from - to : to - from;
     if (distance >= kOverflow) {
       distances_[from - 1] = kOverflow;
       overflow_[from] = to;
@@ -51,7 +56,9 @@ class SequenceLinks {
   }
 
  private:
+  friend struct ImageCodec;  // index/index_image.cc
   static constexpr uint32_t kOverflow = UINT32_MAX;
+  Direction direction_;
   std::vector<uint32_t> distances_;  // index sequence - 1; 0 = none
   absl::flat_hash_map<uint64_t, uint64_t> overflow_;
 };

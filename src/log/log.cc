@@ -39,7 +39,10 @@ Result<std::unique_ptr<Log>> Log::open(platform::FileSystem& fs, const std::stri
     KEEL_ASSIGN_OR_RETURN(log->epoch_, stored_epoch(fs, directory));
     KEEL_ASSIGN_OR_RETURN(log->recovered_,
                           recover_log(fs, directory,
-                                      RecoveryOptions{RecoveryMode::ReadOnly, log->epoch_}, visit));
+                                      RecoveryOptions{RecoveryMode::ReadOnly, log->epoch_,
+                                                      options.checkpoint,
+                                                      options.checkpoint_rejected},
+                                      visit));
     return log;
   }
   KEEL_TRY(log->open_writable(fs, options, visit));
@@ -62,7 +65,9 @@ Status Log::open_writable(platform::FileSystem& fs, const LogOptions& options,
   KEEL_ASSIGN_OR_RETURN(uint64_t previous_epoch, stored_epoch(fs, directory_));
   KEEL_ASSIGN_OR_RETURN(recovered_,
                         recover_log(fs, directory_,
-                                    RecoveryOptions{RecoveryMode::Writable, previous_epoch}, visit));
+                                    RecoveryOptions{RecoveryMode::Writable, previous_epoch,
+                                                    options.checkpoint, options.checkpoint_rejected},
+                                    visit));
   // Persist the new epoch before any frame of it is written.
   epoch_ = previous_epoch + 1;
   KEEL_TRY(write_epoch(fs, directory_, epoch_));

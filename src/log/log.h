@@ -20,6 +20,9 @@ struct LogOptions {
   bool create_if_missing = false;
   bool read_only = false;
   SegmentWriterOptions writer;
+  // Recovery resumes at this checkpoint (log/recovery.h) when the log matches it.
+  std::optional<Checkpoint> checkpoint;
+  std::function<void(const std::string& reason)> checkpoint_rejected;
 };
 
 class Log {

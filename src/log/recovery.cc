@@ -62,6 +62,7 @@ struct SegmentScan {
   uint64_t later_valid_frames = 0;    // valid frames found after the damage
   uint64_t later_durable_through = 0; // the largest durable_through among them
   bool search_exhausted = false;      // the search after the damage ran out of budget
+  uint64_t resumed_after = 0;         // scan_from a checkpoint: the last covered frame's offset
 };
 
 class SegmentScanner {
@@ -74,7 +75,11 @@ class SegmentScanner {
     SegmentScan s;
     s.next_sequence = header_.first_sequence;
     s.max_epoch = header_.epoch;
-    uint64_t offset = format::kSegmentHeaderSize;
+    return scan_from(format::kSegmentHeaderSize, s);
+  }
+
+  // Scans from `offset`, a frame boundary, given the state of everything before it (`s`).
+  SegmentScan scan_from(uint64_t offset, SegmentScan s) {
     while (offset < bytes_.size()) {
       KeptFrame kept;
       kept.offset = offset;
@@ -250,7 +255,19 @@ class Recovery {
         return chain_gap(files[i].path, "segment ids are not consecutive from 1");
       }
     }
-    for (size_t i = 0; i < files.size(); ++i) {
+    size_t first_scanned = 0;
+    if (options_.checkpoint) {
+      std::string rejected;
+      KEEL_ASSIGN_OR_RETURN(bool used, recover_to_checkpoint(files, rejected));
+      if (used) {
+        first_scanned = options_.checkpoint->resume_segment_id;
+      } else {
+        log_ = RecoveredLog();
+        log_.checkpoint_rejected = rejected;
+        if (options_.checkpoint_rejected) options_.checkpoint_rejected(rejected);
+      }
+    }
+    for (size_t i = first_scanned; i < files.size(); ++i) {
       KEEL_TRY(recover_segment(files[i], i + 1 == files.size()));
     }
     log_.fences = fences_.finish();
@@ -314,6 +331,13 @@ class Recovery {
                         "segment epoch out of order with the epoch file or the previous segment");
     }
     SegmentScan scan = SegmentScanner(bytes, header, options_.stored_epoch).scan();
+    return keep_segment(file, header, scan, newest);
+  }
+
+  // What recover_segment and recover_to_checkpoint do once a segment is scanned: the tail rules,
+  // the fences, the visits.
+  Status keep_segment(const SegmentFile& file, const format::SegmentHeader& header,
+                      SegmentScan& scan, bool newest) {
     if (!newest) {
       // Row SealedSegmentDamage: a sealed segment must be whole and end with its seal.
       if (scan.tail == SegmentScan::Tail::Damaged) {
@@ -331,11 +355,104 @@ class Recovery {
       KEEL_TRY(fences_.on_record(kept, file.path));
       if (visit_) visit_(RecordPosition{header.segment_id, kept.offset}, kept.frame);
     }
-    log_.segments.push_back(RecoveredSegment{header, file.path, scan.valid_end,
-                                             scan.next_sequence, scan.event_count, scan.sealed});
+    uint64_t last_frame_offset = scan.kept.empty() ? scan.resumed_after : scan.kept.back().offset;
+    log_.segments.push_back(RecoveredSegment{header, file.path, scan.valid_end, scan.next_sequence,
+                                             scan.event_count, scan.sealed, last_frame_offset});
     log_.next_sequence = scan.next_sequence;
     log_.max_epoch = std::max(log_.max_epoch, scan.max_epoch);
     return ok_status();
+  }
+
+  // The segments a checkpoint covers: headers checked (ids, sequence chain, epochs), every one
+  // before the resume segment sealed and kept whole (trimmed to its data, so its size is its data
+  // end), the resume segment scanned from the resume point once the record ending there is the
+  // one the checkpoint names. Returns false with `rejected` saying why when the log does not
+  // match; nothing is visited or kept then.
+  Result<bool> recover_to_checkpoint(const std::vector<SegmentFile>& files, std::string& rejected) {
+    const Checkpoint& cp = *options_.checkpoint;
+    auto reject = [&](std::string why) {
+      rejected = std::move(why);
+      return false;
+    };
+    if (cp.resume_segment_id == 0 || cp.resume_segment_id > files.size()) {
+      return reject("it resumes in segment " + std::to_string(cp.resume_segment_id) +
+                    " and the log has " + std::to_string(files.size()));
+    }
+    if (cp.epoch > options_.stored_epoch) return reject("its epoch is later than the epoch file");
+    std::vector<format::SegmentHeader> headers;
+    std::vector<uint64_t> sizes;
+    std::vector<std::byte> bytes;
+    for (size_t i = 0; i < cp.resume_segment_id; ++i) {
+      KEEL_ASSIGN_OR_RETURN(auto handle, fs_.open(files[i].path, platform::OpenMode::ReadOnly));
+      KEEL_ASSIGN_OR_RETURN(uint64_t size, handle->size());
+      if (i + 1 == cp.resume_segment_id) {
+        KEEL_ASSIGN_OR_RETURN(bytes, platform::read_file(*handle));
+      } else {
+        bytes.assign(std::min<uint64_t>(size, format::kSegmentHeaderSize), std::byte{0});
+        KEEL_ASSIGN_OR_RETURN(size_t got, handle->read_at(0, bytes));
+        bytes.resize(got);
+      }
+      format::SegmentHeader header;
+      uint32_t version = 0;
+      if (format::decode_segment_header(bytes, header, &version) != format::HeaderDecode::Ok) {
+        return reject("the header of " + files[i].path + " does not decode");
+      }
+      uint64_t expected_first = i == 0 ? 1 : headers.back().first_sequence;
+      if (header.segment_id != i + 1 || header.first_sequence < expected_first ||
+          header.epoch > options_.stored_epoch || (i > 0 && header.epoch < headers.back().epoch)) {
+        return reject("the header of " + files[i].path + " does not continue the chain");
+      }
+      headers.push_back(header);
+      sizes.push_back(size);
+    }
+    const format::SegmentHeader& resume = headers.back();
+    if (resume.first_sequence > cp.next_sequence || cp.resume_offset > bytes.size() ||
+        cp.resume_offset < format::kSegmentHeaderSize) {
+      return reject("its resume point is outside segment " + std::to_string(resume.segment_id));
+    }
+    // The record ending at the resume point is the one the checkpoint names.
+    SegmentScan state;
+    state.next_sequence = cp.next_sequence;
+    state.event_count = cp.next_sequence - resume.first_sequence;
+    state.max_epoch = std::max(resume.epoch, cp.epoch);
+    if (cp.last_record_offset == 0) {
+      if (cp.resume_offset != format::kSegmentHeaderSize || resume.first_sequence != cp.next_sequence) {
+        return reject("it names no record where the segment has some");
+      }
+    } else {
+      DecodedFrame last;
+      const char* count_error = nullptr;
+      if (cp.last_record_offset >= bytes.size() ||
+          format::decode_frame(std::span<const std::byte>(bytes).subspan(cp.last_record_offset),
+                               resume.segment_id, last) != FrameDecode::Ok ||
+          cp.last_record_offset + last.size != cp.resume_offset ||
+          last.header.epoch > state.max_epoch) {
+        return reject("the record before its resume point is not there");
+      }
+      uint64_t events = format::is_system_record(last.header.type)
+                            ? 0
+                            : format::record_event_count(last, &count_error);
+      if (count_error != nullptr || last.header.sequence + events != cp.next_sequence) {
+        return reject("the record before its resume point has other sequences");
+      }
+      state.sealed = last.header.type == RecordType::Seal;
+      state.resumed_after = cp.last_record_offset;
+    }
+    // Matched: keep the covered segments whole, then scan the resume segment's rest.
+    for (size_t i = 0; i + 1 < headers.size(); ++i) {
+      uint64_t next = headers[i + 1].first_sequence;
+      log_.segments.push_back(RecoveredSegment{headers[i], files[i].path, sizes[i], next,
+                                               next - headers[i].first_sequence, true, 0});
+      log_.max_epoch = std::max(log_.max_epoch, headers[i].epoch);
+    }
+    log_.max_epoch = std::max(log_.max_epoch, cp.epoch);
+    log_.next_sequence = resume.first_sequence;
+    const size_t i = cp.resume_segment_id - 1;
+    SegmentScan scan =
+        SegmentScanner(bytes, resume, options_.stored_epoch).scan_from(cp.resume_offset, state);
+    KEEL_TRY(keep_segment(files[i], resume, scan, i + 1 == files.size()));
+    log_.checkpoint_used = true;
+    return true;
   }
 
   Status decide_tail(const SegmentFile& file, SegmentScan& scan) {

@@ -21,10 +21,26 @@ namespace keel::log {
 
 enum class RecoveryMode : uint8_t { Writable, ReadOnly };
 
+// Where an index image (index/index_image.h) says the log continues: recovery trusts what comes
+// before it (checking the segment headers and the record that ends there) and scans only the rest.
+struct Checkpoint {
+  uint64_t next_sequence = 1;       // events 1 .. next_sequence - 1 are covered
+  uint64_t epoch = 0;               // no covered frame has a later epoch
+  uint64_t resume_segment_id = 0;   // recovery continues in this segment,
+  uint64_t resume_offset = 0;       // at this offset (the end of the last covered record);
+  uint64_t last_record_offset = 0;  // where that record starts in it, 0 when it holds none
+  friend bool operator==(const Checkpoint&, const Checkpoint&) = default;
+};
+
 struct RecoveryOptions {
   RecoveryMode mode = RecoveryMode::Writable;
   // The epoch file's value: no segment or frame may claim a later epoch.
   uint64_t stored_epoch = 0;
+  // With a checkpoint, records before it are not visited. When the log does not match it (a
+  // segment missing, a header or the record at the resume point not as it says), recovery calls
+  // `checkpoint_rejected` with the reason before visiting anything, then recovers everything.
+  std::optional<Checkpoint> checkpoint;
+  std::function<void(const std::string& reason)> checkpoint_rejected;
 };
 
 struct RecordPosition {
@@ -43,6 +59,7 @@ struct RecoveredSegment {
   uint64_t next_sequence = 0;  // the sequence after this segment's last event
   uint64_t event_count = 0;
   bool sealed = false;         // ends with a Seal record
+  uint64_t last_frame_offset = 0;  // of the last kept frame; 0 when none (or a covered segment)
 };
 
 enum class FenceState : uint8_t { Committed, Cancelled, OpenAtTail };
@@ -72,6 +89,8 @@ struct RecoveredLog {
   std::vector<FenceRange> fences;          // in log order; an OpenAtTail fence, if any, is last
   std::vector<RecoveryAction> actions;     // repairs, in the order taken
   RecoveryRule tail_rule = RecoveryRule::CleanEnd;  // how the last segment ended
+  bool checkpoint_used = false;     // records before the checkpoint were not scanned
+  std::string checkpoint_rejected;  // why a checkpoint was not used, when one was given
 
   const FenceRange* open_fence() const {
     return !fences.empty() && fences.back().state == FenceState::OpenAtTail ? &fences.back()

@@ -75,6 +75,7 @@ Status SegmentWriter::create_segment(uint64_t segment_id, uint64_t first_sequenc
   file_ = std::move(file);
   segment_id_ = segment_id;
   segment_event_count_ = 0;
+  last_record_ = RecordPosition{segment_id, 0};  // none yet
   issued_offset_ = written_offset_ = durable_offset_ = format::kSegmentHeaderSize;
   return ok_status();
 }
@@ -83,6 +84,7 @@ Status SegmentWriter::continue_segment(const RecoveredSegment& segment) {
   KEEL_ASSIGN_OR_RETURN(file_, fs_.open(segment.path, platform::OpenMode::ReadWrite));
   segment_id_ = segment.header.segment_id;
   segment_event_count_ = segment.event_count;
+  last_record_ = RecordPosition{segment_id_, segment.last_frame_offset};
   issued_offset_ = written_offset_ = segment.data_end;
   if (segment.data_end < options_.segment_size) {
     KEEL_TRY(file_->allocate(segment.data_end, options_.segment_size - segment.data_end));

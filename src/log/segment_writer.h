@@ -87,7 +87,8 @@ class SegmentWriter {
                       std::vector<Hash128>* chained_hashes);
   Status append_system(const format::SystemRecord& record);
 
-  // Where the last appended record's frame is (valid after a successful append_*).
+  // Where the last appended record's frame is (valid after a successful append_*); after an open
+  // or a rotation, the active segment's last frame (offset 0 when it holds none).
   RecordPosition last_record_position() const { return last_record_; }
   // Bytes encoded but not yet handed to the OS.
   uint64_t pending_bytes() const { return pending_.size(); }

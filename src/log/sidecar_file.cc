@@ -7,7 +7,11 @@ namespace keel::log {
 Status write_sidecar(platform::FileSystem& fs, const std::string& directory,
                      const std::string& name, format::SidecarKind kind, uint32_t version,
                      std::span<const std::byte> payload) {
-  std::vector<std::byte> bytes = format::encode_sidecar(kind, version, payload);
+  return replace_file(fs, directory, name, format::encode_sidecar(kind, version, payload));
+}
+
+Status replace_file(platform::FileSystem& fs, const std::string& directory, const std::string& name,
+                    std::span<const std::byte> bytes) {
   std::string path = platform::join_path(directory, name);
   std::string temp = path + format::kTempSuffix;
   {

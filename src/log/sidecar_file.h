@@ -13,6 +13,11 @@
 
 namespace keel::log {
 
+// Atomically replaces `directory/name` with `bytes`: NAME.tmp written and fdatasync'd, renamed over
+// NAME, the directory fsync'd. After a failure (or crash) the file holds the old or the new bytes.
+Status replace_file(platform::FileSystem& fs, const std::string& directory, const std::string& name,
+                   std::span<const std::byte> bytes);
+
 // Atomically replaces `directory/name` with a sidecar holding `payload`. After success the new
 // content is durable; after a failure (or crash) the file holds either the old or the new content.
 Status write_sidecar(platform::FileSystem& fs, const std::string& directory,

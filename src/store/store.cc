@@ -72,7 +72,10 @@ Status Store::Impl::load(const log::LogOptions& log_options) {
 
 // Builds the index from the records recovery keeps. A fence's events wait until its end record:
 // committed ones are added, cancelled ones (or a fence still open at the tail) stay hidden.
-Status Store::Impl::load_once(const log::LogOptions& log_options) {
+Status Store::Impl::load_once(log::LogOptions log_options) {
+  index_source_ = "log";
+  records_replayed_ = 0;
+  if (!log_options.read_only) KEEL_TRY(restore_image(log_options));
   struct Pending {
     uint64_t sequence;
     index::EventLocation location;
@@ -113,6 +116,7 @@ Status Store::Impl::load_once(const log::LogOptions& log_options) {
   uint64_t last_wall_ms = 0;  // of the last recovered event
   auto visit = [&](const log::RecordPosition& position, const format::DecodedFrame& frame) {
     using format::RecordType;
+    ++records_replayed_;
     if (log_options.read_only) {
       if (position.segment_id != tail_segment) {
         tail_segment = position.segment_id;
@@ -153,6 +157,16 @@ Status Store::Impl::load_once(const log::LogOptions& log_options) {
   for (const Pending& p : fenced) add(p, true);  // a fence open at the tail stays hidden
   if (failure) return *failure;
   const log::RecoveredLog& recovered = log_->recovered();
+  if (recovered.checkpoint_used) {
+    // What the tail's events did for the HLC and the lanes, the image's events do here.
+    index_source_ = "image";
+    for (uint32_t lane : index_.lanes()) marks_.note_lane(lane);
+    if (uint64_t last = index_.last_visible_sequence(); last != 0) {
+      Hlc hlc = index_.hlc_at(last);
+      hlc_.observe(hlc);
+      if (last_wall_ms == 0) last_wall_ms = hlc.wall_ms;
+    }
+  }
   // What this open shows: everything recovered, or a read-only open's durable prefix (below).
   HlcPoint shown{last_wall_ms, recovered.next_sequence - 1};
   if (log_options.read_only && !recovered.segments.empty() && !recovered.segments.back().sealed) {
@@ -254,8 +268,20 @@ Status Store::Impl::close() {
     lock.lock();
   }
   reader_.reset();
+  // Where the log ends, for the index image: everything is durable by now, unless poisoned.
+  std::optional<log::Checkpoint> checkpoint;
+  if (log::SegmentWriter* writer = log_->writer();
+      writer != nullptr && synced.ok() && !writer->poisoned() &&
+      writer->pending_bytes() == 0 && index_.next_sequence() == writer->next_sequence()) {
+    log::RecordPosition last = writer->last_record_position();
+    checkpoint = log::Checkpoint{writer->next_sequence(), writer->epoch(),
+                                 writer->active_segment_id(), writer->written_offset(),
+                                 last.segment_id == writer->active_segment_id() ? last.offset : 0};
+  }
   Status closed = log_->close();
-  return synced.ok() ? closed : synced;  // the in-doubt events first
+  if (!synced.ok()) return synced;  // the in-doubt events first
+  if (closed.ok() && checkpoint) return write_image(*checkpoint);
+  return closed;
 }
 
 StoreStats Store::Impl::stats() const {
@@ -267,6 +293,8 @@ StoreStats Store::Impl::stats() const {
   s.events = index_.event_count();
   s.entities = index_.stream_count();
   s.index_bytes = index_.memory_bytes();
+  s.index_source = index_source_;
+  s.records_replayed = records_replayed_;
   s.sequence_visible = marks_.sequence(Watermark::Visible);
   s.sequence_written = marks_.sequence(Watermark::Written);
   s.sequence_durable = marks_.sequence(Watermark::Durable);

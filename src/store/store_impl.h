@@ -65,7 +65,11 @@ class Store::Impl {
 
   // Open: recovery feeds every record to the index builder.
   Status load(const log::LogOptions& log_options);
-  Status load_once(const log::LogOptions& log_options);
+  Status load_once(log::LogOptions log_options);
+  // The index image (store_image.cc): restores index_ and sets the log's checkpoint when the image
+  // is there, whole and matches the log; written at close.
+  Status restore_image(log::LogOptions& log_options);
+  Status write_image(const log::Checkpoint& checkpoint);
   Result<bool> writer_is_live();
   Status check_open() const;
   Status check_writable(std::string_view operation) const;
@@ -129,6 +133,8 @@ class Store::Impl {
   std::vector<std::byte> read_buffer_;
   std::vector<format::EventBody> batch_bodies_;  // reused by append_batch
   std::optional<StoreError> scan_error_;         // carries an error out of a frame visitor
+  std::string index_source_ = "log";
+  uint64_t records_replayed_ = 0;
 };
 
 }  // namespace keel

@@ -37,15 +37,25 @@ std::string check_event(const format::EventBody& b, const ChainHead* head) {
   return {};
 }
 
-// A cause that names a later event (only a damaged store has one), or an empty string.
-std::string check_cause(const index::EventIndex& index, uint64_t sequence) {
-  if (index.cause_of(sequence) != 0) return {};  // resolved among the events before it
+// What is wrong with the cause `b` names, or an empty string: a cause that is a later event (only a
+// damaged store has one: a causation cycle or a forward link), or an index that disagrees with
+// the log about it (an index image older than an edit of the log).
+std::string check_cause(const index::EventIndex& index, uint64_t sequence,
+                        const format::EventBody& b) {
+  uint64_t indexed = index.cause_of(sequence);
   std::optional<EventId> external = index.external_cause_of(sequence);
-  if (!external) return {};
-  std::optional<uint64_t> later = index.find(*external);
-  if (!later) return {};
-  return "the cause " + external->to_hex() + " is the later sequence " + std::to_string(*later) +
-         " (a causation cycle or forward link)";
+  if (!b.causation_id) {
+    return indexed == 0 && !external ? std::string()
+                                     : "the index names a cause the event does not have";
+  }
+  std::optional<uint64_t> found = index.find(*b.causation_id);
+  if (found && *found >= sequence) {
+    return "the cause " + b.causation_id->to_hex() + " is the later sequence " +
+           std::to_string(*found) + " (a causation cycle or forward link)";
+  }
+  bool agrees = found ? indexed == *found : (indexed == 0 && external == b.causation_id);
+  if (!agrees) return "the index disagrees with the log about the cause " + b.causation_id->to_hex();
+  return {};
 }
 
 }  // namespace
@@ -75,7 +85,7 @@ Result<VerifyReport> Store::Impl::verify_entity(std::string_view entity,
       std::string broken;
       KEEL_TRY(read_body_locked(sequence, [&](const format::EventBody& b, uint64_t) {
         broken = check_event(b, head ? &*head : nullptr);
-        if (broken.empty()) broken = check_cause(index_, sequence);
+        if (broken.empty()) broken = check_cause(index_, sequence, b);
         head = ChainHead{b.entity_clock, b.chained_hash};
       }));
       ++report.events_checked;
@@ -126,7 +136,7 @@ Result<VerifyReport> Store::Impl::verify(const ProgressCallback& progress) {
           key += std::to_string(b.lane);
           auto it = heads.find(key);
           std::string broken = check_event(b, it == heads.end() ? nullptr : &it->second);
-          if (broken.empty()) broken = check_cause(index_, sequence);
+          if (broken.empty()) broken = check_cause(index_, sequence, b);
           ++report.events_checked;
           if (!broken.empty()) {
             report.ok = false;

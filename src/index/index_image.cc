@@ -1,0 +1,397 @@
+#include "index/index_image.h"
+
+#include <cstring>
+#include <type_traits>
+
+#include "format/byte_order.h"
+#include "format/checksum.h"
+
+namespace keel::index {
+namespace {
+
+constexpr char kMagic[8] = {'K', 'E', 'E', 'L', 'I', 'N', 'D', 'X'};
+static_assert(sizeof(EventId) == 16 && std::is_trivially_copyable_v<EventId>);
+
+class Writer {
+ public:
+  explicit Writer(std::vector<std::byte>& out) : out_(out) {}
+  void u64(uint64_t v) { raw(&v, sizeof v); }
+  void u32(uint32_t v) { raw(&v, sizeof v); }
+  void bytes(std::string_view s) {
+    u32(static_cast<uint32_t>(s.size()));
+    raw(s.data(), s.size());
+  }
+  template <typename T>
+  void array(const std::vector<T>& v) {
+    raw(v.data(), v.size() * sizeof(T));
+  }
+  void raw(const void* p, size_t n) {
+    size_t at = out_.size();
+    out_.resize(at + n);
+    if (n > 0) std::memcpy(out_.data() + at, p, n);
+  }
+
+ private:
+  std::vector<std::byte>& out_;
+};
+
+// Bounds-checked reads: a read past the end fails (and every later read does too).
+class Reader {
+ public:
+  explicit Reader(std::span<const std::byte> in) : in_(in) {}
+  bool ok() const { return ok_; }
+  bool at_end() const { return at_ == in_.size(); }
+  uint64_t left() const { return in_.size() - at_; }
+  uint64_t u64() {
+    uint64_t v = 0;
+    raw(&v, sizeof v);
+    return v;
+  }
+  uint32_t u32() {
+    uint32_t v = 0;
+    raw(&v, sizeof v);
+    return v;
+  }
+  std::string bytes() {
+    uint32_t n = u32();
+    if (!ok_ || n > left()) return fail(), std::string();
+    std::string s(reinterpret_cast<const char*>(in_.data() + at_), n);
+    at_ += n;
+    return s;
+  }
+  // Reads `count` elements into `v`, refusing counts the bytes left cannot hold before allocating.
+  template <typename T>
+  void array(std::vector<T>& v, uint64_t count) {
+    if (!ok_ || count > left() / sizeof(T)) return fail();
+    v.resize(count);
+    raw(v.data(), count * sizeof(T));
+  }
+  // A count of records of at least `record_bytes` each, checked against the bytes left.
+  uint64_t count(uint64_t record_bytes) {
+    uint64_t n = u64();
+    if (ok_ && n > left() / record_bytes) fail();
+    return ok_ ? n : 0;
+  }
+  void raw(void* p, size_t n) {
+    if (!ok_ || n > left()) return fail();
+    if (n > 0) std::memcpy(p, in_.data() + at_, n);
+    at_ += n;
+  }
+  void fail() { ok_ = false; }
+
+ private:
+  std::span<const std::byte> in_;
+  uint64_t at_ = 0;
+  bool ok_ = true;
+};
+
+}  // namespace
+
+struct ImageCodec {
+  static void write_links(Writer& w, const SequenceLinks& links) {
+    w.array(links.distances_);
+    w.u64(links.overflow_.size());
+    for (const auto& [from, to] : links.overflow_) {
+      w.u64(from);
+      w.u64(to);
+    }
+  }
+
+  static const char* read_links(Reader& r, SequenceLinks& links, uint64_t n) {
+    r.array(links.distances_, n);
+    uint64_t overflow = r.count(16);
+    for (uint64_t i = 0; i < overflow && r.ok(); ++i) {
+      uint64_t from = r.u64();
+      uint64_t to = r.u64();
+      bool backward = links.direction() == SequenceLinks::Direction::Backward;
+      if (from == 0 || from > n || to == 0 || to > n || (backward ? to >= from : to <= from) ||
+          links.distances_[from - 1] != SequenceLinks::kOverflow) {
+        return "a link overflow entry out of place";
+      }
+      links.overflow_[from] = to;
+    }
+    if (!r.ok()) return "truncated links";
+    for (uint64_t from = 1; from <= n; ++from) {
+      uint32_t distance = links.distances_[from - 1];
+      if (distance == SequenceLinks::kOverflow) {
+        if (!links.overflow_.contains(from)) return "a link overflow without its entry";
+      } else if (links.direction() == SequenceLinks::Direction::Backward ? distance >= from
+                                                                            : distance > n - from) {
+        return "a link pointing outside the events";
+      }
+    }
+    return nullptr;
+  }
+
+  static void encode(const EventIndex& x, const ImageCheckpoint& cp, Writer& w) {
+    w.u64(cp.next_sequence);
+    w.u64(cp.epoch);
+    w.u64(cp.resume_segment_id);
+    w.u64(cp.resume_offset);
+    w.u64(cp.last_record_offset);
+    const uint64_t n = x.offsets_.size();
+    w.u64(n);
+    w.array(x.offsets_);
+    w.array(x.ids_);
+    w.array(x.kinds_);
+    w.array(x.scopes_);
+    w.array(x.stream_numbers_);
+    std::vector<uint8_t> own((n + 7) / 8, 0);
+    for (uint64_t i = 0; i < n; ++i) {
+      if (x.own_correlation_[i]) own[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
+    }
+    w.array(own);
+    for (const SequenceLinks* links :
+         {&x.causes_, &x.newest_effects_, &x.older_siblings_, &x.correlation_chain_}) {
+      write_links(w, *links);
+    }
+    w.u64(x.segments_.size());
+    for (const auto& s : x.segments_) {
+      w.u64(s.first_sequence);
+      w.u64(s.segment_id);
+    }
+    w.u64(x.ids_sorted_ ? 1 : 0);
+    w.u64(x.last_id_.high);
+    w.u64(x.last_id_.low);
+    w.u64(x.last_hlc_.wall_ms);
+    w.u64(x.last_hlc_.logical);
+    w.u64(x.visible_count_);
+    w.u64(x.other_hlcs_.size());
+    for (const auto& [sequence, hlc] : x.other_hlcs_) {
+      w.u64(sequence);
+      w.u64(hlc.wall_ms);
+      w.u64(hlc.logical);
+    }
+    w.u64(x.external_causes_.size());
+    for (const auto& [sequence, id] : x.external_causes_) {
+      w.u64(sequence);
+      w.u64(id.high);
+      w.u64(id.low);
+    }
+    w.u64(x.correlation_heads_.size());
+    for (const auto& [id, sequence] : x.correlation_heads_) {
+      w.u64(id.high);
+      w.u64(id.low);
+      w.u64(sequence);
+    }
+    w.u64(x.scope_names_.size());
+    for (const std::string& name : x.scope_names_) w.bytes(name);
+    w.u64(x.stream_list_.size());
+    uint64_t total = 0;
+    for (const EntityStream* s : x.stream_list_) {
+      w.bytes(s->entity);
+      w.u32(s->lane);
+      w.u64(s->head_hash.high);
+      w.u64(s->head_hash.low);
+      w.u64(s->sequences.size());
+      total += s->sequences.size();
+    }
+    w.u64(total);
+    for (const EntityStream* s : x.stream_list_) w.array(s->sequences);
+  }
+
+  static const char* decode(Reader& r, EventIndex& x, ImageCheckpoint& cp) {
+    cp.next_sequence = r.u64();
+    cp.epoch = r.u64();
+    cp.resume_segment_id = r.u64();
+    cp.resume_offset = r.u64();
+    cp.last_record_offset = r.u64();
+    const uint64_t n = r.u64();
+    if (!r.ok()) return "truncated checkpoint";
+    if (cp.next_sequence == 0 || n != cp.next_sequence - 1) {
+      return "the event count does not match next_sequence";
+    }
+    // Every event takes at least 46 bytes of columns: refuse a count the file cannot hold.
+    if (n > r.left() / 46) return "more events than the image holds";
+    r.array(x.offsets_, n);
+    r.array(x.ids_, n);
+    r.array(x.kinds_, n);
+    r.array(x.scopes_, n);
+    r.array(x.stream_numbers_, n);
+    std::vector<uint8_t> own;
+    r.array(own, (n + 7) / 8);
+    if (!r.ok()) return "truncated columns";
+    x.own_correlation_.assign(n, false);
+    for (uint64_t i = 0; i < n; ++i) x.own_correlation_[i] = (own[i / 8] >> (i % 8)) & 1;
+    for (SequenceLinks* links :
+         {&x.causes_, &x.newest_effects_, &x.older_siblings_, &x.correlation_chain_}) {
+      if (const char* e = read_links(r, *links, n)) return e;
+    }
+    uint64_t segments = r.count(16);
+    uint64_t previous_first = 0;
+    for (uint64_t i = 0; i < segments && r.ok(); ++i) {
+      uint64_t first = r.u64();
+      uint64_t id = r.u64();
+      if (first <= previous_first || first > n || id == 0 || id > UINT32_MAX ||
+          (i > 0 && id <= x.segments_.back().segment_id)) {
+        return "the segment table is out of order";
+      }
+      x.segments_.push_back(EventIndex::SegmentStart{first, static_cast<uint32_t>(id)});
+      previous_first = first;
+    }
+    uint64_t sorted = r.u64();
+    x.last_id_ = EventId{r.u64(), r.u64()};
+    uint64_t wall = r.u64();
+    uint64_t logical = r.u64();
+    x.visible_count_ = r.u64();
+    if (!r.ok()) return "truncated scalars";
+    if (sorted > 1 || logical > UINT32_MAX) return "bad flags";
+    x.ids_sorted_ = sorted == 1;
+    x.last_hlc_ = Hlc{wall, static_cast<uint32_t>(logical)};
+    uint64_t count = r.count(24);
+    for (uint64_t i = 0; i < count && r.ok(); ++i) {
+      uint64_t sequence = r.u64();
+      uint64_t w = r.u64();
+      uint64_t l = r.u64();
+      if (sequence == 0 || sequence > n || l > UINT32_MAX) return "a bad HLC entry";
+      x.other_hlcs_.emplace(sequence, Hlc{w, static_cast<uint32_t>(l)});
+    }
+    count = r.count(24);
+    for (uint64_t i = 0; i < count && r.ok(); ++i) {
+      uint64_t sequence = r.u64();
+      EventId id{r.u64(), r.u64()};
+      if (sequence == 0 || sequence > n) return "a bad external cause";
+      x.external_causes_.emplace(sequence, id);
+    }
+    count = r.count(24);
+    for (uint64_t i = 0; i < count && r.ok(); ++i) {
+      EventId id{r.u64(), r.u64()};
+      uint64_t sequence = r.u64();
+      if (sequence == 0 || sequence > n) return "a bad correlation head";
+      x.correlation_heads_.emplace(id, sequence);
+    }
+    count = r.count(4);
+    for (uint64_t i = 0; i < count && r.ok(); ++i) {
+      std::string name = r.bytes();
+      if (!r.ok()) break;
+      if (!x.scope_numbers_.emplace(name, static_cast<uint32_t>(x.scope_names_.size())).second) {
+        return "a scope named twice";
+      }
+      x.scope_names_.push_back(std::move(name));
+    }
+    if (!r.ok()) return "truncated maps";
+    const uint64_t streams = r.count(32);
+    if (!r.ok() || streams > UINT32_MAX) return "truncated streams";
+    std::vector<uint64_t> sizes;
+    for (uint64_t i = 0; i < streams && r.ok(); ++i) {
+      std::string entity = r.bytes();
+      uint32_t lane = r.u32();
+      Hash128 head{r.u64(), r.u64()};
+      uint64_t size = r.u64();
+      if (!r.ok()) break;
+      if (entity.empty() || entity.find('\0') != std::string::npos) return "a bad stream entity";
+      EntityStream& s = x.stream_for(entity, lane);
+      if (s.number != i) return "a stream named twice";
+      s.head_hash = head;
+      sizes.push_back(size);
+    }
+    uint64_t total = r.u64();
+    if (!r.ok()) return "truncated streams";
+    if (total != x.visible_count_ || total > n || total > r.left() / 8) {
+      return "stream sizes do not match the visible events";
+    }
+    uint64_t sum = 0;
+    for (uint64_t size : sizes) {
+      if (size > total - sum) return "stream sizes do not match the visible events";
+      sum += size;
+    }
+    if (sum != total) return "stream sizes do not match the visible events";
+    for (uint64_t i = 0; i < streams; ++i) {
+      EntityStream& s = *x.stream_list_[i];
+      r.array(s.sequences, sizes[i]);
+      if (!r.ok()) return "truncated stream sequences";
+      if (!s.sequences.empty()) ++x.stream_count_;
+      for (size_t k = 0; k < s.sequences.size(); ++k) {
+        uint64_t sequence = s.sequences[k];
+        if (sequence == 0 || sequence > n || (k > 0 && sequence <= s.sequences[k - 1]) ||
+            x.offsets_[sequence - 1] == 0 || x.stream_numbers_[sequence - 1] != i) {
+          return "a stream's sequences disagree with the columns";
+        }
+      }
+    }
+    if (!r.at_end()) return "bytes after the last section";
+    return check_columns(x, n);
+  }
+
+  // What the sections must agree on beyond their own bounds.
+  static const char* check_columns(EventIndex& x, uint64_t n) {
+    uint64_t visible = 0;
+    EventId previous;
+    bool any = false;
+    for (uint64_t s = 1; s <= n; ++s) {
+      if (x.offsets_[s - 1] == 0) continue;
+      ++visible;
+      if (x.scopes_[s - 1] >= x.scope_names_.size()) return "a scope number out of range";
+      if (x.stream_numbers_[s - 1] >= x.stream_list_.size()) return "a stream number out of range";
+      if (x.segments_.empty() || s < x.segments_.front().first_sequence) {
+        return "an event before the first segment";
+      }
+      const EventId& id = x.ids_[s - 1];
+      if (x.ids_sorted_ && any && !(previous < id)) return "ids out of order";
+      if (!x.ids_sorted_ && !x.id_map_.emplace(id, s).second) return "a duplicate event id";
+      previous = id;
+      any = true;
+    }
+    if (visible != x.visible_count_) return "the visible count does not match the columns";
+    if (x.ids_sorted_) {
+      for (uint64_t s = 2; s <= n; ++s) {
+        if (x.ids_[s - 1] < x.ids_[s - 2]) return "ids out of order";
+      }
+    }
+    x.hlc_monotonic_ = true;
+    Hlc last;
+    for (uint64_t s = 1; s <= n; ++s) {
+      if (x.offsets_[s - 1] == 0) continue;
+      Hlc hlc = x.hlc_at(s);
+      if (hlc < last) x.hlc_monotonic_ = false;
+      last = std::max(last, hlc);
+    }
+    return nullptr;
+  }
+};
+
+std::vector<std::byte> encode_image(const EventIndex& index, const ImageCheckpoint& checkpoint) {
+  std::vector<std::byte> out(kImageHeaderSize);
+  Writer body(out);
+  ImageCodec::encode(index, checkpoint, body);
+  std::memcpy(out.data(), kMagic, sizeof kMagic);
+  format::store_u32(out.data() + 16, kImageVersion);
+  format::store_u64(out.data() + 24, out.size() - kImageHeaderSize);
+  format::store_u64(out.data() + 8, format::checksum64(std::span(out).subspan(16)));
+  return out;
+}
+
+ImageDecode decode_image(std::span<const std::byte> bytes, EventIndex& index,
+                         ImageCheckpoint& checkpoint, std::string& reason) {
+  auto damaged = [&](const char* why) {
+    reason = why;
+    return ImageDecode::Damaged;
+  };
+  if (bytes.size() < kImageHeaderSize) return damaged("shorter than its header");
+  if (std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) return damaged("bad magic");
+  uint32_t version = format::load_u32(bytes.data() + 16);
+  if (version > kImageVersion) {
+    reason = "version " + std::to_string(version) + " is newer than " + std::to_string(kImageVersion);
+    return ImageDecode::NewerVersion;
+  }
+  if (format::load_u64(bytes.data() + 24) != bytes.size() - kImageHeaderSize) {
+    return damaged("body length does not match the file size");
+  }
+  if (format::checksum64(bytes.subspan(16)) != format::load_u64(bytes.data() + 8)) {
+    return damaged("checksum mismatch");
+  }
+  if (version < kImageVersion) {
+    reason = "version " + std::to_string(version) + " is older than " + std::to_string(kImageVersion);
+    return ImageDecode::OlderVersion;
+  }
+  for (size_t i = 20; i < kImageHeaderSize; ++i) {
+    if (i >= 24 && i < 32) continue;  // body_length
+    if (bytes[i] != std::byte{0}) return damaged("reserved header bytes are not zero");
+  }
+  index = EventIndex();
+  Reader r(bytes.subspan(kImageHeaderSize));
+  if (const char* why = ImageCodec::decode(r, index, checkpoint)) return damaged(why);
+  return ImageDecode::Ok;
+}
+
+}  // namespace keel::index

@@ -1,0 +1,38 @@
+// The index image (segments/FORMAT.md §8.4): the EventIndex as one checksummed file, written at
+// close, so that an open restores the index in bulk and recovers only the log after it.
+//
+//   0  8  magic "KEELINDX"      16  4  version          24  8  body_length
+//   8  8  checksum: XXH3-64 of  20  4  reserved, zero   32 32  reserved, zero
+//         bytes [16, 64 + body_length)                  64  n  body (sections, FORMAT.md)
+//
+// decode_image checks the envelope, then every count against the bytes left before it allocates,
+// then that the sections agree with each other (every stream's sequences, links pointing back,
+// numbers in range): damaged bytes give a reason, never a crash or a huge allocation.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "index/event_index.h"
+#include "log/recovery.h"
+
+namespace keel::index {
+
+inline constexpr uint32_t kImageVersion = 1;
+inline constexpr uint64_t kImageHeaderSize = 64;
+
+// The image's checkpoint (log/recovery.h) says where the log continues after what it covers.
+using ImageCheckpoint = log::Checkpoint;
+
+enum class ImageDecode : uint8_t { Ok, Damaged, OlderVersion, NewerVersion };
+
+std::vector<std::byte> encode_image(const EventIndex& index, const ImageCheckpoint& checkpoint);
+
+// Restores `index` and `checkpoint` from `bytes`. Anything but Ok leaves `reason` saying why and
+// `index` unspecified (the caller discards it).
+ImageDecode decode_image(std::span<const std::byte> bytes, EventIndex& index,
+                         ImageCheckpoint& checkpoint, std::string& reason);
+
+}  // namespace keel::index

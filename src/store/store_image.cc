@@ -1,0 +1,81 @@
+// The index image (index/index_image.h, segments/FORMAT.md §8.4): written atomically at close,
+// restored at a writable open when it is whole and matches the log; otherwise the log is
+// recovered in full and stats().index_source says why the image was not used.
+#include "format/record.h"
+#include "index/index_image.h"
+#include "log/sidecar_file.h"
+#include "store/store_impl.h"
+
+namespace keel {
+
+Status Store::Impl::restore_image(log::LogOptions& log_options) {
+  auto not_used = [&](const std::string& reason) {
+    index_source_ = "log (image not used: " + reason + ")";
+    return ok_status();
+  };
+  const std::string path = platform::join_path(directory_, format::kIndexImageFileName);
+  KEEL_ASSIGN_OR_RETURN(bool present, fs_.exists(path));
+  if (!present) return ok_status();
+  std::vector<std::byte> bytes;
+  {
+    auto file = fs_.open(path, platform::OpenMode::ReadOnly);
+    if (!file.ok()) return not_used("it cannot be opened: " + file.error().message());
+    auto read = platform::read_file(**file);
+    if (!read.ok()) return not_used("it cannot be read: " + read.error().message());
+    bytes = std::move(read).value();
+  }
+  index::EventIndex image;
+  log::Checkpoint checkpoint;
+  std::string reason;
+  switch (index::decode_image(bytes, image, checkpoint, reason)) {
+    case index::ImageDecode::Ok:
+      break;
+    case index::ImageDecode::NewerVersion:
+      return StoreError(ErrorCode::UnsupportedVersion)
+          .with("path", path)
+          .with("found", reason)
+          .with("supported", uint64_t{index::kImageVersion})
+          .with("rule", "index image");
+    case index::ImageDecode::OlderVersion:
+    case index::ImageDecode::Damaged:
+      return not_used(reason);
+  }
+  bytes.clear();
+  bytes.shrink_to_fit();
+  // The image and the log agree on the last event it holds: same place, same chained hash (an
+  // image from a lost epoch, or of another log, names bytes that are not there).
+  if (uint64_t last = image.last_visible_sequence(); last != 0) {
+    index::EventLocation at = *image.locate(last);
+    std::vector<std::byte> buffer;
+    format::DecodedFrame frame;
+    log::RecordReader reader(fs_, directory_);
+    if (!reader.read_frame(at.segment_id, at.frame_offset, 0, buffer, frame).ok()) {
+      return not_used("its last event, sequence " + std::to_string(last) + ", is not in the log");
+    }
+    bool same = false;
+    const char* problem = format::decode_record_events(
+        frame, [&](uint32_t i, const format::EventBody& body) {
+          if (frame.header.sequence + i == last) {
+            same = body.chained_hash == image.stream_at(last).head_hash;
+          }
+        });
+    if (problem != nullptr || !same) {
+      return not_used("it disagrees with the log on the chained hash of sequence " +
+                      std::to_string(last));
+    }
+  }
+  index_ = std::move(image);
+  log_options.checkpoint = checkpoint;
+  log_options.checkpoint_rejected = [this](const std::string& why) {
+    index_ = index::EventIndex();
+    index_source_ = "log (image not used: the log does not match it: " + why + ")";
+  };
+  return ok_status();
+}
+
+Status Store::Impl::write_image(const log::Checkpoint& checkpoint) {
+  std::vector<std::byte> bytes = index::encode_image(index_, checkpoint);
+  return log::replace_file(fs_, directory_, format::kIndexImageFileName, bytes);
+}
+
+}  // namespace keel
