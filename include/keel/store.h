@@ -69,6 +69,8 @@ struct StoreStats {
   // REASON)" when an image was there but damaged, older, or not matching the log.
   std::string index_source;
   uint64_t records_replayed = 0;              // log records the open read into the indexes
+  uint64_t index_images_written = 0;          // since open, periodic and at close
+  std::string index_image_error;              // the last image write's failure, if any
 };
 
 // What verify() checked and the first break it found, if any.

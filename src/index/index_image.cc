@@ -1,6 +1,8 @@
 #include "index/index_image.h"
 
+#include <algorithm>
 #include <cstring>
+#include <functional>
 #include <type_traits>
 
 #include "format/byte_order.h"
@@ -21,9 +23,10 @@ class Writer {
     u32(static_cast<uint32_t>(s.size()));
     raw(s.data(), s.size());
   }
+  // The first `n` elements of `v`.
   template <typename T>
-  void array(const std::vector<T>& v) {
-    raw(v.data(), v.size() * sizeof(T));
+  void array(const std::vector<T>& v, size_t n) {
+    raw(v.data(), n * sizeof(T));
   }
   void raw(const void* p, size_t n) {
     size_t at = out_.size();
@@ -88,10 +91,28 @@ class Reader {
 }  // namespace
 
 struct ImageCodec {
-  static void write_links(Writer& w, const SequenceLinks& links) {
-    w.array(links.distances_);
-    w.u64(links.overflow_.size());
-    for (const auto& [from, to] : links.overflow_) {
+  // The links of sequences 1..n; a forward link past n is moved to the newest target at or below
+  // n along `next` (the older siblings of an effect), or to none.
+  static void write_links(Writer& w, const SequenceLinks& links, uint64_t n,
+                          const SequenceLinks* next = nullptr) {
+    std::vector<uint32_t> distances(links.distances_.begin(), links.distances_.begin() + n);
+    std::vector<std::pair<uint64_t, uint64_t>> overflow;
+    for (uint64_t from = 1; from <= n; ++from) {
+      uint64_t to = links.get(from);
+      if (next != nullptr) {
+        while (to > n) to = next->get(to);
+      }
+      uint64_t distance = to == 0 ? 0 : to > from ? to - from : from - to;
+      if (distance >= SequenceLinks::kOverflow) {
+        distances[from - 1] = SequenceLinks::kOverflow;
+        overflow.emplace_back(from, to);
+      } else {
+        distances[from - 1] = static_cast<uint32_t>(distance);
+      }
+    }
+    w.array(distances, n);
+    w.u64(overflow.size());
+    for (const auto& [from, to] : overflow) {
       w.u64(from);
       w.u64(to);
     }
@@ -123,53 +144,70 @@ struct ImageCodec {
     return nullptr;
   }
 
-  static void encode(const EventIndex& x, const ImageCheckpoint& cp, Writer& w) {
+  // The index as it was when sequence n was the last one: everything above n left out.
+  static void encode(const EventIndex& x, uint64_t n, const ImageCheckpoint& cp,
+                     const std::function<Hash128(uint64_t)>& hash_at, Writer& w) {
     w.u64(cp.next_sequence);
     w.u64(cp.epoch);
     w.u64(cp.resume_segment_id);
     w.u64(cp.resume_offset);
     w.u64(cp.last_record_offset);
-    const uint64_t n = x.offsets_.size();
     w.u64(n);
-    w.array(x.offsets_);
-    w.array(x.ids_);
-    w.array(x.kinds_);
-    w.array(x.scopes_);
-    w.array(x.stream_numbers_);
+    w.array(x.offsets_, n);
+    w.array(x.ids_, n);
+    w.array(x.kinds_, n);
+    w.array(x.scopes_, n);
+    w.array(x.stream_numbers_, n);
     std::vector<uint8_t> own((n + 7) / 8, 0);
     for (uint64_t i = 0; i < n; ++i) {
       if (x.own_correlation_[i]) own[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
     }
-    w.array(own);
-    for (const SequenceLinks* links :
-         {&x.causes_, &x.newest_effects_, &x.older_siblings_, &x.correlation_chain_}) {
-      write_links(w, *links);
+    w.array(own, own.size());
+    write_links(w, x.causes_, n);
+    write_links(w, x.newest_effects_, n, &x.older_siblings_);
+    write_links(w, x.older_siblings_, n);
+    write_links(w, x.correlation_chain_, n);
+    uint64_t segments = 0;
+    while (segments < x.segments_.size() && x.segments_[segments].first_sequence <= n) ++segments;
+    w.u64(segments);
+    for (uint64_t i = 0; i < segments; ++i) {
+      w.u64(x.segments_[i].first_sequence);
+      w.u64(x.segments_[i].segment_id);
     }
-    w.u64(x.segments_.size());
-    for (const auto& s : x.segments_) {
-      w.u64(s.first_sequence);
-      w.u64(s.segment_id);
-    }
+    uint64_t visible = x.visible_count_;
+    for (uint64_t s = n + 1; s <= x.offsets_.size(); ++s) visible -= x.offsets_[s - 1] != 0;
     w.u64(x.ids_sorted_ ? 1 : 0);
-    w.u64(x.last_id_.high);
-    w.u64(x.last_id_.low);
-    w.u64(x.last_hlc_.wall_ms);
-    w.u64(x.last_hlc_.logical);
-    w.u64(x.visible_count_);
-    w.u64(x.other_hlcs_.size());
-    for (const auto& [sequence, hlc] : x.other_hlcs_) {
-      w.u64(sequence);
-      w.u64(hlc.wall_ms);
-      w.u64(hlc.logical);
+    w.u64(0);  // the largest id and HLC: recomputed from the columns when decoded
+    w.u64(0);
+    w.u64(0);
+    w.u64(0);
+    w.u64(visible);
+    auto write_entries = [&](const auto& map, auto write) {
+      uint64_t count = 0;
+      for (const auto& entry : map) count += entry.first <= n;
+      w.u64(count);
+      for (const auto& entry : map) {
+        if (entry.first <= n) write(entry);
+      }
+    };
+    write_entries(x.other_hlcs_, [&](const auto& e) {
+      w.u64(e.first);
+      w.u64(e.second.wall_ms);
+      w.u64(e.second.logical);
+    });
+    write_entries(x.external_causes_, [&](const auto& e) {
+      w.u64(e.first);
+      w.u64(e.second.high);
+      w.u64(e.second.low);
+    });
+    std::vector<std::pair<EventId, uint64_t>> heads;
+    for (const auto& [id, newest] : x.correlation_heads_) {
+      uint64_t s = newest;
+      while (s > n) s = x.correlation_chain_.get(s);
+      if (s != 0) heads.emplace_back(id, s);
     }
-    w.u64(x.external_causes_.size());
-    for (const auto& [sequence, id] : x.external_causes_) {
-      w.u64(sequence);
-      w.u64(id.high);
-      w.u64(id.low);
-    }
-    w.u64(x.correlation_heads_.size());
-    for (const auto& [id, sequence] : x.correlation_heads_) {
+    w.u64(heads.size());
+    for (const auto& [id, sequence] : heads) {
       w.u64(id.high);
       w.u64(id.low);
       w.u64(sequence);
@@ -177,17 +215,24 @@ struct ImageCodec {
     w.u64(x.scope_names_.size());
     for (const std::string& name : x.scope_names_) w.bytes(name);
     w.u64(x.stream_list_.size());
+    std::vector<size_t> sizes;
     uint64_t total = 0;
     for (const EntityStream* s : x.stream_list_) {
+      size_t size = static_cast<size_t>(
+          std::upper_bound(s->sequences.begin(), s->sequences.end(), n) - s->sequences.begin());
+      Hash128 head = size == s->sequences.size() ? s->head_hash
+                     : size == 0                 ? Hash128{}
+                                                 : hash_at(s->sequences[size - 1]);
       w.bytes(s->entity);
       w.u32(s->lane);
-      w.u64(s->head_hash.high);
-      w.u64(s->head_hash.low);
-      w.u64(s->sequences.size());
-      total += s->sequences.size();
+      w.u64(head.high);
+      w.u64(head.low);
+      w.u64(size);
+      sizes.push_back(size);
+      total += size;
     }
     w.u64(total);
-    for (const EntityStream* s : x.stream_list_) w.array(s->sequences);
+    for (size_t i = 0; i < sizes.size(); ++i) w.array(x.stream_list_[i]->sequences, sizes[i]);
   }
 
   static const char* decode(Reader& r, EventIndex& x, ImageCheckpoint& cp) {
@@ -230,14 +275,13 @@ struct ImageCodec {
       previous_first = first;
     }
     uint64_t sorted = r.u64();
-    x.last_id_ = EventId{r.u64(), r.u64()};
-    uint64_t wall = r.u64();
-    uint64_t logical = r.u64();
+    for (int reserved = 0; reserved < 4; ++reserved) {
+      if (r.u64() != 0) return "reserved scalars are not zero";
+    }
     x.visible_count_ = r.u64();
     if (!r.ok()) return "truncated scalars";
-    if (sorted > 1 || logical > UINT32_MAX) return "bad flags";
+    if (sorted > 1) return "bad flags";
     x.ids_sorted_ = sorted == 1;
-    x.last_hlc_ = Hlc{wall, static_cast<uint32_t>(logical)};
     uint64_t count = r.count(24);
     for (uint64_t i = 0; i < count && r.ok(); ++i) {
       uint64_t sequence = r.u64();
@@ -339,21 +383,30 @@ struct ImageCodec {
       }
     }
     x.hlc_monotonic_ = true;
-    Hlc last;
+    x.last_hlc_ = Hlc{};
+    x.last_id_ = EventId{};
     for (uint64_t s = 1; s <= n; ++s) {
       if (x.offsets_[s - 1] == 0) continue;
       Hlc hlc = x.hlc_at(s);
-      if (hlc < last) x.hlc_monotonic_ = false;
-      last = std::max(last, hlc);
+      if (hlc < x.last_hlc_) x.hlc_monotonic_ = false;
+      x.last_hlc_ = std::max(x.last_hlc_, hlc);
+      x.last_id_ = std::max(x.last_id_, x.ids_[s - 1]);
+    }
+    // Hidden slots repeat the largest id before them.
+    for (uint64_t s = 1; s <= n; ++s) {
+      if (x.offsets_[s - 1] == 0 && x.ids_sorted_ && s > 1 && x.ids_[s - 1] != x.ids_[s - 2]) {
+        return "a hidden slot does not repeat the id before it";
+      }
     }
     return nullptr;
   }
 };
 
-std::vector<std::byte> encode_image(const EventIndex& index, const ImageCheckpoint& checkpoint) {
+std::vector<std::byte> encode_image(const EventIndex& index, const ImageCheckpoint& checkpoint,
+                                    const std::function<Hash128(uint64_t)>& hash_at) {
   std::vector<std::byte> out(kImageHeaderSize);
   Writer body(out);
-  ImageCodec::encode(index, checkpoint, body);
+  ImageCodec::encode(index, checkpoint.next_sequence - 1, checkpoint, hash_at, body);
   std::memcpy(out.data(), kMagic, sizeof kMagic);
   format::store_u32(out.data() + 16, kImageVersion);
   format::store_u64(out.data() + 24, out.size() - kImageHeaderSize);

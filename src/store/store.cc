@@ -38,6 +38,9 @@ Result<std::unique_ptr<Store::Impl>> Store::Impl::open(const std::string& direct
   if (options.sync_interval.count() <= 0) return invalid("sync_interval", "must be positive");
   if (options.sync_bytes == 0) return invalid("sync_bytes", "must be positive");
   if (options.hlc_jump_bound.count() <= 0) return invalid("hlc_jump_bound", "must be positive");
+  if (options.index_image_interval.count() < 0) {
+    return invalid("index_image_interval", "must not be negative");
+  }
   std::unique_ptr<Impl> impl(new Impl(directory, options));
   log::LogOptions log_options;
   log_options.create_if_missing = options.create_if_missing;
@@ -49,6 +52,10 @@ Result<std::unique_ptr<Store::Impl>> Store::Impl::open(const std::string& direct
       impl->mutex_, impl->log_->writer(), impl->marks_,
       writer::PipelineOptions{options.visibility, options.sync_interval, options.sync_bytes});
   impl->pipeline_->start();
+  if (impl->log_->writer() != nullptr && options.index_image_interval.count() > 0) {
+    Impl* raw = impl.get();
+    impl->image_thread_ = std::thread([raw] { raw->image_loop(); });
+  }
   return impl;
 }
 
@@ -262,26 +269,41 @@ Status Store::Impl::close() {
     }
   }
   pipeline_->stop(lock);  // wakes waiters: waits on a closing store end
+  stop_image_thread(lock);
   while (active_calls_.load() != 0) {  // ActiveCall: polled
     lock.unlock();
     std::this_thread::sleep_for(std::chrono::microseconds(200));
     lock.lock();
   }
-  reader_.reset();
-  // Where the log ends, for the index image: everything is durable by now, unless poisoned.
-  std::optional<log::Checkpoint> checkpoint;
-  if (log::SegmentWriter* writer = log_->writer();
-      writer != nullptr && synced.ok() && !writer->poisoned() &&
-      writer->pending_bytes() == 0 && index_.next_sequence() == writer->next_sequence()) {
-    log::RecordPosition last = writer->last_record_position();
-    checkpoint = log::Checkpoint{writer->next_sequence(), writer->epoch(),
-                                 writer->active_segment_id(), writer->written_offset(),
-                                 last.segment_id == writer->active_segment_id() ? last.offset : 0};
+  // The index image of everything, durable by now unless poisoned (then none: the image would
+  // claim events the log may not keep).
+  std::optional<std::vector<std::byte>> image;
+  if (synced.ok() && log_->writer() != nullptr &&
+      marks_.sequence(Watermark::Durable) + 1 == index_.next_sequence()) {
+    auto encoded = image_at_durable();
+    if (encoded.ok()) image = std::move(*encoded);
   }
+  reader_.reset();
   Status closed = log_->close();
   if (!synced.ok()) return synced;  // the in-doubt events first
-  if (closed.ok() && checkpoint) return write_image(*checkpoint);
+  if (closed.ok() && image) return write_image(*image);
   return closed;
+}
+
+void Store::Impl::stop_image_thread(writer::Lock& lock) {
+  if (!image_thread_.joinable()) return;
+  image_stopping_ = true;
+  image_wake_.notify_all();
+  lock.unlock();
+  image_thread_.join();
+  lock.lock();
+}
+
+Store::Impl::~Impl() {
+  if (image_thread_.joinable()) {
+    writer::Lock lock(mutex_);
+    stop_image_thread(lock);
+  }
 }
 
 StoreStats Store::Impl::stats() const {
@@ -295,6 +317,11 @@ StoreStats Store::Impl::stats() const {
   s.index_bytes = index_.memory_bytes();
   s.index_source = index_source_;
   s.records_replayed = records_replayed_;
+  {
+    std::lock_guard image_lock(image_mutex_);
+    s.index_images_written = images_written_;
+    s.index_image_error = image_error_;
+  }
   s.sequence_visible = marks_.sequence(Watermark::Visible);
   s.sequence_written = marks_.sequence(Watermark::Written);
   s.sequence_durable = marks_.sequence(Watermark::Durable);

@@ -73,9 +73,70 @@ Status Store::Impl::restore_image(log::LogOptions& log_options) {
   return ok_status();
 }
 
-Status Store::Impl::write_image(const log::Checkpoint& checkpoint) {
-  std::vector<std::byte> bytes = index::encode_image(index_, checkpoint);
-  return log::replace_file(fs_, directory_, format::kIndexImageFileName, bytes);
+Result<std::optional<std::vector<std::byte>>> Store::Impl::image_at_durable() {
+  log::SegmentWriter* writer = log_->writer();
+  const uint64_t durable = marks_.sequence(Watermark::Durable);
+  if (writer == nullptr || writer->poisoned() || durable == 0 ||
+      durable >= index_.next_sequence()) {
+    return std::optional<std::vector<std::byte>>();
+  }
+  // The checkpoint: the end of the record holding the last durable event (durable moves by whole
+  // records, so that event ends its record). A hidden last event (a fence) waits for a later image.
+  std::optional<index::EventLocation> at = index_.locate(durable);
+  if (!at) return std::optional<std::vector<std::byte>>();
+  format::DecodedFrame frame;
+  KEEL_TRY(reader_.read_frame(at->segment_id, at->frame_offset, stable_end_of(at->segment_id),
+                              read_buffer_, frame));
+  const char* count_error = nullptr;
+  uint64_t events = format::record_event_count(frame, &count_error);
+  if (count_error != nullptr || frame.header.sequence + events != durable + 1) {
+    return StoreError(ErrorCode::InvariantViolation)
+        .with("invariant", "durable sequence " + std::to_string(durable) +
+                               " does not end its record");
+  }
+  // Frames' epochs never decrease along the log: the last covered frame's is the largest covered.
+  log::Checkpoint checkpoint{durable + 1, frame.header.epoch, at->segment_id,
+                             at->frame_offset + frame.size, at->frame_offset};
+  std::optional<StoreError> failure;
+  auto hash_at = [&](uint64_t sequence) {
+    Hash128 hash;
+    Status read = read_body_locked(sequence, [&](const format::EventBody& body, uint64_t) {
+      hash = body.chained_hash;
+    });
+    if (!read.ok() && !failure) failure = std::move(read).error();
+    return hash;
+  };
+  std::vector<std::byte> bytes = index::encode_image(index_, checkpoint, hash_at);
+  if (failure) return *failure;
+  image_sequence_ = durable;
+  return std::optional<std::vector<std::byte>>(std::move(bytes));
+}
+
+Status Store::Impl::write_image(std::span<const std::byte> bytes) {
+  Status written = log::replace_file(fs_, directory_, format::kIndexImageFileName, bytes);
+  std::lock_guard lock(image_mutex_);
+  ++images_written_;
+  if (!written.ok()) image_error_ = written.error().to_string();
+  return written;
+}
+
+// Every index_image_interval, an image of the durable prefix when enough events came since the last
+// one: a crash then reopens from it and replays only what came after. Encoding holds the commit
+// mutex (appends wait meanwhile); writing the file does not.
+void Store::Impl::image_loop() {
+  writer::Lock lock(mutex_);
+  while (!image_stopping_) {
+    image_wake_.wait_for(lock, options_.index_image_interval, [&] { return image_stopping_; });
+    if (image_stopping_) break;
+    if (marks_.sequence(Watermark::Durable) < image_sequence_ + options_.index_image_min_events) {
+      continue;
+    }
+    auto image = image_at_durable();
+    if (!image.ok() || !*image) continue;
+    lock.unlock();
+    (void)write_image(**image);
+    lock.lock();
+  }
 }
 
 }  // namespace keel

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "format/event_body.h"
@@ -29,6 +30,7 @@ class Store::Impl {
  public:
   static Result<std::unique_ptr<Impl>> open(const std::string& directory,
                                             const StoreOptions& options);
+  ~Impl();
 
   Result<Receipt> append(const Coordinate& coordinate, EventKind kind, std::string_view payload,
                          const AppendOptions& options);
@@ -69,7 +71,12 @@ class Store::Impl {
   // The index image (store_image.cc): restores index_ and sets the log's checkpoint when the image
   // is there, whole and matches the log; written at close.
   Status restore_image(log::LogOptions& log_options);
-  Status write_image(const log::Checkpoint& checkpoint);
+  // With the lock held: an image of the index at the durable watermark (none when nothing is
+  // durable or the writer is poisoned).
+  Result<std::optional<std::vector<std::byte>>> image_at_durable();
+  Status write_image(std::span<const std::byte> bytes);
+  void image_loop();
+  void stop_image_thread(writer::Lock& lock);
   Result<bool> writer_is_live();
   Status check_open() const;
   Status check_writable(std::string_view operation) const;
@@ -135,6 +142,14 @@ class Store::Impl {
   std::optional<StoreError> scan_error_;         // carries an error out of a frame visitor
   std::string index_source_ = "log";
   uint64_t records_replayed_ = 0;
+  // Index images (store_image.cc): the periodic writer thread and what it did.
+  std::thread image_thread_;
+  std::condition_variable image_wake_;
+  bool image_stopping_ = false;
+  uint64_t image_sequence_ = 0;  // the last image's last sequence
+  mutable std::mutex image_mutex_;  // guards the two below (written outside mutex_)
+  uint64_t images_written_ = 0;
+  std::string image_error_;
 };
 
 }  // namespace keel
