@@ -7,6 +7,9 @@
 
 #include "format/byte_order.h"
 #include "format/checksum.h"
+#include "platform/file_system.h"
+
+#include <xxhash.h>
 
 namespace keel::index {
 namespace {
@@ -38,13 +41,92 @@ class Writer {
   std::vector<std::byte>& out_;
 };
 
-// Bounds-checked reads: a read past the end fails (and every later read does too).
+// Where an image's bytes come from: memory, or a file read front to back (small reads through a
+// buffer, large ones straight into their destination, so the file is never held twice).
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual uint64_t size() const = 0;
+  // Copies bytes [offset, offset + n) to `p`; false when they cannot be read.
+  virtual bool read(uint64_t offset, void* p, size_t n) = 0;
+};
+
+class MemorySource final : public Source {
+ public:
+  explicit MemorySource(std::span<const std::byte> bytes) : bytes_(bytes) {}
+  uint64_t size() const override { return bytes_.size(); }
+  bool read(uint64_t offset, void* p, size_t n) override {
+    if (offset > bytes_.size() || n > bytes_.size() - offset) return false;
+    if (n > 0) std::memcpy(p, bytes_.data() + offset, n);
+    return true;
+  }
+
+ private:
+  std::span<const std::byte> bytes_;
+};
+
+class FileSource final : public Source {
+ public:
+  FileSource(platform::File& file, uint64_t size) : file_(file), size_(size) {}
+  uint64_t size() const override { return size_; }
+  std::string error() const { return error_; }
+  bool read(uint64_t offset, void* p, size_t n) override {
+    auto* out = static_cast<std::byte*>(p);
+    if (offset >= buffer_at_ && offset < buffer_at_ + buffer_.size()) {
+      size_t have = std::min<uint64_t>(n, buffer_at_ + buffer_.size() - offset);
+      std::memcpy(out, buffer_.data() + (offset - buffer_at_), have);
+      out += have;
+      offset += have;
+      n -= have;
+    }
+    if (n == 0) return true;
+    if (n >= kDirect) return read_fully(offset, std::span(out, n));
+    buffer_.resize(std::min<uint64_t>(kBuffer, size_ - std::min(offset, size_)));
+    buffer_at_ = offset;
+    if (buffer_.size() < n || !read_fully(offset, buffer_)) return false;
+    std::memcpy(out, buffer_.data(), n);
+    return true;
+  }
+
+ private:
+  static constexpr size_t kBuffer = 1 << 20;
+  static constexpr size_t kDirect = 64 << 10;
+  bool read_fully(uint64_t offset, std::span<std::byte> out) {
+    while (!out.empty()) {
+      auto got = file_.read_at(offset, out);
+      if (!got.ok()) {
+        error_ = got.error().message();
+        return false;
+      }
+      if (*got == 0) return false;
+      offset += *got;
+      out = out.subspan(*got);
+    }
+    return true;
+  }
+  platform::File& file_;
+  uint64_t size_;
+  std::vector<std::byte> buffer_;
+  uint64_t buffer_at_ = 0;
+  std::string error_;
+};
+
+// Bounds-checked reads from a Source, hashing every byte read (the image checksum): a read past
+// the end fails (and every later read does too).
 class Reader {
  public:
-  explicit Reader(std::span<const std::byte> in) : in_(in) {}
+  Reader(Source& source, uint64_t at) : source_(source), at_(at) {
+    state_ = XXH3_createState();
+    XXH3_64bits_reset(state_);
+  }
+  ~Reader() { XXH3_freeState(state_); }
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
   bool ok() const { return ok_; }
-  bool at_end() const { return at_ == in_.size(); }
-  uint64_t left() const { return in_.size() - at_; }
+  bool at_end() const { return at_ == source_.size(); }
+  uint64_t left() const { return source_.size() - at_; }
+  void hash(const void* p, size_t n) { XXH3_64bits_update(state_, p, n); }
+  uint64_t digest() const { return XXH3_64bits_digest(state_); }
   uint64_t u64() {
     uint64_t v = 0;
     raw(&v, sizeof v);
@@ -58,8 +140,8 @@ class Reader {
   std::string bytes() {
     uint32_t n = u32();
     if (!ok_ || n > left()) return fail(), std::string();
-    std::string s(reinterpret_cast<const char*>(in_.data() + at_), n);
-    at_ += n;
+    std::string s(n, '\0');
+    raw(s.data(), n);
     return s;
   }
   // Reads `count` elements into `v`, refusing counts the bytes left cannot hold before allocating.
@@ -76,16 +158,23 @@ class Reader {
     return ok_ ? n : 0;
   }
   void raw(void* p, size_t n) {
-    if (!ok_ || n > left()) return fail();
-    if (n > 0) std::memcpy(p, in_.data() + at_, n);
+    if (!ok_ || n > left() || !source_.read(at_, p, n)) return fail();
+    hash(p, n);
     at_ += n;
+  }
+  // Hashes the rest (after a failed decode, to tell damage from a bug's inconsistency).
+  bool drain() {
+    std::vector<std::byte> scratch(1 << 20);
+    while (ok_ && left() > 0) raw(scratch.data(), std::min<uint64_t>(left(), scratch.size()));
+    return ok_;
   }
   void fail() { ok_ = false; }
 
  private:
-  std::span<const std::byte> in_;
-  uint64_t at_ = 0;
+  Source& source_;
+  uint64_t at_;
   bool ok_ = true;
+  XXH3_state_t* state_;
 };
 
 }  // namespace
@@ -182,13 +271,16 @@ struct ImageCodec {
     w.u64(0);
     w.u64(0);
     w.u64(visible);
+    // Map entries in key order, so that equal indexes encode to equal bytes.
     auto write_entries = [&](const auto& map, auto write) {
-      uint64_t count = 0;
-      for (const auto& entry : map) count += entry.first <= n;
-      w.u64(count);
+      std::vector<std::pair<uint64_t, typename std::decay_t<decltype(map)>::mapped_type>> entries;
       for (const auto& entry : map) {
-        if (entry.first <= n) write(entry);
+        if (entry.first <= n) entries.emplace_back(entry.first, entry.second);
       }
+      std::sort(entries.begin(), entries.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      w.u64(entries.size());
+      for (const auto& entry : entries) write(entry);
     };
     write_entries(x.other_hlcs_, [&](const auto& e) {
       w.u64(e.first);
@@ -206,6 +298,7 @@ struct ImageCodec {
       while (s > n) s = x.correlation_chain_.get(s);
       if (s != 0) heads.emplace_back(id, s);
     }
+    std::sort(heads.begin(), heads.end());
     w.u64(heads.size());
     for (const auto& [id, sequence] : heads) {
       w.u64(id.high);
@@ -414,37 +507,71 @@ std::vector<std::byte> encode_image(const EventIndex& index, const ImageCheckpoi
   return out;
 }
 
-ImageDecode decode_image(std::span<const std::byte> bytes, EventIndex& index,
-                         ImageCheckpoint& checkpoint, std::string& reason) {
-  auto damaged = [&](const char* why) {
-    reason = why;
+namespace {
+
+ImageDecode decode_from(Source& source, EventIndex& index, ImageCheckpoint& checkpoint,
+                        std::string& reason) {
+  auto damaged = [&](std::string why) {
+    reason = std::move(why);
     return ImageDecode::Damaged;
   };
-  if (bytes.size() < kImageHeaderSize) return damaged("shorter than its header");
-  if (std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) return damaged("bad magic");
-  uint32_t version = format::load_u32(bytes.data() + 16);
-  if (version > kImageVersion) {
-    reason = "version " + std::to_string(version) + " is newer than " + std::to_string(kImageVersion);
-    return ImageDecode::NewerVersion;
-  }
-  if (format::load_u64(bytes.data() + 24) != bytes.size() - kImageHeaderSize) {
+  std::byte header[kImageHeaderSize];
+  if (source.size() < kImageHeaderSize) return damaged("shorter than its header");
+  if (!source.read(0, header, sizeof header)) return damaged("its header cannot be read");
+  if (std::memcmp(header, kMagic, sizeof kMagic) != 0) return damaged("bad magic");
+  uint32_t version = format::load_u32(header + 16);
+  if (format::load_u64(header + 24) != source.size() - kImageHeaderSize) {
     return damaged("body length does not match the file size");
   }
-  if (format::checksum64(bytes.subspan(16)) != format::load_u64(bytes.data() + 8)) {
-    return damaged("checksum mismatch");
-  }
-  if (version < kImageVersion) {
-    reason = "version " + std::to_string(version) + " is older than " + std::to_string(kImageVersion);
-    return ImageDecode::OlderVersion;
+  if (version != kImageVersion) {
+    // Every version keeps this header, so the checksum tells a version from a damaged byte (a
+    // flipped bit must not make the store refuse to open as if a newer build wrote it).
+    Reader whole(source, kImageHeaderSize);
+    whole.hash(header + 16, kImageHeaderSize - 16);
+    if (!whole.drain() || whole.digest() != format::load_u64(header + 8)) {
+      return damaged("checksum mismatch");
+    }
+    reason = "version " + std::to_string(version) + " is " +
+             (version > kImageVersion ? "newer" : "older") + " than " +
+             std::to_string(kImageVersion);
+    return version > kImageVersion ? ImageDecode::NewerVersion : ImageDecode::OlderVersion;
   }
   for (size_t i = 20; i < kImageHeaderSize; ++i) {
     if (i >= 24 && i < 32) continue;  // body_length
-    if (bytes[i] != std::byte{0}) return damaged("reserved header bytes are not zero");
+    if (header[i] != std::byte{0}) return damaged("reserved header bytes are not zero");
   }
   index = EventIndex();
-  Reader r(bytes.subspan(kImageHeaderSize));
-  if (const char* why = ImageCodec::decode(r, index, checkpoint)) return damaged(why);
+  Reader r(source, kImageHeaderSize);
+  r.hash(header + 16, kImageHeaderSize - 16);
+  const char* why = ImageCodec::decode(r, index, checkpoint);
+  // A checksum mismatch explains any inconsistency: it is checked over the whole file either way.
+  if (why != nullptr && !r.drain()) return damaged(why);
+  if (r.digest() != format::load_u64(header + 8)) return damaged("checksum mismatch");
+  if (why != nullptr) return damaged(why);
   return ImageDecode::Ok;
+}
+
+}  // namespace
+
+ImageDecode decode_image(std::span<const std::byte> bytes, EventIndex& index,
+                         ImageCheckpoint& checkpoint, std::string& reason) {
+  MemorySource source(bytes);
+  return decode_from(source, index, checkpoint, reason);
+}
+
+ImageDecode decode_image_file(platform::File& file, EventIndex& index, ImageCheckpoint& checkpoint,
+                              std::string& reason) {
+  auto size = file.size();
+  if (!size.ok()) {
+    reason = "its size cannot be read: " + size.error().message();
+    return ImageDecode::Damaged;
+  }
+  FileSource source(file, *size);
+  ImageDecode decoded = decode_from(source, index, checkpoint, reason);
+  if (decoded == ImageDecode::Damaged && !source.error().empty()) {
+    reason += " (read error: " + source.error() + ")";
+  }
+  return decoded;
 }
 
 }  // namespace keel::index

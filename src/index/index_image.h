@@ -18,6 +18,7 @@
 
 #include "index/event_index.h"
 #include "log/recovery.h"
+#include "platform/file_system.h"
 
 namespace keel::index {
 
@@ -39,5 +40,9 @@ std::vector<std::byte> encode_image(const EventIndex& index, const ImageCheckpoi
 // `index` unspecified (the caller discards it).
 ImageDecode decode_image(std::span<const std::byte> bytes, EventIndex& index,
                          ImageCheckpoint& checkpoint, std::string& reason);
+// The same, reading `file` front to back without holding it in memory (a read failure is Damaged,
+// its reason naming the error).
+ImageDecode decode_image_file(platform::File& file, EventIndex& index, ImageCheckpoint& checkpoint,
+                              std::string& reason);
 
 }  // namespace keel::index

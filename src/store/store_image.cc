@@ -16,18 +16,12 @@ Status Store::Impl::restore_image(log::LogOptions& log_options) {
   const std::string path = platform::join_path(directory_, format::kIndexImageFileName);
   KEEL_ASSIGN_OR_RETURN(bool present, fs_.exists(path));
   if (!present) return ok_status();
-  std::vector<std::byte> bytes;
-  {
-    auto file = fs_.open(path, platform::OpenMode::ReadOnly);
-    if (!file.ok()) return not_used("it cannot be opened: " + file.error().message());
-    auto read = platform::read_file(**file);
-    if (!read.ok()) return not_used("it cannot be read: " + read.error().message());
-    bytes = std::move(read).value();
-  }
+  auto file = fs_.open(path, platform::OpenMode::ReadOnly);
+  if (!file.ok()) return not_used("it cannot be opened: " + file.error().message());
   index::EventIndex image;
   log::Checkpoint checkpoint;
   std::string reason;
-  switch (index::decode_image(bytes, image, checkpoint, reason)) {
+  switch (index::decode_image_file(**file, image, checkpoint, reason)) {
     case index::ImageDecode::Ok:
       break;
     case index::ImageDecode::NewerVersion:
@@ -40,8 +34,6 @@ Status Store::Impl::restore_image(log::LogOptions& log_options) {
     case index::ImageDecode::Damaged:
       return not_used(reason);
   }
-  bytes.clear();
-  bytes.shrink_to_fit();
   // The image and the log agree on the last event it holds: same place, same chained hash (an
   // image from a lost epoch, or of another log, names bytes that are not there).
   if (uint64_t last = image.last_visible_sequence(); last != 0) {
