@@ -32,9 +32,8 @@ class Writer {
     raw(v.data(), n * sizeof(T));
   }
   void raw(const void* p, size_t n) {
-    size_t at = out_.size();
-    out_.resize(at + n);
-    if (n > 0) std::memcpy(out_.data() + at, p, n);
+    const auto* bytes = static_cast<const std::byte*>(p);
+    out_.insert(out_.end(), bytes, bytes + n);
   }
 
  private:
@@ -498,6 +497,8 @@ struct ImageCodec {
 std::vector<std::byte> encode_image(const EventIndex& index, const ImageCheckpoint& checkpoint,
                                     const std::function<Hash128(uint64_t)>& hash_at) {
   std::vector<std::byte> out(kImageHeaderSize);
+  const uint64_t n = checkpoint.next_sequence - 1;
+  out.reserve(kImageHeaderSize + 4096 + n * 56 + index.stream_count() * 64);  // most of it
   Writer body(out);
   ImageCodec::encode(index, checkpoint.next_sequence - 1, checkpoint, hash_at, body);
   std::memcpy(out.data(), kMagic, sizeof kMagic);
