@@ -71,6 +71,7 @@ struct StoreStats {
   uint64_t records_replayed = 0;              // log records the open read into the indexes
   uint64_t index_images_written = 0;          // since open, periodic and at close
   std::string index_image_error;              // the last image write's failure, if any
+  uint64_t index_image_hold_us = 0;           // how long the last image held appends (encoding)
 };
 
 // What verify() checked and the first break it found, if any.

@@ -70,6 +70,7 @@ class FileSource final : public Source {
   uint64_t size() const override { return size_; }
   std::string error() const { return error_; }
   bool read(uint64_t offset, void* p, size_t n) override {
+    if (n == 0) return true;  // `p` may be null then (an empty vector's data())
     auto* out = static_cast<std::byte*>(p);
     if (offset >= buffer_at_ && offset < buffer_at_ + buffer_.size()) {
       size_t have = std::min<uint64_t>(n, buffer_at_ + buffer_.size() - offset);
@@ -161,9 +162,10 @@ class Reader {
     hash(p, n);
     at_ += n;
   }
-  // Hashes the rest (after a failed decode, to tell damage from a bug's inconsistency).
+  // Hashes the rest (after a failed decode, to tell damage from a bug's inconsistency), through a
+  // buffer no larger than what is left: a small image never costs a 1 MiB allocation.
   bool drain() {
-    std::vector<std::byte> scratch(1 << 20);
+    std::vector<std::byte> scratch(std::min<uint64_t>(left(), 1 << 20));
     while (ok_ && left() > 0) raw(scratch.data(), std::min<uint64_t>(left(), scratch.size()));
     return ok_;
   }
@@ -179,26 +181,34 @@ class Reader {
 }  // namespace
 
 struct ImageCodec {
-  // The links of sequences 1..n; a forward link past n is moved to the newest target at or below
-  // n along `next` (the older siblings of an effect), or to none.
+  // The links of sequences 1..n. Backward links of those point at or below n already; a forward
+  // link past n is moved along `next` (an effect's older siblings) to the newest target at or
+  // below n, or to none.
   static void write_links(Writer& w, const SequenceLinks& links, uint64_t n,
                           const SequenceLinks* next = nullptr) {
-    std::vector<uint32_t> distances(links.distances_.begin(), links.distances_.begin() + n);
     std::vector<std::pair<uint64_t, uint64_t>> overflow;
-    for (uint64_t from = 1; from <= n; ++from) {
-      uint64_t to = links.get(from);
-      if (next != nullptr) {
-        while (to > n) to = next->get(to);
-      }
-      uint64_t distance = to == 0 ? 0 : to > from ? to - from : from - to;
-      if (distance >= SequenceLinks::kOverflow) {
-        distances[from - 1] = SequenceLinks::kOverflow;
-        overflow.emplace_back(from, to);
-      } else {
-        distances[from - 1] = static_cast<uint32_t>(distance);
-      }
+    for (const auto& [from, to] : links.overflow_) {
+      if (from <= n) overflow.emplace_back(from, to);
     }
-    w.array(distances, n);
+    if (next == nullptr) {
+      w.array(links.distances_, n);
+    } else {
+      std::vector<uint32_t> distances(links.distances_.begin(), links.distances_.begin() + n);
+      overflow.clear();
+      for (uint64_t from = 1; from <= n; ++from) {
+        uint32_t& distance = distances[from - 1];
+        if (distance == 0) continue;
+        uint64_t to = links.get(from);
+        if (to <= n && distance != SequenceLinks::kOverflow) continue;
+        while (to > n) to = next->get(to);
+        distance = to == 0 ? 0
+                   : to - from >= SequenceLinks::kOverflow ? SequenceLinks::kOverflow
+                                                           : static_cast<uint32_t>(to - from);
+        if (distance == SequenceLinks::kOverflow) overflow.emplace_back(from, to);
+      }
+      w.array(distances, n);
+    }
+    std::sort(overflow.begin(), overflow.end());
     w.u64(overflow.size());
     for (const auto& [from, to] : overflow) {
       w.u64(from);
@@ -489,6 +499,37 @@ struct ImageCodec {
       if (x.offsets_[s - 1] == 0 && x.ids_sorted_ && s > 1 && x.ids_[s - 1] != x.ids_[s - 2]) {
         return "a hidden slot does not repeat the id before it";
       }
+    }
+    return check_links(x, n);
+  }
+
+  // The links join visible events only, as add() makes them (a hidden event is in no index but
+  // its slot): a newest effect names its cause, older siblings share their cause, correlation
+  // chains and heads name visible events. Walks rely on it: ancestors and descendants answers are
+  // built with stream_at() of every event they reach (a hidden slot's stream and scope numbers are
+  // not checked), and with siblings of other causes descendants() would list events again and
+  // again, level after level, up to its limit.
+  static const char* check_links(const EventIndex& x, uint64_t n) {
+    auto visible = [&](uint64_t s) { return x.offsets_[s - 1] != 0; };
+    for (uint64_t s = 1; s <= n; ++s) {
+      const uint64_t cause = x.causes_.get(s);
+      const uint64_t effect = x.newest_effects_.get(s);
+      const uint64_t sibling = x.older_siblings_.get(s);
+      const uint64_t previous = x.correlation_chain_.get(s);
+      if (!visible(s)) {
+        if ((cause | effect | sibling | previous) != 0) return "a hidden event with links";
+        continue;
+      }
+      for (uint64_t to : {cause, effect, sibling, previous}) {
+        if (to != 0 && !visible(to)) return "a link to a hidden event";
+      }
+      if (effect != 0 && x.causes_.get(effect) != s) return "a newest effect of another cause";
+      if (sibling != 0 && (cause == 0 || x.causes_.get(sibling) != cause)) {
+        return "an older sibling of another cause";
+      }
+    }
+    for (const auto& [id, sequence] : x.correlation_heads_) {
+      if (!visible(sequence)) return "a correlation head that is not visible";
     }
     return nullptr;
   }

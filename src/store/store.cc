@@ -82,7 +82,13 @@ Status Store::Impl::load(const log::LogOptions& log_options) {
 Status Store::Impl::load_once(log::LogOptions log_options) {
   index_source_ = "log";
   records_replayed_ = 0;
-  if (!log_options.read_only) KEEL_TRY(restore_image(log_options));
+  // A read-only open beside a live writer shows only the prefix the frames vouch for, reading the
+  // last segment as it grows: it recovers the log. Any other open starts from the image.
+  bool beside_writer = false;
+  if (log_options.read_only) {
+    KEEL_ASSIGN_OR_RETURN(beside_writer, writer_is_live());
+  }
+  if (!beside_writer) KEEL_TRY(restore_image(log_options));
   struct Pending {
     uint64_t sequence;
     index::EventLocation location;
@@ -317,6 +323,7 @@ StoreStats Store::Impl::stats() const {
   s.index_bytes = index_.memory_bytes();
   s.index_source = index_source_;
   s.records_replayed = records_replayed_;
+  s.index_image_hold_us = image_hold_us_;
   {
     std::lock_guard image_lock(image_mutex_);
     s.index_images_written = images_written_;

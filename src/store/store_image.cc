@@ -1,6 +1,8 @@
 // The index image (index/index_image.h, segments/FORMAT.md §8.4): written atomically at close,
 // restored at a writable open when it is whole and matches the log; otherwise the log is
 // recovered in full and stats().index_source says why the image was not used.
+#include <chrono>
+
 #include "format/record.h"
 #include "index/index_image.h"
 #include "log/sidecar_file.h"
@@ -98,7 +100,11 @@ Result<std::optional<std::vector<std::byte>>> Store::Impl::image_at_durable() {
     if (!read.ok() && !failure) failure = std::move(read).error();
     return hash;
   };
+  auto started = std::chrono::steady_clock::now();
   std::vector<std::byte> bytes = index::encode_image(index_, checkpoint, hash_at);
+  image_hold_us_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                             std::chrono::steady_clock::now() - started)
+                                             .count());
   if (failure) return *failure;
   image_sequence_ = durable;
   return std::optional<std::vector<std::byte>>(std::move(bytes));

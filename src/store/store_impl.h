@@ -147,6 +147,7 @@ class Store::Impl {
   std::condition_variable image_wake_;
   bool image_stopping_ = false;
   uint64_t image_sequence_ = 0;  // the last image's last sequence
+  uint64_t image_hold_us_ = 0;   // the last image's encoding time (under mutex_)
   mutable std::mutex image_mutex_;  // guards the two below (written outside mutex_)
   uint64_t images_written_ = 0;
   std::string image_error_;

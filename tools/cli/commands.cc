@@ -228,6 +228,9 @@ int stats_run(const ParsedArgs& args) {
   line("sequence_visible", s.sequence_visible);
   line("recovery_bytes_dropped", s.recovery_bytes_dropped);
   line("recovery_frames_dropped", s.recovery_frames_dropped);
+  line("index_bytes", s.index_bytes);
+  line("records_replayed", s.records_replayed);
+  std::printf("%-22s %s\n", "indexes_from", s.index_source.c_str());
   for (const auto& action : s.recovery_actions) std::printf("recovery: %s\n", action.c_str());
   return 0;
 }
