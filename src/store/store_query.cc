@@ -54,22 +54,12 @@ Status check_query(const Query& q, uint32_t lanes_max) {
 }
 
 // An owned event from a view, without the payload and metadata unless asked for.
-Event event_of(const EventView& view, bool with_payload) {
-  if (with_payload) return Event::from_view(view);
-  Event e;
-  e.sequence = view.sequence;
-  e.epoch = view.epoch;
-  e.event_id = view.event_id;
-  e.coordinate = Coordinate{std::string(view.entity), std::string(view.scope)};
-  e.kind = view.kind;
-  e.lane = view.lane;
-  e.entity_clock = view.entity_clock;
-  e.hlc = view.hlc;
-  e.correlation_id = view.correlation_id;
-  e.causation_id = view.causation_id;
-  e.prev_hash = view.prev_hash;
-  e.chained_hash = view.chained_hash;
-  return e;
+Event event_of(EventView view, bool with_payload) {
+  if (!with_payload) {
+    view.payload = {};
+    view.metadata.reset();
+  }
+  return Event::from_view(view);
 }
 
 }  // namespace
