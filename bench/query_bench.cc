@@ -90,8 +90,8 @@ struct BuiltStore {
       std::string entity = i % kHotEvery == 0
                                ? "hot:" + std::to_string((i / kHotEvery) % kHotEntities)
                                : "entity:" + std::to_string(i % kEntities);
-      auto receipt = store->append({entity, "bench"}, EventKind::make(1, 1 + i % 7), kPayload,
-                                   options);
+      auto receipt =
+          store->append({entity, "bench"}, EventKind::make(1, 1 + i % 7), kPayload, options);
       if (!receipt.ok()) fail("append: " + receipt.error().to_string());
       previous = receipt->event_id;
       if (starts) {
@@ -114,7 +114,8 @@ struct BuiltStore {
   }
   void reopen() {
     if (store) {
-      if (Status closed = store->close(); !closed.ok()) fail("close: " + closed.error().to_string());
+      if (Status closed = store->close(); !closed.ok())
+        fail("close: " + closed.error().to_string());
       store.reset();
     }
     auto opened = Store::open(dir, store_options());
@@ -133,7 +134,8 @@ void BM_Reopen(benchmark::State& state) {
   size_t heap_before = 0;
   size_t heap_after = 0;
   for (auto _ : state) {
-    if (Status closed = b.store->close(); !closed.ok()) fail("close: " + closed.error().to_string());
+    if (Status closed = b.store->close(); !closed.ok())
+      fail("close: " + closed.error().to_string());
     b.store.reset();
     heap_before = mallinfo2().uordblks + mallinfo2().hblkhd;
     auto started = std::chrono::steady_clock::now();

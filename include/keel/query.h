@@ -33,13 +33,13 @@ struct Query {
   // Entity clock range, inclusive: needs `entity` or `entity_prefix` (clocks count per stream).
   uint64_t clock_from = 1;
   uint64_t clock_to = UINT64_MAX;
-  std::optional<std::string> scope;            // exact
-  std::optional<EventKind> kind;               // exact kind
-  std::optional<uint8_t> category;             // kind category (0..15)
-  std::optional<EventId> correlation_id;       // the conversation: its root and every event in it
-  uint64_t sequence_from = 1;                  // global sequence range, inclusive
+  std::optional<std::string> scope;       // exact
+  std::optional<EventKind> kind;          // exact kind
+  std::optional<uint8_t> category;        // kind category (0..15)
+  std::optional<EventId> correlation_id;  // the conversation: its root and every event in it
+  uint64_t sequence_from = 1;             // global sequence range, inclusive
   uint64_t sequence_to = UINT64_MAX;
-  std::optional<Hlc> hlc_from;                 // HLC range, inclusive
+  std::optional<Hlc> hlc_from;  // HLC range, inclusive
   std::optional<Hlc> hlc_to;
 
   // The page: events after `after` (a global sequence, in `order`: above it ascending, below it
@@ -71,7 +71,8 @@ struct EventRef {
 };
 
 // ancestors(): the event, its cause, that one's cause, ... up to the root. When the root names a
-// cause that is not in the store (or not visible), the walk ends there: `external_cause` is that id.
+// cause that is not in the store (or not visible), the walk ends there: `external_cause` is that
+// id.
 struct Ancestry {
   std::vector<EventRef> chain;  // chain[0] is the event asked about
   std::optional<EventId> external_cause;

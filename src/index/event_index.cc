@@ -7,20 +7,16 @@
 namespace keel::index {
 
 EventFacts facts_of(const format::EventBody& body) {
-  return EventFacts{body.event_id,
-                    body.entity_clock,
-                    body.chained_hash,
-                    body.kind,
-                    body.scope,
-                    Hlc{body.hlc_wall_ms, body.hlc_logical},
-                    body.correlation_id,
-                    body.causation_id};
+  return EventFacts{body.event_id,       body.entity_clock, body.chained_hash,
+                    body.kind,           body.scope,        Hlc{body.hlc_wall_ms, body.hlc_logical},
+                    body.correlation_id, body.causation_id};
 }
 
 uint64_t EntityStream::clock_of(uint64_t sequence) const {
   auto it = std::lower_bound(sequences.begin(), sequences.end(), sequence);
-  return it != sequences.end() && *it == sequence ? static_cast<uint64_t>(it - sequences.begin()) + 1
-                                                  : 0;
+  return it != sequences.end() && *it == sequence
+             ? static_cast<uint64_t>(it - sequences.begin()) + 1
+             : 0;
 }
 
 // entity + '\0' + lane (4 bytes, big-endian so that keys sort by lane): entities never contain

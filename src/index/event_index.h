@@ -9,14 +9,16 @@
 //                           sorted and find() is a binary search; an id out of that order (a
 //                           foreign or damaged writer) switches find() to a hash map of all ids
 //   kind, scope, stream 2+4+4  scope and stream as small numbers (scopes interned)
-//   cause, first effect, next sibling, previous of its correlation  4 each (SequenceLinks)
-//   and 8 per event in its (entity, lane) stream: the sequences by clock.
+//   cause, newest effect, older sibling, previous of its correlation  4 each (SequenceLinks)
+//   and 8 per event in its (entity, lane) stream: the sequences by clock. Measured: 56 B per event
+//   at 10M events in 100,010 streams (bench/query_bench.cc).
 // The HLC of an event made by the store is in its id (the high word is wall_ms << 16 | logical);
 // the few that are not are kept aside, so HLC ranges need no column of their own.
 //
 // Causation links point back: an event's cause is resolved when the event is added, among the
-// events before it; a cause not found is external (kept aside with its id). Walks over these links
-// always move to smaller sequences, so they end, even on a damaged store.
+// events before it; a cause not found is external (kept aside with its id). Walks up these links
+// always move to smaller sequences and walks down (newest effect, then older siblings) to larger
+// ones and then smaller ones among siblings, so every walk ends, even on a damaged store.
 //
 // Threads: not thread-safe; the store serializes access.
 #pragma once
@@ -142,7 +144,9 @@ class EventIndex {
   // event, the previous one naming the same correlation; the root (the event whose id it is, when
   // that event's correlation is its own id) is not in that chain.
   uint64_t newest_of_correlation(const EventId& correlation) const;
-  uint64_t previous_of_correlation(uint64_t sequence) const { return correlation_chain_.get(sequence); }
+  uint64_t previous_of_correlation(uint64_t sequence) const {
+    return correlation_chain_.get(sequence);
+  }
   bool correlation_is_own_id(uint64_t sequence) const { return own_correlation_[sequence - 1]; }
 
   uint64_t event_count() const { return visible_count_; }
@@ -176,11 +180,11 @@ class EventIndex {
   SequenceLinks older_siblings_;
   SequenceLinks correlation_chain_;
 
-  std::vector<SegmentStart> segments_;               // in sequence order
-  EventId last_id_;                                  // the largest id so far
-  bool ids_sorted_ = true;                           // every id above the one before
-  absl::flat_hash_map<EventId, uint64_t> id_map_;    // all ids, once !ids_sorted_
-  absl::flat_hash_map<uint64_t, Hlc> other_hlcs_;    // events whose id does not carry their HLC
+  std::vector<SegmentStart> segments_;             // in sequence order
+  EventId last_id_;                                // the largest id so far
+  bool ids_sorted_ = true;                         // every id above the one before
+  absl::flat_hash_map<EventId, uint64_t> id_map_;  // all ids, once !ids_sorted_
+  absl::flat_hash_map<uint64_t, Hlc> other_hlcs_;  // events whose id does not carry their HLC
   Hlc last_hlc_;
   bool hlc_monotonic_ = true;
   absl::flat_hash_map<uint64_t, EventId> external_causes_;
@@ -189,8 +193,8 @@ class EventIndex {
   absl::flat_hash_map<std::string, uint32_t> scope_numbers_;
   // Node map: stream references (and their keys) stay valid while other streams are added.
   absl::node_hash_map<std::string, EntityStream> streams_;
-  std::vector<EntityStream*> stream_list_;           // by number
-  absl::btree_set<std::string_view> sorted_keys_;    // keys of streams_, for prefix queries
+  std::vector<EntityStream*> stream_list_;         // by number
+  absl::btree_set<std::string_view> sorted_keys_;  // keys of streams_, for prefix queries
   uint64_t visible_count_ = 0;
   uint64_t stream_count_ = 0;  // streams with at least one event
   mutable std::string key_scratch_;

@@ -1,5 +1,7 @@
 #include "index/index_image.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <cstring>
 #include <functional>
@@ -8,8 +10,6 @@
 #include "format/byte_order.h"
 #include "format/checksum.h"
 #include "platform/file_system.h"
-
-#include <xxhash.h>
 
 namespace keel::index {
 namespace {
@@ -201,7 +201,7 @@ struct ImageCodec {
         uint64_t to = links.get(from);
         if (to <= n && distance != SequenceLinks::kOverflow) continue;
         while (to > n) to = next->get(to);
-        distance = to == 0 ? 0
+        distance = to == 0                                 ? 0
                    : to - from >= SequenceLinks::kOverflow ? SequenceLinks::kOverflow
                                                            : static_cast<uint32_t>(to - from);
         if (distance == SequenceLinks::kOverflow) overflow.emplace_back(from, to);
@@ -235,7 +235,7 @@ struct ImageCodec {
       if (distance == SequenceLinks::kOverflow) {
         if (!links.overflow_.contains(from)) return "a link overflow without its entry";
       } else if (links.direction() == SequenceLinks::Direction::Backward ? distance >= from
-                                                                            : distance > n - from) {
+                                                                         : distance > n - from) {
         return "a link pointing outside the events";
       }
     }

@@ -152,7 +152,7 @@ std::vector<uint64_t> select(const EventIndex& index, const Query& q, uint64_t v
     // A k-way merge of the streams' slices by sequence.
     struct Cursor {
       std::span<const uint64_t> slice;
-      size_t at;            // next position (ascending) or one past it (descending)
+      size_t at;             // next position (ascending) or one past it (descending)
       uint64_t first_clock;  // the clock of slice[0]
     };
     std::vector<Cursor> cursors;

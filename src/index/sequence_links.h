@@ -31,7 +31,8 @@ class SequenceLinks {
   uint64_t get(uint64_t from) const {
     uint32_t distance = distances_[from - 1];
     if (distance == 0) return 0;
-    if (distance != kOverflow) return direction_ == Direction::Backward ? from - distance : from + distance;
+    if (distance != kOverflow)
+      return direction_ == Direction::Backward ? from - distance : from + distance;
     return overflow_.at(from);
   }
   // Links `from` to `to` (before `from` in a backward column, after it in a forward one), or to

@@ -47,8 +47,8 @@ Status Store::Impl::restore_image(log::LogOptions& log_options) {
       return not_used("its last event, sequence " + std::to_string(last) + ", is not in the log");
     }
     bool same = false;
-    const char* problem = format::decode_record_events(
-        frame, [&](uint32_t i, const format::EventBody& body) {
+    const char* problem =
+        format::decode_record_events(frame, [&](uint32_t i, const format::EventBody& body) {
           if (frame.header.sequence + i == last) {
             same = body.chained_hash == image.stream_at(last).head_hash;
           }
@@ -85,8 +85,8 @@ Result<std::optional<std::vector<std::byte>>> Store::Impl::image_at_durable() {
   uint64_t events = format::record_event_count(frame, &count_error);
   if (count_error != nullptr || frame.header.sequence + events != durable + 1) {
     return StoreError(ErrorCode::InvariantViolation)
-        .with("invariant", "durable sequence " + std::to_string(durable) +
-                               " does not end its record");
+        .with("invariant",
+              "durable sequence " + std::to_string(durable) + " does not end its record");
   }
   // Frames' epochs never decrease along the log: the last covered frame's is the largest covered.
   log::Checkpoint checkpoint{durable + 1, frame.header.epoch, at->segment_id,
@@ -94,9 +94,8 @@ Result<std::optional<std::vector<std::byte>>> Store::Impl::image_at_durable() {
   std::optional<StoreError> failure;
   auto hash_at = [&](uint64_t sequence) {
     Hash128 hash;
-    Status read = read_body_locked(sequence, [&](const format::EventBody& body, uint64_t) {
-      hash = body.chained_hash;
-    });
+    Status read = read_body_locked(
+        sequence, [&](const format::EventBody& body, uint64_t) { hash = body.chained_hash; });
     if (!read.ok() && !failure) failure = std::move(read).error();
     return hash;
   };

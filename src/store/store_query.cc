@@ -24,7 +24,8 @@ Status check_limit(std::string_view field, size_t limit) {
 }
 
 Status check_query(const Query& q, uint32_t lanes_max) {
-  if (q.entity && q.entity_prefix) return bad_query("entity", "entity and entity_prefix are both set");
+  if (q.entity && q.entity_prefix)
+    return bad_query("entity", "entity and entity_prefix are both set");
   if (q.entity) KEEL_TRY(validate_coordinate(*q.entity, ""));
   if (q.entity_prefix) {
     if (q.entity_prefix->find('\0') != std::string::npos) {
@@ -170,7 +171,8 @@ Result<CausalGraph> Store::Impl::correlation_graph(const EventId& correlation_id
     const EventId& effect = index_.id_at(s);
     if (uint64_t cause = index_.cause_of(s); cause != 0) {
       bool inside = std::binary_search(members.begin(), members.end(), cause);
-      (inside ? graph.edges : graph.outside_causes).push_back(CausalEdge{index_.id_at(cause), effect});
+      (inside ? graph.edges : graph.outside_causes)
+          .push_back(CausalEdge{index_.id_at(cause), effect});
     } else if (std::optional<EventId> external = index_.external_cause_of(s)) {
       graph.outside_causes.push_back(CausalEdge{*external, effect});
     }
