@@ -9,9 +9,14 @@
 //                      EPOCH file, and one frame with a 70 KB payload (bin32) and a str16 entity
 //   recovery_fuzz      whole stores in the recovery_fuzz input format (epoch byte, segments joined
 //                      by "#SEG#"), and variants: first segment only, last frame torn, zero tail
+//   index_image_fuzz   the INDEX file a clean close writes, whole and its body alone (the target
+//                      also decodes each input as the body under a valid header), of the golden
+//                      store (fences: hidden events) and of a small store of causes, external
+//                      causes, explicit correlations, lanes and a batch
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -21,9 +26,11 @@
 #include "format/record.h"
 #include "format/sidecar.h"
 #include "golden_store.h"
+#include "keel/keel.h"
 #include "log/epoch_file.h"
 #include "log/log.h"
 #include "log/segment_files.h"
+#include "platform/clock.h"
 #include "platform/memory_file_system.h"
 
 namespace keel::fuzz {
@@ -197,6 +204,77 @@ void write_recovery_seeds(CorpusWriter& out, const std::string& name, const Stor
   out.write(name + "-zero-tail", join_store(zero_tail));
 }
 
+// Opens the store in `directory` of `fs` writable and closes it: the INDEX file that close wrote.
+Result<Bytes> index_image_of(platform::MemoryFileSystem& fs, const std::string& directory,
+                             platform::ManualClock& clock,
+                             const std::function<Status(keel::Store&)>& append = {}) {
+  StoreOptions options;
+  options.file_system = &fs;
+  options.clock = &clock;
+  options.create_if_missing = true;
+  options.segment_size = 4096;
+  options.id_seed = 7;
+  KEEL_ASSIGN_OR_RETURN(auto store, keel::Store::open(directory, options));
+  if (append) KEEL_TRY(append(*store));
+  KEEL_TRY(store->close());
+  Bytes image = fs.contents(platform::join_path(directory, format::kIndexImageFileName));
+  if (image.empty()) {
+    return StoreError(ErrorCode::NotFound).with("what", "index image").with("key", directory);
+  }
+  return image;
+}
+
+// What the golden store does not give the index: a fan-out and a chain of causes, an external
+// cause, explicit correlations, three lanes, three scopes, a batch of effects.
+Status append_causal_events(keel::Store& store) {
+  const EventKind kind = EventKind::make(1, 7);
+  KEEL_ASSIGN_OR_RETURN(Receipt root, store.append({"order:1", "sales"}, kind, "root"));
+  AppendOptions caused;
+  caused.causation_id = root.event_id;
+  caused.correlation_id = root.event_id;
+  for (int i = 0; i < 6; ++i) {
+    caused.lane = static_cast<uint32_t>(i % 3);
+    KEEL_ASSIGN_OR_RETURN(Receipt effect,
+                          store.append({"order:" + std::to_string(i % 2), i % 2 ? "ops" : ""}, kind,
+                                       std::string(200, 'p'), caused));
+    if (i == 2) caused.causation_id = effect.event_id;
+  }
+  AppendOptions external;
+  external.causation_id = EventId{0xe7, 0xe7};
+  KEEL_ASSIGN_OR_RETURN(Receipt outside,
+                        store.append({"customer:9", "sales"}, kind, "from elsewhere", external));
+  (void)outside;
+  std::vector<keel::BatchItem> batch;
+  for (int i = 0; i < 3; ++i) batch.push_back({{"batch", "ops"}, kind, "b", caused});
+  KEEL_ASSIGN_OR_RETURN(auto receipts, store.append_batch(batch));
+  (void)receipts;
+  return ok_status();
+}
+
+void write_index_image_seeds(CorpusWriter& out, const std::string& name, const Bytes& image) {
+  out.write(name + "-image", image);
+  out.write(name + "-image-body", std::span(image).subspan(std::min<size_t>(image.size(), 64)));
+}
+
+int write_index_image_corpus(const std::filesystem::path& out_directory) {
+  CorpusWriter out(out_directory / "index_image_fuzz");
+  platform::MemoryFileSystem fs;
+  platform::ManualClock clock(1'700'000'000'000ull);
+  Status golden = tools::write_golden_store(fs, "/golden");
+  Result<Bytes> images[] = {
+      golden.ok() ? index_image_of(fs, "/golden", clock) : Result<Bytes>(golden.error()),
+      index_image_of(fs, "/causal", clock, append_causal_events)};
+  const char* names[] = {"golden", "causal"};
+  for (size_t i = 0; i < 2; ++i) {
+    if (!images[i].ok()) {
+      std::fprintf(stderr, "keel-fuzz-seeds: %s\n", images[i].error().to_string().c_str());
+      return 1;
+    }
+    write_index_image_seeds(out, names[i], *images[i]);
+  }
+  return 0;
+}
+
 int write_seeds(const std::filesystem::path& out_directory, const char* store_directory) {
   auto golden = golden_store(store_directory);
   auto open_fence = open_fence_store();
@@ -213,7 +291,7 @@ int write_seeds(const std::filesystem::path& out_directory, const char* store_di
   CorpusWriter recovery_seeds(out_directory / "recovery_fuzz");
   write_recovery_seeds(recovery_seeds, "golden", *golden);
   write_recovery_seeds(recovery_seeds, "open-fence", *open_fence);
-  return 0;
+  return write_index_image_corpus(out_directory);
 }
 
 }  // namespace

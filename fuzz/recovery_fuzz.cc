@@ -171,8 +171,10 @@ void check_recover_log_directly(platform::MemoryFileSystem& fs, uint8_t epoch,
                                 const Result<std::unique_ptr<log::Log>>& read_only,
                                 const std::vector<KeptRecord>& read_only_records) {
   Visited visited;
-  auto recovered = log::recover_log(fs, kDirectory, {log::RecoveryMode::ReadOnly, epoch},
-                                    visitor(visited, nullptr));
+  log::RecoveryOptions options;  // no checkpoint: every segment is scanned
+  options.mode = log::RecoveryMode::ReadOnly;
+  options.stored_epoch = epoch;
+  auto recovered = log::recover_log(fs, kDirectory, options, visitor(visited, nullptr));
   if (!recovered.ok()) check_error_class(recovered.error());
   if (epoch == 0) return;
   check(recovered.ok() == read_only.ok(), "recover_log and Log::open disagree");
