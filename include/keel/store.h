@@ -144,14 +144,16 @@ class Store {
                                            uint64_t clock_to = UINT64_MAX);
 
   // ---- queries and causal queries (include/keel/query.h) ----
-  // One page of the visible events matching `query`. Errors: InvalidArgument naming the field (an
-  // invalid entity, entity and entity_prefix both set, a clock range without an entity, a reversed
+  // One page of the visible events matching `query`. Errors: InvalidCoordinate for an invalid
+  // entity; InvalidArgument naming the field (entity and entity_prefix both set, a clock range without an entity, a reversed
   // range, a category above 15 or disagreeing with kind, a lane >= lanes_max, limit 0 or above
   // kQueryLimitMax), Corruption or Io when a page's frame cannot be read.
   Result<QueryPage> query(const Query& query);
   // The causes of event `id`, from it up to its root (at most `limit` events): NotFound when `id` is
   // not a visible event; Corruption when a cause in the chain names a later event (a causation
-  // cycle or forward link: only a damaged store holds one; it is reported, never followed).
+  // cycle or forward link: only a damaged store holds one; it is reported, never followed). The
+  // walk follows the indexes: after an open from the index image, an edit of the log bytes it
+  // covers is not seen here but by verify(), which re-reads every frame.
   Result<Ancestry> ancestors(const EventId& id, size_t limit = SIZE_MAX);
   // What event `id` caused, transitively, breadth-first, at most `limit` (>= 1) events.
   Result<Effects> descendants(const EventId& id, size_t limit = kQueryLimitMax);
