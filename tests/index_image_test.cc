@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "format/byte_order.h"
@@ -1364,4 +1365,33 @@ TEST_CASE(
                        },
                        "an older sibling of another cause"}});
   }
+}
+
+TEST_CASE("a store opened from its image writes no new image until enough events follow it",
+          "[image]") {
+  platform::MemoryFileSystem fs;
+  const std::string dir = "/store";
+  StoreOptions options = options_on(&fs);
+  {
+    auto store = open_store(dir, options);
+    for (int i = 0; i < 20; ++i) {
+      KEEL_REQUIRE_OK(store->append({"order:" + std::to_string(i % 3), ""}, EventKind::make(1, 1),
+                                    "x"));
+    }
+    KEEL_REQUIRE_OK(store->close());
+  }
+  options.index_image_interval = std::chrono::milliseconds(1);
+  options.index_image_min_events = 5;
+  auto store = open_store(dir, options);
+  REQUIRE(store->stats().index_source == "image");
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // ~30 chances to write one
+  CHECK(store->stats().index_images_written == 0);             // it would equal the one there
+  for (int i = 0; i < 5; ++i) {
+    KEEL_REQUIRE_OK(store->append({"order:9", ""}, EventKind::make(1, 1), "y"));
+  }
+  for (int wait = 0; wait < 2000 && store->stats().index_images_written == 0; ++wait) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(store->stats().index_images_written >= 1);
+  CHECK(store->stats().index_image_error.empty());
 }

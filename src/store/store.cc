@@ -82,6 +82,7 @@ Status Store::Impl::load(const log::LogOptions& log_options) {
 Status Store::Impl::load_once(log::LogOptions log_options) {
   index_source_ = "log";
   records_replayed_ = 0;
+  image_sequence_ = 0;
   // A read-only open beside a live writer shows only the prefix the frames vouch for, reading the
   // last segment as it grows: it recovers the log. Any other open starts from the image.
   bool beside_writer = false;

@@ -59,9 +59,11 @@ Status Store::Impl::restore_image(log::LogOptions& log_options) {
     }
   }
   index_ = std::move(image);
+  image_sequence_ = checkpoint.next_sequence - 1;  // no new image until enough events follow it
   log_options.checkpoint = checkpoint;
   log_options.checkpoint_rejected = [this](const std::string& why) {
     index_ = index::EventIndex();
+    image_sequence_ = 0;
     index_source_ = "log (image not used: the log does not match it: " + why + ")";
   };
   return ok_status();
