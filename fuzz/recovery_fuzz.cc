@@ -15,9 +15,14 @@
 //   and keep the same records;
 // - a failed writable open leaves every file byte-identical (FailClosed touches nothing);
 // - after a successful writable open, one appended event and a close, the store reopens with no
-//   repair to make, the sequence advanced by one and the event read back intact.
+//   repair to make, the sequence advanced by one and the event read back intact;
+// - recovery from a checkpoint taken at any record full recovery kept (as an index image names
+//   one) is used and keeps exactly the records after it, ending where full recovery ended; a
+//   checkpoint made of input bytes is used or rejected, never a crash, and fails only FailClosed.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <span>
 #include <string>
@@ -95,6 +100,8 @@ struct KeptRecord {
   format::RecordType type;
   uint64_t sequence;
   uint64_t body_checksum;
+  uint64_t epoch;
+  uint64_t next_sequence;  // the sequence after the record's events
   friend bool operator==(const KeptRecord&, const KeptRecord&) = default;
 };
 
@@ -106,8 +113,13 @@ struct Visited {
 // Checks that every kept record decodes, and records it.
 log::RecordVisitor visitor(Visited& visited, const format::EventBody* probe) {
   return [&visited, probe](const log::RecordPosition& at, const format::DecodedFrame& frame) {
+    const char* count_error = nullptr;
+    uint64_t events = format::is_system_record(frame.header.type)
+                          ? 0
+                          : format::record_event_count(frame, &count_error);
     visited.records.push_back({at.segment_id, at.offset, frame.size, frame.header.type,
-                               frame.header.sequence, format::checksum64(frame.body)});
+                               frame.header.sequence, format::checksum64(frame.body),
+                               frame.header.epoch, frame.header.sequence + events});
     if (format::is_system_record(frame.header.type)) {
       format::SystemRecord record;
       check(format::decode_system_record(frame, record) == nullptr,
@@ -181,6 +193,50 @@ void check_recover_log_directly(platform::MemoryFileSystem& fs, uint8_t epoch,
   check(visited.records == read_only_records, "recover_log and Log::open keep different records");
 }
 
+// Recovery from a checkpoint at kept record `at` (as an index image written after it names it).
+void check_checkpoint_at(platform::MemoryFileSystem& fs, uint8_t epoch,
+                         const log::RecoveredLog& full, const std::vector<KeptRecord>& records,
+                         size_t at) {
+  const KeptRecord& k = records[at];
+  log::RecoveryOptions options;
+  options.mode = log::RecoveryMode::ReadOnly;
+  options.stored_epoch = epoch;
+  options.checkpoint = log::Checkpoint{k.next_sequence, k.epoch, k.segment_id, k.offset + k.size,
+                                       k.offset};
+  std::string rejected;
+  options.checkpoint_rejected = [&](const std::string& why) { rejected = why; };
+  Visited visited;
+  auto recovered = log::recover_log(fs, kDirectory, options, visitor(visited, nullptr));
+  if (!recovered.ok()) std::fprintf(stderr, "%s\n", recovered.error().to_string().c_str());
+  check(recovered.ok(), "recovery from a checkpoint at a kept record failed");
+  if (!recovered->checkpoint_used) std::fprintf(stderr, "rejected: %s\n", rejected.c_str());
+  check(recovered->checkpoint_used, "a checkpoint at a kept record was rejected");
+  check(std::equal(visited.records.begin(), visited.records.end(), records.begin() + at + 1,
+                   records.end()) &&
+            visited.records.size() == records.size() - at - 1,
+        "recovery from a checkpoint keeps other records than full recovery after it");
+  check(recovered->next_sequence == full.next_sequence &&
+            recovered->segments.size() == full.segments.size() &&
+            recovered->tail_rule == full.tail_rule,
+        "recovery from a checkpoint ends elsewhere than full recovery");
+}
+
+// A checkpoint made of input bytes: used or rejected, never a crash or an unexpected error.
+void check_arbitrary_checkpoint(platform::MemoryFileSystem& fs, uint8_t epoch,
+                                std::string_view bytes) {
+  uint64_t fields[5] = {};
+  for (size_t i = 0; i < 5 && (i + 1) * 8 <= bytes.size(); ++i) {
+    std::memcpy(&fields[i], bytes.data() + i * 8, 8);
+  }
+  log::RecoveryOptions options;
+  options.mode = log::RecoveryMode::ReadOnly;
+  options.stored_epoch = epoch;
+  options.checkpoint = log::Checkpoint{fields[0] % 4096, fields[1] % 256, fields[2] % 10,
+                                       fields[3] % (kSegmentSize * 2), fields[4] % (kSegmentSize * 2)};
+  auto recovered = log::recover_log(fs, kDirectory, options, {});
+  if (!recovered.ok()) check_error_class(recovered.error());
+}
+
 }  // namespace
 
 void recover_input(const uint8_t* data, size_t size) {
@@ -198,6 +254,31 @@ void recover_input(const uint8_t* data, size_t size) {
   check(snapshot(read_only_fs) == before, "a read-only open changed the files");
   if (!read_only.ok()) check_error_class(read_only.error());
   check_recover_log_directly(read_only_fs, input.epoch, read_only, read_only_visit.records);
+  if (read_only.ok()) {
+    const std::vector<KeptRecord>& records = read_only_visit.records;
+    // Records an image could name as its checkpoint: any outside a fence (an image is never taken
+    // while a fence is open). Check the first, a middle and the last of them.
+    std::vector<size_t> outside_fences;
+    bool fence_open = false;
+    for (size_t i = 0; i < records.size(); ++i) {
+      if (records[i].type == format::RecordType::FenceBegin) fence_open = true;
+      if (records[i].type == format::RecordType::FenceCommit ||
+          records[i].type == format::RecordType::FenceCancel) {
+        fence_open = false;
+      }
+      if (!fence_open) outside_fences.push_back(i);
+    }
+    if (!outside_fences.empty()) {
+      for (size_t pick : {size_t{0}, outside_fences.size() / 2, outside_fences.size() - 1}) {
+        check_checkpoint_at(read_only_fs, input.epoch, (*read_only)->recovered(), records,
+                            outside_fences[pick]);
+      }
+    }
+  }
+  if (input.epoch != 0) {
+    check_arbitrary_checkpoint(read_only_fs, input.epoch,
+                               std::string_view(reinterpret_cast<const char*>(data), size));
+  }
   check(snapshot(read_only_fs) == before, "read-only recovery changed the files");
 
   platform::MemoryFileSystem writable_fs;

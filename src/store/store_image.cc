@@ -78,6 +78,8 @@ Result<std::optional<std::vector<std::byte>>> Store::Impl::image_at_durable() {
   }
   // The checkpoint: the end of the record holding the last durable event (durable moves by whole
   // records, so that event ends its record). A hidden last event (a fence) waits for a later image.
+  // A checkpoint must not fall inside a fence (FORMAT.md 8.4): no API opens one yet; visibility
+  // fences must hold images back while one is open.
   std::optional<index::EventLocation> at = index_.locate(durable);
   if (!at) return std::optional<std::vector<std::byte>>();
   format::DecodedFrame frame;
