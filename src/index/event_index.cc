@@ -78,12 +78,14 @@ std::vector<const EntityStream*> EventIndex::streams_with_prefix(std::string_vie
 }
 
 uint32_t EventIndex::intern_scope(std::string_view scope) {
+  // Appends mostly repeat the scope before them: compare with it before hashing.
+  if (last_scope_ < scope_names_.size() && scope_names_[last_scope_] == scope) return last_scope_;
   auto it = scope_numbers_.find(absl::string_view(scope.data(), scope.size()));
-  if (it != scope_numbers_.end()) return it->second;
+  if (it != scope_numbers_.end()) return last_scope_ = it->second;
   uint32_t number = static_cast<uint32_t>(scope_names_.size());
   scope_names_.emplace_back(scope);
   scope_numbers_.emplace(std::string(scope), number);
-  return number;
+  return last_scope_ = number;
 }
 
 std::optional<uint32_t> EventIndex::scope_number(std::string_view scope) const {
@@ -110,7 +112,8 @@ const char* EventIndex::add(uint64_t sequence, const EventLocation& location,
   assert(sequence == next_sequence());
   if (facts.clock != stream.clock() + 1) return "entity clock does not follow its stream's head";
   if (location.frame_offset == 0) return "an event frame at offset 0";
-  if (find(facts.id)) return "duplicate event id";
+  // The store's own ids increase: above the largest so far no search is needed.
+  if (!(ids_sorted_ && last_id_ < facts.id) && find(facts.id)) return "duplicate event id";
   grow_columns(sequence);
   const size_t at = sequence - 1;
   offsets_[at] = location.frame_offset;

@@ -191,6 +191,7 @@ class EventIndex {
   absl::flat_hash_map<EventId, uint64_t> correlation_heads_;  // explicit correlations: newest
   std::vector<std::string> scope_names_;
   absl::flat_hash_map<std::string, uint32_t> scope_numbers_;
+  uint32_t last_scope_ = 0;  // the scope interned last (a cache: appends repeat scopes)
   // Node map: stream references (and their keys) stay valid while other streams are added.
   absl::node_hash_map<std::string, EntityStream> streams_;
   std::vector<EntityStream*> stream_list_;         // by number
