@@ -42,6 +42,8 @@ Status Store::Impl::restore_image(log::LogOptions& log_options) {
     index::EventLocation at = *image.locate(last);
     std::vector<std::byte> buffer;
     format::DecodedFrame frame;
+    // Its own reader, dropped before recovery: reader_ keeps handles, and recovery may delete or
+    // truncate the segment read here (a newest segment it recreates would be read stale).
     log::RecordReader reader(fs_, directory_);
     if (!reader.read_frame(at.segment_id, at.frame_offset, 0, buffer, frame).ok()) {
       return not_used("its last event, sequence " + std::to_string(last) + ", is not in the log");
