@@ -89,6 +89,51 @@ void BM_AppendAccepted(benchmark::State& state) {
 }
 BENCHMARK(BM_AppendAccepted)->MinTime(1.0);
 
+// Issue #6: the cost of an idempotency key and of one gate, against BM_AppendWritten and
+// BM_AppendAccepted (scripts/run-benchmarks reports the ratios). Keys are unique per append (every
+// append a new key: the lookup misses, the key is added and kept for the 1M-event window).
+void append_keyed(benchmark::State& state, Durability durability) {
+  StoreFixture f;
+  AppendOptions options;
+  options.durability = durability;
+  options.idempotency_key.emplace();
+  int64_t i = 0;
+  for (auto _ : state) {
+    options.idempotency_key->assign("req-" + std::to_string(i));
+    auto r = f.store->append({f.entities[i++ % kEntities], "bench"}, EventKind::make(1, 1), kPayload,
+                             options);
+    if (!r.ok()) std::abort();
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+void BM_AppendWrittenKeyed(benchmark::State& state) { append_keyed(state, Durability::Written); }
+void BM_AppendAcceptedKeyed(benchmark::State& state) { append_keyed(state, Durability::Accepted); }
+BENCHMARK(BM_AppendWrittenKeyed)->MinTime(1.0);
+BENCHMARK(BM_AppendAcceptedKeyed)->MinTime(1.0);
+
+// One registered gate that reads the head and the payload (a typical invariant check).
+void append_gated(benchmark::State& state, Durability durability) {
+  StoreFixture f;
+  Status registered = f.store->register_gate(Gate{"bounded", [](const GateContext& c) {
+    return c.head.clock < 1'000'000'000 && !c.payload.empty() ? GateVerdict::allow()
+                                                              : GateVerdict::deny("unbounded");
+  }});
+  if (!registered.ok()) std::abort();
+  AppendOptions options;
+  options.durability = durability;
+  int64_t i = 0;
+  for (auto _ : state) {
+    auto r = f.store->append({f.entities[i++ % kEntities], "bench"}, EventKind::make(1, 1), kPayload,
+                             options);
+    if (!r.ok()) std::abort();
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+void BM_AppendWrittenGated(benchmark::State& state) { append_gated(state, Durability::Written); }
+void BM_AppendAcceptedGated(benchmark::State& state) { append_gated(state, Durability::Accepted); }
+BENCHMARK(BM_AppendWrittenGated)->MinTime(1.0);
+BENCHMARK(BM_AppendAcceptedGated)->MinTime(1.0);
+
 void BM_AppendBatch100Written(benchmark::State& state) {
   StoreFixture f;
   std::vector<BatchItem> items;

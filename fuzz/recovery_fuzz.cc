@@ -2,7 +2,11 @@
 // MemoryFileSystem:
 //
 //   byte 0          the EPOCH file's value; 0 = no EPOCH file
-//   bytes 1..       segment files segment-...01.keel, -02, ... separated by the marker "#SEG#"
+//   "#RET#" f m     optional: a RETAIN file (log/retention_floor.h) naming segment 1 + f % count,
+//                   with that segment's header first_sequence (+1 when m & 1: a mismatch; m / 4 + 1
+//                   when the header does not decode); m & 2 removes the segments below it, else
+//                   they stay, as a crash between writing RETAIN and removing them leaves them
+//   then            segment files segment-...01.keel, -02, ... separated by the marker "#SEG#"
 //                   (at most kSegmentsMax; the rest stays in the last one)
 //
 // Then: a read-only Log::open, log::recover_log in ReadOnly mode, and a writable Log::open on a
@@ -10,6 +14,8 @@
 // limit":
 // - recovery fails only with a FailClosed format error (Corruption, SegmentChainBroken,
 //   UnsupportedVersion, CorruptSidecar), and every record it keeps decodes;
+// - with a RETAIN, recovery starts at its segment and sequence, keeps nothing below it, reports
+//   each leftover below it (BelowRetentionFloor), and a writable open deletes them;
 // - a read-only open writes nothing;
 // - read-only and writable recovery (and recover_log called directly) take the same decision
 //   and keep the same records;
@@ -24,6 +30,7 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,8 +39,10 @@
 #include "format/checksum.h"
 #include "format/record.h"
 #include "fuzz_support.h"
+#include "format/segment_header.h"
 #include "log/epoch_file.h"
 #include "log/log.h"
+#include "log/retention_floor.h"
 #include "log/segment_files.h"
 #include "platform/memory_file_system.h"
 
@@ -42,12 +51,19 @@ namespace {
 
 constexpr char kDirectory[] = "/store";
 constexpr std::string_view kMarker = "#SEG#";
+constexpr std::string_view kRetainMarker = "#RET#";
 constexpr size_t kSegmentsMax = 8;
 // Small, so a writable open preallocates little (the malloc limit is 1 MB) and rotates soon.
 constexpr uint64_t kSegmentSize = 64 * 1024;
 
+struct RetainInput {
+  uint8_t floor = 0;  // the floor's segment: 1 + floor % the number of segments
+  uint8_t mode = 0;   // bit 0: first_sequence off by one; bit 1: segments below it removed
+};
+
 struct StoreInput {
   uint8_t epoch = 0;
+  std::optional<RetainInput> retain;
   std::vector<std::vector<std::byte>> segments;
 };
 
@@ -56,6 +72,11 @@ StoreInput parse_input(std::string_view input) {
   if (input.empty()) return store;
   store.epoch = static_cast<uint8_t>(input[0]);
   std::string_view rest = input.substr(1);
+  if (rest.size() >= kRetainMarker.size() + 2 && rest.starts_with(kRetainMarker)) {
+    store.retain = RetainInput{static_cast<uint8_t>(rest[kRetainMarker.size()]),
+                               static_cast<uint8_t>(rest[kRetainMarker.size() + 1])};
+    rest = rest.substr(kRetainMarker.size() + 2);
+  }
   while (true) {
     size_t marker =
         store.segments.size() + 1 < kSegmentsMax ? rest.find(kMarker) : std::string_view::npos;
@@ -68,12 +89,33 @@ StoreInput parse_input(std::string_view input) {
   return store;
 }
 
+// The floor the input's RETAIN names, if any.
+std::optional<log::RetentionFloor> retention_floor(const StoreInput& input) {
+  if (!input.retain || input.segments.empty()) return std::nullopt;
+  uint64_t segment_id = 1 + input.retain->floor % input.segments.size();
+  format::SegmentHeader header;
+  uint64_t first_sequence = input.retain->mode / 4 + 1;
+  if (format::decode_segment_header(input.segments[segment_id - 1], header, nullptr) ==
+          format::HeaderDecode::Ok &&
+      header.first_sequence != 0) {
+    first_sequence = header.first_sequence + (input.retain->mode & 1);
+  }
+  return log::RetentionFloor{segment_id, first_sequence};
+}
+
+bool segments_below_floor_removed(const StoreInput& input) {
+  return input.retain && (input.retain->mode & 2) != 0;
+}
+
 void populate(platform::MemoryFileSystem& fs, const StoreInput& input) {
   check(fs.create_directory(kDirectory).ok(), "create_directory");
+  std::optional<log::RetentionFloor> floor = retention_floor(input);
   for (size_t i = 0; i < input.segments.size(); ++i) {
+    if (floor && i + 1 < floor->first_segment_id && segments_below_floor_removed(input)) continue;
     fs.set_contents(platform::join_path(kDirectory, log::segment_file_name(i + 1)),
                     input.segments[i]);
   }
+  if (floor) check(log::write_retention_floor(fs, kDirectory, *floor).ok(), "retention floor");
   if (input.epoch != 0) check(log::write_epoch(fs, kDirectory, input.epoch).ok(), "epoch");
 }
 
@@ -132,6 +174,36 @@ log::RecordVisitor visitor(Visited& visited, const format::EventBody* probe) {
         });
     check(error == nullptr, "recovery kept an event record that does not decode");
   };
+}
+
+// What recovery must say about the floor: where the log starts, nothing kept below it, and each
+// leftover below it reported (and, when `deleted`, gone).
+void check_floor(platform::MemoryFileSystem& fs, const StoreInput& input,
+                 const log::RecoveredLog& recovered, const std::vector<KeptRecord>& kept,
+                 bool deleted) {
+  std::optional<log::RetentionFloor> floor = retention_floor(input);
+  check(recovered.retention_floor == floor, "recovery reports another retention floor");
+  check(recovered.first_sequence == (floor ? floor->first_sequence : 1),
+        "the first retained sequence is not the floor's");
+  uint64_t first_id = floor ? floor->first_segment_id : 1;
+  for (const KeptRecord& record : kept) {
+    check(record.segment_id >= first_id, "recovery kept a record below the retention floor");
+  }
+  for (const log::RecoveredSegment& segment : recovered.segments) {
+    check(segment.header.segment_id >= first_id, "recovery kept a segment below the floor");
+  }
+  uint64_t leftovers = floor && !segments_below_floor_removed(input) ? first_id - 1 : 0;
+  uint64_t reported = 0;
+  for (const log::RecoveryAction& action : recovered.actions) {
+    if (action.rule == log::RecoveryRule::BelowRetentionFloor) ++reported;
+  }
+  check(reported == leftovers, "leftover segments below the floor not reported one by one");
+  if (!deleted) return;
+  auto files = log::list_segment_files(fs, kDirectory);
+  check(files.ok(), "list segments");
+  for (const log::SegmentFile& file : *files) {
+    check(file.segment_id >= first_id, "a writable open left a segment below the floor");
+  }
 }
 
 void check_error_class(const StoreError& error) {
@@ -256,6 +328,7 @@ void recover_input(const uint8_t* data, size_t size) {
   check_recover_log_directly(read_only_fs, input.epoch, read_only, read_only_visit.records);
   if (read_only.ok()) {
     const std::vector<KeptRecord>& records = read_only_visit.records;
+    check_floor(read_only_fs, input, (*read_only)->recovered(), records, /*deleted=*/false);
     // Records an image could name as its checkpoint: any outside a fence (an image is never taken
     // while a fence is open). Check the first, a middle and the last of them.
     std::vector<size_t> outside_fences;
@@ -298,6 +371,8 @@ void recover_input(const uint8_t* data, size_t size) {
         "read-only and writable recovery keep different records");
   check((*writable)->recovered().next_sequence == (*read_only)->recovered().next_sequence,
         "read-only and writable recovery end at different sequences");
+  check_floor(writable_fs, input, (*writable)->recovered(), writable_visit.records,
+              /*deleted=*/true);
   check_append_and_reopen(writable_fs, **writable);
 }
 

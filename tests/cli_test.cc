@@ -154,6 +154,29 @@ TEST_CASE("keel append, get, scan, entity, verify and stats work together", "[cl
   CHECK(contains(stats.out, "events                 3"));
 }
 
+TEST_CASE("keel append --key retries idempotently and --expect-clock checks the head", "[cli]") {
+  TempDir scratch;
+  std::string store = scratch / "store";
+  Run first = keel_cli(scratch, "append --create " + store + " order:1 '{\"n\":1}' --key pay-1");
+  INFO(first.err);
+  REQUIRE(first.exit_code == 0);
+  Run retry = keel_cli(scratch, "append " + store + " order:1 '{\"n\":1}' --key pay-1");
+  CHECK(retry.exit_code == 0);
+  CHECK(retry.out == first.out);  // the first receipt, nothing written
+  Run conflict = keel_cli(scratch, "append " + store + " order:1 '{\"n\":2}' --key pay-1");
+  CHECK(conflict.exit_code != 0);
+  CHECK(contains(conflict.err, "IdempotencyConflict"));
+  Run stale = keel_cli(scratch, "append " + store + " order:1 '{\"n\":3}' --expect-clock 0");
+  CHECK(stale.exit_code != 0);
+  CHECK(contains(stale.err, "expected clock 0, actual 1"));
+  Run next = keel_cli(scratch, "append " + store + " order:1 '{\"n\":3}' --expect-clock 1");
+  INFO(next.err);
+  CHECK(next.exit_code == 0);
+  CHECK(contains(next.out, "\"sequence\":2"));
+  Run lines_with_key = keel_cli(scratch, "append " + store + " order:1 --key k", "{}\n");
+  CHECK(lines_with_key.exit_code == 2);
+}
+
 TEST_CASE("keel refuses bad input with one line and a non-zero exit", "[cli]") {
   TempDir scratch;
   std::string store = scratch / "store";

@@ -55,6 +55,27 @@ std::vector<Case> contract_table() {
       {"SequenceMismatch",
        StoreError(ErrorCode::SequenceMismatch).with("entity", "user:1").with("lane", 0).with("expected", uint64_t{5}).with("actual", uint64_t{3}),
        ErrorClass::Domain, {"CAS failed", "user:1", "expected clock 5", "actual 3"}, nullptr},
+      {"IdempotencyConflict",
+       StoreError(ErrorCode::IdempotencyConflict).with("key", "\"order-7\"").with("reason", "another payload"),
+       ErrorClass::Domain, {"idempotency key", "order-7", "conflicts", "another payload"}, nullptr},
+      {"GateDenied",
+       StoreError(ErrorCode::GateDenied).with("gate", "credit-limit").with("reason", "over 100"),
+       ErrorClass::Domain, {"gate credit-limit", "denied", "over 100"}, nullptr},
+      {"GateReentrant",
+       StoreError(ErrorCode::GateReentrant).with("gate", "audit").with("operation", "get"),
+       ErrorClass::Domain, {"gate audit", "called back", "get"}, nullptr},
+      {"GateFailed",
+       StoreError(ErrorCode::GateFailed).with("gate", "audit").with("reason", "threw: boom"),
+       ErrorClass::Domain, {"gate audit", "failed", "threw: boom"}, nullptr},
+      {"FenceNotActive",
+       StoreError(ErrorCode::FenceNotActive).with("fence", uint64_t{4097}).with("reason", "it was committed or cancelled"),
+       ErrorClass::Domain, {"fence 4097", "not active", "committed or cancelled"}, nullptr},
+      {"BatchItemTooLarge",
+       StoreError(ErrorCode::BatchItemTooLarge).with("index", uint64_t{3}).with("what", "payload").with("size", uint64_t{2000}).with("limit", uint64_t{1024}),
+       ErrorClass::Domain, {"batch item 3", "payload", "2000", "1024"}, nullptr},
+      {"VisibilityFenceActive",
+       StoreError(ErrorCode::VisibilityFenceActive).with("fence", uint64_t{4097}).with("operation", "append"),
+       ErrorClass::Retryable, {"visibility fence 4097", "active", "append"}, nullptr},
       {"Io", io_cause("Input/output error"), ErrorClass::Retryable,
        {"I/O error", "fdatasync", "segment-00000000000000000003.keel", "Input/output error", "errno 5"}, nullptr},
       {"NoSpace",
@@ -105,7 +126,7 @@ std::set<std::string> template_fields(std::string_view tmpl) {
 TEST_CASE("StoreError contract table pins every code's class, message fields and cause",
           "[error]") {
   auto table = contract_table();
-  static_assert(keel::kErrorCodeCount == 19,
+  static_assert(keel::kErrorCodeCount == 26,
                 "STORE_ERROR CONTRACT TABLE OUT OF DATE: add a row for the new code, then bump");
   REQUIRE(table.size() == keel::kErrorCodeCount);
   std::set<ErrorCode> covered;

@@ -1014,14 +1014,16 @@ TEST_CASE("OpenFenceFollowedByRecordsFailsClosed", "[recovery]") {
 // ---- the table itself --------------------------------------------------------------------------
 
 TEST_CASE("RecoveryTableNamesEveryRuleOnce", "[recovery]") {
-  // Every rule has a row, in order, and the test names above are the rows' names.
+  // Every rule has a row, in order, and the test names above are the rows' names
+  // (BelowRetentionFloor's tests are in tests/retention_floor_test.cc).
   std::vector<std::string_view> names;
   for (const RecoveryRow& row : kRecoveryTable) names.push_back(row.name);
   CHECK(names == std::vector<std::string_view>{"CleanEnd", "SegmentChainGap", "BadSegmentHeader",
                                                "FutureFormatVersion", "SealedSegmentDamage",
                                                "NewestSegmentEmpty", "TornTail", "ZeroFilledTail",
                                                "DamageBeforeDurableFrame", "UnsyncedTornRegion",
-                                               "OpenFenceAtTail", "OpenFenceFollowedByRecords"});
+                                               "OpenFenceAtTail", "OpenFenceFollowedByRecords",
+                                               "BelowRetentionFloor"});
 }
 
 }  // namespace

@@ -226,11 +226,16 @@ TEST_CASE("every Domain error of append names what is wrong", "[store]") {
   metadata.metadata = std::string(11, 'm');
   expect(store->append({"a", ""}, kPlaced, "x", metadata), ErrorCode::PayloadTooLarge, "metadata");
   AppendOptions key;
-  key.idempotency_key = "k";
-  expect(store->append({"a", ""}, kPlaced, "x", key), ErrorCode::NotSupported, "idempotency_key");
-  AppendOptions cas;
-  cas.expected_clock = 0;
-  expect(store->append({"a", ""}, kPlaced, "x", cas), ErrorCode::NotSupported, "expected_clock");
+  key.idempotency_key = "";
+  expect(store->append({"a", ""}, kPlaced, "x", key), ErrorCode::InvalidArgument, "idempotency_key");
+  key.idempotency_key = std::string(kIdempotencyKeyBytesMax + 1, 'k');
+  expect(store->append({"a", ""}, kPlaced, "x", key), ErrorCode::InvalidArgument, "1025 bytes");
+  AppendOptions cause;
+  cause.cause_item = 0;
+  expect(store->append({"a", ""}, kPlaced, "x", cause), ErrorCode::InvalidArgument, "batch items");
+  AppendOptions gate;
+  gate.gates.push_back(Gate{"", [](const GateContext&) { return GateVerdict::allow(); }});
+  expect(store->append({"a", ""}, kPlaced, "x", gate), ErrorCode::InvalidArgument, "gate");
   // Nothing refused reached the log.
   CHECK(store->stats().sequence_next == 1);
   // A valid coordinate with dots that are not a traversal is fine.

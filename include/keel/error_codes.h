@@ -19,11 +19,19 @@
   X(PayloadTooLarge, Domain, "{what} of {size} bytes exceeds the limit of {limit} bytes")          \
   X(SequenceMismatch, Domain,                                                                      \
     "CAS failed for {entity} lane {lane}: expected clock {expected}, actual {actual}")             \
+  X(IdempotencyConflict, Domain, "idempotency key {key} conflicts: {reason}")                      \
+  X(GateDenied, Domain, "gate {gate} denied the append: {reason}")                                 \
+  X(GateReentrant, Domain, "gate {gate} called back into the store ({operation})")                 \
+  X(GateFailed, Domain, "gate {gate} failed: {reason}")                                            \
+  X(FenceNotActive, Domain, "fence {fence} is not active: {reason}")                              \
+  X(BatchItemTooLarge, Domain,                                                                     \
+    "batch item {index}: {what} of {size} bytes exceeds the limit of {limit} bytes")               \
   /* Retryable: it did not happen and may succeed later. */                                        \
   X(Io, Retryable, "I/O error in {operation} on {path}: {detail} (errno {errno})")                 \
   X(NoSpace, Retryable, "no space left for {operation} on {path} ({bytes} bytes)")                 \
   X(WaitTimeout, Retryable,                                                                        \
     "wait for {watermark} to reach sequence {target} timed out after {waited_ms}ms")               \
+  X(VisibilityFenceActive, Retryable, "visibility fence {fence} is active: {operation} refused")   \
   /* Indeterminate: it may have happened. */                                                       \
   X(WriteInDoubt, Indeterminate,                                                                   \
     "append in doubt: {operation} failed after sequence {sequence} was assigned")                  \

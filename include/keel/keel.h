@@ -4,6 +4,7 @@
 #include "keel/coordinate.h"
 #include "keel/error.h"
 #include "keel/event.h"
+#include "keel/gate.h"
 #include "keel/ids.h"
 #include "keel/options.h"
 #include "keel/query.h"

@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "keel/gate.h"
 #include "keel/ids.h"
 
 namespace keel {
@@ -57,6 +59,13 @@ struct StoreOptions {
   // for about 30 ms per million events (stats().index_image_hold_us).
   std::chrono::milliseconds index_image_interval{300'000};
   uint64_t index_image_min_events = 100'000;
+  // Idempotency keys (DESIGN.md §7) are kept at least idempotency_window_events sequences AND
+  // idempotency_window time after their event (both must pass before a key is forgotten and may
+  // name a new event). They survive restarts and crashes (rebuilt from the log) and the removal of
+  // their events (the IDEMPOTENCY sidecar, segments/FORMAT.md 8.7). Memory: about 100 bytes plus
+  // the key per keyed event in the window.
+  uint64_t idempotency_window_events = 1'000'000;
+  std::chrono::milliseconds idempotency_window{3'600'000};
 
   // Test seams (not owned; must outlive the store). Null selects the POSIX file system and the
   // system clock.
@@ -68,7 +77,18 @@ struct StoreOptions {
   // NEGATIVE CONTROL FOR TESTS ONLY: the writer skips every fdatasync yet reports the events
   // durable. The power-loss tests must catch a store opened with this set. Never set it otherwise.
   bool unsafe_skip_fdatasync_for_test = false;
+  // NEGATIVE CONTROL FOR TESTS ONLY: an open does not rebuild idempotency keys from the log (only
+  // the IDEMPOTENCY sidecar is read), so a duplicate after a crash is taken as new. The crash tests
+  // of idempotency must catch a store opened with this set.
+  bool unsafe_ignore_logged_keys_for_test = false;
+  // NEGATIVE CONTROL FOR TESTS ONLY: fences write no FenceBegin / FenceCommit / FenceCancel records
+  // (their events carry no fence id), so a crash with a fence open exposes its events. The fence
+  // crash tests must catch a store opened with this set.
+  bool unsafe_skip_fence_records_for_test = false;
 };
+
+// The longest idempotency key accepted (bytes).
+inline constexpr size_t kIdempotencyKeyBytesMax = 1024;
 
 struct AppendOptions {
   Durability durability = Durability::Durable;
@@ -80,9 +100,21 @@ struct AppendOptions {
   std::optional<EventId> correlation_id;  // default: the event's own id (a new conversation)
   std::optional<EventId> causation_id;    // the event that caused this one; may be external
   std::optional<std::string> metadata;    // opaque bytes (msgpack by convention)
-  // Honoured by a later release; until then setting them is refused with NotSupported.
+  // Idempotency (DESIGN.md §7): 1 to kIdempotencyKeyBytesMax bytes naming this append store-wide.
+  // When an event with this key is kept (see StoreOptions::idempotency_window), the append writes
+  // nothing and returns that event's receipt once it has reached this append's durability; CAS and
+  // gates are skipped. The same key with another coordinate, lane, kind, payload or metadata is
+  // IdempotencyConflict. Keys of a cancelled fence's events are released.
   std::optional<std::string> idempotency_key;
+  // CAS: the clock of (entity, lane) the caller expects the head to have; 0 means "no event
+  // yet". Otherwise SequenceMismatch {entity, lane, expected, actual}.
   std::optional<uint64_t> expected_clock;
+  // Gates for this append only, checked after the store's registered gates (include/keel/gate.h).
+  std::vector<Gate> gates;
+  // Batch items only: the index of an earlier item of the same batch that caused this one; the
+  // item's causation_id becomes that item's event id. InvalidArgument together with causation_id,
+  // for an index not below the item's own, or outside a batch.
+  std::optional<uint32_t> cause_item;
 };
 
 }  // namespace keel

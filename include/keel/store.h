@@ -37,8 +37,8 @@ struct BatchItem {
   Coordinate coordinate;
   EventKind kind;
   std::string payload;
-  // Per item: lane, correlation, causation, metadata (idempotency key and expected clock are
-  // refused for now). Durability and timeout are the batch's (BatchOptions).
+  // Per item: lane, correlation, causation or cause_item, metadata, idempotency key, expected
+  // clock, gates. Durability and timeout are the batch's (BatchOptions).
   AppendOptions options;
 };
 
@@ -72,6 +72,16 @@ struct StoreStats {
   uint64_t index_images_written = 0;          // since open, periodic and at close
   std::string index_image_error;              // the last image write's failure, if any
   uint64_t index_image_hold_us = 0;           // how long the last image held appends (encoding)
+  // Write semantics (DESIGN.md §7), since open unless said otherwise.
+  uint64_t idempotency_keys = 0;       // keys kept now (within the window)
+  uint64_t idempotency_hits = 0;       // appends answered with an earlier receipt
+  uint64_t gates_evaluated = 0;        // gate checks run
+  uint64_t gate_denials = 0;
+  uint64_t gate_time_ns = 0;           // total time spent inside gates
+  uint64_t fences_committed = 0;
+  uint64_t fences_cancelled = 0;
+  uint64_t hidden_events = 0;          // events of cancelled fences in the store (all time)
+  uint64_t first_retained_sequence = 1;
 };
 
 // What verify() checked and the first break it found, if any.
@@ -88,6 +98,8 @@ using ProgressCallback = std::function<void(uint64_t done, uint64_t total)>;
 
 // Returns false to stop a scan early.
 using EventVisitor = std::function<bool(const EventView&)>;
+
+class Fence;
 
 class Store {
  public:
@@ -108,8 +120,13 @@ class Store {
   // clock of (entity, lane), chains it to the previous event of (entity, lane), and returns once
   // options.durability is reached. Read-your-writes: when the append returns at Durable (or at
   // Written under VisibilityPolicy::AfterWrite) the event is visible to every read.
+  // At the commit point, in this order (DESIGN.md §7): validate; idempotency (a kept key returns
+  // the original receipt, skipping CAS and gates); CAS (expected_clock); gates (the registered
+  // ones, then options.gates); assign. A refusal writes nothing.
   // Errors: InvalidCoordinate, InvalidArgument (kind category 0, lane >= lanes_max, negative
-  // timeout), PayloadTooLarge, NotSupported (idempotency_key, expected_clock), ReadOnlyStore,
+  // timeout, empty or too long idempotency key, cause_item), PayloadTooLarge, IdempotencyConflict,
+  // SequenceMismatch, GateDenied, GateFailed, GateReentrant, VisibilityFenceActive (Retryable: a
+  // fence is open; append through it or retry after it ends), ReadOnlyStore,
   // WriterPoisoned (FailClosed: refused, never written), NoSpace (Retryable: nothing written),
   // WriteInDoubt (Indeterminate: the sequence was assigned, then the write or fdatasync failed, or
   // the timeout passed first (cause WaitTimeout); after a crash the event is whole or absent, and
@@ -117,11 +134,34 @@ class Store {
   Result<Receipt> append(const Coordinate& coordinate, EventKind kind, std::string_view payload,
                          const AppendOptions& options = {});
 
-  // Appends all items as one record: all or none, visible at once, consecutive sequences.
-  // Errors as append(), wrapped in BatchItemFailed {index} when one item is at fault; an empty batch
-  // or one above batch_items_max / batch_bytes_max is InvalidArgument / PayloadTooLarge.
+  // Appends all items as one record: all or none, visible at once, consecutive sequences. Each
+  // item goes through the same checks as append(), against the heads its earlier items leave.
+  // Idempotency: when every keyed item's key is kept (and no item is unkeyed), the original
+  // receipts are returned; when only some are, IdempotencyConflict.
+  // Errors as append(), wrapped in BatchItemFailed {index} when one item is at fault (an item
+  // above payload_bytes_max + metadata_bytes_max is BatchItemTooLarge {index, size, limit}); an
+  // empty batch or one above batch_items_max / batch_bytes_max is InvalidArgument / PayloadTooLarge.
   Result<std::vector<Receipt>> append_batch(std::span<const BatchItem> items,
                                             const BatchOptions& options = {});
+
+  // ---- write semantics (DESIGN.md §7) ----
+  // Registers a gate every later append must pass: InvalidArgument for an empty name, a name
+  // taken, or an empty check.
+  Status register_gate(Gate gate);
+  // NotFound for an unknown name.
+  Status unregister_gate(std::string_view name);
+  // Opens the store's one visibility fence (see Fence). VisibilityFenceActive (Retryable) while
+  // another fence is open; ReadOnlyStore; WriterPoisoned.
+  Result<std::unique_ptr<Fence>> begin_fence();
+
+  // TEST ONLY, a stand-in for retention (which comes later): removes the sealed segments whose
+  // events are all below `floor_sequence`, after persisting what must outlive them (the
+  // idempotency keys, segments/FORMAT.md 8.7, an index image, and the retention floor, 8.6).
+  // Returns the new first retained sequence; reads of removed events are NotFound. Afterwards an
+  // open needs a usable index image (the streams of removed events live on only there): without
+  // one it fails closed (CorruptSidecar). InvalidArgument when the floor is above durable, or the
+  // cut would fall inside a fence or no image can be cut now.
+  Result<uint64_t> remove_segments_below_for_test(uint64_t floor_sequence);
 
   // Makes every appended event durable (and visible under AfterDurable). Errors: WriterPoisoned
   // (FailClosed), WriteInDoubt when the fdatasync fails, ReadOnlyStore.
@@ -214,6 +254,46 @@ class Store {
  private:
   explicit Store(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+};
+
+// A visibility fence (DESIGN.md §7): appends through it are written (and made durable at their
+// Durability) but stay invisible; CAS, gates and idempotency see them. While it is open every
+// append not made through it fails fast with VisibilityFenceActive (Retryable), so the fence's
+// events are one contiguous range. commit() makes them visible all at once; cancel(), destroying the
+// fence without commit(), closing the store, or a crash with the fence open hides them forever
+// (a hidden range: no read, query or verify sees them) and reverts every touched (entity, lane)
+// head to its last visible event; their idempotency keys are released.
+//
+// A Fence must not outlive its Store (like a LevelDB iterator); it may be used from any thread.
+class Fence {
+ public:
+  ~Fence();  // cancels an open fence (errors are lost: call cancel() to see them)
+  Fence(const Fence&) = delete;
+  Fence& operator=(const Fence&) = delete;
+
+  uint64_t id() const { return id_; }
+  // As Store::append / append_batch, inside the fence. A fenced append returns once its
+  // durability is reached; its event is not visible until commit(). FenceNotActive after
+  // commit() or cancel().
+  Result<Receipt> append(const Coordinate& coordinate, EventKind kind, std::string_view payload,
+                         const AppendOptions& options = {});
+  Result<std::vector<Receipt>> append_batch(std::span<const BatchItem> items,
+                                            const BatchOptions& options = {});
+  // Writes the commit record and makes it durable (written under AfterWrite), then publishes every
+  // event of the fence at once. After a crash the fence is all visible (the commit record
+  // survived) or all hidden. Errors: FenceNotActive; WriteInDoubt when the write or fdatasync of
+  // the commit record fails (the writer is then poisoned; reopen tells which).
+  Status commit();
+  // Writes the cancel record: the fence's events are hidden for good. FenceNotActive when it is no
+  // longer open.
+  Status cancel();
+
+ private:
+  friend class Store;
+  Fence(Store::Impl* store, uint64_t id) : store_(store), id_(id) {}
+  Store::Impl* store_;
+  uint64_t id_;
+  bool open_ = true;
 };
 
 }  // namespace keel

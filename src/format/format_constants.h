@@ -64,10 +64,13 @@ enum class SidecarKind : uint32_t {
   HiddenRanges = 4,
   Cursor = 5,
   SnapshotPointer = 6,
+  RetentionFloor = 7,  // RETAIN: the first retained segment (FORMAT.md 8.6)
 };
 inline constexpr char kEpochFileName[] = "EPOCH";
 inline constexpr char kLockFileName[] = "LOCK";
 inline constexpr char kIndexImageFileName[] = "INDEX";
+inline constexpr char kIdempotencyFileName[] = "IDEMPOTENCY";
+inline constexpr char kRetentionFloorFileName[] = "RETAIN";
 inline constexpr char kTempSuffix[] = ".tmp";
 
 static_assert(kSegmentHeaderSize % kFrameAlignment == 0, "first frame must be aligned");

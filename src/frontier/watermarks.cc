@@ -122,6 +122,9 @@ Status Watermarks::advance(Watermark kind, HlcPoint point) {
 }
 
 Status Watermarks::publish(HlcPoint point) {
+  if (visible_hold_ && visible_hold_->global_sequence < point.global_sequence) {
+    point = *visible_hold_;
+  }
   KEEL_TRY(advance(Watermark::Visible, point));
   const HlcPoint& visible = points_[index(Watermark::Visible)];
   // Both stay <= visible, so raising them to it cannot break an invariant.

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,6 +55,13 @@ class Watermarks {
   // Publication: raises visible to `point`, then emitted to visible and, with no consumer
   // registered, applied to visible.
   Status publish(HlcPoint point);
+
+  // A visibility fence (DESIGN.md §7): while held, publish() raises visible to at most `at` (the
+  // last event before the fence), so the fence's events stay invisible whatever durable does.
+  // release_visible() lifts the hold; the caller then publishes the policy's watermark again.
+  void hold_visible(HlcPoint at) { visible_hold_ = at; }
+  void release_visible() { visible_hold_.reset(); }
+  bool visible_held() const { return visible_hold_.has_value(); }
 
   // Freezes durable for good (the writer is poisoned).
   void poison() { poisoned_ = true; }
@@ -116,6 +124,7 @@ class Watermarks {
   // min(emitted, applied) trimmed at); only reset_applied can put applied below it.
   HlcPoint trimmed_;
   bool poisoned_ = false;
+  std::optional<HlcPoint> visible_hold_;
   // Node-based: a Lane never moves, so the last accepted lane is cached (appends mostly repeat a
   // lane, and accept() is on every append's path). Lanes are never removed.
   absl::node_hash_map<uint32_t, Lane> lanes_;

@@ -123,6 +123,7 @@ const char* EventIndex::add(uint64_t sequence, const EventLocation& location,
   ids_[at] = facts.id;
   if (ids_sorted_ && !(last_id_ < facts.id) && sequence > 1) {
     ids_sorted_ = false;  // from now on find() uses the map of every visible id
+    ids_unsorted_at_ = sequence;
     for (uint64_t s = 1; s < sequence; ++s) {
       if (offsets_[s - 1] != 0) id_map_.emplace(ids_[s - 1], s);
     }
@@ -130,7 +131,10 @@ const char* EventIndex::add(uint64_t sequence, const EventLocation& location,
   if (!ids_sorted_) id_map_.emplace(facts.id, sequence);
   last_id_ = std::max(last_id_, facts.id);
   if (hlc_in_id(facts.id) != facts.hlc) other_hlcs_.emplace(sequence, facts.hlc);
-  if (facts.hlc < last_hlc_) hlc_monotonic_ = false;
+  if (hlc_monotonic_ && facts.hlc < last_hlc_) {
+    hlc_monotonic_ = false;
+    hlc_unordered_at_ = sequence;
+  }
   last_hlc_ = std::max(last_hlc_, facts.hlc);
   kinds_[at] = facts.kind;
   scopes_[at] = intern_scope(facts.scope);
@@ -166,6 +170,94 @@ void EventIndex::add_hidden(uint64_t sequence) {
   grow_columns(sequence);
   // The id column keeps its order: a hidden slot repeats the largest id (find() skips it).
   ids_[sequence - 1] = last_id_;
+}
+
+void EventIndex::truncate(uint64_t first_removed) {
+  assert(first_removed >= 1 && first_removed <= next_sequence());
+  const uint64_t kept = first_removed - 1;
+  // Undone newest first: each add() undone is then the last one, its cause's newest effect is
+  // this event and its stream ends with it.
+  bool correlations_removed = false;
+  bool largest_id_removed = false;
+  for (uint64_t s = offsets_.size(); s > kept; --s) {
+    if (offsets_[s - 1] == 0) continue;  // hidden: add_hidden() touched its columns only
+    correlations_removed |= !own_correlation_[s - 1];
+    largest_id_removed |= ids_[s - 1] == last_id_;
+    undo_add(s);
+  }
+  if (correlations_removed) truncate_correlation_heads(first_removed);
+  while (!segments_.empty() && segments_.back().first_sequence >= first_removed) {
+    segments_.pop_back();
+  }
+  offsets_.resize(kept);
+  ids_.resize(kept);
+  kinds_.resize(kept);
+  scopes_.resize(kept);
+  stream_numbers_.resize(kept);
+  own_correlation_.resize(kept);
+  causes_.truncate(kept);
+  newest_effects_.truncate(kept);
+  older_siblings_.truncate(kept);
+  correlation_chain_.truncate(kept);
+  restore_ordering_after_truncate(first_removed, largest_id_removed);
+}
+
+// Undoes what add() did for visible event `sequence`, the last one still added, but its columns
+// and its correlation head (see truncate_correlation_heads).
+void EventIndex::undo_add(uint64_t sequence) {
+  EntityStream& stream = *stream_list_[stream_numbers_[sequence - 1]];
+  assert(!stream.sequences.empty() && stream.sequences.back() == sequence);
+  stream.sequences.pop_back();
+  if (stream.sequences.empty()) --stream_count_;
+  --visible_count_;
+  if (uint64_t cause = causes_.get(sequence); cause != 0) {
+    assert(newest_effects_.get(cause) == sequence);
+    newest_effects_.set(cause, older_siblings_.get(sequence));
+  } else if (!external_causes_.empty()) {
+    external_causes_.erase(sequence);
+  }
+  if (!other_hlcs_.empty()) other_hlcs_.erase(sequence);
+  if (!ids_sorted_) id_map_.erase(ids_[sequence - 1]);  // ids are unique among visible events
+}
+
+// The index keeps no correlation id per event: the heads naming removed events are found by a
+// pass over all heads, and each moves back along its chain to the newest kept event, if any.
+void EventIndex::truncate_correlation_heads(uint64_t first_removed) {
+  std::vector<EventId> emptied;
+  for (auto& [correlation, newest] : correlation_heads_) {
+    while (newest >= first_removed) newest = correlation_chain_.get(newest);
+    if (newest == 0) emptied.push_back(correlation);
+  }
+  for (const EventId& correlation : emptied) correlation_heads_.erase(correlation);
+}
+
+// last_id_, ids_sorted_, last_hlc_ and hlc_monotonic_ as the kept events would have left them,
+// without a pass over them: a flag turned off by a removed event is on again (the kept prefix was
+// in order up to it); with ids sorted the largest id is the last kept slot's (hidden slots repeat
+// it), and with HLCs monotonic the largest HLC is the last kept visible event's. A flag that
+// stays off keeps last_hlc_ as it was: it feeds only hlc_monotonic_, which stays off anyway.
+void EventIndex::restore_ordering_after_truncate(uint64_t first_removed, bool largest_id_removed) {
+  const uint64_t kept = first_removed - 1;
+  if (!ids_sorted_ && ids_unsorted_at_ >= first_removed) {
+    ids_sorted_ = true;
+    ids_unsorted_at_ = 0;
+    id_map_.clear();
+  }
+  if (ids_sorted_) {
+    last_id_ = kept == 0 ? EventId{} : ids_[kept - 1];
+  } else if (largest_id_removed) {
+    last_id_ = EventId{};  // the map holds exactly the kept visible ids (rare: foreign ids)
+    for (const auto& entry : id_map_) last_id_ = std::max(last_id_, entry.first);
+  }
+  if (!hlc_monotonic_ && hlc_unordered_at_ >= first_removed) {
+    hlc_monotonic_ = true;
+    hlc_unordered_at_ = 0;
+  }
+  if (hlc_monotonic_) {
+    uint64_t last = kept;
+    while (last > 0 && offsets_[last - 1] == 0) --last;  // only hidden slots of older fences
+    last_hlc_ = last == 0 ? Hlc{} : hlc_at(last);
+  }
 }
 
 std::optional<EventLocation> EventIndex::locate(uint64_t sequence) const {

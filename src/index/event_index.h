@@ -1,6 +1,7 @@
 // EventIndex: the in-memory indexes the store reads and queries through (DESIGN.md §6). Built on
 // open from the recovered log (events of cancelled fences are hidden: they keep their sequence and
-// are in no other index) and extended by every append.
+// are in no other index), extended by every append, and cut back by truncate() when a fence whose
+// events it added live is cancelled.
 //
 // Columns by sequence (index sequence - 1), about 50 bytes per event in all:
 //   frame offset        4   where its frame is; the segment comes from a table of segment starts;
@@ -108,6 +109,19 @@ class EventIndex {
                   EntityStream& stream);
   // Records a hidden event (a cancelled fence's): it takes its sequence and nothing else.
   void add_hidden(uint64_t sequence);
+  // Undoes the add() and add_hidden() of every sequence from `first_removed` on (1 <= first_removed
+  // <= next_sequence(); nothing to do at next_sequence()): a cancelled fence's events, added live,
+  // leave the index as a load would build it from the kept events (a load then adds the fenced
+  // ones with add_hidden). Except for what the index cannot or need not undo:
+  // - a stream's head_hash (no per-event hashes are kept): the caller restores it;
+  // - streams that become empty and scopes first named by removed events stay, as a stream_for()
+  //   without an add leaves one (queries skip empty streams; references stay valid);
+  // - an ordering flag (ids sorted, HLCs monotonic) already off in the image the index was
+  //   restored from stays off, as a load from that image leaves it (otherwise it is exact).
+  // Cost: the removed events, plus one pass over the correlation heads when a removed event names
+  // an explicit correlation (no per-event correlation id is kept) and over the id map when ids
+  // are unsorted and the largest id is removed.
+  void truncate(uint64_t first_removed);
 
   // Null for an unknown or hidden sequence.
   std::optional<EventLocation> locate(uint64_t sequence) const;
@@ -167,6 +181,9 @@ class EventIndex {
   std::string_view stream_key(std::string_view entity, uint32_t lane) const;
   uint32_t intern_scope(std::string_view scope);
   void grow_columns(uint64_t sequence);
+  void undo_add(uint64_t sequence);
+  void truncate_correlation_heads(uint64_t first_removed);
+  void restore_ordering_after_truncate(uint64_t first_removed, bool largest_id_removed);
 
   // Columns by sequence - 1.
   std::vector<uint32_t> offsets_;  // 0: hidden
@@ -187,6 +204,10 @@ class EventIndex {
   absl::flat_hash_map<uint64_t, Hlc> other_hlcs_;  // events whose id does not carry their HLC
   Hlc last_hlc_;
   bool hlc_monotonic_ = true;
+  // The sequences whose add() turned ids_sorted_ and hlc_monotonic_ off, for truncate(); 0 while
+  // on, or when off already in the image the index was restored from.
+  uint64_t ids_unsorted_at_ = 0;
+  uint64_t hlc_unordered_at_ = 0;
   absl::flat_hash_map<uint64_t, EventId> external_causes_;
   absl::flat_hash_map<EventId, uint64_t> correlation_heads_;  // explicit correlations: newest
   std::vector<std::string> scope_names_;

@@ -51,6 +51,15 @@ class SequenceLinks {
     distances_.clear();
     overflow_.clear();
   }
+  // Drops the links from sequences above `size` (an undone append's). Links from the sequences
+  // kept to the ones dropped are the caller's to reset first.
+  void truncate(uint64_t size) {
+    if (size >= distances_.size()) return;
+    distances_.resize(size);
+    if (!overflow_.empty()) {
+      absl::erase_if(overflow_, [size](const auto& entry) { return entry.first > size; });
+    }
+  }
   uint64_t memory_bytes() const {
     return distances_.capacity() * sizeof(uint32_t) +
            overflow_.capacity() * (sizeof(uint64_t) * 2 + 1);

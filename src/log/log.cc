@@ -27,6 +27,7 @@ Result<std::unique_ptr<Log>> Log::open(platform::FileSystem& fs, const std::stri
   // Refuse bad options before creating the directory, taking the lock or bumping the epoch.
   if (!options.read_only) KEEL_TRY(check_segment_writer_options(options.writer));
   std::unique_ptr<Log> log(new Log());
+  log->fs_ = &fs;
   log->directory_ = directory;
   KEEL_ASSIGN_OR_RETURN(bool present, fs.exists(directory));
   if (!present) {
@@ -113,6 +114,32 @@ Status Log::cancel_open_fence() {
     if (action.rule == RecoveryRule::OpenFenceAtTail) action.applied = true;
   }
   return ok_status();
+}
+
+Status Log::retain_from(const RetentionFloor& floor, std::vector<std::string>* removed) {
+  if (!writer_) {
+    return StoreError(ErrorCode::ReadOnlyStore)
+        .with("path", directory_)
+        .with("operation", "retain");
+  }
+  if (writer_->poisoned()) return writer_->poisoned_error();
+  // The active segment takes the appends: it is never below the floor.
+  if (floor.first_segment_id > writer_->active_segment_id()) {
+    return StoreError(ErrorCode::InvalidArgument)
+        .with("argument", "retention floor")
+        .with("reason", "segment " + std::to_string(floor.first_segment_id) +
+                            " is after the active segment " +
+                            std::to_string(writer_->active_segment_id()));
+  }
+  KEEL_TRY(check_retention_floor(*fs_, directory_, floor));
+  KEEL_TRY(write_retention_floor(*fs_, directory_, floor));
+  // From here RETAIN is durable: what recovered() says below it is gone, whatever follows.
+  std::erase_if(recovered_.segments, [&](const RecoveredSegment& segment) {
+    return segment.header.segment_id < floor.first_segment_id;
+  });
+  recovered_.retention_floor = floor;
+  recovered_.first_sequence = floor.first_sequence;
+  return remove_segments_below(*fs_, directory_, floor, removed);
 }
 
 Status Log::close() {

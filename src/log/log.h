@@ -11,6 +11,7 @@
 #include "keel/result.h"
 #include "log/poisoned_logs.h"
 #include "log/recovery.h"
+#include "log/retention_floor.h"
 #include "log/segment_writer.h"
 #include "platform/file_system.h"
 
@@ -44,6 +45,18 @@ class Log {
   // What the open cut because a writer of this process was poisoned (log/poisoned_logs.h).
   const std::vector<std::string>& poison_truncations() const { return poison_truncations_; }
 
+  // Retention (log/retention_floor.h), writable only: checks `floor` against the log (its
+  // segment exists, is not above the active segment, and starts at floor.first_sequence; a floor
+  // is never lowered), writes RETAIN, removes the segment files below it, and drops them from
+  // recovered() (segments, first_sequence, retention_floor). `removed` (may be null) receives the
+  // paths removed. Call from the writer's owner, under the lock that guards writer() (it reads the
+  // active segment id), once nothing reads the segments below the floor any more; appends may be
+  // in flight (the active segment is never touched).
+  // Errors: InvalidArgument (the floor does not fit the log; nothing written), ReadOnlyStore,
+  // WriterPoisoned, Io (after RETAIN was written, a failed removal leaves files below the floor:
+  // the next writable open deletes them).
+  Status retain_from(const RetentionFloor& floor, std::vector<std::string>* removed = nullptr);
+
   // Syncs and trims the active segment. The writer is unusable after.
   Status close();
 
@@ -54,6 +67,7 @@ class Log {
   Status cancel_open_fence();
   Status truncate_to_synced_end(platform::FileSystem& fs, const SyncedEnd& end);
 
+  platform::FileSystem* fs_ = nullptr;
   std::string directory_;
   std::unique_ptr<platform::FileLock> lock_;
   RecoveredLog recovered_;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "format/format_constants.h"
 #include "format/record.h"
 #include "log/segment_files.h"
 
@@ -248,27 +249,25 @@ class Recovery {
       : fs_(fs), directory_(directory), options_(options), visit_(visit) {}
 
   Result<RecoveredLog> run() {
-    KEEL_ASSIGN_OR_RETURN(auto files, list_segment_files(fs_, directory_));
-    for (size_t i = 0; i < files.size(); ++i) {
-      // Row SegmentChainGap: segment ids are consecutive from 1.
-      if (files[i].segment_id != i + 1) {
-        return chain_gap(files[i].path, "segment ids are not consecutive from 1");
-      }
-    }
+    // RETAIN first: it says where the chain starts. Damaged, it fails closed (CorruptSidecar):
+    // the segments it let go cannot be re-derived.
+    KEEL_ASSIGN_OR_RETURN(floor_, read_retention_floor(fs_, directory_));
+    KEEL_ASSIGN_OR_RETURN(auto files, retained_segment_files());
+    start_log();
     size_t first_scanned = 0;
     if (options_.checkpoint) {
       std::string rejected;
       KEEL_ASSIGN_OR_RETURN(bool used, recover_to_checkpoint(files, rejected));
       if (used) {
-        first_scanned = options_.checkpoint->resume_segment_id;
+        first_scanned = options_.checkpoint->resume_segment_id - first_segment_id() + 1;
       } else {
-        log_ = RecoveredLog();
+        start_log();
         log_.checkpoint_rejected = rejected;
         if (options_.checkpoint_rejected) options_.checkpoint_rejected(rejected);
       }
     }
     for (size_t i = first_scanned; i < files.size(); ++i) {
-      KEEL_TRY(recover_segment(files[i], i + 1 == files.size()));
+      KEEL_TRY(recover_segment(files[i], i == 0, i + 1 == files.size()));
     }
     log_.fences = fences_.finish();
     if (log_.open_fence() != nullptr) {
@@ -286,7 +285,57 @@ class Recovery {
   }
 
  private:
-  Status recover_segment(const SegmentFile& file, bool newest) {
+  uint64_t first_segment_id() const { return floor_ ? floor_->first_segment_id : 1; }
+
+  // The segment files recovery reads: consecutive ids from the floor's segment (segment 1 without
+  // RETAIN). Files below the floor are set aside for deletion.
+  Result<std::vector<SegmentFile>> retained_segment_files() {
+    KEEL_ASSIGN_OR_RETURN(auto listed, list_segment_files(fs_, directory_));
+    const uint64_t first_id = first_segment_id();
+    std::vector<SegmentFile> files;
+    for (SegmentFile& file : listed) {
+      if (file.segment_id < first_id) {
+        // Row BelowRetentionFloor: a crash came between writing RETAIN and removing this
+        // segment. Not read; a writable open deletes it.
+        below_floor_.push_back(std::move(file.path));
+      } else {
+        files.push_back(std::move(file));
+      }
+    }
+    for (size_t i = 0; i < files.size(); ++i) {
+      // Row SegmentChainGap: segment ids are consecutive from the first retained one.
+      if (files[i].segment_id - first_id != i) {
+        std::string from =
+            floor_ ? "the retention floor's segment " + std::to_string(first_id) : "1";
+        return chain_gap(files[i].path, "segment ids are not consecutive from " + from);
+      }
+    }
+    if (floor_ && files.empty()) {
+      // Row SegmentChainGap: the active segment is never below the floor, so RETAIN with no
+      // segment from its own on means the log lost its end.
+      return chain_gap(platform::join_path(directory_, format::kRetentionFloorFileName),
+                       "the retention floor names segment " + std::to_string(first_id) +
+                           " and no segment from it on exists");
+    }
+    return files;
+  }
+
+  // An empty result: the chain starts at the floor, with the below-floor deletions to report.
+  void start_log() {
+    log_ = RecoveredLog();
+    log_.retention_floor = floor_;
+    log_.first_sequence = floor_ ? floor_->first_sequence : 1;
+    log_.next_sequence = log_.first_sequence;
+    for (const std::string& path : below_floor_) {
+      RecoveryAction action;
+      action.rule = RecoveryRule::BelowRetentionFloor;
+      action.path = path;
+      log_.actions.push_back(action);
+    }
+  }
+
+  // `first`: the first retained segment, whose header must match RETAIN when there is one.
+  Status recover_segment(const SegmentFile& file, bool first, bool newest) {
     KEEL_ASSIGN_OR_RETURN(auto handle, fs_.open(file.path, platform::OpenMode::ReadOnly));
     KEEL_ASSIGN_OR_RETURN(auto bytes, platform::read_file(*handle));
     format::SegmentHeader header;
@@ -294,7 +343,9 @@ class Recovery {
     auto decoded = format::decode_segment_header(bytes, header, &found_version);
     auto after_header = std::span<const std::byte>(bytes).subspan(
         std::min<size_t>(bytes.size(), format::kSegmentHeaderSize));
-    if (newest && decoded != format::HeaderDecode::Ok &&
+    // The floor's segment is never empty: its header was synced before RETAIN named it.
+    bool may_be_empty = newest && !(first && floor_);
+    if (may_be_empty && decoded != format::HeaderDecode::Ok &&
         decoded != format::HeaderDecode::UnsupportedVersion && all_zero(after_header)) {
       // Row NewestSegmentEmpty: created, and its header missing, short, zero or torn, with no
       // frame after it: nothing was ever written to it; delete it.
@@ -319,12 +370,15 @@ class Recovery {
       return corruption(RecoveryRule::BadSegmentHeader, file.path, 0,
                         format::header_decode_name(decoded));
     }
-    // Row SegmentChainGap: the header names this file and continues the sequence.
+    // Row SegmentChainGap: the header names this file and continues the sequence (the floor's
+    // segment starts at the floor's sequence).
     if (header.segment_id != file.segment_id) {
       return chain_gap(file.path, "the header names another segment id");
     }
     if (header.first_sequence != log_.next_sequence) {
-      return chain_gap(file.path, "first sequence does not continue the previous segment");
+      return chain_gap(file.path, first && floor_
+                                      ? "first sequence is not the retention floor's"
+                                      : "first sequence does not continue the previous segment");
     }
     if (header.epoch > options_.stored_epoch || header.epoch < log_.max_epoch) {
       return corruption(RecoveryRule::BadSegmentHeader, file.path, 0,
@@ -374,18 +428,28 @@ class Recovery {
       rejected = std::move(why);
       return false;
     };
-    if (cp.resume_segment_id == 0 || cp.resume_segment_id > files.size()) {
+    const uint64_t first_id = first_segment_id();
+    if (floor_ && cp.resume_segment_id < first_id) {
+      // Its segments were removed: the image covers events the log no longer holds.
       return reject("it resumes in segment " + std::to_string(cp.resume_segment_id) +
-                    " and the log has " + std::to_string(files.size()));
+                    ", below the retention floor (segment " + std::to_string(first_id) + ")");
+    }
+    if (cp.resume_segment_id < first_id || cp.resume_segment_id - first_id >= files.size()) {
+      return reject("it resumes in segment " + std::to_string(cp.resume_segment_id) +
+                    " and the log has " +
+                    (floor_ ? "segments " + std::to_string(first_id) + " to " +
+                                  std::to_string(first_id + files.size() - 1)
+                            : std::to_string(files.size())));
     }
     if (cp.epoch > options_.stored_epoch) return reject("its epoch is later than the epoch file");
+    const size_t resume_index = cp.resume_segment_id - first_id;
     std::vector<format::SegmentHeader> headers;
     std::vector<uint64_t> sizes;
     std::vector<std::byte> bytes;
-    for (size_t i = 0; i < cp.resume_segment_id; ++i) {
+    for (size_t i = 0; i <= resume_index; ++i) {
       KEEL_ASSIGN_OR_RETURN(auto handle, fs_.open(files[i].path, platform::OpenMode::ReadOnly));
       KEEL_ASSIGN_OR_RETURN(uint64_t size, handle->size());
-      if (i + 1 == cp.resume_segment_id) {
+      if (i == resume_index) {
         KEEL_ASSIGN_OR_RETURN(bytes, platform::read_file(*handle));
       } else {
         bytes.assign(std::min<uint64_t>(size, format::kSegmentHeaderSize), std::byte{0});
@@ -397,8 +461,11 @@ class Recovery {
       if (format::decode_segment_header(bytes, header, &version) != format::HeaderDecode::Ok) {
         return reject("the header of " + files[i].path + " does not decode");
       }
-      uint64_t expected_first = i == 0 ? 1 : headers.back().first_sequence;
-      if (header.segment_id != i + 1 || header.first_sequence < expected_first ||
+      // The first retained segment starts exactly at the floor (1 without one); a later one at
+      // least where the one before it started (its events are not counted here).
+      bool sequence_continues = i == 0 ? header.first_sequence == log_.first_sequence
+                                       : header.first_sequence >= headers.back().first_sequence;
+      if (header.segment_id != first_id + i || !sequence_continues ||
           header.epoch > options_.stored_epoch || (i > 0 && header.epoch < headers.back().epoch)) {
         return reject("the header of " + files[i].path + " does not continue the chain");
       }
@@ -447,10 +514,9 @@ class Recovery {
     }
     log_.max_epoch = std::max(log_.max_epoch, cp.epoch);
     log_.next_sequence = resume.first_sequence;
-    const size_t i = cp.resume_segment_id - 1;
     SegmentScan scan =
         SegmentScanner(bytes, resume, options_.stored_epoch).scan_from(cp.resume_offset, state);
-    KEEL_TRY(keep_segment(files[i], resume, scan, i + 1 == files.size()));
+    KEEL_TRY(keep_segment(files[resume_index], resume, scan, resume_index + 1 == files.size()));
     log_.checkpoint_used = true;
     return true;
   }
@@ -500,10 +566,12 @@ class Recovery {
       KEEL_TRY(file->truncate(pending_truncate_offset_));
       KEEL_TRY(file->sync_data());
     }
-    if (pending_delete_) {
-      KEEL_TRY(fs_.remove(*pending_delete_));
-      KEEL_TRY(fs_.sync_directory(directory_));
-    }
+    // Row BelowRetentionFloor (RETAIN is durable: it already covers them) and row
+    // NewestSegmentEmpty: delete, then one directory fsync.
+    std::vector<std::string> deletions = below_floor_;
+    if (pending_delete_) deletions.push_back(*pending_delete_);
+    for (const std::string& path : deletions) KEEL_TRY(fs_.remove(path));
+    if (!deletions.empty()) KEEL_TRY(fs_.sync_directory(directory_));
     for (RecoveryAction& action : log_.actions) {
       if (action.rule != RecoveryRule::OpenFenceAtTail) action.applied = true;
     }
@@ -516,6 +584,8 @@ class Recovery {
   const RecordVisitor& visit_;
   RecoveredLog log_;
   FenceTracker fences_;
+  std::optional<RetentionFloor> floor_;   // RETAIN, when present
+  std::vector<std::string> below_floor_;  // segment files below it, still on disk
   std::optional<std::string> pending_delete_;
   std::optional<std::string> pending_truncate_;
   uint64_t pending_truncate_offset_ = 0;

@@ -15,6 +15,7 @@
 #include "format/segment_header.h"
 #include "keel/result.h"
 #include "log/recovery_table.h"
+#include "log/retention_floor.h"
 #include "platform/file_system.h"
 
 namespace keel::log {
@@ -37,8 +38,9 @@ struct RecoveryOptions {
   // The epoch file's value: no segment or frame may claim a later epoch.
   uint64_t stored_epoch = 0;
   // With a checkpoint, records before it are not visited. When the log does not match it (a
-  // segment missing, a header or the record at the resume point not as it says), recovery calls
-  // `checkpoint_rejected` with the reason before visiting anything, then recovers everything.
+  // segment missing or below the retention floor, a header or the record at the resume point not
+  // as it says), recovery calls `checkpoint_rejected` with the reason before visiting anything,
+  // then recovers everything retained.
   std::optional<Checkpoint> checkpoint;
   std::function<void(const std::string& reason)> checkpoint_rejected;
 };
@@ -84,10 +86,13 @@ struct RecoveryAction {
 
 struct RecoveredLog {
   std::vector<RecoveredSegment> segments;  // by id; the last one is the active segment
-  uint64_t next_sequence = 1;              // 1 + the last recovered sequence
-  uint64_t max_epoch = 0;                  // the highest epoch of any segment header or frame
-  std::vector<FenceRange> fences;          // in log order; an OpenAtTail fence, if any, is last
-  std::vector<RecoveryAction> actions;     // repairs, in the order taken
+  // RETAIN, when the store has one: the chain starts at its segment (log/retention_floor.h).
+  std::optional<RetentionFloor> retention_floor;
+  uint64_t first_sequence = 1;          // the first retained sequence: 1 without a floor
+  uint64_t next_sequence = 1;           // 1 + the last recovered sequence
+  uint64_t max_epoch = 0;               // the highest epoch of any segment header or frame
+  std::vector<FenceRange> fences;       // in log order; an OpenAtTail fence, if any, is last
+  std::vector<RecoveryAction> actions;  // repairs, in the order taken
   RecoveryRule tail_rule = RecoveryRule::CleanEnd;  // how the last segment ended
   bool checkpoint_used = false;     // records before the checkpoint were not scanned
   std::string checkpoint_rejected;  // why a checkpoint was not used, when one was given
@@ -98,9 +103,12 @@ struct RecoveredLog {
   }
 };
 
-// Recovers the log in `directory`. Errors: Corruption / SegmentChainBroken (FailClosed, files
-// untouched), UnsupportedVersion, Io. A fence open at the tail is reported (open_fence() and an
-// OpenFenceAtTail action) for the caller to cancel: Log::open appends the cancel record.
+// Recovers the log in `directory`, from the retention floor's segment when RETAIN exists (segment
+// 1 otherwise). Errors: Corruption / SegmentChainBroken (FailClosed, files untouched),
+// UnsupportedVersion, CorruptSidecar (RETAIN), Io. Segments below the floor are ignored and, when
+// writable, deleted (BelowRetentionFloor actions). A fence open at the tail is reported
+// (open_fence() and an OpenFenceAtTail action) for the caller to cancel: Log::open appends the
+// cancel record.
 Result<RecoveredLog> recover_log(platform::FileSystem& fs, const std::string& directory,
                                  const RecoveryOptions& options, const RecordVisitor& visit);
 

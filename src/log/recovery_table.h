@@ -22,6 +22,7 @@ enum class RecoveryRule : uint8_t {
   UnsyncedTornRegion,
   OpenFenceAtTail,
   OpenFenceFollowedByRecords,
+  BelowRetentionFloor,
 };
 
 enum class RecoveryOutcome : uint8_t {
@@ -44,8 +45,9 @@ inline constexpr RecoveryRow kRecoveryTable[] = {
     {RecoveryRule::CleanEnd, "CleanEnd", "clean end of data", "last segment",
      RecoveryOutcome::Open},
     {RecoveryRule::SegmentChainGap, "SegmentChainGap",
-     "gap in segment ids or first sequences, or a header naming another segment", "any",
-     RecoveryOutcome::FailClosed},
+     "gap in segment ids or first sequences, or a header naming another segment; a first segment "
+     "other than segment 1 (or, with RETAIN, the floor's segment and first sequence)",
+     "any", RecoveryOutcome::FailClosed},
     {RecoveryRule::BadSegmentHeader, "BadSegmentHeader",
      "bad magic, header checksum or header field (or a zero header followed by data)", "any",
      RecoveryOutcome::FailClosed},
@@ -56,7 +58,8 @@ inline constexpr RecoveryRow kRecoveryTable[] = {
      RecoveryOutcome::FailClosed},
     {RecoveryRule::NewestSegmentEmpty, "NewestSegmentEmpty",
      "missing, short or zero header and no frames",
-     "newest segment (crash right after creating it)", RecoveryOutcome::DeleteSegment},
+     "newest segment (crash right after creating it), unless RETAIN names it",
+     RecoveryOutcome::DeleteSegment},
     {RecoveryRule::TornTail, "TornTail",
      "short frame, bad length, bad checksum, or wrong segment/epoch/sequence, and no valid frame "
      "after it",
@@ -77,6 +80,10 @@ inline constexpr RecoveryRow kRecoveryTable[] = {
      "place (an end without its begin, a fenced event outside its fence, a begin inside an open "
      "fence)",
      "any", RecoveryOutcome::FailClosed},
+    {RecoveryRule::BelowRetentionFloor, "BelowRetentionFloor",
+     "a segment with an id below the retention floor (a crash after RETAIN was written and "
+     "before the segment was removed)",
+     "below the retention floor; recovery ignores it", RecoveryOutcome::DeleteSegment},
 };
 
 inline constexpr size_t kRecoveryRuleCount = sizeof(kRecoveryTable) / sizeof(kRecoveryTable[0]);
@@ -93,6 +100,6 @@ inline constexpr bool recovery_table_is_indexed() {
   return true;
 }
 static_assert(recovery_table_is_indexed());
-static_assert(kRecoveryRuleCount == static_cast<size_t>(RecoveryRule::OpenFenceFollowedByRecords) + 1);
+static_assert(kRecoveryRuleCount == static_cast<size_t>(RecoveryRule::BelowRetentionFloor) + 1);
 
 }  // namespace keel::log

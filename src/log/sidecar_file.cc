@@ -7,6 +7,13 @@ namespace keel::log {
 Status write_sidecar(platform::FileSystem& fs, const std::string& directory,
                      const std::string& name, format::SidecarKind kind, uint32_t version,
                      std::span<const std::byte> payload) {
+  // A larger payload would be written and then refused by every reader.
+  if (payload.size() > format::kSidecarPayloadMax) {
+    return StoreError(ErrorCode::PayloadTooLarge)
+        .with("what", "sidecar " + name)
+        .with("size", uint64_t{payload.size()})
+        .with("limit", uint64_t{format::kSidecarPayloadMax});
+  }
   return replace_file(fs, directory, name, format::encode_sidecar(kind, version, payload));
 }
 

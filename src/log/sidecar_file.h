@@ -20,6 +20,7 @@ Status replace_file(platform::FileSystem& fs, const std::string& directory, cons
 
 // Atomically replaces `directory/name` with a sidecar holding `payload`. After success the new
 // content is durable; after a failure (or crash) the file holds either the old or the new content.
+// A payload above format::kSidecarPayloadMax is PayloadTooLarge, and nothing is written.
 Status write_sidecar(platform::FileSystem& fs, const std::string& directory,
                      const std::string& name, format::SidecarKind kind, uint32_t version,
                      std::span<const std::byte> payload);

@@ -89,7 +89,8 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
   if (log_options.read_only) {
     KEEL_ASSIGN_OR_RETURN(beside_writer, writer_is_live());
   }
-  if (!beside_writer) KEEL_TRY(restore_image(log_options));
+  KEEL_ASSIGN_OR_RETURN(keys_through_, load_keys());
+  if (!beside_writer) KEEL_TRY(restore_image(log_options, keys_through_));
   struct Pending {
     uint64_t sequence;
     index::EventLocation location;
@@ -97,24 +98,48 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
     std::string entity;
     std::string scope;
     uint32_t lane;
+    std::optional<std::string> key;  // its idempotency key, fingerprint and receipt
+    Hash128 fingerprint;
+    uint64_t epoch;
   };
   std::vector<Pending> fenced;
   std::optional<StoreError> failure;
   auto add = [&](const Pending& p, bool hidden) {
     if (failure) return;
+    if (p.sequence != index_.next_sequence()) {
+      // Only a log whose first segments were removed (a retention floor) starts above the index:
+      // the events below the floor live on only in the index image, which was not used.
+      failure = StoreError(ErrorCode::CorruptSidecar)
+                    .with("path", platform::join_path(directory_, format::kIndexImageFileName))
+                    .with("reason", "segments below the retention floor were removed and the index "
+                                    "image that holds their events could not be used (" +
+                                    index_source_ + ")");
+      return;
+    }
     if (hidden) {
       index_.add_hidden(p.sequence);
       return;
     }
     index::EventFacts facts = p.facts;
     facts.scope = p.scope;
-    if (const char* problem =
-            index_.add(p.sequence, p.location, facts, index_.stream_for(p.entity, p.lane))) {
+    auto corrupt = [&](std::string problem) {
       failure = StoreError(ErrorCode::Corruption)
                     .with("path", directory_)
                     .with("offset", p.sequence)
-                    .with("reason", std::string(problem) + " (offset is the sequence)")
+                    .with("reason", problem + " (offset is the sequence)")
                     .with("rule", "index build");
+    };
+    if (const char* problem =
+            index_.add(p.sequence, p.location, facts, index_.stream_for(p.entity, p.lane))) {
+      return corrupt(problem);
+    }
+    // Keys are rebuilt from the log: a crash loses none (the sidecar holds only those the log
+    // may no longer have, and those the index image covers).
+    if (p.key && p.sequence > keys_through_ && !options_.unsafe_ignore_logged_keys_for_test &&
+        !keys_.add(*p.key, p.fingerprint,
+                   Receipt{facts.id, p.epoch, p.sequence, facts.clock, facts.hlc,
+                           facts.chained_hash})) {
+      corrupt("idempotency key " + *p.key + " repeated or out of order");
     }
   };
   // Read-only opens beside a live writer see only its durable prefix: the frames of the last
@@ -131,6 +156,7 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
   auto visit = [&](const log::RecordPosition& position, const format::DecodedFrame& frame) {
     using format::RecordType;
     ++records_replayed_;
+
     if (log_options.read_only) {
       if (position.segment_id != tail_segment) {
         tail_segment = position.segment_id;
@@ -159,7 +185,14 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
       Pending p{frame.header.sequence + i,
                 index::EventLocation{static_cast<uint32_t>(position.segment_id),
                                      static_cast<uint32_t>(position.offset)},
-                index::facts_of(e), std::string(e.entity), std::string(e.scope), e.lane};
+                index::facts_of(e),
+                std::string(e.entity),
+                std::string(e.scope),
+                e.lane,
+                std::nullopt,
+                e.idempotency_fingerprint.value_or(Hash128{}),
+                frame.header.epoch};
+      if (e.idempotency_key) p.key.emplace(*e.idempotency_key);
       if (e.fence_id) {
         fenced.push_back(std::move(p));
       } else {
@@ -171,6 +204,20 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
   for (const Pending& p : fenced) add(p, true);  // a fence open at the tail stays hidden
   if (failure) return *failure;
   const log::RecoveredLog& recovered = log_->recovered();
+  first_retained_sequence_ = recovered.first_sequence;
+  first_retained_segment_ =
+      recovered.retention_floor ? recovered.retention_floor->first_segment_id : 1;
+  removed_events_ = count_removed_events();
+  if (first_retained_sequence_ > 1 && !recovered.checkpoint_used) {
+    return StoreError(ErrorCode::CorruptSidecar)
+        .with("path", platform::join_path(directory_, format::kIndexImageFileName))
+        .with("reason", "segments below the retention floor were removed and the index image "
+                        "that holds their events could not be used (" + index_source_ + ")");
+  }
+  // A sidecar naming events the log does not hold (lost with an unsynced tail) must not answer.
+  keys_.remove_from(recovered.next_sequence);
+  keys_.expire(recovered.next_sequence, hlc_.physical_ms(), options_.idempotency_window_events,
+               static_cast<uint64_t>(options_.idempotency_window.count()));
   if (recovered.checkpoint_used) {
     // What the tail's events did for the HLC and the lanes, the image's events do here.
     index_source_ = "image";
@@ -265,6 +312,12 @@ Status Store::Impl::refresh() {
 Status Store::Impl::close() {
   writer::Lock lock(mutex_);
   KEEL_TRY(check_open());
+  // An open fence is cancelled (DESIGN.md §7): its events stay hidden.
+  Status cancelled;
+  if (fence_ && !fence_->committing && log_->writer() != nullptr) {
+    ActiveCall active(*this);
+    cancelled = cancel_fence_locked(lock, fence_->id);
+  }
   closed_ = true;
   Status synced;
   if (log_->writer() != nullptr && !log_->writer()->poisoned()) {
@@ -284,7 +337,7 @@ Status Store::Impl::close() {
   }
   // The index image of everything, durable by now unless poisoned (then none: the image would
   // claim events the log may not keep).
-  std::optional<std::vector<std::byte>> image;
+  std::optional<Image> image;
   if (synced.ok() && log_->writer() != nullptr &&
       marks_.sequence(Watermark::Durable) + 1 == index_.next_sequence()) {
     auto encoded = image_at_durable();
@@ -293,6 +346,7 @@ Status Store::Impl::close() {
   reader_.reset();
   Status closed = log_->close();
   if (!synced.ok()) return synced;  // the in-doubt events first
+  if (!cancelled.ok()) return cancelled;
   if (closed.ok() && image) return write_image(*image);
   return closed;
 }
@@ -319,7 +373,7 @@ StoreStats Store::Impl::stats() const {
   if (!log_) return s;
   const log::RecoveredLog& recovered = log_->recovered();
   s.epoch = log_->epoch();
-  s.events = index_.event_count();
+  s.events = index_.event_count() - removed_events_;
   s.entities = index_.stream_count();
   s.index_bytes = index_.memory_bytes();
   s.index_source = index_source_;
@@ -335,12 +389,22 @@ StoreStats Store::Impl::stats() const {
   s.sequence_durable = marks_.sequence(Watermark::Durable);
   s.sequence_next = marks_.sequence(Watermark::Accepted) + 1;
   if (const log::SegmentWriter* writer = log_->writer()) {
-    s.segments = writer->active_segment_id();
+    s.segments = writer->active_segment_id() - first_retained_segment_ + 1;
   } else {
     s.segments = recovered.segments.size();
     s.sequence_next = recovered.next_sequence;
   }
   s.frontier_log = frontier_log_;
+  s.idempotency_keys = keys_.size();
+  s.idempotency_hits = idempotency_hits_;
+  s.gates_evaluated = gates_evaluated_;
+  s.gate_denials = gate_denials_;
+  s.gate_time_ns = gate_time_ns_;
+  s.fences_committed = fences_committed_;
+  s.fences_cancelled = fences_cancelled_;
+  s.first_retained_sequence = first_retained_sequence_;
+  // Every slot of the index is an indexed event (removed below a floor included) or a hidden one.
+  s.hidden_events = index_.next_sequence() - 1 - index_.event_count();
   if (pipeline_) {
     s.commit_groups = pipeline_->groups();
     s.commit_syncs = pipeline_->synced_groups();
@@ -432,23 +496,37 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& directory,
 
 Result<Receipt> Store::append(const Coordinate& coordinate, EventKind kind,
                               std::string_view payload, const AppendOptions& options) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "append"));
   return impl_->append(coordinate, kind, payload, options);
 }
 Result<std::vector<Receipt>> Store::append_batch(std::span<const BatchItem> items,
                                                  const BatchOptions& options) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "append_batch"));
   return impl_->append_batch(items, options);
 }
-Status Store::sync() { return impl_->sync(); }
-Result<Event> Store::get(const EventId& id) { return impl_->get(id); }
-Result<Event> Store::read(uint64_t sequence) { return impl_->read(sequence); }
+Status Store::sync() {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "sync"));
+  return impl_->sync();
+}
+Result<Event> Store::get(const EventId& id) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "get"));
+  return impl_->get(id);
+}
+Result<Event> Store::read(uint64_t sequence) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "read"));
+  return impl_->read(sequence);
+}
 Status Store::scan(uint64_t from, uint64_t to, const EventVisitor& visit) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "scan"));
   return impl_->scan(from, to, visit);
 }
 Status Store::entity_stream(std::string_view entity, uint32_t lane, uint64_t clock_from,
                             uint64_t clock_to, const EventVisitor& visit) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "entity_stream"));
   return impl_->entity_stream(entity, lane, clock_from, clock_to, visit);
 }
 Result<std::vector<Event>> Store::scan_events(uint64_t from, uint64_t to, size_t limit) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "scan_events"));
   std::vector<Event> events;
   KEEL_TRY(impl_->scan(from, to, [&](const EventView& view) {
     events.push_back(Event::from_view(view));
@@ -458,6 +536,7 @@ Result<std::vector<Event>> Store::scan_events(uint64_t from, uint64_t to, size_t
 }
 Result<std::vector<Event>> Store::entity_events(std::string_view entity, uint32_t lane,
                                                 uint64_t clock_from, uint64_t clock_to) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "entity_events"));
   std::vector<Event> events;
   KEEL_TRY(impl_->entity_stream(entity, lane, clock_from, clock_to, [&](const EventView& view) {
     events.push_back(Event::from_view(view));
@@ -466,48 +545,95 @@ Result<std::vector<Event>> Store::entity_events(std::string_view entity, uint32_
   return events;
 }
 Result<VerifyReport> Store::verify(const ProgressCallback& progress) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "verify"));
   return impl_->verify(progress);
 }
 Result<VerifyReport> Store::verify_entity(std::string_view entity, std::optional<uint32_t> lane) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "verify_entity"));
   return impl_->verify_entity(entity, lane);
 }
-Result<QueryPage> Store::query(const Query& query) { return impl_->query(query); }
+Result<QueryPage> Store::query(const Query& query) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "query"));
+  return impl_->query(query);
+}
 Result<Ancestry> Store::ancestors(const EventId& id, size_t limit) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "ancestors"));
   return impl_->ancestors(id, limit);
 }
 Result<Effects> Store::descendants(const EventId& id, size_t limit) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "descendants"));
   return impl_->descendants(id, limit);
 }
 Result<CausalGraph> Store::correlation_graph(const EventId& correlation_id, size_t limit) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "correlation_graph"));
   return impl_->correlation_graph(correlation_id, limit);
 }
 Result<CausalRelation> Store::happened_before(const EventId& a, const EventId& b) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "happened_before"));
   return impl_->happened_before(a, b);
 }
-Status Store::refresh() { return impl_->refresh(); }
-Status Store::close() { return impl_->close(); }
-StoreStats Store::stats() const { return impl_->stats(); }
-Frontier Store::frontier() const { return impl_->frontier(); }
+Status Store::refresh() {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "refresh"));
+  return impl_->refresh();
+}
+Status Store::close() {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "close"));
+  return impl_->close();
+}
+// stats() and frontier() cannot report an error: from a gate they return empty values, and the
+// gate's append fails with GateReentrant.
+StoreStats Store::stats() const {
+  if (!check_not_in_gate(impl_.get(), "stats").ok()) return StoreStats{};
+  return impl_->stats();
+}
+Frontier Store::frontier() const {
+  if (!check_not_in_gate(impl_.get(), "frontier").ok()) return Frontier{};
+  return impl_->frontier();
+}
 Status Store::wait_for(Watermark kind, uint64_t sequence, std::chrono::milliseconds timeout) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "wait_for"));
   return impl_->wait_for(kind, std::nullopt, sequence, timeout);
 }
 Status Store::wait_for_lane(Watermark kind, uint32_t lane, uint64_t sequence,
                             std::chrono::milliseconds timeout) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "wait_for_lane"));
   return impl_->wait_for(kind, lane, sequence, timeout);
 }
 Status Store::register_consumer(std::string_view name, uint64_t position) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "register_consumer"));
   return impl_->register_consumer(name, position);
 }
 Status Store::consumer_applied(std::string_view name, uint64_t sequence) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "consumer_applied"));
   return impl_->consumer_applied(name, sequence);
 }
 Status Store::unregister_consumer(std::string_view name) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "unregister_consumer"));
   return impl_->unregister_consumer(name);
 }
 Result<std::string> Store::reset_applied(uint64_t sequence, std::string_view reason) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "reset_applied"));
   return impl_->reset_applied(sequence, reason);
 }
 uint64_t Store::epoch() const { return impl_->epoch(); }
 const std::string& Store::directory() const { return impl_->directory(); }
+
+Status Store::register_gate(Gate gate) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "register_gate"));
+  return impl_->register_gate(std::move(gate));
+}
+Status Store::unregister_gate(std::string_view name) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "unregister_gate"));
+  return impl_->unregister_gate(name);
+}
+Result<std::unique_ptr<Fence>> Store::begin_fence() {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "begin_fence"));
+  KEEL_ASSIGN_OR_RETURN(uint64_t id, impl_->begin_fence());
+  return std::unique_ptr<Fence>(new Fence(impl_.get(), id));
+}
+Result<uint64_t> Store::remove_segments_below_for_test(uint64_t floor_sequence) {
+  KEEL_TRY(check_not_in_gate(impl_.get(), "remove_segments_below_for_test"));
+  return impl_->remove_segments_below_for_test(floor_sequence);
+}
 
 }  // namespace keel

@@ -1,5 +1,6 @@
 // The append path: validate, assign clock / chain / ids, encode through the segment writer, index,
 // accept into the frontier, then reach the requested durability through the commit pipeline.
+#include <algorithm>
 #include <chrono>
 
 #include "absl/container/flat_hash_map.h"
@@ -19,7 +20,8 @@ StoreError too_large(std::string_view what, uint64_t size, uint64_t limit) {
 }  // namespace
 
 Status Store::Impl::validate_item(const Coordinate& coordinate, EventKind kind,
-                                  std::string_view payload, const AppendOptions& options) const {
+                                  std::string_view payload, const AppendOptions& options,
+                                  bool in_batch) const {
   KEEL_TRY(validate_coordinate(coordinate));
   if (kind.category() == 0) return invalid("kind", "category 0 is reserved for system records");
   if (options.lane >= options_.lanes_max) {
@@ -33,18 +35,84 @@ Status Store::Impl::validate_item(const Coordinate& coordinate, EventKind kind,
     return too_large("metadata", options.metadata->size(), options_.metadata_bytes_max);
   }
   if (options.timeout.count() < 0) return invalid("timeout", "is negative");
-  // Refused, never silently ignored, until the write-semantics release honours them.
   if (options.idempotency_key) {
-    return StoreError(ErrorCode::NotSupported)
-        .with("feature", "idempotency_key")
-        .with("reason", "idempotent appends are not implemented yet; the key would be ignored");
+    if (options.idempotency_key->empty()) return invalid("idempotency_key", "is empty");
+    if (options.idempotency_key->size() > kIdempotencyKeyBytesMax) {
+      return invalid("idempotency_key", std::to_string(options.idempotency_key->size()) +
+                                            " bytes exceed " +
+                                            std::to_string(kIdempotencyKeyBytesMax));
+    }
   }
-  if (options.expected_clock) {
-    return StoreError(ErrorCode::NotSupported)
-        .with("feature", "expected_clock")
-        .with("reason", "compare-and-set appends are not implemented yet; the check would be skipped");
+  for (const Gate& gate : options.gates) {
+    if (gate.name.empty() || !gate.check) return invalid("gates", "a gate needs a name and a check");
+  }
+  if (options.cause_item) {
+    if (!in_batch) return invalid("cause_item", "only batch items may name an earlier item");
+    if (options.causation_id) return invalid("cause_item", "set together with causation_id");
   }
   return ok_status();
+}
+
+Status Store::Impl::check_fence(uint64_t fence_id, std::string_view operation) const {
+  if (fence_ && (fence_id != fence_->id || fence_->committing)) {
+    if (fence_id == 0) {
+      if (log_->writer()->poisoned()) return log_->writer()->poisoned_error();
+      return StoreError(ErrorCode::VisibilityFenceActive)
+          .with("fence", fence_->id)
+          .with("operation", operation);
+    }
+  }
+  if (fence_id != 0 && (!fence_ || fence_->id != fence_id || fence_->committing)) {
+    return StoreError(ErrorCode::FenceNotActive)
+        .with("fence", fence_id)
+        .with("reason", fence_ && fence_->id == fence_id ? "it is committing"
+                                                         : "it was committed or cancelled");
+  }
+  return ok_status();
+}
+
+namespace {
+
+// A key as an error shows it: printable ASCII as is, anything else in hex.
+std::string printable_key(std::string_view key) {
+  bool printable = std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+  std::string shown;
+  if (printable) {
+    shown = "\"" + std::string(key.substr(0, 128)) + "\"";
+  } else {
+    static constexpr char kHex[] = "0123456789abcdef";
+    shown = "0x";
+    for (unsigned char c : key.substr(0, 64)) {
+      shown += kHex[c >> 4];
+      shown += kHex[c & 15];
+    }
+  }
+  if (key.size() > (printable ? 128u : 64u)) shown += "...";
+  return shown;
+}
+
+StoreError key_conflict(std::string_view key, std::string reason) {
+  return StoreError(ErrorCode::IdempotencyConflict)
+      .with("key", printable_key(key))
+      .with("reason", std::move(reason));
+}
+
+}  // namespace
+
+void Store::Impl::expire_keys() {
+  keys_.expire(index_.next_sequence(), hlc_.physical_ms(), options_.idempotency_window_events,
+               static_cast<uint64_t>(options_.idempotency_window.count()));
+}
+
+Result<const index::KeyEntry*> Store::Impl::find_key(std::string_view key,
+                                                     const Hash128& fingerprint) {
+  const index::KeyEntry* kept = keys_.find(key);
+  if (kept != nullptr && kept->fingerprint != fingerprint) {
+    return key_conflict(key, "the event at sequence " + std::to_string(kept->receipt.sequence) +
+                                 " has this key with another coordinate, lane, kind, payload "
+                                 "or metadata");
+  }
+  return kept;
 }
 
 EventId Store::Impl::next_event_id(const Hlc& hlc) {
@@ -107,33 +175,73 @@ Status Store::Impl::index_appended(uint64_t first_sequence,
 }
 
 Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind,
-                                    std::string_view payload, const AppendOptions& options) {
+                                    std::string_view payload, const AppendOptions& options,
+                                    uint64_t fence_id) {
   writer::Lock lock(mutex_);
   KEEL_TRY(check_writable("append"));
-  KEEL_TRY(validate_item(coordinate, kind, payload, options));
+  KEEL_TRY(check_fence(fence_id, "append"));
+  KEEL_TRY(validate_item(coordinate, kind, payload, options, /*in_batch=*/false));
   ActiveCall active(*this);
+  const std::string_view key =
+      options.idempotency_key ? std::string_view(*options.idempotency_key) : std::string_view();
   if (pipeline_->prepare_append(
           lock, format::event_record_bound(1, coordinate.entity.size() + coordinate.scope.size() +
-                                                  payload.size() +
+                                                  payload.size() + key.size() +
                                                   (options.metadata ? options.metadata->size()
                                                                     : 0)))) {
-    KEEL_TRY(check_writable("append"));  // closed while it waited?
+    KEEL_TRY(check_writable("append"));  // closed, or a fence begun or ended, while it waited?
+    KEEL_TRY(check_fence(fence_id, "append"));
+  }
+  // DESIGN.md §7, in order: idempotency, CAS, gates, assign.
+  std::optional<Hash128> fingerprint;
+  if (options.idempotency_key) {
+    fingerprint = format::event_fingerprint(coordinate.entity, coordinate.scope, options.lane,
+                                            kind.value, payload, options.metadata);
+    expire_keys();
+    KEEL_ASSIGN_OR_RETURN(const index::KeyEntry* kept, find_key(key, *fingerprint));
+    if (kept != nullptr) {
+      ++idempotency_hits_;
+      Receipt original = kept->receipt;
+      if (options.durability != Durability::Accepted) {
+        KEEL_TRY(pipeline_->reach(lock, options.durability, original.sequence,
+                                  deadline_after(options.timeout)));
+      }
+      return original;
+    }
+  }
+  index::EntityStream* stream = &index_.stream_for(coordinate.entity, options.lane);
+  KEEL_TRY(check_cas(coordinate, options.lane, options, stream->clock()));
+  if (has_gates(options)) {
+    EntityHead head = head_of(*stream);
+    KEEL_TRY(run_gates(GateContext{coordinate, options.lane, kind, payload, options.metadata, head,
+                                   0, fence_id != 0},
+                       options));
   }
   log::SegmentWriter& writer = *log_->writer();
-  index::EntityStream* stream = &index_.stream_for(coordinate.entity, options.lane);
   uint64_t clock = stream->clock() + 1;
   format::EventBody body =
       make_body(coordinate, kind, payload, options, clock, stream->head(), hlc_.physical_ms());
+  if (options.idempotency_key) {
+    body.idempotency_key = key;
+    body.idempotency_fingerprint = fingerprint;
+  }
+  if (fence_id != 0 && !options_.unsafe_skip_fence_records_for_test) body.fence_id = fence_id;
   uint64_t sequence = writer.next_sequence();
   HlcPoint before = marks_.point(Watermark::Accepted);
   Hash128 hash;
   if (Status appended = writer.append_event(body, &hash); !appended.ok()) {
     return refused(lock, before, std::move(appended).error());
   }
+  if (fence_id != 0) save_head(*stream);
   KEEL_TRY(commit_accepted(lock, before, std::span(&body, 1), std::span(&hash, 1),
                            std::span(&stream, 1), sequence));
   Receipt receipt{body.event_id, log_->epoch(), sequence, clock,
                   Hlc{body.hlc_wall_ms, body.hlc_logical}, hash};
+  if (options.idempotency_key && !keys_.add(key, *fingerprint, receipt)) {
+    return pipeline_->fail_closed(StoreError(ErrorCode::InvariantViolation)
+                                      .with("invariant", "idempotency key added out of order"))
+        .error();
+  }
   if (options.durability != Durability::Accepted) {
     KEEL_TRY(pipeline_->reach(lock, options.durability, sequence, deadline_after(options.timeout)));
   }
@@ -158,35 +266,119 @@ Status Store::Impl::commit_accepted(writer::Lock& lock, const HlcPoint& before,
 }
 
 Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem> items,
-                                                       const BatchOptions& options) {
+                                                       const BatchOptions& options,
+                                                       uint64_t fence_id) {
   writer::Lock lock(mutex_);
   KEEL_TRY(check_writable("append_batch"));
+  KEEL_TRY(check_fence(fence_id, "append_batch"));
   if (items.empty()) return invalid("batch", "is empty");
   if (items.size() > options_.batch_items_max) {
     return invalid("batch", std::to_string(items.size()) + " items exceed batch_items_max " +
                                 std::to_string(options_.batch_items_max));
   }
   if (options.timeout.count() < 0) return invalid("timeout", "is negative");
+  auto item_failed = [](size_t i, StoreError cause) {
+    return StoreError(ErrorCode::BatchItemFailed).with("index", uint64_t{i}).caused_by(std::move(cause));
+  };
   uint64_t bytes = 0;
   uint64_t variable_bytes = 0;
   for (size_t i = 0; i < items.size(); ++i) {
     const BatchItem& item = items[i];
-    if (Status valid = validate_item(item.coordinate, item.kind, item.payload, item.options);
+    auto item_too_large = [&](std::string_view what, uint64_t size, uint64_t limit) {
+      return StoreError(ErrorCode::BatchItemTooLarge)
+          .with("index", uint64_t{i})
+          .with("what", what)
+          .with("size", size)
+          .with("limit", limit);
+    };
+    if (item.payload.size() > options_.payload_bytes_max) {
+      return item_too_large("payload", item.payload.size(), options_.payload_bytes_max);
+    }
+    if (item.options.metadata && item.options.metadata->size() > options_.metadata_bytes_max) {
+      return item_too_large("metadata", item.options.metadata->size(),
+                            options_.metadata_bytes_max);
+    }
+    if (Status valid = validate_item(item.coordinate, item.kind, item.payload, item.options,
+                                     /*in_batch=*/true);
         !valid.ok()) {
-      return StoreError(ErrorCode::BatchItemFailed).with("index", uint64_t{i}).caused_by(valid.error());
+      return item_failed(i, valid.error());
+    }
+    if (item.options.cause_item && *item.options.cause_item >= i) {
+      return item_failed(i, invalid("cause_item", "item " +
+                                                      std::to_string(*item.options.cause_item) +
+                                                      " is not an earlier item"));
     }
     bytes += item.payload.size() + (item.options.metadata ? item.options.metadata->size() : 0);
-    variable_bytes += item.coordinate.entity.size() + item.coordinate.scope.size();
+    variable_bytes += item.coordinate.entity.size() + item.coordinate.scope.size() +
+                      (item.options.idempotency_key ? item.options.idempotency_key->size() : 0);
   }
   if (bytes > options_.batch_bytes_max) return too_large("batch", bytes, options_.batch_bytes_max);
   ActiveCall active(*this);
   if (pipeline_->prepare_append(lock,
                                 format::event_record_bound(items.size(), bytes + variable_bytes))) {
-    KEEL_TRY(check_writable("append_batch"));  // closed while it waited?
+    KEEL_TRY(check_writable("append_batch"));  // closed, or a fence begun or ended, meanwhile?
+    KEEL_TRY(check_fence(fence_id, "append_batch"));
+  }
+
+  // Idempotency: a batch is all new or all replayed (DESIGN.md §7).
+  std::vector<std::optional<Hash128>> fingerprints(items.size());
+  std::vector<const index::KeyEntry*> kept(items.size(), nullptr);
+  size_t hits = 0;
+  size_t first_new = items.size();  // an item that is not a hit (unkeyed or a new key)
+  absl::flat_hash_map<std::string_view, size_t> batch_keys;
+  expire_keys();  // once: the entries found below must stay valid through the loop
+  for (size_t i = 0; i < items.size(); ++i) {
+    const AppendOptions& o = items[i].options;
+    if (!o.idempotency_key) {
+      if (first_new == items.size()) first_new = i;
+      continue;
+    }
+    fingerprints[i] = format::event_fingerprint(items[i].coordinate.entity,
+                                                items[i].coordinate.scope, o.lane,
+                                                items[i].kind.value, items[i].payload, o.metadata);
+    auto [earlier, fresh] = batch_keys.try_emplace(*o.idempotency_key, i);
+    if (!fresh) {
+      return item_failed(i, key_conflict(*o.idempotency_key,
+                                         "item " + std::to_string(earlier->second) +
+                                             " of the same batch has this key"));
+    }
+    Result<const index::KeyEntry*> found = find_key(*o.idempotency_key, *fingerprints[i]);
+    if (!found.ok()) return item_failed(i, std::move(found).error());
+    kept[i] = *found;
+    if (kept[i] != nullptr) {
+      ++hits;
+    } else if (first_new == items.size()) {
+      first_new = i;
+    }
+  }
+  if (hits > 0) {
+    size_t hit = std::find_if(kept.begin(), kept.end(), [](auto* k) { return k != nullptr; }) -
+                 kept.begin();
+    if (hits < items.size()) {
+      return key_conflict(*items[hit].options.idempotency_key,
+                          "item " + std::to_string(hit) + "'s key is kept (sequence " +
+                              std::to_string(kept[hit]->receipt.sequence) + ") but item " +
+                              std::to_string(first_new) +
+                              (items[first_new].options.idempotency_key ? "'s key is new"
+                                                                        : " has no key") +
+                              ": a batch is replayed whole or not at all");
+    }
+    idempotency_hits_ += hits;
+    std::vector<Receipt> originals;
+    originals.reserve(items.size());
+    uint64_t last = 0;
+    for (const index::KeyEntry* k : kept) {
+      originals.push_back(k->receipt);
+      last = std::max(last, k->receipt.sequence);
+    }
+    if (options.durability != Durability::Accepted) {
+      KEEL_TRY(pipeline_->reach(lock, options.durability, last, deadline_after(options.timeout)));
+    }
+    return originals;
   }
 
   // Clocks and chains run through the batch: an item follows the previous item of its
-  // (entity, lane) in the batch, or the stream's head.
+  // (entity, lane) in the batch, or the stream's head. CAS and gates see those running heads.
   struct Head {
     index::EntityStream* stream;
     uint64_t clock;
@@ -197,6 +389,8 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
   std::vector<int32_t> chain_to(items.size(), -1);
   std::vector<index::EntityStream*> streams(items.size());
   batch_bodies_.clear();
+  log::SegmentWriter& writer = *log_->writer();
+  const uint64_t first = writer.next_sequence();
   uint64_t wall_ms = hlc_.physical_ms();
   for (size_t i = 0; i < items.size(); ++i) {
     const BatchItem& item = items[i];
@@ -210,19 +404,47 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
       head.clock = head.stream->clock();
       prev = head.stream->head();
     }
+    if (Status cas = check_cas(item.coordinate, item.options.lane, item.options, head.clock);
+        !cas.ok()) {
+      return item_failed(i, cas.error());
+    }
+    if (has_gates(item.options)) {
+      EntityHead gate_head = head.item < 0 ? head_of(*head.stream) : EntityHead{};
+      if (head.item >= 0) {
+        const format::EventBody& b = batch_bodies_[static_cast<size_t>(head.item)];
+        gate_head = EntityHead{head.clock, first + static_cast<uint64_t>(head.item), b.event_id,
+                               EventKind{b.kind}};
+      }
+      if (Status passed = run_gates(GateContext{item.coordinate, item.options.lane, item.kind,
+                                                item.payload, item.options.metadata, gate_head, i,
+                                                fence_id != 0},
+                                    item.options);
+          !passed.ok()) {
+        return item_failed(i, passed.error());
+      }
+    }
     streams[i] = head.stream;
     chain_to[i] = head.item;
     head.item = static_cast<int32_t>(i);
-    batch_bodies_.push_back(make_body(item.coordinate, item.kind, item.payload, item.options,
-                                      ++head.clock, prev, wall_ms));
+    format::EventBody& body = batch_bodies_.emplace_back(make_body(
+        item.coordinate, item.kind, item.payload, item.options, ++head.clock, prev, wall_ms));
+    if (item.options.cause_item) {
+      body.causation_id = batch_bodies_[*item.options.cause_item].event_id;
+    }
+    if (item.options.idempotency_key) {
+      body.idempotency_key = *item.options.idempotency_key;
+      body.idempotency_fingerprint = fingerprints[i];
+    }
+    if (fence_id != 0 && !options_.unsafe_skip_fence_records_for_test) body.fence_id = fence_id;
   }
-  log::SegmentWriter& writer = *log_->writer();
-  uint64_t first = writer.next_sequence();
   HlcPoint before = marks_.point(Watermark::Accepted);
   std::vector<Hash128> hashes;
   hashes.reserve(items.size());
   if (Status appended = writer.append_batch(batch_bodies_, chain_to, &hashes); !appended.ok()) {
     return refused(lock, before, std::move(appended).error());
+  }
+  if (fence_id != 0) {
+    for (index::EntityStream* stream : streams) save_head(*stream);
   }
   KEEL_TRY(commit_accepted(lock, before, batch_bodies_, hashes, streams, first));
   // Receipts before reach(): it may release the mutex, and the next batch reuses batch_bodies_.
@@ -232,6 +454,12 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
     const format::EventBody& b = batch_bodies_[i];
     receipts.push_back(Receipt{b.event_id, log_->epoch(), first + i, b.entity_clock,
                                Hlc{b.hlc_wall_ms, b.hlc_logical}, hashes[i]});
+    if (items[i].options.idempotency_key &&
+        !keys_.add(*items[i].options.idempotency_key, *fingerprints[i], receipts.back())) {
+      return pipeline_->fail_closed(StoreError(ErrorCode::InvariantViolation)
+                                        .with("invariant", "idempotency key added out of order"))
+          .error();
+    }
   }
   if (options.durability != Durability::Accepted) {
     KEEL_TRY(pipeline_->reach(lock, options.durability, first + items.size() - 1,

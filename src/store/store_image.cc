@@ -10,7 +10,37 @@
 
 namespace keel {
 
-Status Store::Impl::restore_image(log::LogOptions& log_options) {
+Result<uint64_t> Store::Impl::load_keys() {
+  keys_ = index::IdempotencyIndex();
+  KEEL_ASSIGN_OR_RETURN(std::optional<log::RetentionFloor> floor,
+                        log::read_retention_floor(fs_, directory_));
+  const std::string path = platform::join_path(directory_, format::kIdempotencyFileName);
+  auto payload = log::read_sidecar(fs_, directory_, format::kIdempotencyFileName,
+                                   format::SidecarKind::Idempotency, index::kIdempotencyVersion);
+  if (!payload.ok()) {
+    if (floor || !payload.error().is(ErrorCode::CorruptSidecar)) return std::move(payload).error();
+    index_source_ = "log (idempotency sidecar rebuilt: " + payload.error().message() + ")";
+    return uint64_t{0};
+  }
+  if (!*payload) {
+    if (floor) {
+      return StoreError(ErrorCode::CorruptSidecar)
+          .with("path", path)
+          .with("reason", "missing, while segments below the retention floor are gone");
+    }
+    return uint64_t{0};
+  }
+  auto decoded = index::IdempotencyIndex::decode(**payload, path);
+  if (!decoded.ok()) {
+    if (floor) return std::move(decoded).error();
+    index_source_ = "log (idempotency sidecar rebuilt: " + decoded.error().message() + ")";
+    return uint64_t{0};
+  }
+  keys_ = std::move(decoded->first);
+  return decoded->second;
+}
+
+Status Store::Impl::restore_image(log::LogOptions& log_options, uint64_t keys_through) {
   auto not_used = [&](const std::string& reason) {
     index_source_ = "log (image not used: " + reason + ")";
     return ok_status();
@@ -60,6 +90,10 @@ Status Store::Impl::restore_image(log::LogOptions& log_options) {
                       std::to_string(last));
     }
   }
+  if (checkpoint.next_sequence - 1 > keys_through) {
+    return not_used("the idempotency keys are saved only through sequence " +
+                    std::to_string(keys_through));
+  }
   index_ = std::move(image);
   image_sequence_ = checkpoint.next_sequence - 1;  // no new image until enough events follow it
   log_options.checkpoint = checkpoint;
@@ -71,19 +105,19 @@ Status Store::Impl::restore_image(log::LogOptions& log_options) {
   return ok_status();
 }
 
-Result<std::optional<std::vector<std::byte>>> Store::Impl::image_at_durable() {
+Result<std::optional<Store::Impl::Image>> Store::Impl::image_at_durable() {
   log::SegmentWriter* writer = log_->writer();
   const uint64_t durable = marks_.sequence(Watermark::Durable);
   if (writer == nullptr || writer->poisoned() || durable == 0 ||
       durable >= index_.next_sequence()) {
-    return std::optional<std::vector<std::byte>>();
+    return std::optional<Image>();
   }
   // The checkpoint: the end of the record holding the last durable event (durable moves by whole
-  // records, so that event ends its record). A hidden last event (a fence) waits for a later image.
-  // A checkpoint must not fall inside a fence (FORMAT.md 8.4): no API opens one yet; visibility
-  // fences must hold images back while one is open.
+  // records, so that event ends its record). A checkpoint must not fall inside a fence (FORMAT.md
+  // 8.4): when the last durable event is hidden (a cancelled fence) or fenced (its fence's end
+  // record comes after it), the image waits for a later unfenced record.
   std::optional<index::EventLocation> at = index_.locate(durable);
-  if (!at) return std::optional<std::vector<std::byte>>();
+  if (!at) return std::optional<Image>();
   format::DecodedFrame frame;
   KEEL_TRY(reader_.read_frame(at->segment_id, at->frame_offset, stable_end_of(at->segment_id),
                               read_buffer_, frame));
@@ -94,6 +128,10 @@ Result<std::optional<std::vector<std::byte>>> Store::Impl::image_at_durable() {
         .with("invariant",
               "durable sequence " + std::to_string(durable) + " does not end its record");
   }
+  bool fenced = false;
+  (void)format::decode_record_events(
+      frame, [&](uint32_t, const format::EventBody& body) { fenced |= body.fence_id.has_value(); });
+  if (fenced) return std::optional<Image>();
   // Frames' epochs never decrease along the log: the last covered frame's is the largest covered.
   log::Checkpoint checkpoint{durable + 1, frame.header.epoch, at->segment_id,
                              at->frame_offset + frame.size, at->frame_offset};
@@ -107,16 +145,24 @@ Result<std::optional<std::vector<std::byte>>> Store::Impl::image_at_durable() {
   };
   auto started = std::chrono::steady_clock::now();
   std::vector<std::byte> bytes = index::encode_image(index_, checkpoint, hash_at);
+  keys_.expire(index_.next_sequence(), hlc_.physical_ms(), options_.idempotency_window_events,
+               static_cast<uint64_t>(options_.idempotency_window.count()));
   image_hold_us_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                              std::chrono::steady_clock::now() - started)
                                              .count());
   if (failure) return *failure;
   image_sequence_ = durable;
-  return std::optional<std::vector<std::byte>>(std::move(bytes));
+  return std::optional<Image>(Image{std::move(bytes), keys_.encode(durable)});
 }
 
-Status Store::Impl::write_image(std::span<const std::byte> bytes) {
-  Status written = log::replace_file(fs_, directory_, format::kIndexImageFileName, bytes);
+// The keys first: an INDEX newer than IDEMPOTENCY would not be used (restore_image).
+Status Store::Impl::write_image(const Image& image) {
+  Status written = log::write_sidecar(fs_, directory_, format::kIdempotencyFileName,
+                                      format::SidecarKind::Idempotency,
+                                      index::kIdempotencyVersion, image.keys);
+  if (written.ok()) {
+    written = log::replace_file(fs_, directory_, format::kIndexImageFileName, image.index);
+  }
   std::lock_guard lock(image_mutex_);
   ++images_written_;
   if (!written.ok()) image_error_ = written.error().to_string();

@@ -16,7 +16,9 @@
 #include "format/event_body.h"
 #include "frontier/hlc.h"
 #include "frontier/watermarks.h"
+#include "absl/container/flat_hash_map.h"
 #include "index/event_index.h"
+#include "index/idempotency_index.h"
 #include "keel/store.h"
 #include "log/log.h"
 #include "log/record_reader.h"
@@ -32,10 +34,19 @@ class Store::Impl {
                                             const StoreOptions& options);
   ~Impl();
 
+  // fence_id: the fence the append is made through (Fence::append), 0 for none.
   Result<Receipt> append(const Coordinate& coordinate, EventKind kind, std::string_view payload,
-                         const AppendOptions& options);
+                         const AppendOptions& options, uint64_t fence_id = 0);
   Result<std::vector<Receipt>> append_batch(std::span<const BatchItem> items,
-                                            const BatchOptions& options);
+                                            const BatchOptions& options, uint64_t fence_id = 0);
+  // Write semantics (store_fence.cc, store_gates.cc).
+  Status register_gate(Gate gate);
+  Status unregister_gate(std::string_view name);
+  Result<uint64_t> begin_fence();
+  Status commit_fence(uint64_t fence_id);
+  Status cancel_fence(uint64_t fence_id);
+  Status cancel_fence_locked(writer::Lock& lock, uint64_t fence_id);
+  Result<uint64_t> remove_segments_below_for_test(uint64_t floor_sequence);
   Status sync();
   Result<Event> get(const EventId& id);
   Result<Event> read(uint64_t sequence);
@@ -70,11 +81,23 @@ class Store::Impl {
   Status load_once(log::LogOptions log_options);
   // The index image (store_image.cc): restores index_ and sets the log's checkpoint when the image
   // is there, whole and matches the log; written at close.
-  Status restore_image(log::LogOptions& log_options);
-  // With the lock held: an image of the index at the durable watermark (none when nothing is
-  // durable or the writer is poisoned).
-  Result<std::optional<std::vector<std::byte>>> image_at_durable();
-  Status write_image(std::span<const std::byte> bytes);
+  // `keys_through`: the sequence the IDEMPOTENCY sidecar covers (the image is used only when it
+  // covers no later event: the keys it holds are not replayed).
+  Status restore_image(log::LogOptions& log_options, uint64_t keys_through);
+  // The IDEMPOTENCY sidecar into keys_; returns the sequence it covers (0 without one). Derived
+  // while the log holds every event (damage: rebuilt from the log), authoritative once segments
+  // were removed below a retention floor (damage: CorruptSidecar, FailClosed).
+  Result<uint64_t> load_keys();
+  // An image of the index at the durable watermark and the idempotency keys cut at the same
+  // sequence, written together (keys first).
+  struct Image {
+    std::vector<std::byte> index;
+    std::vector<std::byte> keys;
+  };
+  // With the lock held: the image at the durable watermark (none when nothing is durable, the
+  // writer is poisoned, or the durable prefix ends inside a fence).
+  Result<std::optional<Image>> image_at_durable();
+  Status write_image(const Image& image);
   void image_loop();
   void stop_image_thread(writer::Lock& lock);
   Result<bool> writer_is_live();
@@ -83,7 +106,26 @@ class Store::Impl {
 
   // Append path (store_append.cc).
   Status validate_item(const Coordinate& coordinate, EventKind kind, std::string_view payload,
-                       const AppendOptions& options) const;
+                       const AppendOptions& options, bool in_batch) const;
+  // VisibilityFenceActive / FenceNotActive for an append made through `fence_id` (0: none).
+  Status check_fence(uint64_t fence_id, std::string_view operation) const;
+  // The idempotency lookup of one keyed item: the kept entry (null when the key is new), or
+  // IdempotencyConflict when the key is kept with another fingerprint.
+  Result<const index::KeyEntry*> find_key(std::string_view key, const Hash128& fingerprint);
+  // Forgets the keys past both windows (StoreOptions::idempotency_window*).
+  void expire_keys();
+  // CAS and gates for one item against the head of its (entity, lane) (store_gates.cc).
+  Status check_cas(const Coordinate& coordinate, uint32_t lane, const AppendOptions& options,
+                   uint64_t clock) const;
+  Status run_gates(const GateContext& context, const AppendOptions& options);
+  bool has_gates(const AppendOptions& options) const {
+    return !gates_.empty() || !options.gates.empty();
+  }
+  EntityHead head_of(const index::EntityStream& stream) const;
+  // Before a fenced append changes a stream's head: remember it, so cancel can restore it.
+  void save_head(index::EntityStream& stream);
+  // Cancel's work on the indexes: the fence's events become hidden, heads and keys revert.
+  void hide_fence_events();
   format::EventBody make_body(const Coordinate& coordinate, EventKind kind,
                               std::string_view payload, const AppendOptions& options,
                               uint64_t clock, const std::optional<Hash128>& prev,
@@ -151,6 +193,43 @@ class Store::Impl {
   mutable std::mutex image_mutex_;  // guards the two below (written outside mutex_)
   uint64_t images_written_ = 0;
   std::string image_error_;
+
+  // Write semantics (DESIGN.md §7), under mutex_.
+  index::IdempotencyIndex keys_;
+  uint64_t keys_through_ = 0;  // load: the sequence the IDEMPOTENCY sidecar covered
+  uint64_t idempotency_hits_ = 0;
+  std::vector<Gate> gates_;
+  uint64_t gates_evaluated_ = 0;
+  uint64_t gate_denials_ = 0;
+  uint64_t gate_time_ns_ = 0;
+  struct OpenFence {
+    uint64_t id = 0;
+    uint64_t first_sequence = 0;  // its events are [first_sequence, the index's next sequence)
+    bool committing = false;      // the commit record is written; its flush is under way
+    // The heads of the streams its events touched, as they were before the fence.
+    absl::flat_hash_map<index::EntityStream*, Hash128> saved_heads;
+  };
+  std::optional<OpenFence> fence_;
+  uint64_t fences_begun_ = 0;  // since open: numbers this open's fence ids
+  uint64_t fences_committed_ = 0;
+  uint64_t fences_cancelled_ = 0;
+  // The retention floor (store_retention.cc): events below it are gone from the log but stay in
+  // the indexes (streams keep their clocks); every read path starts at it.
+  uint64_t first_retained_sequence_ = 1;
+  uint64_t first_retained_segment_ = 1;
+  uint64_t removed_events_ = 0;  // indexed events below the floor (not counted as events)
+  // The indexed events below the first retained sequence.
+  uint64_t count_removed_events() const;
 };
+
+// Gates run under the commit lock: a call back into the same store from a gate (on the gate's
+// thread) would deadlock, so every entry point asks first (store.cc).
+struct GateScope {
+  const Store::Impl* store = nullptr;  // the store whose gate runs on this thread
+  const char* reentered = nullptr;     // the first operation the gate called, if any
+};
+GateScope& gate_scope();
+// GateReentrant when called from a gate of `store` (the gate's append then fails too).
+Status check_not_in_gate(const Store::Impl* store, const char* operation);
 
 }  // namespace keel

@@ -79,7 +79,7 @@ const char* causal_order_name(CausalOrder order) {
 
 Result<uint64_t> Store::Impl::visible_sequence_of(const EventId& id) const {
   std::optional<uint64_t> sequence = index_.find(id);
-  if (!sequence || *sequence > sequence_visible()) {
+  if (!sequence || *sequence > sequence_visible() || *sequence < first_retained_sequence_) {
     return StoreError(ErrorCode::NotFound).with("what", "visible event").with("key", id.to_hex());
   }
   return *sequence;
@@ -103,7 +103,12 @@ Result<QueryPage> Store::Impl::query(const Query& q) {
   std::lock_guard lock(mutex_);
   KEEL_TRY(check_open());
   KEEL_TRY(check_query(q, options_.lanes_max));
-  std::vector<uint64_t> sequences = index::select(index_, q, sequence_visible(), q.limit + 1);
+  // Events below the retention floor are gone: the indexes keep them (store_retention.cc), pages
+  // start above them.
+  Query retained = q;
+  retained.sequence_from = std::max(q.sequence_from, first_retained_sequence_);
+  std::vector<uint64_t> sequences =
+      index::select(index_, retained, sequence_visible(), q.limit + 1);
   QueryPage page;
   if (sequences.size() > q.limit) {
     sequences.pop_back();

@@ -69,7 +69,9 @@ Status Store::Impl::visit_record(uint64_t first_sequence, uint64_t epoch,
 Status Store::Impl::read_body_locked(
     uint64_t sequence, const std::function<void(const format::EventBody&, uint64_t epoch)>& visit) {
   std::optional<index::EventLocation> location;
-  if (sequence <= sequence_visible()) location = index_.locate(sequence);
+  if (sequence <= sequence_visible() && sequence >= first_retained_sequence_) {
+    location = index_.locate(sequence);
+  }
   if (!location) return not_found("sequence " + std::to_string(sequence));
   format::DecodedFrame frame;
   KEEL_TRY(reader_.read_frame(location->segment_id, location->frame_offset,
@@ -114,7 +116,9 @@ Result<Event> Store::Impl::get(const EventId& id) {
   std::lock_guard lock(mutex_);
   KEEL_TRY(check_open());
   std::optional<uint64_t> sequence = index_.find(id);
-  if (!sequence || *sequence > sequence_visible()) return not_found(id.to_hex());
+  if (!sequence || *sequence > sequence_visible() || *sequence < first_retained_sequence_) {
+    return not_found(id.to_hex());
+  }
   Event event;
   KEEL_TRY(read_locked(*sequence, [&](const EventView& view) {
     event = Event::from_view(view);
@@ -127,7 +131,7 @@ Status Store::Impl::scan(uint64_t from, uint64_t to, const EventVisitor& visit) 
   std::lock_guard lock(mutex_);
   KEEL_TRY(check_open());
   to = std::min(to, sequence_visible());
-  from = std::max<uint64_t>(from, 1);
+  from = std::max<uint64_t>(from, first_retained_sequence_);
   while (from <= to && !index_.visible_in_index(from)) ++from;  // skip hidden events
   if (from > to) return ok_status();
   std::optional<index::EventLocation> start = index_.locate(from);
@@ -191,6 +195,7 @@ Status Store::Impl::entity_stream(std::string_view entity, uint32_t lane, uint64
        keep_going && clock <= std::min(clock_to, stream->clock()); ++clock) {
     uint64_t sequence = stream->sequences[clock - 1];
     if (sequence > visible) break;
+    if (sequence < first_retained_sequence_) continue;  // removed below the retention floor
     KEEL_TRY(read_locked(sequence, [&](const EventView& view) {
       keep_going = visit(view);
       return keep_going;

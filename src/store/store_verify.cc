@@ -18,12 +18,14 @@ std::string describe(const format::EventBody& b) {
          std::to_string(b.entity_clock);
 }
 
-// What is wrong with `b` given its chain's head, or an empty string.
-std::string check_event(const format::EventBody& b, const ChainHead* head) {
+// What is wrong with `b` given its chain's head, or an empty string. `after_floor`: its previous
+// event is below the retention floor (removed), so the chain is checked from it on.
+std::string check_event(const format::EventBody& b, const ChainHead* head, bool after_floor) {
   if (format::hash128(b.hashed_bytes) != b.chained_hash) {
     return "chained hash of " + describe(b) + " does not match its bytes (stored " +
            b.chained_hash.to_hex() + ", computed " + format::hash128(b.hashed_bytes).to_hex() + ")";
   }
+  if (!head && after_floor) return {};
   uint64_t expected_clock = head ? head->clock + 1 : 1;
   if (b.entity_clock != expected_clock) {
     return "clock of " + describe(b) + " does not follow the previous event (expected " +
@@ -80,11 +82,16 @@ Result<VerifyReport> Store::Impl::verify_entity(std::string_view entity,
   const uint64_t visible = sequence_visible();
   for (const index::EntityStream* stream : streams) {
     std::optional<ChainHead> head;
+    bool after_floor = false;
     for (uint64_t sequence : stream->sequences) {
       if (sequence > visible) break;
+      if (sequence < first_retained_sequence_) {
+        after_floor = true;  // removed below the retention floor
+        continue;
+      }
       std::string broken;
       KEEL_TRY(read_body_locked(sequence, [&](const format::EventBody& b, uint64_t) {
-        broken = check_event(b, head ? &*head : nullptr);
+        broken = check_event(b, head ? &*head : nullptr, after_floor);
         if (broken.empty()) broken = check_cause(index_, sequence, b);
         head = ChainHead{b.entity_clock, b.chained_hash};
       }));
@@ -135,7 +142,14 @@ Result<VerifyReport> Store::Impl::verify(const ProgressCallback& progress) {
           key.assign(b.entity).push_back('\0');
           key += std::to_string(b.lane);
           auto it = heads.find(key);
-          std::string broken = check_event(b, it == heads.end() ? nullptr : &it->second);
+          bool after_floor = false;
+          if (it == heads.end() && b.entity_clock > 1 && first_retained_sequence_ > 1) {
+            const index::EntityStream* stream = index_.stream(b.entity, b.lane);
+            after_floor = stream != nullptr && stream->clock() >= b.entity_clock &&
+                          stream->sequences[b.entity_clock - 2] < first_retained_sequence_;
+          }
+          std::string broken =
+              check_event(b, it == heads.end() ? nullptr : &it->second, after_floor);
           if (broken.empty()) broken = check_cause(index_, sequence, b);
           ++report.events_checked;
           if (!broken.empty()) {
@@ -152,7 +166,8 @@ Result<VerifyReport> Store::Impl::verify(const ProgressCallback& progress) {
       report.problem = "record at sequence " + std::to_string(frame.header.sequence) + ": " + problem;
     }
   };
-  for (uint64_t segment_id = 1; segment_id <= last_segment && report.ok; ++segment_id) {
+  for (uint64_t segment_id = first_retained_segment_; segment_id <= last_segment && report.ok;
+       ++segment_id) {
     bool done = false;
     Status scanned = reader_.scan_frames(
         segment_id, format::kSegmentHeaderSize,

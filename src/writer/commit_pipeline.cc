@@ -93,12 +93,15 @@ Status CommitPipeline::catch_up(const HlcPoint& at, bool durable) {
   };
   Status caught = advance(Watermark::Written, writer_->sequence_written());
   if (caught.ok() && durable) caught = advance(Watermark::Durable, writer_->sequence_durable());
-  if (caught.ok()) {
-    caught = marks_.publish(options_.visibility == VisibilityPolicy::AfterDurable
-                                ? marks_.point(Watermark::Durable)
-                                : marks_.point(Watermark::Written));
-  }
+  if (caught.ok()) caught = marks_.publish(policy_point());
   return fail_closed(std::move(caught));
+}
+
+Status CommitPipeline::republish() { return fail_closed(marks_.publish(policy_point())); }
+
+const HlcPoint& CommitPipeline::policy_point() const {
+  return marks_.point(options_.visibility == VisibilityPolicy::AfterDurable ? Watermark::Durable
+                                                                             : Watermark::Written);
 }
 
 Status CommitPipeline::fail_closed(Status failure) {
@@ -237,6 +240,22 @@ Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, De
     }
   }
   return reached;
+}
+
+Status CommitPipeline::flush(Lock& lock, bool durable) {
+  for (;;) {
+    if (writer_->poisoned()) return writer_->poisoned_error();
+    if (writing() || (durable && writer_->sync_in_flight())) {
+      // A sync in flight may have started before the last write: wait for it and sync again.
+      wait_progress(lock);
+    } else if (writer_->pending_bytes() > 0) {
+      KEEL_TRY(lead_write(lock));
+    } else if (!durable || writer_->unsynced_bytes() == 0) {
+      return ok_status();
+    } else {
+      KEEL_TRY(lead_sync(lock));
+    }
+  }
 }
 
 // After poisoning nothing is appended, written or synced again: every watermark but applied is

@@ -92,6 +92,15 @@ class CommitPipeline {
   // lock.owns_lock() before touching shared state.
   Status reach(Lock& lock, Durability level, uint64_t sequence, Deadline deadline);
 
+  // Writes every pending record (system records included) and, when `durable`, makes everything
+  // written durable with an fdatasync that starts after the write: unlike reach(), which goes by
+  // sequence, it covers records that take no sequence (a fence's commit record). Returns with the
+  // lock held. Errors: WriterPoisoned when poisoned before; the failed stage's error (the writer is
+  // then poisoned).
+  Status flush(Lock& lock, bool durable);
+  // Publishes the policy's watermark again (after a visibility hold was lifted).
+  Status republish();
+
   // Waits until watermark `kind` (the lane view when `lane` is set) is at or above `sequence`.
   // WaitTimeout {watermark, target, waited_ms} after the full timeout; WriterPoisoned at once when
   // the writer is poisoned and the target is above a watermark that can no longer move.
@@ -116,6 +125,8 @@ class CommitPipeline {
   // Moves written (and durable) to the writer's, given that the writer's sequences are `at` or
   // less, then publishes. An impossible state poisons the writer (fail closed).
   Status catch_up(const HlcPoint& at, bool durable);
+  // The watermark visible follows under the policy (durable or written).
+  const HlcPoint& policy_point() const;
   void wake();
   void wait_progress(Lock& lock);
   std::cv_status wait_progress_until(Lock& lock, Deadline deadline);

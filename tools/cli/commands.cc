@@ -76,6 +76,18 @@ int append_run(const ParsedArgs& args) {
     if (!bytes) return usage_error(cmd, "--metadata: " + error);
     options.metadata = *bytes;
   }
+  options.idempotency_key = args.get("key");
+  if (options.idempotency_key && args.positional.size() != 3) {
+    return usage_error(cmd, "--key names one event: give PAYLOAD_JSON, not stdin lines");
+  }
+  if (args.get("expect-clock")) {
+    uint64_t expected = 0;
+    if (!number_option(args, cmd, "expect-clock", expected, UINT64_MAX, code)) return code;
+    if (args.positional.size() != 3) {
+      return usage_error(cmd, "--expect-clock checks one event: give PAYLOAD_JSON, not stdin lines");
+    }
+    options.expected_clock = expected;
+  }
   std::string durability = args.get("durability").value_or("durable");
   if (durability == "accepted") {
     options.durability = Durability::Accepted;
@@ -257,7 +269,9 @@ const std::vector<Command>& commands() {
        run_demo},
       {{"append", "DIR ENTITY [PAYLOAD_JSON]", "append events; prints one JSON receipt per event",
         "The payload is JSON, stored as msgpack. Without PAYLOAD_JSON, every non-empty line of\n"
-        "stdin is one payload (JSON lines), appended in order.",
+        "stdin is one payload (JSON lines), appended in order.\n\n"
+        "example: keel append ./orders order:42 '{\"total\":12}' --key pay-42 --expect-clock 3\n"
+        "         (a retry with the same --key prints the first receipt and writes nothing)",
         {{"scope", "SCOPE", "the coordinate's scope (default empty)"},
          {"kind", "C:T", "event kind as CATEGORY:TYPE (1-15:0-4095) or a number; default 1:1"},
          {"lane", "N", "lane (default 0)"},
@@ -265,6 +279,8 @@ const std::vector<Command>& commands() {
          {"causation", "ID", "the id of the event that caused this one"},
          {"metadata", "JSON", "metadata, stored as msgpack"},
          {"durability", "LEVEL", "accepted, written or durable (default durable)"},
+         {"key", "KEY", "idempotency key: a retry with the same key returns the first receipt"},
+         {"expect-clock", "N", "append only if the entity's clock on the lane is N (0: no events)"},
          {"create", "", "create the store if DIR does not hold one"}},
         2, 3},
        append_run},

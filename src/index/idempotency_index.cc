@@ -1,0 +1,210 @@
+#include "index/idempotency_index.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "absl/strings/string_view.h"
+#include "format/byte_order.h"
+#include "keel/error.h"
+#include "keel/options.h"
+
+namespace keel::index {
+namespace {
+
+// FORMAT.md 8.7: u64 covered_through, u64 count, then per entry u32 key_length, the key, and the
+// fixed fields: fingerprint (16), event id (16), epoch, sequence, entity_clock, hlc_wall_ms (8
+// each), hlc_logical (4), chained hash (16).
+constexpr size_t kPayloadHeaderBytes = 16;
+constexpr size_t kEntryFixedBytes = 16 + 16 + 8 + 8 + 8 + 8 + 4 + 16;
+constexpr size_t kEntryBytesMin = 4 + 1 + kEntryFixedBytes;  // the shortest key is 1 byte
+static_assert(kEntryFixedBytes == 84);
+
+// Keys up to this many bytes live inside std::string itself (libstdc++'s inline buffer).
+constexpr size_t kInlineKeyBytes = 15;
+
+bool key_length_valid(size_t length) { return length >= 1 && length <= kIdempotencyKeyBytesMax; }
+
+// Debian's Abseil has its own string_view type: heterogeneous lookups take it.
+absl::string_view as_absl(std::string_view text) { return {text.data(), text.size()}; }
+
+uint64_t heap_key_bytes(size_t length) { return length > kInlineKeyBytes ? length + 1 : 0; }
+
+void put_u32(std::vector<std::byte>& out, uint32_t v) {
+  size_t at = out.size();
+  out.resize(at + sizeof v);
+  format::store_u32(out.data() + at, v);
+}
+
+void put_u64(std::vector<std::byte>& out, uint64_t v) {
+  size_t at = out.size();
+  out.resize(at + sizeof v);
+  format::store_u64(out.data() + at, v);
+}
+
+// Reads the payload front to back; every read is checked against the bytes left by the caller.
+class Cursor {
+ public:
+  explicit Cursor(std::span<const std::byte> bytes) : bytes_(bytes) {}
+  size_t left() const { return bytes_.size() - at_; }
+  uint32_t u32() {
+    uint32_t v = format::load_u32(bytes_.data() + at_);
+    at_ += sizeof v;
+    return v;
+  }
+  uint64_t u64() {
+    uint64_t v = format::load_u64(bytes_.data() + at_);
+    at_ += sizeof v;
+    return v;
+  }
+  std::string_view text(size_t n) {
+    std::string_view v(reinterpret_cast<const char*>(bytes_.data() + at_), n);
+    at_ += n;
+    return v;
+  }
+
+ private:
+  std::span<const std::byte> bytes_;
+  size_t at_ = 0;
+};
+
+}  // namespace
+
+const KeyEntry* IdempotencyIndex::find(std::string_view key) const {
+  auto it = keys_.find(as_absl(key));
+  return it == keys_.end() ? nullptr : &it->second;
+}
+
+bool IdempotencyIndex::add(std::string_view key, const Hash128& fingerprint,
+                           const Receipt& receipt) {
+  if (!key_length_valid(key.size())) return false;
+  KeyEntry entry{fingerprint, receipt};
+  if (const KeyEntry* present = find(key)) {
+    // A replay of the event that added it is the same event: same sequence, fingerprint, receipt.
+    return *present == entry;
+  }
+  if (receipt.sequence <= last_added_) return false;
+  auto [it, inserted] = keys_.emplace(key, entry);
+  assert(inserted);
+  order_.push_back({receipt.sequence, it->first});
+  last_added_ = receipt.sequence;
+  long_key_bytes_ += heap_key_bytes(key.size());
+  return true;
+}
+
+void IdempotencyIndex::erase_key(std::string_view key) {
+  auto it = keys_.find(as_absl(key));
+  assert(it != keys_.end());
+  long_key_bytes_ -= heap_key_bytes(it->first.size());
+  keys_.erase(it);
+}
+
+size_t IdempotencyIndex::remove_from(uint64_t first_sequence) {
+  size_t removed = 0;
+  while (!order_.empty() && order_.back().sequence >= first_sequence) {
+    erase_key(order_.back().key);
+    order_.pop_back();
+    ++removed;
+  }
+  last_added_ = std::min(last_added_, first_sequence == 0 ? 0 : first_sequence - 1);
+  return removed;
+}
+
+size_t IdempotencyIndex::expire(uint64_t next_sequence, uint64_t now_ms, uint64_t window_events,
+                                uint64_t window_ms) {
+  size_t expired = 0;
+  while (!order_.empty()) {
+    const uint64_t sequence = order_.front().sequence;
+    const uint64_t wall_ms = keys_.find(as_absl(order_.front().key))->second.receipt.hlc.wall_ms;
+    // Written so that a sequence or a wall time ahead of the arguments counts as inside the window.
+    const bool past_events = next_sequence > sequence && next_sequence - sequence > window_events;
+    const bool past_time = now_ms > wall_ms && now_ms - wall_ms > window_ms;
+    if (!past_events || !past_time) break;
+    erase_key(order_.front().key);
+    order_.pop_front();
+    ++expired;
+  }
+  return expired;
+}
+
+uint64_t IdempotencyIndex::memory_bytes() const {
+  using Node = absl::node_hash_map<std::string, KeyEntry>::value_type;
+  // A slot (pointer) and a control byte per bucket, a node per key, the deque's entries.
+  return keys_.bucket_count() * (sizeof(void*) + 1) + keys_.size() * sizeof(Node) +
+         order_.size() * sizeof(Ordered) + long_key_bytes_;
+}
+
+std::vector<std::byte> IdempotencyIndex::encode(uint64_t covered_through) const {
+  auto end = std::partition_point(order_.begin(), order_.end(),
+                                  [&](const Ordered& o) { return o.sequence <= covered_through; });
+  const uint64_t count = static_cast<uint64_t>(end - order_.begin());
+  uint64_t size = kPayloadHeaderBytes;
+  for (auto it = order_.begin(); it != end; ++it) size += 4 + it->key.size() + kEntryFixedBytes;
+  std::vector<std::byte> out;
+  out.reserve(size);
+  put_u64(out, covered_through);
+  put_u64(out, count);
+  for (auto it = order_.begin(); it != end; ++it) {
+    const KeyEntry& entry = keys_.find(as_absl(it->key))->second;
+    const Receipt& r = entry.receipt;
+    put_u32(out, static_cast<uint32_t>(it->key.size()));
+    const auto* key = reinterpret_cast<const std::byte*>(it->key.data());
+    out.insert(out.end(), key, key + it->key.size());
+    put_u64(out, entry.fingerprint.high);
+    put_u64(out, entry.fingerprint.low);
+    put_u64(out, r.event_id.high);
+    put_u64(out, r.event_id.low);
+    put_u64(out, r.epoch);
+    put_u64(out, r.sequence);
+    put_u64(out, r.entity_clock);
+    put_u64(out, r.hlc.wall_ms);
+    put_u32(out, r.hlc.logical);
+    put_u64(out, r.chained_hash.high);
+    put_u64(out, r.chained_hash.low);
+  }
+  assert(out.size() == size);
+  return out;
+}
+
+Result<std::pair<IdempotencyIndex, uint64_t>> IdempotencyIndex::decode(
+    std::span<const std::byte> payload, const std::string& path) {
+  auto corrupt = [&](const char* reason) {
+    return StoreError(ErrorCode::CorruptSidecar).with("path", path).with("reason", reason);
+  };
+  Cursor in(payload);
+  if (in.left() < kPayloadHeaderBytes) return corrupt("shorter than covered_through and count");
+  const uint64_t covered_through = in.u64();
+  const uint64_t count = in.u64();
+  if (count > in.left() / kEntryBytesMin) return corrupt("count larger than the payload can hold");
+  IdempotencyIndex index;
+  index.keys_.reserve(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    if (in.left() < 4) return corrupt("truncated entry");
+    const uint32_t length = in.u32();
+    if (length == 0) return corrupt("zero-length key");
+    if (length > kIdempotencyKeyBytesMax) return corrupt("key longer than 1024 bytes");
+    if (length > in.left()) return corrupt("key length past the end");
+    const std::string_view key = in.text(length);
+    if (in.left() < kEntryFixedBytes) return corrupt("truncated entry");
+    KeyEntry entry;
+    entry.fingerprint = {in.u64(), in.u64()};
+    Receipt& r = entry.receipt;
+    r.event_id = {in.u64(), in.u64()};
+    r.epoch = in.u64();
+    r.sequence = in.u64();
+    r.entity_clock = in.u64();
+    r.hlc.wall_ms = in.u64();
+    r.hlc.logical = in.u32();
+    r.chained_hash = {in.u64(), in.u64()};
+    // last_added_ starts at 0: an entry of sequence 0 (no event has it) fails here too.
+    if (r.sequence <= index.last_added_) return corrupt("sequences not strictly increasing");
+    if (r.sequence > covered_through) return corrupt("an entry above covered_through");
+    if (index.find(key) != nullptr) return corrupt("duplicate key");
+    bool added = index.add(key, entry.fingerprint, r);
+    assert(added);
+    (void)added;
+  }
+  if (in.left() != 0) return corrupt("trailing bytes after the last entry");
+  return std::pair<IdempotencyIndex, uint64_t>(std::move(index), covered_through);
+}
+
+}  // namespace keel::index

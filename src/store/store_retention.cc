@@ -1,0 +1,106 @@
+// A test-only stand-in for retention (which a later release brings): removes the sealed segments
+// below a floor after persisting what must outlive them. It exists so tests can show that
+// idempotency keys outlive their events (DESIGN.md §7) and that recovery accepts a retention
+// floor (segments/FORMAT.md 8.6). The removed events stay in the in-memory indexes (their streams
+// keep counting clocks from 1) and every read path starts at the floor.
+#include "format/record.h"
+#include "format/segment_header.h"
+#include "log/segment_files.h"
+#include "log/sidecar_file.h"
+#include "store/store_impl.h"
+
+namespace keel {
+
+namespace {
+
+StoreError invalid_floor(std::string reason) {
+  return StoreError(ErrorCode::InvalidArgument)
+      .with("argument", "floor_sequence")
+      .with("reason", reason);
+}
+
+}  // namespace
+
+Result<uint64_t> Store::Impl::remove_segments_below_for_test(uint64_t floor_sequence) {
+  writer::Lock lock(mutex_);
+  KEEL_TRY(check_writable("remove_segments_below_for_test"));
+  log::SegmentWriter& writer = *log_->writer();
+  if (writer.poisoned()) return writer.poisoned_error();
+  if (fence_) return invalid_floor("a fence is open");
+  const uint64_t durable = marks_.sequence(Watermark::Durable);
+  if (floor_sequence > durable) {
+    return invalid_floor(std::to_string(floor_sequence) + " is above the durable sequence " +
+                         std::to_string(durable));
+  }
+  // The new first segment: the last one that starts at or below the floor.
+  KEEL_ASSIGN_OR_RETURN(std::vector<log::SegmentFile> files,
+                        log::list_segment_files(fs_, directory_));
+  std::optional<log::RetentionFloor> cut;
+  for (const log::SegmentFile& file : files) {
+    if (file.segment_id > writer.active_segment_id()) break;
+    KEEL_ASSIGN_OR_RETURN(auto handle, fs_.open(file.path, platform::OpenMode::ReadOnly));
+    std::vector<std::byte> bytes(format::kSegmentHeaderSize);
+    KEEL_ASSIGN_OR_RETURN(size_t got, handle->read_at(0, bytes));
+    format::SegmentHeader header;
+    if (got != bytes.size() ||
+        format::decode_segment_header(bytes, header, nullptr) != format::HeaderDecode::Ok) {
+      return StoreError(ErrorCode::Corruption)
+          .with("path", file.path)
+          .with("offset", uint64_t{0})
+          .with("reason", "segment header unreadable")
+          .with("rule", "retention");
+    }
+    if (header.first_sequence > floor_sequence) break;
+    cut = log::RetentionFloor{file.segment_id, header.first_sequence};
+  }
+  if (!cut || cut->first_sequence <= first_retained_sequence_) return first_retained_sequence_;
+  // Never inside a fence: recovery would meet fenced records without their FenceBegin. The first
+  // record of the new first segment tells (FORMAT.md 6.4: every record inside a fence is fenced).
+  {
+    format::DecodedFrame frame;
+    Status read = reader_.read_frame(cut->first_segment_id, format::kSegmentHeaderSize,
+                                     stable_end_of(cut->first_segment_id), read_buffer_, frame);
+    // Only the active segment may hold no frame yet.
+    if (!read.ok() && cut->first_segment_id != writer.active_segment_id())
+      return std::move(read).error();
+    if (read.ok()) {
+      bool fenced = frame.header.type == format::RecordType::FenceCommit ||
+                    frame.header.type == format::RecordType::FenceCancel;
+      if (!format::is_system_record(frame.header.type)) {
+        (void)format::decode_record_events(frame, [&](uint32_t, const format::EventBody& body) {
+          fenced |= body.fence_id.has_value();
+        });
+      }
+      if (fenced) {
+        return invalid_floor("segment " + std::to_string(cut->first_segment_id) +
+                             " starts inside a fence");
+      }
+    }
+  }
+  // What must outlive the removed events, first: their idempotency keys and the indexes (an index
+  // image through durable: the streams' clocks and heads, the ids; a log that starts at the floor
+  // cannot rebuild them, so from now on an open needs this image or a later one).
+  KEEL_ASSIGN_OR_RETURN(std::optional<Image> image, image_at_durable());
+  if (!image) {
+    return invalid_floor(
+        "no index image can be cut at the durable sequence now (its record is "
+        "inside a fence); append and retry");
+  }
+  KEEL_TRY(write_image(*image));
+  reader_.reset();  // no handle on a removed file stays cached
+  KEEL_TRY(log_->retain_from(*cut));
+  first_retained_sequence_ = cut->first_sequence;
+  first_retained_segment_ = cut->first_segment_id;
+  removed_events_ = count_removed_events();
+  return first_retained_sequence_;
+}
+
+uint64_t Store::Impl::count_removed_events() const {
+  uint64_t removed = 0;
+  for (uint64_t s = 1; s < first_retained_sequence_ && s < index_.next_sequence(); ++s) {
+    removed += index_.visible_in_index(s) ? 1 : 0;
+  }
+  return removed;
+}
+
+}  // namespace keel
