@@ -122,8 +122,10 @@ const char* decode_event_body(MsgpackReader& r, EventBody& e) {
 Hash128 event_fingerprint(std::string_view entity, std::string_view scope, uint32_t lane,
                           uint16_t kind, std::string_view payload,
                           std::optional<std::string_view> metadata) {
-  std::vector<std::byte> bytes;
-  bytes.reserve(entity.size() + scope.size() + payload.size() + 32);
+  // Reused per thread: an idempotent append computes one per item, and an allocation each time
+  // cost more than the hash.
+  thread_local std::vector<std::byte> bytes;
+  bytes.clear();
   MsgpackWriter w(bytes);
   w.array_header(6);
   w.str(entity);
@@ -132,7 +134,9 @@ Hash128 event_fingerprint(std::string_view entity, std::string_view scope, uint3
   w.uint(kind);
   w.bin(payload);
   write_optional(w, metadata, [&](std::string_view m) { w.bin(m); });
-  return hash128(bytes);
+  Hash128 fingerprint = hash128(bytes);
+  if (bytes.capacity() > (1u << 16)) std::vector<std::byte>().swap(bytes);  // keep it small
+  return fingerprint;
 }
 
 }  // namespace keel::format

@@ -71,37 +71,40 @@ class Cursor {
 
 const KeyEntry* IdempotencyIndex::find(std::string_view key) const {
   auto it = keys_.find(as_absl(key));
-  return it == keys_.end() ? nullptr : &it->second;
+  return it == keys_.end() ? nullptr : &it->second->entry;
 }
 
 bool IdempotencyIndex::add(std::string_view key, const Hash128& fingerprint,
                            const Receipt& receipt) {
   if (!key_length_valid(key.size())) return false;
   KeyEntry entry{fingerprint, receipt};
-  if (const KeyEntry* present = find(key)) {
-    // A replay of the event that added it is the same event: same sequence, fingerprint, receipt.
-    return *present == entry;
+  if (receipt.sequence <= last_added_) {
+    // Only a replay of the event that added it: same sequence, fingerprint, receipt.
+    const KeyEntry* present = find(key);
+    return present != nullptr && *present == entry;
   }
-  if (receipt.sequence <= last_added_) return false;
-  auto [it, inserted] = keys_.emplace(key, entry);
-  assert(inserted);
-  order_.push_back({receipt.sequence, it->first});
+  // One probe: a key already present names an earlier event.
+  const Kept& kept =
+      order_.emplace_back(Kept{receipt.sequence, receipt.hlc.wall_ms, std::string(key), entry});
+  if (!keys_.try_emplace(as_absl(kept.key), &kept).second) {
+    order_.pop_back();
+    return false;
+  }
   last_added_ = receipt.sequence;
   long_key_bytes_ += heap_key_bytes(key.size());
   return true;
 }
 
-void IdempotencyIndex::erase_key(std::string_view key) {
-  auto it = keys_.find(as_absl(key));
-  assert(it != keys_.end());
-  long_key_bytes_ -= heap_key_bytes(it->first.size());
-  keys_.erase(it);
+void IdempotencyIndex::erase_key(const Kept& kept) {
+  [[maybe_unused]] size_t erased = keys_.erase(as_absl(kept.key));
+  assert(erased == 1);
+  long_key_bytes_ -= heap_key_bytes(kept.key.size());
 }
 
 size_t IdempotencyIndex::remove_from(uint64_t first_sequence) {
   size_t removed = 0;
   while (!order_.empty() && order_.back().sequence >= first_sequence) {
-    erase_key(order_.back().key);
+    erase_key(order_.back());
     order_.pop_back();
     ++removed;
   }
@@ -114,12 +117,12 @@ size_t IdempotencyIndex::expire(uint64_t next_sequence, uint64_t now_ms, uint64_
   size_t expired = 0;
   while (!order_.empty()) {
     const uint64_t sequence = order_.front().sequence;
-    const uint64_t wall_ms = keys_.find(as_absl(order_.front().key))->second.receipt.hlc.wall_ms;
+    const uint64_t wall_ms = order_.front().wall_ms;  // no probe of a cold entry per append
     // Written so that a sequence or a wall time ahead of the arguments counts as inside the window.
     const bool past_events = next_sequence > sequence && next_sequence - sequence > window_events;
     const bool past_time = now_ms > wall_ms && now_ms - wall_ms > window_ms;
     if (!past_events || !past_time) break;
-    erase_key(order_.front().key);
+    erase_key(order_.front());
     order_.pop_front();
     ++expired;
   }
@@ -127,15 +130,14 @@ size_t IdempotencyIndex::expire(uint64_t next_sequence, uint64_t now_ms, uint64_
 }
 
 uint64_t IdempotencyIndex::memory_bytes() const {
-  using Node = absl::node_hash_map<std::string, KeyEntry>::value_type;
-  // A slot (pointer) and a control byte per bucket, a node per key, the deque's entries.
-  return keys_.bucket_count() * (sizeof(void*) + 1) + keys_.size() * sizeof(Node) +
-         order_.size() * sizeof(Ordered) + long_key_bytes_;
+  // A slot (view and pointer) and a control byte per bucket, the deque's entries, long keys.
+  return keys_.capacity() * (sizeof(absl::string_view) + sizeof(void*) + 1) +
+         order_.size() * sizeof(Kept) + long_key_bytes_;
 }
 
 std::vector<std::byte> IdempotencyIndex::encode(uint64_t covered_through) const {
   auto end = std::partition_point(order_.begin(), order_.end(),
-                                  [&](const Ordered& o) { return o.sequence <= covered_through; });
+                                  [&](const Kept& k) { return k.sequence <= covered_through; });
   const uint64_t count = static_cast<uint64_t>(end - order_.begin());
   uint64_t size = kPayloadHeaderBytes;
   for (auto it = order_.begin(); it != end; ++it) size += 4 + it->key.size() + kEntryFixedBytes;
@@ -144,7 +146,7 @@ std::vector<std::byte> IdempotencyIndex::encode(uint64_t covered_through) const 
   put_u64(out, covered_through);
   put_u64(out, count);
   for (auto it = order_.begin(); it != end; ++it) {
-    const KeyEntry& entry = keys_.find(as_absl(it->key))->second;
+    const KeyEntry& entry = it->entry;
     const Receipt& r = entry.receipt;
     put_u32(out, static_cast<uint32_t>(it->key.size()));
     const auto* key = reinterpret_cast<const std::byte*>(it->key.data());

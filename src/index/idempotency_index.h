@@ -19,7 +19,8 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/node_hash_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 #include "keel/event.h"
 #include "keel/ids.h"
 #include "keel/result.h"
@@ -39,8 +40,8 @@ struct KeyEntry {
 class IdempotencyIndex {
  public:
   IdempotencyIndex() = default;
-  // Move only: the order list views the keys inside the map's nodes, which a move keeps in place
-  // and a copy would not.
+  // Move only: the map views the keys inside the deque's elements, which a move keeps in place and
+  // a copy would not.
   IdempotencyIndex(IdempotencyIndex&&) = default;
   IdempotencyIndex& operator=(IdempotencyIndex&&) = default;
   IdempotencyIndex(const IdempotencyIndex&) = delete;
@@ -90,17 +91,23 @@ class IdempotencyIndex {
                                                               const std::string& path);
 
  private:
-  struct Ordered {
+  // One kept key, in sequence order. The deque owns the key: its elements never move (only ends are
+  // pushed and popped), so the map's views into them stay valid, and short keys live inside the
+  // element (no allocation per key).
+  struct Kept {
     uint64_t sequence;
-    std::string_view key;  // the key inside its map node (node_hash_map nodes do not move)
+    uint64_t wall_ms;  // the event's HLC wall time (expire() reads it here)
+    std::string key;
+    KeyEntry entry;
   };
 
-  // Forgets `key` (viewing its own node: the caller pops it from order_ afterwards).
-  void erase_key(std::string_view key);
+  // Forgets the key of `kept` from the map (the caller pops it from order_ afterwards).
+  void erase_key(const Kept& kept);
 
-  absl::node_hash_map<std::string, KeyEntry> keys_;
-  std::deque<Ordered> order_;    // by sequence, increasing: one key per sequence
-  uint64_t last_added_ = 0;      // adds must be above it: the last added, unless removed since
+  // absl::string_view: Debian's Abseil has its own type, which its string hashing takes.
+  absl::flat_hash_map<absl::string_view, const Kept*> keys_;
+  std::deque<Kept> order_;       // by sequence, increasing: one key per sequence
+  uint64_t last_added_ = 0;      // the highest sequence ever added or decoded
   uint64_t long_key_bytes_ = 0;  // bytes of kept keys too long for std::string's inline buffer
 };
 

@@ -373,7 +373,12 @@ StoreStats Store::Impl::stats() const {
   if (!log_) return s;
   const log::RecoveredLog& recovered = log_->recovered();
   s.epoch = log_->epoch();
-  s.events = index_.event_count() - removed_events_;
+  // Visible events: not those above visible (unsynced, or in an open fence) nor those removed.
+  uint64_t above_visible = 0;
+  for (uint64_t q = marks_.sequence(Watermark::Visible) + 1; q < index_.next_sequence(); ++q) {
+    above_visible += index_.visible_in_index(q) ? 1 : 0;
+  }
+  s.events = index_.event_count() - removed_events_ - above_visible;
   s.entities = index_.stream_count();
   s.index_bytes = index_.memory_bytes();
   s.index_source = index_source_;

@@ -78,7 +78,9 @@ std::string printable_key(std::string_view key) {
   bool printable = std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
   std::string shown;
   if (printable) {
-    shown = "\"" + std::string(key.substr(0, 128)) + "\"";
+    shown.push_back('"');
+    shown.append(key.substr(0, 128));
+    shown.push_back('"');
   } else {
     static constexpr char kHex[] = "0123456789abcdef";
     shown = "0x";
@@ -99,8 +101,8 @@ StoreError key_conflict(std::string_view key, std::string reason) {
 
 }  // namespace
 
-void Store::Impl::expire_keys() {
-  keys_.expire(index_.next_sequence(), hlc_.physical_ms(), options_.idempotency_window_events,
+void Store::Impl::expire_keys(uint64_t now_ms) {
+  keys_.expire(index_.next_sequence(), now_ms, options_.idempotency_window_events,
                static_cast<uint64_t>(options_.idempotency_window.count()));
 }
 
@@ -193,11 +195,12 @@ Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind
     KEEL_TRY(check_fence(fence_id, "append"));
   }
   // DESIGN.md §7, in order: idempotency, CAS, gates, assign.
+  const uint64_t wall_ms = hlc_.physical_ms();
   std::optional<Hash128> fingerprint;
   if (options.idempotency_key) {
     fingerprint = format::event_fingerprint(coordinate.entity, coordinate.scope, options.lane,
                                             kind.value, payload, options.metadata);
-    expire_keys();
+    expire_keys(wall_ms);
     KEEL_ASSIGN_OR_RETURN(const index::KeyEntry* kept, find_key(key, *fingerprint));
     if (kept != nullptr) {
       ++idempotency_hits_;
@@ -220,7 +223,7 @@ Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind
   log::SegmentWriter& writer = *log_->writer();
   uint64_t clock = stream->clock() + 1;
   format::EventBody body =
-      make_body(coordinate, kind, payload, options, clock, stream->head(), hlc_.physical_ms());
+      make_body(coordinate, kind, payload, options, clock, stream->head(), wall_ms);
   if (options.idempotency_key) {
     body.idempotency_key = key;
     body.idempotency_fingerprint = fingerprint;
@@ -326,7 +329,7 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
   size_t hits = 0;
   size_t first_new = items.size();  // an item that is not a hit (unkeyed or a new key)
   absl::flat_hash_map<std::string_view, size_t> batch_keys;
-  expire_keys();  // once: the entries found below must stay valid through the loop
+  expire_keys(hlc_.physical_ms());  // once: the entries found below stay valid through the loop
   for (size_t i = 0; i < items.size(); ++i) {
     const AppendOptions& o = items[i].options;
     if (!o.idempotency_key) {

@@ -24,6 +24,7 @@ Result<uint64_t> Store::Impl::begin_fence() {
   KEEL_TRY(check_writable("begin_fence"));
   ActiveCall active(*this);
   for (;;) {
+    if (log_->writer()->poisoned()) return log_->writer()->poisoned_error();
     if (fence_) {
       return StoreError(ErrorCode::VisibilityFenceActive)
           .with("fence", fence_->id)

@@ -113,7 +113,7 @@ class Store::Impl {
   // IdempotencyConflict when the key is kept with another fingerprint.
   Result<const index::KeyEntry*> find_key(std::string_view key, const Hash128& fingerprint);
   // Forgets the keys past both windows (StoreOptions::idempotency_window*).
-  void expire_keys();
+  void expire_keys(uint64_t now_ms);
   // CAS and gates for one item against the head of its (entity, lane) (store_gates.cc).
   Status check_cas(const Coordinate& coordinate, uint32_t lane, const AppendOptions& options,
                    uint64_t clock) const;
