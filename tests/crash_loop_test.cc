@@ -60,7 +60,8 @@ TEST_CASE("The crash loop's oracle catches falsified receipts (negative controls
   };
   for (Control control :
        {Control{"hash", "holds another event of the same epoch"},
-        Control{"epoch", "lost acknowledged "}, Control{"refused", " is stored"}}) {
+        Control{"epoch", "lost acknowledged "}, Control{"refused", " is stored"},
+        Control{"keys", "instead of the stored sequence"}}) {
     TempDir scratch;
     Run run =
         crash_loop(scratch, "run --dir " + (scratch / "store") +

@@ -202,6 +202,7 @@ class Appender {
     AppendOptions options;
     options.durability = level;
     options.lane = static_cast<uint32_t>(rng_() % kLanes);
+    options.idempotency_key = tag;  // the parent retries it after the crash (check_keys)
     uint64_t bytes = filler();
     auto receipt = store_.append(coordinate, kind(), make_payload(tag, bytes), options);
     if (!receipt.ok()) out_.fatal("append " + tag + " failed: " + receipt.error().to_string());
@@ -495,6 +496,7 @@ struct StoredEvent {
   keel::Hlc hlc;
   std::string entity;
   uint32_t lane = 0;
+  uint16_t kind = 0;
   std::string tag;
   uint64_t filler = 0;
 };
@@ -563,6 +565,11 @@ class Oracle {
   // Negative controls: falsify one durable receipt (or claim a stored one was refused) so the
   // check must fail. Returns false while there is no durable receipt to falsify.
   bool tamper(const std::string& mode) {
+    if (mode == "keys") {  // the store's own negative control: reopen without the logged keys
+      ignore_logged_keys_ = true;
+      std::fprintf(stderr, "keel-crash-loop: tampered (keys): reopens ignore the logged keys\n");
+      return true;
+    }
     for (size_t i = receipts_.size(); i-- > 0;) {
       Reported& r = receipts_[i];
       if (r.level != 'D') continue;
@@ -577,7 +584,9 @@ class Oracle {
   }
 
   Failure check(IterationSummary& summary) {
-    auto opened = Store::open(directory_, store_options(0));
+    StoreOptions options = store_options(0);
+    options.unsafe_ignore_logged_keys_for_test = ignore_logged_keys_;
+    auto opened = Store::open(directory_, options);
     if (!opened.ok()) return "reopen failed: " + opened.error().to_string();
     Store& store = **opened;
     summary.epoch = store.epoch();
@@ -600,6 +609,7 @@ class Oracle {
     RETURN_IF_FAILED(check_batches());
     RETURN_IF_FAILED(check_point_reads(store));
     RETURN_IF_FAILED(check_refused(summary));
+    RETURN_IF_FAILED(check_keys(store));
     auto closed = store.close();
     if (!closed.ok()) return "close failed: " + closed.error().to_string();
     return std::nullopt;
@@ -689,6 +699,7 @@ class Oracle {
       s.hlc = e.hlc;
       s.entity = e.entity;
       s.lane = e.lane;
+      s.kind = e.kind.value;
       s.tag = e.payload.substr(0, space);
       if (space != std::string_view::npos) s.filler = e.payload.size() - space - 1;
       bool well_formed =
@@ -799,6 +810,31 @@ class Oracle {
     return std::nullopt;
   }
 
+  // Single appends carry their tag as idempotency key: after the crash, a retry of a stored one
+  // (those of the last child, and a sample of older ones) must return its receipt and write
+  // nothing, so keys are rebuilt from whatever the open restored (log, index image, sidecar).
+  Failure check_keys(Store& store) {
+    const uint64_t next = store.stats().sequence_next;
+    size_t older = 0;
+    for (const auto& [sequence, s] : stored_) {
+      if (s.tag.find(".i") != std::string::npos) continue;  // a batch item: no key
+      if (s.epoch != epoch_last_ - 1 && ++older > 20) continue;
+      AppendOptions retry;
+      retry.lane = s.lane;
+      retry.idempotency_key = s.tag;
+      auto receipt = store.append(Coordinate{s.entity, kScope}, EventKind{s.kind},
+                                  make_payload(s.tag, s.filler), retry);
+      if (!receipt.ok()) return "retry of " + s.tag + " failed: " + receipt.error().to_string();
+      Receipt stored{s.id, s.epoch, sequence, s.clock, s.hlc, s.hash};
+      if (*receipt != stored) {
+        return "retry of " + s.tag + " returned sequence " + std::to_string(receipt->sequence) +
+               " instead of the stored sequence " + std::to_string(sequence);
+      }
+    }
+    if (store.stats().sequence_next != next) return "a retry of a stored key wrote an event";
+    return std::nullopt;
+  }
+
   Failure check_refused(IterationSummary& summary) {
     summary.refused = iteration_refused_;
     for (const std::string& tag : refused_) {
@@ -810,6 +846,7 @@ class Oracle {
   }
 
   std::string directory_;
+  bool ignore_logged_keys_ = false;  // --tamper keys
   std::vector<Reported> receipts_;
   std::unordered_map<std::string, std::vector<size_t>> batches_;
   std::vector<std::string> refused_;
@@ -841,8 +878,10 @@ the epoch grows with every open. DIR is reused, so every receipt is checked agai
 DIR's parent must exist. N defaults to 100; S to a random seed (printed). Exit 0 when every
 iteration passes, 1 naming the iteration and the broken receipt when one fails, 2 on usage errors.
 
-  --tamper hash|epoch|refused   test-only negative control: falsify one reported durable receipt
-                                (or claim it was refused); the run must then fail.
+  --tamper hash|epoch|refused|keys
+                                test-only negative control: falsify one reported durable receipt
+                                (or claim it was refused), or reopen ignoring the idempotency keys
+                                in the log; the run must then fail.
 )";
 
 struct Args {
@@ -863,7 +902,8 @@ std::optional<Args> parse_args(int argc, char** argv, std::string& error) {
     if (flag == "--dir")
       args.directory = value;
     else if (flag == "--tamper")
-      ok = value == "hash" || value == "epoch" || value == "refused", args.tamper = value;
+      ok = value == "hash" || value == "epoch" || value == "refused" || value == "keys",
+      args.tamper = value;
     else if (flag == "--iterations")
       ok = parse_u64(value, args.iterations);
     else if (flag == "--seed")

@@ -14,6 +14,7 @@
 // such events durable within StoreOptions::sync_interval (or sync_bytes) without another append.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -264,7 +265,8 @@ class Store {
 // (a hidden range: no read, query or verify sees them) and reverts every touched (entity, lane)
 // head to its last visible event; their idempotency keys are released.
 //
-// A Fence must not outlive its Store (like a LevelDB iterator); it may be used from any thread.
+// A Fence must not outlive its Store (like a LevelDB iterator); any thread may use it, several
+// at once.
 class Fence {
  public:
   ~Fence();  // cancels an open fence (errors are lost: call cancel() to see them)
@@ -293,7 +295,7 @@ class Fence {
   Fence(Store::Impl* store, uint64_t id) : store_(store), id_(id) {}
   Store::Impl* store_;
   uint64_t id_;
-  bool open_ = true;
+  std::atomic<bool> open_{true};  // the store checks the fence again under its lock
 };
 
 }  // namespace keel

@@ -72,6 +72,13 @@ class IdempotencyIndex {
   size_t expire(uint64_t next_sequence, uint64_t now_ms, uint64_t window_events,
                 uint64_t window_ms);
 
+  // Hints for the next find/add/expire of `key`: starts loading its bucket and the oldest key's
+  // entry, so those cache misses overlap the append's other work.
+  void prefetch(std::string_view key) const {
+    keys_.prefetch(absl::string_view(key.data(), key.size()));
+    if (!order_.empty()) __builtin_prefetch(&order_.front());
+  }
+
   size_t size() const { return keys_.size(); }
   // The sequence of the newest kept key; 0 when none is kept.
   uint64_t last_sequence() const { return order_.empty() ? 0 : order_.back().sequence; }

@@ -186,6 +186,7 @@ Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind
   ActiveCall active(*this);
   const std::string_view key =
       options.idempotency_key ? std::string_view(*options.idempotency_key) : std::string_view();
+  if (!key.empty()) keys_.prefetch(key);
   if (pipeline_->prepare_append(
           lock, format::event_record_bound(1, coordinate.entity.size() + coordinate.scope.size() +
                                                   payload.size() + key.size() +
