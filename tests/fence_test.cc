@@ -1038,7 +1038,7 @@ TEST_CASE(
 TEST_CASE(
     "another thread's unfenced appends get VisibilityFenceActive during a fence and succeed "
     "after commit",
-    "[fence]") {
+    "[fence][concurrency]") {
   FaultFileSystem fs;
   auto store = open_on(options_on(fs));
   append_ok(*store, {"acct:1", ""}, "before");

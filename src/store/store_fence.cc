@@ -34,7 +34,6 @@ Result<uint64_t> Store::Impl::begin_fence() {
     KEEL_TRY(check_writable("begin_fence"));  // closed while it waited?
   }
   log::SegmentWriter& writer = *log_->writer();
-  if (writer.poisoned()) return writer.poisoned_error();
   // Unique in the store: epochs grow with every writable open.
   const uint64_t id = (log_->epoch() << 20) + ++fences_begun_;
   HlcPoint before = marks_.point(Watermark::Accepted);
