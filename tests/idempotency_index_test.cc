@@ -443,3 +443,74 @@ TEST_CASE("every kind of payload damage is CorruptSidecar naming the path and th
     CHECK(unwrapped.error().field_string("reason") == "checksum mismatch");
   }
 }
+
+// Keys whose hashes collide (a deliberately poor hash: three values) behave exactly like keys that
+// do not: random adds, finds, cancels and expiry against a plain map, default hash as the control.
+TEST_CASE("colliding key hashes change no answer", "[idempotency]") {
+  IdempotencyIndex::HashFunction poor = [](std::string_view key) -> uint64_t {
+    return key.size() % 3;
+  };
+  IdempotencyIndex::HashFunction good = [](std::string_view key) -> uint64_t {
+    return std::hash<std::string_view>{}(key);
+  };
+  for (IdempotencyIndex::HashFunction hash : {poor, good}) {
+    IdempotencyIndex index(hash);
+    std::vector<std::pair<uint64_t, std::string>> model;  // kept (sequence, key), in order
+    std::mt19937_64 rng(11);
+    uint64_t sequence = 0;
+    auto model_find = [&](const std::string& key) -> const std::pair<uint64_t, std::string>* {
+      for (const auto& kept : model) {
+        if (kept.second == key) return &kept;
+      }
+      return nullptr;
+    };
+    for (int step = 0; step < 4000; ++step) {
+      std::string key = "k" + std::to_string(rng() % 60) + std::string(rng() % 4, 'x');
+      switch (rng() % 8) {
+        case 0:  // cancel the newest few
+          if (!model.empty()) {
+            size_t back = rng() % std::min<size_t>(model.size(), 3);
+            uint64_t from = model[model.size() - 1 - back].first;
+            size_t removed = index.remove_from(from);
+            size_t expected = 0;
+            while (!model.empty() && model.back().first >= from) model.pop_back(), ++expected;
+            REQUIRE(removed == expected);
+            sequence = from - 1;
+          }
+          break;
+        case 1: {  // expire by events (time window already past)
+          size_t expired = index.expire(sequence + 1, 10'000, 20, 0);
+          size_t expected = 0;
+          while (!model.empty() && sequence + 1 - model.front().first > 20) {
+            model.erase(model.begin());
+            ++expected;
+          }
+          REQUIRE(expired == expected);
+          break;
+        }
+        default: {
+          ++sequence;
+          bool added = index.add(key, fingerprint_of(sequence), receipt_at(sequence));
+          INFO("step " << step << " key " << key << " poor hash " << (hash == poor));
+          REQUIRE(added == (model_find(key) == nullptr));
+          if (added) {
+            model.emplace_back(sequence, key);
+          } else {
+            --sequence;  // not used
+          }
+        }
+      }
+      REQUIRE(index.size() == model.size());
+      std::string probe = "k" + std::to_string(rng() % 60) + std::string(rng() % 4, 'x');
+      const KeyEntry* found = index.find(probe);
+      const auto* expected = model_find(probe);
+      REQUIRE((found != nullptr) == (expected != nullptr));
+      if (found != nullptr) CHECK(found->receipt.sequence == expected->first);
+    }
+    for (const auto& [kept_sequence, key] : model) {
+      const KeyEntry* found = index.find(key);
+      REQUIRE(found != nullptr);
+      CHECK(found->receipt.sequence == kept_sequence);
+    }
+  }
+}

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/string_view.h"
 #include "format/byte_order.h"
 #include "keel/error.h"
@@ -69,9 +70,27 @@ class Cursor {
 
 }  // namespace
 
+uint64_t IdempotencyIndex::default_hash(std::string_view key) {
+  return absl::Hash<absl::string_view>{}(as_absl(key));
+}
+
+const IdempotencyIndex::Kept* IdempotencyIndex::kept_at(uint64_t position,
+                                                        std::string_view key) const {
+  if (position < base_ || position - base_ >= order_.size()) return nullptr;
+  const Kept& kept = order_[position - base_];
+  return kept.key == key ? &kept : nullptr;
+}
+
 const KeyEntry* IdempotencyIndex::find(std::string_view key) const {
-  auto it = keys_.find(as_absl(key));
-  return it == keys_.end() ? nullptr : &it->second->entry;
+  auto it = by_hash_.find(hash_(key));
+  if (it != by_hash_.end()) {
+    if (const Kept* kept = kept_at(it->second, key)) return &kept->entry;
+  }
+  if (collided_.empty()) return nullptr;
+  auto other = collided_.find(as_absl(key));
+  if (other == collided_.end()) return nullptr;
+  const Kept* kept = kept_at(other->second, key);
+  return kept == nullptr ? nullptr : &kept->entry;
 }
 
 bool IdempotencyIndex::add(std::string_view key, const Hash128& fingerprint,
@@ -83,28 +102,37 @@ bool IdempotencyIndex::add(std::string_view key, const Hash128& fingerprint,
     const KeyEntry* present = find(key);
     return present != nullptr && *present == entry;
   }
+  const uint64_t hash = hash_(key);
+  const uint64_t position = base_ + order_.size();
+  // A key kept aside for a collision stays there after the key that held its hash is forgotten.
+  if (!collided_.empty() && collided_.contains(as_absl(key))) return false;
   // One probe: a key already present names an earlier event.
-  const Kept& kept =
-      order_.emplace_back(Kept{receipt.sequence, receipt.hlc.wall_ms, std::string(key), entry});
-  if (!keys_.try_emplace(as_absl(kept.key), &kept).second) {
-    order_.pop_back();
-    return false;
+  auto [it, inserted] = by_hash_.try_emplace(hash, position);
+  if (!inserted) {
+    if (kept_at(it->second, key) != nullptr) return false;
+    if (!collided_.try_emplace(std::string(key), position).second) return false;
   }
+  order_.push_back(Kept{receipt.sequence, receipt.hlc.wall_ms, hash, std::string(key), entry});
   last_added_ = receipt.sequence;
   long_key_bytes_ += heap_key_bytes(key.size());
   return true;
 }
 
-void IdempotencyIndex::erase_key(const Kept& kept) {
-  [[maybe_unused]] size_t erased = keys_.erase(as_absl(kept.key));
-  assert(erased == 1);
+void IdempotencyIndex::erase_key(const Kept& kept, uint64_t position) {
+  auto it = by_hash_.find(kept.hash);
+  if (it != by_hash_.end() && it->second == position) {
+    by_hash_.erase(it);
+  } else {
+    [[maybe_unused]] size_t erased = collided_.erase(kept.key);
+    assert(erased == 1);
+  }
   long_key_bytes_ -= heap_key_bytes(kept.key.size());
 }
 
 size_t IdempotencyIndex::remove_from(uint64_t first_sequence) {
   size_t removed = 0;
   while (!order_.empty() && order_.back().sequence >= first_sequence) {
-    erase_key(order_.back());
+    erase_key(order_.back(), base_ + order_.size() - 1);
     order_.pop_back();
     ++removed;
   }
@@ -122,16 +150,18 @@ size_t IdempotencyIndex::expire(uint64_t next_sequence, uint64_t now_ms, uint64_
     const bool past_events = next_sequence > sequence && next_sequence - sequence > window_events;
     const bool past_time = now_ms > wall_ms && now_ms - wall_ms > window_ms;
     if (!past_events || !past_time) break;
-    erase_key(order_.front());
+    erase_key(order_.front(), base_);
     order_.pop_front();
+    ++base_;
     ++expired;
   }
   return expired;
 }
 
 uint64_t IdempotencyIndex::memory_bytes() const {
-  // A slot (view and pointer) and a control byte per bucket, the deque's entries, long keys.
-  return keys_.capacity() * (sizeof(absl::string_view) + sizeof(void*) + 1) +
+  // A slot (hash and position) and a control byte per bucket, the deque's entries, long keys.
+  return by_hash_.capacity() * (2 * sizeof(uint64_t) + 1) +
+         collided_.capacity() * (sizeof(std::string) + sizeof(uint64_t) + 1) +
          order_.size() * sizeof(Kept) + long_key_bytes_;
 }
 
@@ -178,7 +208,7 @@ Result<std::pair<IdempotencyIndex, uint64_t>> IdempotencyIndex::decode(
   const uint64_t count = in.u64();
   if (count > in.left() / kEntryBytesMin) return corrupt("count larger than the payload can hold");
   IdempotencyIndex index;
-  index.keys_.reserve(count);
+  index.by_hash_.reserve(count);
   for (uint64_t i = 0; i < count; ++i) {
     if (in.left() < 4) return corrupt("truncated entry");
     const uint32_t length = in.u32();

@@ -40,6 +40,9 @@ struct KeyEntry {
 class IdempotencyIndex {
  public:
   IdempotencyIndex() = default;
+  // Tests only: another key hash (a poor one makes keys collide, which must not matter).
+  using HashFunction = uint64_t (*)(std::string_view key);
+  explicit IdempotencyIndex(HashFunction hash) : hash_(hash) {}
   // Move only: the map views the keys inside the deque's elements, which a move keeps in place and
   // a copy would not.
   IdempotencyIndex(IdempotencyIndex&&) = default;
@@ -72,14 +75,16 @@ class IdempotencyIndex {
   size_t expire(uint64_t next_sequence, uint64_t now_ms, uint64_t window_events,
                 uint64_t window_ms);
 
-  // Hints for the next find/add/expire of `key`: starts loading its bucket and the oldest key's
-  // entry, so those cache misses overlap the append's other work.
+  // Hints for an append that will look up and add `key` and may expire the oldest key: starts
+  // loading their buckets and the next oldest entry, so those cache misses overlap.
   void prefetch(std::string_view key) const {
-    keys_.prefetch(absl::string_view(key.data(), key.size()));
-    if (!order_.empty()) __builtin_prefetch(&order_.front());
+    by_hash_.prefetch(hash_(key));
+    if (order_.empty()) return;
+    by_hash_.prefetch(order_.front().hash);  // the entry was loaded by the previous append's hint
+    if (order_.size() > 1) __builtin_prefetch(&order_[1]);
   }
 
-  size_t size() const { return keys_.size(); }
+  size_t size() const { return order_.size(); }
   // The sequence of the newest kept key; 0 when none is kept.
   uint64_t last_sequence() const { return order_.empty() ? 0 : order_.back().sequence; }
   // An estimate of the heap bytes held (map nodes and slots, long keys, the order list).
@@ -98,22 +103,31 @@ class IdempotencyIndex {
                                                               const std::string& path);
 
  private:
-  // One kept key, in sequence order. The deque owns the key: its elements never move (only ends are
-  // pushed and popped), so the map's views into them stay valid, and short keys live inside the
-  // element (no allocation per key).
+  // One kept key, in sequence order. Position p (counted over every key ever added; a cancel
+  // reuses the positions it pops) is order_[p - base_]: only the ends are pushed and popped.
   struct Kept {
     uint64_t sequence;
     uint64_t wall_ms;  // the event's HLC wall time (expire() reads it here)
+    uint64_t hash;     // hash_(key)
     std::string key;
     KeyEntry entry;
   };
 
-  // Forgets the key of `kept` from the map (the caller pops it from order_ afterwards).
-  void erase_key(const Kept& kept);
+  static uint64_t default_hash(std::string_view key);
+  // The kept entry at `position` when it holds `key`.
+  const Kept* kept_at(uint64_t position, std::string_view key) const;
+  // Forgets `kept` (at `position`) from the maps (the caller pops it from order_ afterwards).
+  void erase_key(const Kept& kept, uint64_t position);
 
-  // absl::string_view: Debian's Abseil has its own type, which its string hashing takes.
-  absl::flat_hash_map<absl::string_view, const Kept*> keys_;
+  // The map holds only hashes and positions (16-byte slots, no pointer into a key): a lookup of a
+  // new key touches one bucket, and expiring the oldest key needs no string. Two kept keys with
+  // the same 64-bit hash (not expected in practice, handled all the same): the later one is in
+  // collided_.
+  HashFunction hash_ = &default_hash;
+  absl::flat_hash_map<uint64_t, uint64_t> by_hash_;
+  absl::flat_hash_map<std::string, uint64_t> collided_;
   std::deque<Kept> order_;       // by sequence, increasing: one key per sequence
+  uint64_t base_ = 0;            // the position of order_.front()
   uint64_t last_added_ = 0;      // the highest sequence ever added or decoded
   uint64_t long_key_bytes_ = 0;  // bytes of kept keys too long for std::string's inline buffer
 };
