@@ -87,7 +87,7 @@ class IdempotencyIndex {
   size_t size() const { return order_.size(); }
   // The sequence of the newest kept key; 0 when none is kept.
   uint64_t last_sequence() const { return order_.empty() ? 0 : order_.back().sequence; }
-  // An estimate of the heap bytes held (map nodes and slots, long keys, the order list).
+  // An estimate of the heap bytes held (map slots, the ordered entries, long keys).
   uint64_t memory_bytes() const;
 
   // The sidecar payload (FORMAT.md 8.7): covered_through, then every key whose sequence is <=
