@@ -48,6 +48,11 @@ Result<std::unique_ptr<Store::Impl>> Store::Impl::open(const std::string& direct
   log_options.writer.segment_size = options.segment_size;
   log_options.writer.skip_sync_for_test = options.unsafe_skip_fdatasync_for_test;
   KEEL_TRY(impl->load(log_options));
+  // A fixed seed (tests) still gives each later writable open its own ids: a crash can take back
+  // events whose ids a reopen within the same millisecond would otherwise issue again.
+  if (options.id_seed != 0 && impl->epoch() > 1) {
+    impl->id_random_.seed(options.id_seed ^ (impl->epoch() * 0x9e3779b97f4a7c15ull));
+  }
   impl->pipeline_ = std::make_unique<writer::CommitPipeline>(
       impl->mutex_, impl->log_->writer(), impl->marks_,
       writer::PipelineOptions{options.visibility, options.sync_interval, options.sync_bytes});
