@@ -161,7 +161,6 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
   auto visit = [&](const log::RecordPosition& position, const format::DecodedFrame& frame) {
     using format::RecordType;
     ++records_replayed_;
-
     if (log_options.read_only) {
       if (position.segment_id != tail_segment) {
         tail_segment = position.segment_id;
