@@ -109,16 +109,18 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
   };
   std::vector<Pending> fenced;
   std::optional<StoreError> failure;
+  // Only a log whose first segments were removed (a retention floor) starts above the index: the
+  // events below the floor live on only in the index image, and it was not used.
+  auto floor_without_image = [&] {
+    return StoreError(ErrorCode::CorruptSidecar)
+        .with("path", platform::join_path(directory_, format::kIndexImageFileName))
+        .with("reason", "segments below the retention floor were removed and the index image "
+                        "that holds their events could not be used (" + index_source_ + ")");
+  };
   auto add = [&](const Pending& p, bool hidden) {
     if (failure) return;
     if (p.sequence != index_.next_sequence()) {
-      // Only a log whose first segments were removed (a retention floor) starts above the index:
-      // the events below the floor live on only in the index image, which was not used.
-      failure = StoreError(ErrorCode::CorruptSidecar)
-                    .with("path", platform::join_path(directory_, format::kIndexImageFileName))
-                    .with("reason", "segments below the retention floor were removed and the index "
-                                    "image that holds their events could not be used (" +
-                                    index_source_ + ")");
+      failure = floor_without_image();
       return;
     }
     if (hidden) {
@@ -212,12 +214,7 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
   first_retained_segment_ =
       recovered.retention_floor ? recovered.retention_floor->first_segment_id : 1;
   removed_events_ = count_removed_events();
-  if (first_retained_sequence_ > 1 && !recovered.checkpoint_used) {
-    return StoreError(ErrorCode::CorruptSidecar)
-        .with("path", platform::join_path(directory_, format::kIndexImageFileName))
-        .with("reason", "segments below the retention floor were removed and the index image "
-                        "that holds their events could not be used (" + index_source_ + ")");
-  }
+  if (first_retained_sequence_ > 1 && !recovered.checkpoint_used) return floor_without_image();
   // A sidecar naming events the log does not hold (lost with an unsynced tail) must not answer.
   keys_.remove_from(recovered.next_sequence);
   keys_.expire(recovered.next_sequence, hlc_.physical_ms(), options_.idempotency_window_events,
