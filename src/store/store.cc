@@ -51,7 +51,14 @@ Result<std::unique_ptr<Store::Impl>> Store::Impl::open(const std::string& direct
   // A fixed seed (tests) still gives each later writable open its own ids: a crash can take back
   // events whose ids a reopen within the same millisecond would otherwise issue again.
   if (options.id_seed != 0 && impl->epoch() > 1) {
-    impl->id_random_.seed(options.id_seed ^ (impl->epoch() * 0x9e3779b97f4a7c15ull));
+    // splitmix64 of (seed, epoch): not linear, so no caller's own per-open seed can cancel it.
+    auto mix = [](uint64_t x) {
+      x += 0x9e3779b97f4a7c15ull;
+      x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+      x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+      return x ^ (x >> 31);
+    };
+    impl->id_random_.seed(mix(options.id_seed ^ mix(impl->epoch())));
   }
   impl->pipeline_ = std::make_unique<writer::CommitPipeline>(
       impl->mutex_, impl->log_->writer(), impl->marks_,
