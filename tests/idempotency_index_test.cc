@@ -514,3 +514,11 @@ TEST_CASE("colliding key hashes change no answer", "[idempotency]") {
     }
   }
 }
+
+TEST_CASE("errors show printable keys quoted, others in hex, long ones cut", "[idempotency]") {
+  using keel::index::printable_key;
+  CHECK(printable_key("pay-7") == "\"pay-7\"");
+  CHECK(printable_key(std::string("\x00\xff", 2)) == "0x00ff");
+  std::string long_key(100, 'k');
+  CHECK(printable_key(long_key) == "\"" + std::string(64, 'k') + "\"...");
+}

@@ -61,7 +61,6 @@ class Watermarks {
   // release_visible() lifts the hold; the caller then publishes the policy's watermark again.
   void hold_visible(HlcPoint at) { visible_hold_ = at; }
   void release_visible() { visible_hold_.reset(); }
-  bool visible_held() const { return visible_hold_.has_value(); }
 
   // Freezes durable for good (the writer is poisoned).
   void poison() { poisoned_ = true; }

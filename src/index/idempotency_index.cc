@@ -70,6 +70,25 @@ class Cursor {
 
 }  // namespace
 
+std::string printable_key(std::string_view key) {
+  constexpr size_t kShown = 64;
+  const std::string_view head = key.substr(0, kShown);
+  const bool printable =
+      std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+  std::string shown = printable ? "\"" : "0x";
+  for (unsigned char c : head) {
+    if (printable) {
+      shown.push_back(static_cast<char>(c));
+    } else {
+      shown.push_back("0123456789abcdef"[c >> 4]);
+      shown.push_back("0123456789abcdef"[c & 15]);
+    }
+  }
+  if (printable) shown.push_back('"');
+  if (key.size() > kShown) shown += "...";
+  return shown;
+}
+
 uint64_t IdempotencyIndex::default_hash(std::string_view key) {
   return absl::Hash<absl::string_view>{}(as_absl(key));
 }

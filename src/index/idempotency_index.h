@@ -30,6 +30,9 @@ namespace keel::index {
 // The version of the IDEMPOTENCY sidecar's payload (FORMAT.md 8.7).
 inline constexpr uint32_t kIdempotencyVersion = 1;
 
+// A key as errors show it: printable ASCII quoted, anything else in hex; long keys cut short.
+std::string printable_key(std::string_view key);
+
 // What a kept key maps to. receipt.sequence is the sequence of the event that carried the key.
 struct KeyEntry {
   Hash128 fingerprint;

@@ -153,7 +153,7 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
         !keys_.add(*p.key, p.fingerprint,
                    Receipt{facts.id, p.epoch, p.sequence, facts.clock, facts.hlc,
                            facts.chained_hash})) {
-      corrupt("idempotency key " + *p.key + " repeated or out of order");
+      corrupt("idempotency key " + index::printable_key(*p.key) + " repeated or out of order");
     }
   };
   // Read-only opens beside a live writer see only its durable prefix: the frames of the last

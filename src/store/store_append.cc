@@ -54,48 +54,25 @@ Status Store::Impl::validate_item(const Coordinate& coordinate, EventKind kind,
 }
 
 Status Store::Impl::check_fence(uint64_t fence_id, std::string_view operation) const {
-  if (fence_ && (fence_id != fence_->id || fence_->committing)) {
-    if (fence_id == 0) {
-      if (log_->writer()->poisoned()) return log_->writer()->poisoned_error();
-      return StoreError(ErrorCode::VisibilityFenceActive)
-          .with("fence", fence_->id)
-          .with("operation", operation);
-    }
+  if (fence_id == 0) {
+    if (!fence_) return ok_status();
+    if (log_->writer()->poisoned()) return log_->writer()->poisoned_error();
+    return StoreError(ErrorCode::VisibilityFenceActive)
+        .with("fence", fence_->id)
+        .with("operation", operation);
   }
-  if (fence_id != 0 && (!fence_ || fence_->id != fence_id || fence_->committing)) {
-    return StoreError(ErrorCode::FenceNotActive)
-        .with("fence", fence_id)
-        .with("reason", fence_ && fence_->id == fence_id ? "it is committing"
-                                                         : "it was committed or cancelled");
-  }
-  return ok_status();
+  if (fence_ && fence_->id == fence_id && !fence_->committing) return ok_status();
+  return StoreError(ErrorCode::FenceNotActive)
+      .with("fence", fence_id)
+      .with("reason", fence_ && fence_->id == fence_id ? "it is committing"
+                                                       : "it was committed or cancelled");
 }
 
 namespace {
 
-// A key as an error shows it: printable ASCII as is, anything else in hex.
-std::string printable_key(std::string_view key) {
-  bool printable = std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
-  std::string shown;
-  if (printable) {
-    shown.push_back('"');
-    shown.append(key.substr(0, 128));
-    shown.push_back('"');
-  } else {
-    static constexpr char kHex[] = "0123456789abcdef";
-    shown = "0x";
-    for (unsigned char c : key.substr(0, 64)) {
-      shown += kHex[c >> 4];
-      shown += kHex[c & 15];
-    }
-  }
-  if (key.size() > (printable ? 128u : 64u)) shown += "...";
-  return shown;
-}
-
 StoreError key_conflict(std::string_view key, std::string reason) {
   return StoreError(ErrorCode::IdempotencyConflict)
-      .with("key", printable_key(key))
+      .with("key", index::printable_key(key))
       .with("reason", std::move(reason));
 }
 

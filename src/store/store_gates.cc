@@ -15,7 +15,7 @@ GateScope& gate_scope() {
 
 Status check_not_in_gate(const Store::Impl* store, const char* operation) {
   GateScope& scope = gate_scope();
-  if (scope.store != store || scope.store == nullptr) return ok_status();
+  if (scope.store != store) return ok_status();
   if (scope.reentered == nullptr) scope.reentered = operation;
   return StoreError(ErrorCode::GateReentrant)
       .with("gate", "(running)")
