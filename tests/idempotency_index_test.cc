@@ -209,7 +209,7 @@ TEST_CASE("a moved index keeps its keys usable", "[idempotency]") {
   IdempotencyIndex moved = std::move(index);
   CHECK(moved.size() == 100);
   CHECK(moved.find(std::string(40, 'x') + "50")->receipt.sequence == 50);
-  // expire and remove_from walk the order list, whose keys view the (moved) map's nodes.
+  // expire and remove_from erase the moved set's slots.
   CHECK(moved.expire(101, 1'002, 50, 1) == 50);  // sequences 1..50
   CHECK(moved.remove_from(91) == 10);
   CHECK(moved.size() == 40);
@@ -226,6 +226,25 @@ TEST_CASE("memory_bytes grows with the keys and falls when they are forgotten", 
   CHECK(full > empty + 1000 * (100 + sizeof(KeyEntry)));
   index.remove_from(1);
   CHECK(index.memory_bytes() < full);
+}
+
+TEST_CASE("memory is given back when most keys are forgotten, and answers stay right",
+          "[idempotency]") {
+  IdempotencyIndex index;
+  for (uint64_t s = 1; s <= 10'000; ++s) REQUIRE(add(index, "key-" + std::to_string(s), s));
+  const uint64_t full = index.memory_bytes();
+  CHECK(index.expire(10'001, 1'002, 10, 1) == 9'990);  // keeps sequences 9991..10000
+  CHECK(index.memory_bytes() * 8 < full);
+  for (uint64_t s = 1; s <= 10'000; ++s) {
+    const KeyEntry* found = index.find("key-" + std::to_string(s));
+    REQUIRE((found != nullptr) == (s > 9'990));
+    if (found != nullptr) CHECK(found->receipt.sequence == s);
+  }
+  CHECK(index.remove_from(9'996) == 5);
+  CHECK(index.last_sequence() == 9'995);
+  CHECK(add(index, "key-10000", 9'996));  // the removed key names the reissued sequence
+  CHECK(index.find("key-10000")->receipt.sequence == 9'996);
+  CHECK(index.size() == 6);
 }
 
 TEST_CASE("encode writes the documented payload", "[idempotency]") {
@@ -446,15 +465,19 @@ TEST_CASE("every kind of payload damage is CorruptSidecar naming the path and th
 
 // Keys whose hashes collide (a deliberately poor hash: three values) behave exactly like keys that
 // do not: random adds, finds, cancels and expiry against a plain map, default hash as the control.
-TEST_CASE("colliding key hashes change no answer", "[idempotency]") {
+TEST_CASE("colliding key hashes and the wrap of 32-bit positions change no answer",
+          "[idempotency]") {
   IdempotencyIndex::HashFunction poor = [](std::string_view key) -> uint64_t {
     return key.size() % 3;
   };
   IdempotencyIndex::HashFunction good = [](std::string_view key) -> uint64_t {
     return std::hash<std::string_view>{}(key);
   };
-  for (IdempotencyIndex::HashFunction hash : {poor, good}) {
-    IdempotencyIndex index(hash);
+  const uint64_t wrap = uint64_t{1} << 32;
+  for (auto [hash, first_position] : {std::pair{poor, uint64_t{0}}, std::pair{good, uint64_t{0}},
+                                      std::pair{poor, wrap - 700}, std::pair{good, wrap - 700}}) {
+    INFO("first position " << first_position);
+    IdempotencyIndex index(hash, first_position);
     std::vector<std::pair<uint64_t, std::string>> model;  // kept (sequence, key), in order
     std::mt19937_64 rng(11);
     uint64_t sequence = 0;

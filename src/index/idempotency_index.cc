@@ -93,59 +93,41 @@ uint64_t IdempotencyIndex::default_hash(std::string_view key) {
   return absl::Hash<absl::string_view>{}(as_absl(key));
 }
 
-const IdempotencyIndex::Kept* IdempotencyIndex::kept_at(uint64_t position,
-                                                        std::string_view key) const {
-  if (position < base_ || position - base_ >= order_.size()) return nullptr;
-  const Kept& kept = order_[position - base_];
-  return kept.key == key ? &kept : nullptr;
-}
-
 const KeyEntry* IdempotencyIndex::find(std::string_view key) const {
-  auto it = by_hash_.find(hash_(key));
-  if (it != by_hash_.end()) {
-    if (const Kept* kept = kept_at(it->second, key)) return &kept->entry;
-  }
-  if (collided_.empty()) return nullptr;
-  auto other = collided_.find(as_absl(key));
-  if (other == collided_.end()) return nullptr;
-  const Kept* kept = kept_at(other->second, key);
-  return kept == nullptr ? nullptr : &kept->entry;
+  auto it = slots_.find(probe_of(key));
+  return it == slots_.end() ? nullptr : &kept_at(it->position).entry;
 }
 
 bool IdempotencyIndex::add(std::string_view key, const Hash128& fingerprint,
                            const Receipt& receipt) {
   if (!key_length_valid(key.size())) return false;
   KeyEntry entry{fingerprint, receipt};
-  if (receipt.sequence <= last_added_) {
-    // Only a replay of the event that added it: same sequence, fingerprint, receipt.
-    const KeyEntry* present = find(key);
-    return present != nullptr && *present == entry;
-  }
+  const KeyEntry* present = find(key);
+  // Below the newest sequence: only a replay of the event that added it (same sequence,
+  // fingerprint, receipt). Otherwise a key already present names an earlier event.
+  if (receipt.sequence <= last_added_) return present != nullptr && *present == entry;
+  if (present != nullptr || order_.size() >= kKeptMax) return false;
   const uint64_t hash = hash_(key);
   const uint64_t position = base_ + order_.size();
-  // A key kept aside for a collision stays there after the key that held its hash is forgotten.
-  if (!collided_.empty() && collided_.contains(as_absl(key))) return false;
-  // One probe: a key already present names an earlier event.
-  auto [it, inserted] = by_hash_.try_emplace(hash, position);
-  if (!inserted) {
-    if (kept_at(it->second, key) != nullptr) return false;
-    if (!collided_.try_emplace(std::string(key), position).second) return false;
-  }
   order_.push_back(Kept{receipt.sequence, receipt.hlc.wall_ms, hash, std::string(key), entry});
+  slots_.insert(slot_of(position, hash));  // positions are unique: always inserted
   last_added_ = receipt.sequence;
   long_key_bytes_ += heap_key_bytes(key.size());
   return true;
 }
 
 void IdempotencyIndex::erase_key(const Kept& kept, uint64_t position) {
-  auto it = by_hash_.find(kept.hash);
-  if (it != by_hash_.end() && it->second == position) {
-    by_hash_.erase(it);
-  } else {
-    [[maybe_unused]] size_t erased = collided_.erase(kept.key);
-    assert(erased == 1);
-  }
+  [[maybe_unused]] size_t erased = slots_.erase(slot_of(position, kept.hash));
+  assert(erased == 1);
   long_key_bytes_ -= heap_key_bytes(kept.key.size());
+}
+
+void IdempotencyIndex::shrink_if_sparse() {
+  // The set never shrinks by itself: after a burst of keys has expired, give the memory back.
+  constexpr size_t kSmall = 1024;
+  if (slots_.capacity() > kSmall && slots_.size() * 8 < slots_.capacity()) {
+    slots_.rehash(0);  // the smallest capacity that holds the keys kept
+  }
 }
 
 size_t IdempotencyIndex::remove_from(uint64_t first_sequence) {
@@ -156,6 +138,7 @@ size_t IdempotencyIndex::remove_from(uint64_t first_sequence) {
     ++removed;
   }
   last_added_ = std::min(last_added_, first_sequence == 0 ? 0 : first_sequence - 1);
+  shrink_if_sparse();
   return removed;
 }
 
@@ -174,14 +157,13 @@ size_t IdempotencyIndex::expire(uint64_t next_sequence, uint64_t now_ms, uint64_
     ++base_;
     ++expired;
   }
+  if (expired > 0) shrink_if_sparse();
   return expired;
 }
 
 uint64_t IdempotencyIndex::memory_bytes() const {
-  // A slot (hash and position) and a control byte per bucket, the deque's entries, long keys.
-  return by_hash_.capacity() * (2 * sizeof(uint64_t) + 1) +
-         collided_.capacity() * (sizeof(std::string) + sizeof(uint64_t) + 1) +
-         order_.size() * sizeof(Kept) + long_key_bytes_;
+  // A slot and a control byte per bucket, the deque's entries, long keys.
+  return slots_.capacity() * (sizeof(Slot) + 1) + order_.size() * sizeof(Kept) + long_key_bytes_;
 }
 
 std::vector<std::byte> IdempotencyIndex::encode(uint64_t covered_through) const {
@@ -227,7 +209,7 @@ Result<std::pair<IdempotencyIndex, uint64_t>> IdempotencyIndex::decode(
   const uint64_t count = in.u64();
   if (count > in.left() / kEntryBytesMin) return corrupt("count larger than the payload can hold");
   IdempotencyIndex index;
-  index.by_hash_.reserve(count);
+  index.slots_.reserve(count);
   for (uint64_t i = 0; i < count; ++i) {
     if (in.left() < 4) return corrupt("truncated entry");
     const uint32_t length = in.u32();

@@ -19,7 +19,8 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/string_view.h"
 #include "keel/event.h"
 #include "keel/ids.h"
@@ -45,9 +46,10 @@ class IdempotencyIndex {
   IdempotencyIndex() = default;
   // Tests only: another key hash (a poor one makes keys collide, which must not matter).
   using HashFunction = uint64_t (*)(std::string_view key);
-  explicit IdempotencyIndex(HashFunction hash) : hash_(hash) {}
-  // Move only: the map views the keys inside the deque's elements, which a move keeps in place and
-  // a copy would not.
+  // Tests also pick the first position, to cross the 2^32 wrap of the positions slots keep.
+  explicit IdempotencyIndex(HashFunction hash, uint64_t first_position = 0)
+      : hash_(hash), base_(first_position) {}
+  // Move only: a copy of a million keys should not happen by accident.
   IdempotencyIndex(IdempotencyIndex&&) = default;
   IdempotencyIndex& operator=(IdempotencyIndex&&) = default;
   IdempotencyIndex(const IdempotencyIndex&) = delete;
@@ -62,8 +64,9 @@ class IdempotencyIndex {
   // returning true (a log replay overlapping the sidecar). Returns false and changes nothing when
   // the key is present with another sequence (or the same sequence with another fingerprint or
   // receipt), when receipt.sequence is not above every sequence added (or decoded) before and not
-  // removed since (remove_from), or when the key's length is outside [1, kIdempotencyKeyBytesMax]:
-  // the caller treats that as corruption.
+  // removed since (remove_from), when the key's length is outside [1, kIdempotencyKeyBytesMax],
+  // or when 2^32 - 1 keys are kept already (memory runs out long before): the caller treats that
+  // as corruption.
   bool add(std::string_view key, const Hash128& fingerprint, const Receipt& receipt);
 
   // Forgets every key whose sequence is >= first_sequence (a cancelled fence's keys, or keys above
@@ -81,16 +84,16 @@ class IdempotencyIndex {
   // Hints for an append that will look up and add `key` and may expire the oldest key: starts
   // loading their buckets and the next oldest entry, so those cache misses overlap.
   void prefetch(std::string_view key) const {
-    by_hash_.prefetch(hash_(key));
+    slots_.prefetch(probe_of(key));
     if (order_.empty()) return;
-    by_hash_.prefetch(order_.front().hash);  // the entry was loaded by the previous append's hint
+    slots_.prefetch(slot_of(base_, order_.front().hash));  // the entry was hinted before
     if (order_.size() > 1) __builtin_prefetch(&order_[1]);
   }
 
   size_t size() const { return order_.size(); }
   // The sequence of the newest kept key; 0 when none is kept.
   uint64_t last_sequence() const { return order_.empty() ? 0 : order_.back().sequence; }
-  // An estimate of the heap bytes held (map slots, the ordered entries, long keys).
+  // An estimate of the heap bytes held (set slots, the ordered entries, long keys).
   uint64_t memory_bytes() const;
 
   // The sidecar payload (FORMAT.md 8.7): covered_through, then every key whose sequence is <=
@@ -116,19 +119,57 @@ class IdempotencyIndex {
     KeyEntry entry;
   };
 
-  static uint64_t default_hash(std::string_view key);
-  // The kept entry at `position` when it holds `key`.
-  const Kept* kept_at(uint64_t position, std::string_view key) const;
-  // Forgets `kept` (at `position`) from the maps (the caller pops it from order_ afterwards).
-  void erase_key(const Kept& kept, uint64_t position);
+  // The set holds 8-byte slots (a position's low 32 bits and the key hash's low 32 bits; no pointer
+  // into a key): a million keys take ~18 MB of slots and control bytes, so a lookup of a new key
+  // and the erase of the oldest mostly stay in cache, and expiring needs no string compare. Keys
+  // whose hashes share the low 32 bits are told apart by comparing the keys themselves (their
+  // entries), so collisions cost a little time, never a wrong answer. Positions are recovered from
+  // their low 32 bits relative to base_ (fewer than 2^32 keys are ever kept).
+  struct Slot {
+    uint32_t position;
+    uint32_t hash;
+  };
+  // At most this many keys are kept at once (add refuses more; ~180 B each, memory ends first).
+  static constexpr uint64_t kKeptMax = (uint64_t{1} << 32) - 1;
+  // A lookup by key: its hash's low 32 bits, the key, and the index to read entries from.
+  struct Probe {
+    uint32_t hash;
+    std::string_view key;
+    const IdempotencyIndex* index;
+  };
+  struct SlotHash {
+    using is_transparent = void;
+    size_t operator()(Slot slot) const { return mix(slot.hash); }
+    size_t operator()(const Probe& probe) const { return mix(probe.hash); }
+    static size_t mix(uint32_t hash) { return absl::Hash<uint32_t>{}(hash); }
+  };
+  struct SlotEq {
+    using is_transparent = void;
+    bool operator()(Slot a, Slot b) const { return a.position == b.position; }
+    bool operator()(Slot slot, const Probe& probe) const { return probe.index->holds(slot, probe); }
+    bool operator()(const Probe& probe, Slot slot) const { return probe.index->holds(slot, probe); }
+  };
+  bool holds(Slot slot, const Probe& probe) const {
+    return slot.hash == probe.hash && kept_at(slot.position).key == probe.key;
+  }
+  const Kept& kept_at(uint32_t low_position) const {
+    return order_[static_cast<uint32_t>(low_position - static_cast<uint32_t>(base_))];
+  }
+  static Slot slot_of(uint64_t position, uint64_t hash) {
+    return Slot{static_cast<uint32_t>(position), static_cast<uint32_t>(hash)};
+  }
+  Probe probe_of(std::string_view key) const {
+    return Probe{static_cast<uint32_t>(hash_(key)), key, this};
+  }
 
-  // The map holds only hashes and positions (16-byte slots, no pointer into a key): a lookup of a
-  // new key touches one bucket, and expiring the oldest key needs no string. Two kept keys with
-  // the same 64-bit hash (not expected in practice, handled all the same): the later one is in
-  // collided_.
+  static uint64_t default_hash(std::string_view key);
+  // Forgets `kept` (at `position`) from the set (the caller pops it from order_ afterwards).
+  void erase_key(const Kept& kept, uint64_t position);
+  // Rehashes the set smaller when at most an eighth of its capacity is used.
+  void shrink_if_sparse();
+
   HashFunction hash_ = &default_hash;
-  absl::flat_hash_map<uint64_t, uint64_t> by_hash_;
-  absl::flat_hash_map<std::string, uint64_t> collided_;
+  absl::flat_hash_set<Slot, SlotHash, SlotEq> slots_;
   std::deque<Kept> order_;       // by sequence, increasing: one key per sequence
   uint64_t base_ = 0;            // the position of order_.front()
   uint64_t last_added_ = 0;      // the highest sequence ever added or decoded
