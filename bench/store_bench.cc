@@ -147,35 +147,23 @@ FilledFixture& filled(int64_t events, Variant variant) {
   return *f;
 }
 
-void append_filled(benchmark::State& state, Durability durability, Variant variant) {
+void BM_AppendFilled(benchmark::State& state, Durability durability, Variant variant) {
   FilledFixture& f = filled(state.range(0), variant);
   for (auto _ : state) f.append(durability);
   state.SetItemsProcessed(state.iterations());
 }
-void BM_AppendWrittenFilled(benchmark::State& state) {
-  append_filled(state, Durability::Written, Variant::kPlain);
-}
-void BM_AppendAcceptedFilled(benchmark::State& state) {
-  append_filled(state, Durability::Accepted, Variant::kPlain);
-}
-void BM_AppendWrittenKeyed(benchmark::State& state) {
-  append_filled(state, Durability::Written, Variant::kKeyed);
-}
-void BM_AppendAcceptedKeyed(benchmark::State& state) {
-  append_filled(state, Durability::Accepted, Variant::kKeyed);
-}
-void BM_AppendWrittenGated(benchmark::State& state) {
-  append_filled(state, Durability::Written, Variant::kGated);
-}
-void BM_AppendAcceptedGated(benchmark::State& state) {
-  append_filled(state, Durability::Accepted, Variant::kGated);
-}
-BENCHMARK(BM_AppendWrittenFilled)->Arg(1'000)->Arg(1'000'000)->MinTime(1.0);
-BENCHMARK(BM_AppendAcceptedFilled)->Arg(1'000)->Arg(1'000'000)->MinTime(1.0);
-BENCHMARK(BM_AppendWrittenKeyed)->Arg(1'000)->Arg(1'000'000)->MinTime(1.0);
-BENCHMARK(BM_AppendAcceptedKeyed)->Arg(1'000)->Arg(1'000'000)->MinTime(1.0);
-BENCHMARK(BM_AppendWrittenGated)->Arg(1'000)->MinTime(1.0);
-BENCHMARK(BM_AppendAcceptedGated)->Arg(1'000)->MinTime(1.0);
+BENCHMARK_CAPTURE(BM_AppendFilled, WrittenPlain, Durability::Written, Variant::kPlain)
+    ->Arg(1'000)->Arg(1'000'000)->MinTime(1.0);
+BENCHMARK_CAPTURE(BM_AppendFilled, AcceptedPlain, Durability::Accepted, Variant::kPlain)
+    ->Arg(1'000)->Arg(1'000'000)->MinTime(1.0);
+BENCHMARK_CAPTURE(BM_AppendFilled, WrittenKeyed, Durability::Written, Variant::kKeyed)
+    ->Arg(1'000)->Arg(1'000'000)->MinTime(1.0);
+BENCHMARK_CAPTURE(BM_AppendFilled, AcceptedKeyed, Durability::Accepted, Variant::kKeyed)
+    ->Arg(1'000)->Arg(1'000'000)->MinTime(1.0);
+BENCHMARK_CAPTURE(BM_AppendFilled, WrittenGated, Durability::Written, Variant::kGated)
+    ->Arg(1'000)->MinTime(1.0);
+BENCHMARK_CAPTURE(BM_AppendFilled, AcceptedGated, Durability::Accepted, Variant::kGated)
+    ->Arg(1'000)->MinTime(1.0);
 
 // The same costs as ratios measured in one loop, which is what the targets are about and what a
 // shared machine lets us measure: blocks of appends alternate between the plain store and the
@@ -187,7 +175,7 @@ double thread_cpu_ns() {
   return static_cast<double>(now.tv_sec) * 1e9 + static_cast<double>(now.tv_nsec);
 }
 
-void paired_cost(benchmark::State& state, Durability durability, Variant variant) {
+void BM_PairedCost(benchmark::State& state, Durability durability, Variant variant) {
   constexpr int kBlock = 200;
   FilledFixture& plain = filled(state.range(0), Variant::kPlain);
   FilledFixture& other = filled(state.range(0), variant);
@@ -208,22 +196,14 @@ void paired_cost(benchmark::State& state, Durability durability, Variant variant
   state.counters["ratio"] = variant_ns / plain_ns;
   state.SetItemsProcessed(state.iterations() * 2 * kBlock);
 }
-void BM_KeyCostWritten(benchmark::State& state) {
-  paired_cost(state, Durability::Written, Variant::kKeyed);
-}
-void BM_KeyCostAccepted(benchmark::State& state) {
-  paired_cost(state, Durability::Accepted, Variant::kKeyed);
-}
-void BM_GateCostWritten(benchmark::State& state) {
-  paired_cost(state, Durability::Written, Variant::kGated);
-}
-void BM_GateCostAccepted(benchmark::State& state) {
-  paired_cost(state, Durability::Accepted, Variant::kGated);
-}
-BENCHMARK(BM_KeyCostWritten)->Arg(1'000)->Arg(1'000'000)->MinTime(2.0);
-BENCHMARK(BM_KeyCostAccepted)->Arg(1'000)->Arg(1'000'000)->MinTime(2.0);
-BENCHMARK(BM_GateCostWritten)->Arg(1'000)->MinTime(2.0);
-BENCHMARK(BM_GateCostAccepted)->Arg(1'000)->MinTime(2.0);
+BENCHMARK_CAPTURE(BM_PairedCost, KeyWritten, Durability::Written, Variant::kKeyed)
+    ->Arg(1'000)->Arg(1'000'000)->MinTime(2.0);
+BENCHMARK_CAPTURE(BM_PairedCost, KeyAccepted, Durability::Accepted, Variant::kKeyed)
+    ->Arg(1'000)->Arg(1'000'000)->MinTime(2.0);
+BENCHMARK_CAPTURE(BM_PairedCost, GateWritten, Durability::Written, Variant::kGated)
+    ->Arg(1'000)->MinTime(2.0);
+BENCHMARK_CAPTURE(BM_PairedCost, GateAccepted, Durability::Accepted, Variant::kGated)
+    ->Arg(1'000)->MinTime(2.0);
 
 void BM_AppendBatch100Written(benchmark::State& state) {
   StoreFixture f;
