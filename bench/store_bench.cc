@@ -147,25 +147,7 @@ FilledFixture& filled(int64_t events, Variant variant) {
   return *f;
 }
 
-void BM_AppendFilled(benchmark::State& state, Durability durability, Variant variant) {
-  FilledFixture& f = filled(state.range(0), variant);
-  for (auto _ : state) f.append(durability);
-  state.SetItemsProcessed(state.iterations());
-}
-BENCHMARK_CAPTURE(BM_AppendFilled, WrittenPlain, Durability::Written, Variant::kPlain)
-    ->Arg(1'000)->Arg(1'000'000)->MinTime(1.0);
-BENCHMARK_CAPTURE(BM_AppendFilled, AcceptedPlain, Durability::Accepted, Variant::kPlain)
-    ->Arg(1'000)->Arg(1'000'000)->MinTime(1.0);
-BENCHMARK_CAPTURE(BM_AppendFilled, WrittenKeyed, Durability::Written, Variant::kKeyed)
-    ->Arg(1'000)->Arg(1'000'000)->MinTime(1.0);
-BENCHMARK_CAPTURE(BM_AppendFilled, AcceptedKeyed, Durability::Accepted, Variant::kKeyed)
-    ->Arg(1'000)->Arg(1'000'000)->MinTime(1.0);
-BENCHMARK_CAPTURE(BM_AppendFilled, WrittenGated, Durability::Written, Variant::kGated)
-    ->Arg(1'000)->MinTime(1.0);
-BENCHMARK_CAPTURE(BM_AppendFilled, AcceptedGated, Durability::Accepted, Variant::kGated)
-    ->Arg(1'000)->MinTime(1.0);
-
-// The same costs as ratios measured in one loop, which is what the targets are about and what a
+// The costs are measured as ratios in one loop, which is what the targets are about and what a
 // shared machine lets us measure: blocks of appends alternate between the plain store and the
 // keyed (or gated) one of the same Arg, each block timed in thread CPU time, so both see the same
 // machine weather. Counters: plain_ns and variant_ns per append, and ratio = variant / plain.

@@ -101,16 +101,25 @@ const KeyEntry* IdempotencyIndex::find(std::string_view key) const {
 bool IdempotencyIndex::add(std::string_view key, const Hash128& fingerprint,
                            const Receipt& receipt) {
   if (!key_length_valid(key.size())) return false;
-  KeyEntry entry{fingerprint, receipt};
-  const KeyEntry* present = find(key);
-  // Below the newest sequence: only a replay of the event that added it (same sequence,
-  // fingerprint, receipt). Otherwise a key already present names an earlier event.
-  if (receipt.sequence <= last_added_) return present != nullptr && *present == entry;
-  if (present != nullptr || order_.size() >= kKeptMax) return false;
+  const KeyEntry entry{fingerprint, receipt};
   const uint64_t hash = hash_(key);
+  const Probe probe{static_cast<uint32_t>(hash), key, this};
+  if (receipt.sequence <= last_added_) {
+    // Only a replay of the event that added it: same sequence, fingerprint, receipt.
+    auto it = slots_.find(probe);
+    return it != slots_.end() && kept_at(it->position).entry == entry;
+  }
+  if (order_.size() >= kKeptMax) return false;
+  // One probe: the slot goes in unless the key is present (then it names an earlier event). The
+  // probe reads only entries already kept, so the new one is pushed after.
   const uint64_t position = base_ + order_.size();
+  bool inserted = false;
+  slots_.lazy_emplace(probe, [&](const auto& construct) {
+    construct(slot_of(position, hash));
+    inserted = true;
+  });
+  if (!inserted) return false;
   order_.push_back(Kept{receipt.sequence, receipt.hlc.wall_ms, hash, std::string(key), entry});
-  slots_.insert(slot_of(position, hash));  // positions are unique: always inserted
   last_added_ = receipt.sequence;
   long_key_bytes_ += heap_key_bytes(key.size());
   return true;
