@@ -119,7 +119,7 @@ bool IdempotencyIndex::add(std::string_view key, const Hash128& fingerprint,
     inserted = true;
   });
   if (!inserted) return false;
-  order_.push_back(Kept{receipt.sequence, receipt.hlc.wall_ms, hash, std::string(key), entry});
+  order_.push_back(Kept{entry, static_cast<uint32_t>(hash), std::string(key)});
   last_added_ = receipt.sequence;
   long_key_bytes_ += heap_key_bytes(key.size());
   return true;
@@ -141,7 +141,7 @@ void IdempotencyIndex::shrink_if_sparse() {
 
 size_t IdempotencyIndex::remove_from(uint64_t first_sequence) {
   size_t removed = 0;
-  while (!order_.empty() && order_.back().sequence >= first_sequence) {
+  while (!order_.empty() && order_.back().sequence() >= first_sequence) {
     erase_key(order_.back(), base_ + order_.size() - 1);
     order_.pop_back();
     ++removed;
@@ -155,8 +155,8 @@ size_t IdempotencyIndex::expire(uint64_t next_sequence, uint64_t now_ms, uint64_
                                 uint64_t window_ms) {
   size_t expired = 0;
   while (!order_.empty()) {
-    const uint64_t sequence = order_.front().sequence;
-    const uint64_t wall_ms = order_.front().wall_ms;  // no probe of a cold entry per append
+    const uint64_t sequence = order_.front().sequence();
+    const uint64_t wall_ms = order_.front().entry.receipt.hlc.wall_ms;
     // Written so that a sequence or a wall time ahead of the arguments counts as inside the window.
     const bool past_events = next_sequence > sequence && next_sequence - sequence > window_events;
     const bool past_time = now_ms > wall_ms && now_ms - wall_ms > window_ms;
@@ -177,7 +177,7 @@ uint64_t IdempotencyIndex::memory_bytes() const {
 
 std::vector<std::byte> IdempotencyIndex::encode(uint64_t covered_through) const {
   auto end = std::partition_point(order_.begin(), order_.end(),
-                                  [&](const Kept& k) { return k.sequence <= covered_through; });
+                                  [&](const Kept& k) { return k.sequence() <= covered_through; });
   const uint64_t count = static_cast<uint64_t>(end - order_.begin());
   uint64_t size = kPayloadHeaderBytes;
   for (auto it = order_.begin(); it != end; ++it) size += 4 + it->key.size() + kEntryFixedBytes;

@@ -87,12 +87,15 @@ class IdempotencyIndex {
     slots_.prefetch(probe_of(key));
     if (order_.empty()) return;
     slots_.prefetch(slot_of(base_, order_.front().hash));  // the entry was hinted before
-    if (order_.size() > 1) __builtin_prefetch(&order_[1]);
+    if (order_.size() > 1) {
+      __builtin_prefetch(&order_[1].entry.receipt.sequence);
+      __builtin_prefetch(&order_[1].hash);
+    }
   }
 
   size_t size() const { return order_.size(); }
   // The sequence of the newest kept key; 0 when none is kept.
-  uint64_t last_sequence() const { return order_.empty() ? 0 : order_.back().sequence; }
+  uint64_t last_sequence() const { return order_.empty() ? 0 : order_.back().sequence(); }
   // An estimate of the heap bytes held (set slots, the ordered entries, long keys).
   uint64_t memory_bytes() const;
 
@@ -112,12 +115,12 @@ class IdempotencyIndex {
   // One kept key, in sequence order. Position p (counted over every key ever added; a cancel
   // reuses the positions it pops) is order_[p - base_]: only the ends are pushed and popped.
   struct Kept {
-    uint64_t sequence;
-    uint64_t wall_ms;  // the event's HLC wall time (expire() reads it here)
-    uint64_t hash;     // hash_(key)
+    KeyEntry entry;  // entry.receipt has the sequence and the wall time expire() reads
+    uint32_t hash;   // hash_(key)'s low 32 bits, as its slot has them
     std::string key;
-    KeyEntry entry;
+    uint64_t sequence() const { return entry.receipt.sequence; }
   };
+  static_assert(sizeof(Kept) <= 128, "four entries per 512-byte deque block");
 
   // The set holds 8-byte slots (a position's low 32 bits and the key hash's low 32 bits; no pointer
   // into a key): a million keys take ~18 MB of slots and control bytes, so a lookup of a new key
@@ -129,7 +132,7 @@ class IdempotencyIndex {
     uint32_t position;
     uint32_t hash;
   };
-  // At most this many keys are kept at once (add refuses more; ~180 B each, memory ends first).
+  // At most this many keys are kept at once (add refuses more; ~150 B each, memory ends first).
   static constexpr uint64_t kKeptMax = (uint64_t{1} << 32) - 1;
   // A lookup by key: its hash's low 32 bits, the key, and the index to read entries from.
   struct Probe {
