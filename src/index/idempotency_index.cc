@@ -93,17 +93,18 @@ uint64_t IdempotencyIndex::default_hash(std::string_view key) {
   return absl::Hash<absl::string_view>{}(as_absl(key));
 }
 
-const KeyEntry* IdempotencyIndex::find(std::string_view key) const {
+const KeyEntry* IdempotencyIndex::find(const HashedKey& key) const {
   auto it = slots_.find(probe_of(key));
   return it == slots_.end() ? nullptr : &kept_at(it->position).entry;
 }
 
-bool IdempotencyIndex::add(std::string_view key, const Hash128& fingerprint,
+bool IdempotencyIndex::add(const HashedKey& hashed_key, const Hash128& fingerprint,
                            const Receipt& receipt) {
+  const std::string_view key = hashed_key.key;
+  const uint64_t hash = hashed_key.hash;
   if (!key_length_valid(key.size())) return false;
   const KeyEntry entry{fingerprint, receipt};
-  const uint64_t hash = hash_(key);
-  const Probe probe{static_cast<uint32_t>(hash), key, this};
+  const Probe probe = probe_of(hashed_key);
   if (receipt.sequence <= last_added_) {
     // Only a replay of the event that added it: same sequence, fingerprint, receipt.
     auto it = slots_.find(probe);

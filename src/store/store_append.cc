@@ -83,11 +83,11 @@ void Store::Impl::expire_keys(uint64_t now_ms) {
                static_cast<uint64_t>(options_.idempotency_window.count()));
 }
 
-Result<const index::KeyEntry*> Store::Impl::find_key(std::string_view key,
-                                                     const Hash128& fingerprint) {
+Result<const index::KeyEntry*> Store::Impl::find_key(
+    const index::IdempotencyIndex::HashedKey& key, const Hash128& fingerprint) {
   const index::KeyEntry* kept = keys_.find(key);
   if (kept != nullptr && kept->fingerprint != fingerprint) {
-    return key_conflict(key, "the event at sequence " + std::to_string(kept->receipt.sequence) +
+    return key_conflict(key.key, "the event at sequence " + std::to_string(kept->receipt.sequence) +
                                  " has this key with another coordinate, lane, kind, payload "
                                  "or metadata");
   }
@@ -163,7 +163,8 @@ Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind
   ActiveCall active(*this);
   const std::string_view key =
       options.idempotency_key ? std::string_view(*options.idempotency_key) : std::string_view();
-  if (!key.empty()) keys_.prefetch(key);
+  const index::IdempotencyIndex::HashedKey hashed_key =
+      key.empty() ? index::IdempotencyIndex::HashedKey() : keys_.prefetch(key);
   if (pipeline_->prepare_append(
           lock, format::event_record_bound(1, coordinate.entity.size() + coordinate.scope.size() +
                                                   payload.size() + key.size() +
@@ -179,7 +180,7 @@ Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind
     fingerprint = format::event_fingerprint(coordinate.entity, coordinate.scope, options.lane,
                                             kind.value, payload, options.metadata);
     expire_keys(wall_ms);
-    KEEL_ASSIGN_OR_RETURN(const index::KeyEntry* kept, find_key(key, *fingerprint));
+    KEEL_ASSIGN_OR_RETURN(const index::KeyEntry* kept, find_key(hashed_key, *fingerprint));
     if (kept != nullptr) {
       ++idempotency_hits_;
       Receipt original = kept->receipt;
@@ -218,7 +219,7 @@ Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind
                            std::span(&stream, 1), sequence));
   Receipt receipt{body.event_id, log_->epoch(), sequence, clock,
                   Hlc{body.hlc_wall_ms, body.hlc_logical}, hash};
-  if (options.idempotency_key && !keys_.add(key, *fingerprint, receipt)) {
+  if (options.idempotency_key && !keys_.add(hashed_key, *fingerprint, receipt)) {
     return pipeline_->fail_closed(StoreError(ErrorCode::InvariantViolation)
                                       .with("invariant", "idempotency key added out of order"))
         .error();
@@ -323,7 +324,8 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
                                          "item " + std::to_string(earlier->second) +
                                              " of the same batch has this key"));
     }
-    Result<const index::KeyEntry*> found = find_key(*o.idempotency_key, *fingerprints[i]);
+    Result<const index::KeyEntry*> found =
+        find_key(keys_.hashed(*o.idempotency_key), *fingerprints[i]);
     if (!found.ok()) return item_failed(i, std::move(found).error());
     kept[i] = *found;
     if (kept[i] != nullptr) {

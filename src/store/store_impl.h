@@ -111,7 +111,8 @@ class Store::Impl {
   Status check_fence(uint64_t fence_id, std::string_view operation) const;
   // The idempotency lookup of one keyed item: the kept entry (null when the key is new), or
   // IdempotencyConflict when the key is kept with another fingerprint.
-  Result<const index::KeyEntry*> find_key(std::string_view key, const Hash128& fingerprint);
+  Result<const index::KeyEntry*> find_key(const index::IdempotencyIndex::HashedKey& key,
+                                          const Hash128& fingerprint);
   // Forgets the keys past both windows (StoreOptions::idempotency_window*).
   void expire_keys(uint64_t now_ms);
   // CAS and gates for one item against the head of its (entity, lane) (store_gates.cc).
