@@ -87,9 +87,10 @@ Result<const index::KeyEntry*> Store::Impl::find_key(
     const index::IdempotencyIndex::HashedKey& key, const Hash128& fingerprint) {
   const index::KeyEntry* kept = keys_.find(key);
   if (kept != nullptr && kept->fingerprint != fingerprint) {
-    return key_conflict(key.key, "the event at sequence " + std::to_string(kept->receipt.sequence) +
-                                 " has this key with another coordinate, lane, kind, payload "
-                                 "or metadata");
+    return key_conflict(key.key, "the event at sequence " +
+                                     std::to_string(kept->receipt.sequence) +
+                                     " has this key with another coordinate, lane, kind, "
+                                     "payload or metadata");
   }
   return kept;
 }
