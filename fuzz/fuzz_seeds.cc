@@ -8,7 +8,8 @@
 //   frame_decode_fuzz  every frame alone, every record body alone, every segment header, the
 //                      EPOCH file, and one frame with a 70 KB payload (bin32) and a str16 entity
 //   recovery_fuzz      whole stores in the recovery_fuzz input format (epoch byte, segments joined
-//                      by "#SEG#"), and variants: first segment only, last frame torn, zero tail
+//                      by "#SEG#"), and variants: first segment only, last frame torn, zero tail;
+//                      also a store whose fence records are out of place
 //   index_image_fuzz   the INDEX file a clean close writes, whole and its body alone (the target
 //                      also decodes each input as the body under a valid header), of the golden
 //                      store (fences: hidden events) and of a small store of causes, external
@@ -93,8 +94,9 @@ format::EventBody seed_event(std::string_view entity, std::string_view payload) 
 }
 
 // A store the golden one does not cover: str16 entity, bin16 payload, a batch, and a fence left
-// open at a zero-filled (preallocated, never closed) tail.
-Result<Store> open_fence_store() {
+// open at a zero-filled (preallocated, never closed) tail; with `then_unfenced`, an unfenced event
+// follows inside the open fence, which recovery refuses (row 12, HiddenRangesCorrupt).
+Result<Store> open_fence_store(bool then_unfenced) {
   platform::MemoryFileSystem fs;
   log::LogOptions options;
   options.create_if_missing = true;
@@ -112,6 +114,7 @@ Result<Store> open_fence_store() {
   format::EventBody fenced = seed_event("fenced", "f");
   fenced.fence_id = 9;
   KEEL_TRY(writer.append_event(fenced, nullptr));
+  if (then_unfenced) KEEL_TRY(writer.append_event(seed_event("unfenced", "u"), nullptr));
   KEEL_TRY(writer.flush());  // no close: the preallocated zeros stay
   return read_store(fs, "/seeds");
 }
@@ -277,8 +280,9 @@ int write_index_image_corpus(const std::filesystem::path& out_directory) {
 
 int write_seeds(const std::filesystem::path& out_directory, const char* store_directory) {
   auto golden = golden_store(store_directory);
-  auto open_fence = open_fence_store();
-  for (auto* store : {&golden, &open_fence}) {
+  auto open_fence = open_fence_store(false);
+  auto fence_out_of_place = open_fence_store(true);
+  for (auto* store : {&golden, &open_fence, &fence_out_of_place}) {
     if (!store->ok()) {
       std::fprintf(stderr, "keel-fuzz-seeds: %s\n", store->error().to_string().c_str());
       return 1;
@@ -291,6 +295,7 @@ int write_seeds(const std::filesystem::path& out_directory, const char* store_di
   CorpusWriter recovery_seeds(out_directory / "recovery_fuzz");
   write_recovery_seeds(recovery_seeds, "golden", *golden);
   write_recovery_seeds(recovery_seeds, "open-fence", *open_fence);
+  write_recovery_seeds(recovery_seeds, "fence-out-of-place", *fence_out_of_place);
   return write_index_image_corpus(out_directory);
 }
 

@@ -13,7 +13,7 @@
 // copy of the directory. Invariants checked beyond "no crash, no hang, no allocation above the
 // limit":
 // - recovery fails only with a FailClosed format error (Corruption, SegmentChainBroken,
-//   UnsupportedVersion, CorruptSidecar), and every record it keeps decodes;
+//   HiddenRangesCorrupt, UnsupportedVersion, CorruptSidecar), and every record it keeps decodes;
 // - with a RETAIN, recovery starts at its segment and sequence, keeps nothing below it, reports
 //   each leftover below it (BelowRetentionFloor), and a writable open deletes them;
 // - a read-only open writes nothing;
@@ -209,7 +209,8 @@ void check_floor(platform::MemoryFileSystem& fs, const StoreInput& input,
 void check_error_class(const StoreError& error) {
   (void)error.to_string();
   check(error.is(ErrorCode::Corruption) || error.is(ErrorCode::SegmentChainBroken) ||
-            error.is(ErrorCode::UnsupportedVersion) || error.is(ErrorCode::CorruptSidecar),
+            error.is(ErrorCode::HiddenRangesCorrupt) || error.is(ErrorCode::UnsupportedVersion) ||
+            error.is(ErrorCode::CorruptSidecar),
         "recovery failed with an unexpected error code");
   check(error.error_class() == ErrorClass::FailClosed, "recovery error not FailClosed");
 }

@@ -93,6 +93,9 @@ std::vector<Case> contract_table() {
       {"SegmentChainBroken",
        StoreError(ErrorCode::SegmentChainBroken).with("path", "/data/s/segment-3").with("reason", "ids not consecutive").with("rule", "SegmentChainGap"),
        ErrorClass::FailClosed, {"chain broken", "segment-3", "ids not consecutive", "SegmentChainGap"}, nullptr},
+      {"HiddenRangesCorrupt",
+       StoreError(ErrorCode::HiddenRangesCorrupt).with("path", "/data/s/segment-2").with("offset", uint64_t{4096}).with("reason", "fence end without its begin").with("rule", "OpenFenceFollowedByRecords"),
+       ErrorClass::FailClosed, {"hidden ranges", "segment-2", "4096", "fence end without its begin", "OpenFenceFollowedByRecords"}, nullptr},
       {"CorruptSidecar",
        StoreError(ErrorCode::CorruptSidecar).with("path", "/data/s/EPOCH").with("reason", "checksum mismatch"),
        ErrorClass::FailClosed, {"corrupt sidecar", "EPOCH", "checksum mismatch"}, nullptr},
@@ -126,7 +129,7 @@ std::set<std::string> template_fields(std::string_view tmpl) {
 TEST_CASE("StoreError contract table pins every code's class, message fields and cause",
           "[error]") {
   auto table = contract_table();
-  static_assert(keel::kErrorCodeCount == 26,
+  static_assert(keel::kErrorCodeCount == 27,
                 "STORE_ERROR CONTRACT TABLE OUT OF DATE: add a row for the new code, then bump");
   REQUIRE(table.size() == keel::kErrorCodeCount);
   std::set<ErrorCode> covered;

@@ -17,6 +17,7 @@
 #include "format/record.h"
 #include "format/segment_header.h"
 #include "log/log.h"
+#include "keel/store.h"
 #include "log/segment_files.h"
 #include "test_support.h"
 
@@ -1004,11 +1005,24 @@ TEST_CASE("OpenFenceFollowedByRecordsFailsClosed", "[recovery]") {
   // The offending record is the last one written.
   uint64_t offending = frames.back().offset;
   if (reason == "fence end without its begin") offending = frames[2].offset;
-  auto error =
-      require_fails_closed(store, ErrorCode::Corruption, RecoveryRule::OpenFenceFollowedByRecords);
+  // The fence records are the authority on which events are hidden (DECISIONS.md 2026-12-01).
+  auto error = require_fails_closed(store, ErrorCode::HiddenRangesCorrupt,
+                                    RecoveryRule::OpenFenceFollowedByRecords);
   CHECK(error.field_string("path") == store.segment(segment_id));
   CHECK(error.field_u64("offset") == offending);
   CHECK(error.field_string("reason") == reason);
+  // The public open reports the same error, read-only or writable.
+  for (bool read_only : {true, false}) {
+    StoreOptions options;
+    options.segment_size = kSegmentSize;
+    options.read_only = read_only;
+    auto opened = keel::Store::open(store.dir(), options);
+    REQUIRE_FALSE(opened.ok());
+    INFO(opened.error().to_string());
+    CHECK(opened.error().code() == ErrorCode::HiddenRangesCorrupt);
+    CHECK(opened.error().error_class() == ErrorClass::FailClosed);
+    CHECK(opened.error().field_string("reason") == reason);
+  }
 }
 
 // ---- the table itself --------------------------------------------------------------------------

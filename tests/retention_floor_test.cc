@@ -406,7 +406,7 @@ TEST_CASE("RetainFromRefusesAFloorInsideAFence", "[retention]") {
   // Negative control: the same floor written without the check leaves a log recovery refuses.
   KEEL_REQUIRE_OK(write_retention_floor(f.fs, kDir, inside));
   KEEL_REQUIRE_OK(remove_segments_below(f.fs, kDir, inside));
-  auto error = require_fails_closed(f, ErrorCode::Corruption);
+  auto error = require_fails_closed(f, ErrorCode::HiddenRangesCorrupt);
   CHECK(error.field_string("rule") == "OpenFenceFollowedByRecords");
 }
 

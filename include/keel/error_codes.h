@@ -38,6 +38,9 @@
   /* FailClosed: data or environment can no longer be trusted. */                                  \
   X(Corruption, FailClosed, "corruption in {path} at offset {offset}: {reason} (rule {rule})")    \
   X(SegmentChainBroken, FailClosed, "segment chain broken at {path}: {reason} (rule {rule})")   \
+  X(HiddenRangesCorrupt, FailClosed,                                                              \
+    "hidden ranges unknown: fence records in {path} at offset {offset} out of place: {reason} "    \
+    "(rule {rule})")                                                                               \
   X(CorruptSidecar, FailClosed, "corrupt sidecar {path}: {reason}")                                \
   X(UnsupportedVersion, FailClosed,                                                                \
     "{path} has format version {found}, newer than the supported {supported}")                     \

@@ -33,6 +33,17 @@ StoreError corruption(RecoveryRule rule, const std::string& path, uint64_t offse
       .with("rule", recovery_row(rule).name);
 }
 
+// Fence records out of place: which events are hidden can no longer be told (the records are the
+// authority on hidden ranges; DECISIONS.md 2026-12-01).
+StoreError hidden_ranges_corrupt(const std::string& path, uint64_t offset,
+                                 std::string_view reason) {
+  return StoreError(ErrorCode::HiddenRangesCorrupt)
+      .with("path", path)
+      .with("offset", offset)
+      .with("reason", reason)
+      .with("rule", recovery_row(RecoveryRule::OpenFenceFollowedByRecords).name);
+}
+
 StoreError chain_gap(const std::string& path, std::string_view reason) {
   return StoreError(ErrorCode::SegmentChainBroken)
       .with("path", path)
@@ -196,7 +207,7 @@ class FenceTracker {
   // Returns an error for a fence begun and never ended followed by other records.
   Status on_record(const KeptFrame& kept, const std::string& path) {
     auto fail = [&](std::string_view reason) {
-      return corruption(RecoveryRule::OpenFenceFollowedByRecords, path, kept.offset, reason);
+      return hidden_ranges_corrupt(path, kept.offset, reason);
     };
     const format::FrameHeader& h = kept.frame.header;
     switch (h.type) {
