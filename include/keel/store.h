@@ -108,7 +108,9 @@ class Store {
   // directory, in this process or any other: a second one gets StoreLocked naming the path and mode.
   // Read-only opens never lock and may run beside the writer. Recovery runs first (segments/FORMAT.md);
   // what it repaired is in stats().recovery_actions. Errors: NotFound, StoreLocked, Corruption and
-  // the other FailClosed codes, UnsupportedVersion, Io, NoSpace, InvalidArgument (options).
+  // the other FailClosed codes (HiddenRangesCorrupt when the log's fence records are out of place,
+  // so which events are hidden cannot be told), UnsupportedVersion, Io, NoSpace, InvalidArgument
+  // (options).
   static Result<std::unique_ptr<Store>> open(const std::string& directory,
                                              const StoreOptions& options);
 

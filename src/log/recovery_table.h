@@ -27,7 +27,7 @@ enum class RecoveryRule : uint8_t {
 
 enum class RecoveryOutcome : uint8_t {
   Open,              // nothing to repair
-  FailClosed,        // Corruption (row 12: HiddenRangesCorrupt); no file is touched
+  FailClosed,        // a FailClosed error (Corruption or the row's own code); no file is touched
   DeleteSegment,     // delete the file, fsync the directory
   TruncateTail,      // truncate at the last good frame, fsync
   WriteFenceCancel,  // append a FenceCancel(recovery) record; the fence's events stay hidden
