@@ -16,8 +16,8 @@
 #include "format/frame.h"
 #include "format/record.h"
 #include "format/segment_header.h"
-#include "log/log.h"
 #include "keel/store.h"
+#include "log/log.h"
 #include "log/segment_files.h"
 #include "test_support.h"
 

@@ -24,24 +24,18 @@ uint64_t nonzero_end(std::span<const std::byte> bytes) {
   return static_cast<uint64_t>(bytes.rend() - it);
 }
 
+// Row 12 has its own code: fence records out of place leave which events are hidden unknown (the
+// records are the authority on hidden ranges; DECISIONS.md 2026-12-01).
 StoreError corruption(RecoveryRule rule, const std::string& path, uint64_t offset,
                       std::string_view reason) {
-  return StoreError(ErrorCode::Corruption)
+  const ErrorCode code = rule == RecoveryRule::OpenFenceFollowedByRecords
+                             ? ErrorCode::HiddenRangesCorrupt
+                             : ErrorCode::Corruption;
+  return StoreError(code)
       .with("path", path)
       .with("offset", offset)
       .with("reason", reason)
       .with("rule", recovery_row(rule).name);
-}
-
-// Fence records out of place: which events are hidden can no longer be told (the records are the
-// authority on hidden ranges; DECISIONS.md 2026-12-01).
-StoreError hidden_ranges_corrupt(const std::string& path, uint64_t offset,
-                                 std::string_view reason) {
-  return StoreError(ErrorCode::HiddenRangesCorrupt)
-      .with("path", path)
-      .with("offset", offset)
-      .with("reason", reason)
-      .with("rule", recovery_row(RecoveryRule::OpenFenceFollowedByRecords).name);
 }
 
 StoreError chain_gap(const std::string& path, std::string_view reason) {
@@ -207,7 +201,7 @@ class FenceTracker {
   // Returns an error for a fence begun and never ended followed by other records.
   Status on_record(const KeptFrame& kept, const std::string& path) {
     auto fail = [&](std::string_view reason) {
-      return hidden_ranges_corrupt(path, kept.offset, reason);
+      return corruption(RecoveryRule::OpenFenceFollowedByRecords, path, kept.offset, reason);
     };
     const format::FrameHeader& h = kept.frame.header;
     switch (h.type) {
