@@ -25,6 +25,7 @@
 #include "keel/event.h"
 #include "keel/ids.h"
 #include "keel/result.h"
+#include "platform/table_memory.h"
 
 namespace keel::index {
 
@@ -190,7 +191,9 @@ class IdempotencyIndex {
   void shrink_if_sparse();
 
   HashFunction hash_ = &default_hash;
-  absl::flat_hash_set<Slot, SlotHash, SlotEq> slots_;
+  // In huge-page memory once large (platform/table_memory.h): each lookup of a new key and each
+  // erase lands on a random bucket, and without it on a random 4 KiB page as well.
+  absl::flat_hash_set<Slot, SlotHash, SlotEq, platform::TableAllocator<Slot>> slots_;
   std::deque<Kept> order_;       // by sequence, increasing: one key per sequence
   uint64_t base_ = 0;            // the position of order_.front()
   uint64_t last_added_ = 0;      // the highest sequence ever added or decoded

@@ -1,0 +1,124 @@
+// Table memory (src/platform/table_memory.h): small allocations behave as operator new's; large
+// ones are whole 2 MiB-aligned, usable, and advised for huge pages (VmFlags "hg" in
+// /proc/self/smaps, wherever the kernel has transparent huge pages), and the idempotency key set's
+// table lives in such memory once it is large.
+#include "platform/table_memory.h"
+
+#include <catch2/catch.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "index/idempotency_index.h"
+#include "keel/event.h"
+
+namespace {
+
+using keel::platform::allocate_table;
+using keel::platform::free_table;
+using keel::platform::kTableHugeBytes;
+
+constexpr uintptr_t kHugePage = uintptr_t{2} << 20;
+
+struct Mapping {
+  uintptr_t start = 0;
+  uintptr_t end = 0;
+  bool huge_advised = false;  // VmFlags has "hg" (madvise MADV_HUGEPAGE)
+};
+
+std::vector<Mapping> mappings() {
+  std::vector<Mapping> found;
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  while (std::getline(smaps, line)) {
+    const size_t dash = line.find('-');
+    const size_t space = line.find(' ');
+    if (dash != std::string::npos && space != std::string::npos && dash < space &&
+        line.find(':') > space) {  // a mapping's header: "start-end perms ..."
+      found.push_back(Mapping{std::stoull(line.substr(0, dash), nullptr, 16),
+                              std::stoull(line.substr(dash + 1, space - dash - 1), nullptr, 16)});
+    } else if (line.rfind("VmFlags:", 0) == 0 && !found.empty()) {
+      std::istringstream flags(line.substr(8));
+      for (std::string flag; flags >> flag;) found.back().huge_advised |= flag == "hg";
+    }
+  }
+  return found;
+}
+
+// Bytes of huge-page-advised mappings in the process.
+uint64_t advised_bytes() {
+  uint64_t bytes = 0;
+  for (const Mapping& m : mappings()) bytes += m.huge_advised ? m.end - m.start : 0;
+  return bytes;
+}
+
+// madvise(MADV_HUGEPAGE) only marks mappings on kernels built with transparent huge pages.
+bool kernel_has_huge_pages() {
+  return std::filesystem::exists("/sys/kernel/mm/transparent_hugepage/enabled");
+}
+
+}  // namespace
+
+TEST_CASE("small table allocations are aligned as asked and usable", "[platform][table_memory]") {
+  for (size_t alignment : {size_t{8}, size_t{16}, size_t{64}}) {
+    const size_t bytes = kTableHugeBytes - 1;
+    auto* p = static_cast<unsigned char*>(allocate_table(bytes, alignment));
+    CHECK(reinterpret_cast<uintptr_t>(p) % alignment == 0);
+    p[0] = 1;
+    p[bytes - 1] = 2;
+    CHECK(p[0] + p[bytes - 1] == 3);
+    free_table(p, bytes, alignment);
+  }
+}
+
+TEST_CASE("large table allocations are 2 MiB aligned, whole, usable and advised for huge pages",
+          "[platform][table_memory]") {
+  const size_t bytes = 3 * kTableHugeBytes + 12'345;
+  auto* p = static_cast<unsigned char*>(allocate_table(bytes, 16));
+  const auto at = reinterpret_cast<uintptr_t>(p);
+  CHECK(at % kHugePage == 0);
+  for (size_t i = 0; i < bytes; i += 4096) p[i] = static_cast<unsigned char>(i / 4096);
+  p[bytes - 1] = 0xee;
+  size_t wrong = 0;
+  for (size_t i = 0; i < bytes; i += 4096) wrong += p[i] != static_cast<unsigned char>(i / 4096);
+  CHECK(wrong == 0);
+  CHECK(p[bytes - 1] == 0xee);
+
+  bool covered = false;
+  bool advised = false;
+  for (const Mapping& m : mappings()) {
+    if (m.start <= at && at + bytes <= m.end) {
+      covered = true;
+      advised = m.huge_advised;
+    }
+  }
+  CHECK(covered);
+  if (kernel_has_huge_pages()) {
+    CHECK(advised);
+  } else {
+    WARN("no transparent huge pages in this kernel: the advice is not checked");
+  }
+  free_table(p, bytes, 16);
+  for (const Mapping& m : mappings()) CHECK_FALSE((m.start <= at && at < m.end));  // unmapped
+}
+
+TEST_CASE("a large idempotency key set lives in memory advised for huge pages",
+          "[platform][table_memory][idempotency]") {
+  if (!kernel_has_huge_pages()) {
+    WARN("no transparent huge pages in this kernel: nothing to check");
+    return;
+  }
+  const uint64_t before = advised_bytes();
+  keel::index::IdempotencyIndex keys;
+  keel::Receipt receipt;
+  // 300,000 keys: a set of 512Ki buckets, ~4.5 MiB of slots and control bytes.
+  for (uint64_t i = 1; i <= 300'000; ++i) {
+    receipt.sequence = i;
+    if (!keys.add("key-" + std::to_string(i), keel::Hash128{i, i}, receipt)) FAIL("add " << i);
+  }
+  CHECK(advised_bytes() >= before + 2 * kTableHugeBytes);
+}
