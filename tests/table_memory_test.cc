@@ -4,6 +4,8 @@
 // table lives in such memory once it is large.
 #include "platform/table_memory.h"
 
+#include <sys/prctl.h>
+
 #include <catch2/catch.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -56,9 +58,11 @@ uint64_t advised_bytes() {
   return bytes;
 }
 
-// madvise(MADV_HUGEPAGE) only marks mappings on kernels built with transparent huge pages.
+// madvise(MADV_HUGEPAGE) marks mappings only on kernels built with transparent huge pages, and not
+// in a process (a container, say) that has them switched off with prctl.
 bool kernel_has_huge_pages() {
-  return std::filesystem::exists("/sys/kernel/mm/transparent_hugepage/enabled");
+  return std::filesystem::exists("/sys/kernel/mm/transparent_hugepage/enabled") &&
+         ::prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 0;
 }
 
 }  // namespace

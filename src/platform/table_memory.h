@@ -4,7 +4,8 @@
 // random place in a table of tens of megabytes then costs a cache miss but not also a TLB miss
 // (docs/DECISIONS.md, "Idempotency cost"). The advice is a hint: where huge pages are off or
 // unavailable the mapping is used with normal pages. A huge allocation takes whole 2 MiB pages (at
-// most 2 MiB more than asked). Smaller allocations come from operator new.
+// most 2 MiB more than asked), and its first touches may take longer where the kernel compacts
+// memory to find huge pages (its defrag setting). Smaller allocations come from operator new.
 #pragma once
 
 #include <cstddef>
