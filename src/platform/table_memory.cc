@@ -12,12 +12,15 @@ constexpr size_t kHugePage = size_t{2} << 20;
 
 size_t whole_pages(size_t bytes) { return (bytes + kHugePage - 1) / kHugePage * kHugePage; }
 
-bool is_huge(size_t bytes) { return bytes >= kTableHugeBytes; }
+// Mapped (huge) or from operator new; the same answer at allocation and at free.
+bool is_huge(size_t bytes, size_t alignment) {
+  return bytes >= kTableHugeBytes && alignment <= kHugePage;
+}
 
 }  // namespace
 
 void* allocate_table(size_t bytes, size_t alignment) {
-  if (!is_huge(bytes)) return ::operator new(bytes, std::align_val_t{alignment});
+  if (!is_huge(bytes, alignment)) return ::operator new(bytes, std::align_val_t{alignment});
   // Map a huge page more than needed, then unmap the unaligned head and whatever is left past the
   // aligned length: what stays is 2 MiB aligned, so the kernel can give it whole huge pages.
   const size_t length = whole_pages(bytes);
@@ -38,7 +41,7 @@ void* allocate_table(size_t bytes, size_t alignment) {
 }
 
 void free_table(void* memory, size_t bytes, size_t alignment) noexcept {
-  if (!is_huge(bytes)) {
+  if (!is_huge(bytes, alignment)) {
     ::operator delete(memory, std::align_val_t{alignment});
     return;
   }

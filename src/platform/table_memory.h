@@ -14,8 +14,8 @@ namespace keel::platform {
 
 inline constexpr size_t kTableHugeBytes = size_t{2} << 20;
 
-// Never null: throws std::bad_alloc as operator new does. A huge allocation is 2 MiB aligned,
-// whatever `alignment` asks (at most 2 MiB).
+// Never null: throws std::bad_alloc as operator new does. A huge allocation is 2 MiB aligned;
+// one asking for more alignment than that comes from operator new.
 void* allocate_table(size_t bytes, size_t alignment);
 // Frees what allocate_table(bytes, alignment) returned, given the same arguments.
 void free_table(void* memory, size_t bytes, size_t alignment) noexcept;
