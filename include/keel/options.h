@@ -63,7 +63,8 @@ struct StoreOptions {
   // idempotency_window time after their event (both must pass before a key is forgotten and may
   // name a new event). They survive restarts and crashes (rebuilt from the log) and the removal of
   // their events (the IDEMPOTENCY sidecar, segments/FORMAT.md 8.7). Memory: about 180 bytes per
-  // keyed event in the window (plus keys longer than 15 bytes): ~180 MB for 1M keys.
+  // keyed event in the window (plus keys longer than 15 bytes): ~180 MB for 1M keys. The key
+  // table, once 2 MiB or more, is advised for transparent huge pages (a hint; fewer TLB misses).
   uint64_t idempotency_window_events = 1'000'000;
   std::chrono::milliseconds idempotency_window{3'600'000};
 
