@@ -22,9 +22,7 @@ namespace {
 
 using keel::platform::allocate_table;
 using keel::platform::free_table;
-using keel::platform::kTableHugeBytes;
-
-constexpr uintptr_t kHugePage = uintptr_t{2} << 20;
+using keel::platform::kHugePageBytes;
 
 struct Mapping {
   uintptr_t start = 0;
@@ -69,7 +67,7 @@ bool kernel_has_huge_pages() {
 
 TEST_CASE("small table allocations are aligned as asked and usable", "[platform][table_memory]") {
   for (size_t alignment : {size_t{8}, size_t{16}, size_t{64}}) {
-    const size_t bytes = kTableHugeBytes - 1;
+    const size_t bytes = kHugePageBytes - 1;
     auto* p = static_cast<unsigned char*>(allocate_table(bytes, alignment));
     CHECK(reinterpret_cast<uintptr_t>(p) % alignment == 0);
     p[0] = 1;
@@ -81,10 +79,10 @@ TEST_CASE("small table allocations are aligned as asked and usable", "[platform]
 
 TEST_CASE("large table allocations are 2 MiB aligned, whole, usable and advised for huge pages",
           "[platform][table_memory]") {
-  const size_t bytes = 3 * kTableHugeBytes + 12'345;
+  const size_t bytes = 3 * kHugePageBytes + 12'345;
   auto* p = static_cast<unsigned char*>(allocate_table(bytes, 16));
   const auto at = reinterpret_cast<uintptr_t>(p);
-  CHECK(at % kHugePage == 0);
+  CHECK(at % kHugePageBytes == 0);
   for (size_t i = 0; i < bytes; i += 4096) p[i] = static_cast<unsigned char>(i / 4096);
   p[bytes - 1] = 0xee;
   size_t wrong = 0;
@@ -116,7 +114,7 @@ TEST_CASE("freeing a large table gives back all it mapped", "[platform][table_me
     for (const Mapping& m : mappings()) bytes += m.end - m.start;
     return bytes;
   };
-  const size_t bytes = kTableHugeBytes + 1;  // the worst rounding: a second huge page for 1 byte
+  const size_t bytes = kHugePageBytes + 1;  // the worst rounding: a second huge page for 1 byte
   const uint64_t before = mapped_bytes();
   for (int i = 0; i < 64; ++i) {
     void* p = allocate_table(bytes, 16);
@@ -124,7 +122,7 @@ TEST_CASE("freeing a large table gives back all it mapped", "[platform][table_me
     free_table(p, bytes, 16);
   }
   // Leaving the unaligned head or the spare tail mapped would hold 2 MiB per round: 128 MiB.
-  CHECK(mapped_bytes() <= before + 8 * kTableHugeBytes);
+  CHECK(mapped_bytes() <= before + 8 * kHugePageBytes);
 }
 
 TEST_CASE("a large idempotency key set lives in memory advised for huge pages",
@@ -141,5 +139,5 @@ TEST_CASE("a large idempotency key set lives in memory advised for huge pages",
     receipt.sequence = i;
     if (!keys.add("key-" + std::to_string(i), keel::Hash128{i, i}, receipt)) FAIL("add " << i);
   }
-  CHECK(advised_bytes() >= before + 2 * kTableHugeBytes);
+  CHECK(advised_bytes() >= before + 2 * kHugePageBytes);
 }

@@ -8,13 +8,13 @@
 namespace keel::platform {
 namespace {
 
-constexpr size_t kHugePage = size_t{2} << 20;
-
-size_t whole_pages(size_t bytes) { return (bytes + kHugePage - 1) / kHugePage * kHugePage; }
+size_t whole_pages(size_t bytes) {
+  return (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+}
 
 // Mapped (huge) or from operator new; the same answer at allocation and at free.
 bool is_huge(size_t bytes, size_t alignment) {
-  return bytes >= kTableHugeBytes && alignment <= kHugePage;
+  return bytes >= kHugePageBytes && alignment <= kHugePageBytes;
 }
 
 }  // namespace
@@ -24,12 +24,12 @@ void* allocate_table(size_t bytes, size_t alignment) {
   // Map a huge page more than needed, then unmap the unaligned head and whatever is left past the
   // aligned length: what stays is 2 MiB aligned, so the kernel can give it whole huge pages.
   const size_t length = whole_pages(bytes);
-  void* mapped = ::mmap(nullptr, length + kHugePage, PROT_READ | PROT_WRITE,
+  void* mapped = ::mmap(nullptr, length + kHugePageBytes, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mapped == MAP_FAILED) throw std::bad_alloc();
   const auto start = reinterpret_cast<uintptr_t>(mapped);
-  const uintptr_t aligned = (start + kHugePage - 1) & ~uintptr_t{kHugePage - 1};
-  const uintptr_t end = start + length + kHugePage;
+  const uintptr_t aligned = (start + kHugePageBytes - 1) & ~uintptr_t{kHugePageBytes - 1};
+  const uintptr_t end = start + length + kHugePageBytes;
   if (aligned > start) ::munmap(mapped, aligned - start);
   if (end > aligned + length) {
     ::munmap(reinterpret_cast<void*>(aligned + length), end - aligned - length);

@@ -1,5 +1,5 @@
 // Memory for large tables read at random (the idempotency key set, index/idempotency_index.h).
-// An allocation of at least kTableHugeBytes is an anonymous mapping aligned to 2 MiB that the
+// An allocation of at least kHugePageBytes is an anonymous mapping aligned to 2 MiB that the
 // kernel is asked (madvise MADV_HUGEPAGE) to back with transparent huge pages: a lookup at a
 // random place in a table of tens of megabytes then costs a cache miss but not also a TLB miss
 // (docs/DECISIONS.md, "Idempotency cost"). The advice is a hint: where huge pages are off or
@@ -12,7 +12,9 @@
 
 namespace keel::platform {
 
-inline constexpr size_t kTableHugeBytes = size_t{2} << 20;
+// A transparent huge page on x86-64 and (4 KiB-page) AArch64; also the size from which an
+// allocation is mapped.
+inline constexpr size_t kHugePageBytes = size_t{2} << 20;
 
 // Never null: throws std::bad_alloc as operator new does. A huge allocation is 2 MiB aligned;
 // one asking for more alignment than that comes from operator new.
