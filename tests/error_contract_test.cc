@@ -99,6 +99,9 @@ std::vector<Case> contract_table() {
       {"CorruptSidecar",
        StoreError(ErrorCode::CorruptSidecar).with("path", "/data/s/EPOCH").with("reason", "checksum mismatch"),
        ErrorClass::FailClosed, {"corrupt sidecar", "EPOCH", "checksum mismatch"}, nullptr},
+      {"DurableDataLost",
+       StoreError(ErrorCode::DurableDataLost).with("reference", "/data/s/END").with("referenced", uint64_t{10}).with("recovered", uint64_t{7}).with("found", "TornTail at segment-2:4096").with("rule", "DurableEndNotReached"),
+       ErrorClass::FailClosed, {"END", "sequence 10", "sequence 7", "TornTail at segment-2:4096", "accept_data_loss", "DurableEndNotReached"}, nullptr},
       {"UnsupportedVersion",
        StoreError(ErrorCode::UnsupportedVersion).with("path", "/data/s/EPOCH").with("found", uint64_t{9}).with("supported", uint64_t{1}),
        ErrorClass::FailClosed, {"EPOCH", "version 9", "supported 1"}, nullptr},
@@ -129,7 +132,7 @@ std::set<std::string> template_fields(std::string_view tmpl) {
 TEST_CASE("StoreError contract table pins every code's class, message fields and cause",
           "[error]") {
   auto table = contract_table();
-  static_assert(keel::kErrorCodeCount == 27,
+  static_assert(keel::kErrorCodeCount == 28,
                 "STORE_ERROR CONTRACT TABLE OUT OF DATE: add a row for the new code, then bump");
   REQUIRE(table.size() == keel::kErrorCodeCount);
   std::set<ErrorCode> covered;

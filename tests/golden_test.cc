@@ -19,6 +19,7 @@
 #include "golden_store.h"
 #include "log/epoch_file.h"
 #include "log/log.h"
+#include "log/log_end.h"
 #include "owned_event.h"
 #include "test_support.h"
 
@@ -407,7 +408,7 @@ TEST_CASE("Golden store regenerates byte for byte", "[golden]") {
   for (const auto& [name, bytes] : committed_files) committed_names.insert(name);
   for (const auto& [name, bytes] : regenerated_files) regenerated_names.insert(name);
   INFO("regenerate with `make golden` if the format changed on purpose");
-  REQUIRE(committed_names.size() == 4);  // EPOCH and three segments
+  REQUIRE(committed_names.size() == 5);  // EPOCH, END and three segments
   REQUIRE(regenerated_names == committed_names);
   for (const auto& [name, committed] : committed_files) {
     const auto& fresh = regenerated_files.at(name);
@@ -454,11 +455,27 @@ TEST_CASE("Golden store opens writable with the same content and leaves its segm
   KEEL_REQUIRE_OK(log->close());
 
   // Only the epoch changed: continuing the last segment preallocated it, closing trimmed it back.
+  // END names the same end, now written by epoch 2.
   auto after = store_files(store);
   auto committed = store_files(kCommittedStore);
-  after.erase(keel::format::kEpochFileName);
-  committed.erase(keel::format::kEpochFileName);
+  for (const char* name : {keel::format::kEpochFileName, keel::format::kLogEndFileName}) {
+    after.erase(name);
+    committed.erase(name);
+  }
   CHECK(after == committed);
+  auto committed_end = keel::log::read_log_end(fs(), kCommittedStore);
+  auto end = keel::log::read_log_end(fs(), store);
+  KEEL_REQUIRE_OK(committed_end);
+  KEEL_REQUIRE_OK(end);
+  REQUIRE(committed_end->has_value());
+  REQUIRE(end->has_value());
+  CHECK((*committed_end)->epoch == 1);
+  CHECK((*end)->epoch == 2);
+  CHECK((*end)->segment_id == 3);
+  CHECK((*end)->offset == 1216);
+  CHECK((*end)->next_sequence == kGoldenEventCount + 1);
+  CHECK((*end)->segment_id == (*committed_end)->segment_id);
+  CHECK((*end)->offset == (*committed_end)->offset);
 }
 
 namespace {

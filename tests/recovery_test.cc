@@ -432,7 +432,8 @@ TEST_CASE("TornTailIsTruncated", "[recovery]") {
 }
 
 TEST_CASE("TornTailShortFrameIsTruncated", "[recovery]") {
-  TornTailStore torn(/*closed=*/true);
+  // A crashed writer's file (a cleanly closed one names its end in END: row DurableEndNotReached).
+  TornTailStore torn(/*closed=*/false);
   SECTION("cut inside the frame header") {
     test::truncate_file(torn.store.segment(1), torn.frames[2].offset + 20);
   }
@@ -1029,7 +1030,8 @@ TEST_CASE("OpenFenceFollowedByRecordsFailsClosed", "[recovery]") {
 
 TEST_CASE("RecoveryTableNamesEveryRuleOnce", "[recovery]") {
   // Every rule has a row, in order, and the test names above are the rows' names
-  // (BelowRetentionFloor's tests are in tests/retention_floor_test.cc).
+  // (BelowRetentionFloor's tests are in tests/retention_floor_test.cc, DurableEndNotReached's in
+  // tests/durable_end_test.cc).
   std::vector<std::string_view> names;
   for (const RecoveryRow& row : kRecoveryTable) names.push_back(row.name);
   CHECK(names == std::vector<std::string_view>{"CleanEnd", "SegmentChainGap", "BadSegmentHeader",
@@ -1037,7 +1039,7 @@ TEST_CASE("RecoveryTableNamesEveryRuleOnce", "[recovery]") {
                                                "NewestSegmentEmpty", "TornTail", "ZeroFilledTail",
                                                "DamageBeforeDurableFrame", "UnsyncedTornRegion",
                                                "OpenFenceAtTail", "OpenFenceFollowedByRecords",
-                                               "BelowRetentionFloor"});
+                                               "BelowRetentionFloor", "DurableEndNotReached"});
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "format/byte_order.h"
 #include "format/event_body.h"
 #include "format/frame.h"
 #include "format/record.h"
@@ -262,6 +263,34 @@ TEST_CASE("A record too large for any segment is PayloadTooLarge and poisons not
   CHECK(segments[0].frames[0].header.sequence == 1);
   CHECK(segments[0].frames[1].header.sequence == 2);
   CHECK(segments[0].frames[1].offset == segments[0].frames[0].end());
+}
+
+// The format's own limit, independent of the segment size: a body of 64 MiB is a frame, one byte
+// more would be read back as a bad length (a torn tail) and dropped, so it is never written.
+TEST_CASE("A record body above 64 MiB is PayloadTooLarge even where the segment has room",
+          "[segment_writer]") {
+  Fixture f;
+  Events events;
+  auto opened = SegmentWriter::open(f.fs, kDir, SegmentWriterOptions{160ull << 20}, {}, 1);
+  KEEL_REQUIRE_OK(opened);
+  SegmentWriter& w = **opened;
+  // The body size of an event with a payload of n bytes is overhead + n (bin32 from 64 KiB on).
+  std::vector<std::byte> probe;
+  format::append_event_frame(probe, format::FrameContext{1, 1, 64}, 1, events.make(1 << 17),
+                             nullptr);
+  uint64_t overhead = format::load_u32(probe.data() + format::kFrameBodyLengthOffset) - (1 << 17);
+  const uint64_t fits = format::kFrameBodyMax - overhead;
+  auto refused = w.append_event(events.make(fits + 1), nullptr);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code() == ErrorCode::PayloadTooLarge);
+  CHECK(refused.error().field_u64("limit") == kFrameSizeMax);
+  CHECK(w.pending_bytes() == 0);
+  CHECK_FALSE(w.poisoned());
+  KEEL_REQUIRE_OK(w.append_event(events.make(fits), nullptr));
+  KEEL_REQUIRE_OK(w.sync());
+  RecoveredLog recovered = f.recover();
+  CHECK(recovered.next_sequence == 2);
+  CHECK(recovered.actions.empty());
 }
 
 TEST_CASE("A record exactly as large as a segment allows is written; one step more is refused",

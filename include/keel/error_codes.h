@@ -42,6 +42,10 @@
     "hidden ranges unknown: fence records in {path} at offset {offset} out of place: {reason} "    \
     "(rule {rule})")                                                                               \
   X(CorruptSidecar, FailClosed, "corrupt sidecar {path}: {reason}")                                \
+  X(DurableDataLost, FailClosed,                                                                  \
+    "{reference} names sequence {referenced}, but the recovered log ends at sequence "             \
+    "{recovered} ({found}): durable events are missing; open with accept_data_loss to go on "      \
+    "without them (rule {rule})")                                                                  \
   X(UnsupportedVersion, FailClosed,                                                                \
     "{path} has format version {found}, newer than the supported {supported}")                     \
   X(WriterPoisoned, FailClosed, "writer poisoned by an earlier failure in {operation}; reopen")     \

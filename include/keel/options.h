@@ -37,10 +37,17 @@ struct StoreOptions {
   VisibilityPolicy visibility = VisibilityPolicy::AfterDurable;
   uint64_t segment_size = 64ull << 20;     // rotation size and preallocation; >= 4096
   uint32_t lanes_max = 64;                 // lanes are 0 .. lanes_max-1
+  // Record limits. One event or batch is one record on disk, whose body the format caps at 64 MiB
+  // (segments/FORMAT.md 4.1). open() refuses (InvalidArgument naming the option and the bound)
+  // limits that would let a record exceed it, counting every event at its largest (entity,
+  // scope and idempotency key included, plus at most 256 bytes of fixed fields):
+  //   payload_bytes_max + metadata_bytes_max <= 67,107,195 (64 MiB - 1,669), and
+  //   batch_bytes_max <= 64 MiB - 5 - 256 x batch_items_max (so batch_items_max <= 262,143).
   uint32_t payload_bytes_max = 1u << 20;   // per event
   uint32_t metadata_bytes_max = 64u << 10; // per event
   uint32_t batch_items_max = 10'000;
-  uint64_t batch_bytes_max = 16ull << 20;  // payload + metadata of all items
+  // Payload, metadata, entity, scope and idempotency key bytes of all items of a batch.
+  uint64_t batch_bytes_max = 16ull << 20;
   std::chrono::milliseconds append_timeout{5'000};  // when AppendOptions::timeout is zero
   // The background sync: events appended at Accepted or Written are made durable (and visible
   // under AfterDurable) within sync_interval, or sooner once sync_bytes are waiting.
@@ -67,6 +74,18 @@ struct StoreOptions {
   // table, once 2 MiB or more, is advised for transparent huge pages (a hint; fewer TLB misses).
   uint64_t idempotency_window_events = 1'000'000;
   std::chrono::milliseconds idempotency_window{3'600'000};
+
+  // Durable data lost. A store records, beside its log, points it knows were durable: the end of
+  // the log at every clean close (the END file), the index image's checkpoint and the sequence the
+  // idempotency keys were saved at. An open whose recovered log ends before one of them (its last
+  // segment removed, emptied or damaged) fails with DurableDataLost (FailClosed) naming both
+  // sequences, and changes no file: those sequences must not be issued again. Set
+  // accept_data_loss to go on without the missing events: a writable open then cuts the log at
+  // its recovered end, cuts the idempotency keys and drops the index image to it, records the
+  // loss in END (stats().data_losses, `keel verify`), and the new epoch issues the lost sequences
+  // again (receipts carry the epoch, so a lost event's receipt is told apart). A damaged END is
+  // set aside. A read-only open with it shows the log as it is and writes nothing.
+  bool accept_data_loss = false;
 
   // Test seams (not owned; must outlive the store). Null selects the POSIX file system and the
   // system clock.

@@ -61,6 +61,9 @@ struct StoreStats {
   uint64_t recovery_bytes_dropped = 0;
   uint64_t recovery_frames_dropped = 0;
   std::vector<std::string> recovery_actions;  // "TornTail at segment-...:4096 (123 bytes)", ...
+  // Every data loss accepted in this store's history (StoreOptions::accept_data_loss), oldest
+  // first: "epoch 4 accepted the loss of sequences 8 to 10 (...)".
+  std::vector<std::string> data_losses;
   std::vector<std::string> frontier_log;      // explicit applied resets, oldest first
   uint64_t commit_groups = 0;                 // groups written since open
   uint64_t commit_syncs = 0;                  // of which fdatasync'd
@@ -92,6 +95,12 @@ struct VerifyReport {
   bool ok = true;
   uint64_t first_bad_sequence = 0;  // when !ok
   std::string problem;              // when !ok: what broke, naming entity, lane, clock and hashes
+  // What this open's recovery cut from the end of the log (a torn tail, an unsynced region and
+  // the valid frames in it), or, for a read-only open, would cut: bytes the files hold that the
+  // store does not show. Empty after a clean close. Not counted in `ok` (the frames kept verify).
+  std::vector<std::string> recovery_dropped;
+  // The data losses accepted in this store's history (StoreStats::data_losses).
+  std::vector<std::string> data_losses;
 };
 
 // Called with (events done, events total) while verify() runs.

@@ -65,12 +65,14 @@ enum class SidecarKind : uint32_t {
   Cursor = 5,
   SnapshotPointer = 6,
   RetentionFloor = 7,  // RETAIN: the first retained segment (FORMAT.md 8.6)
+  LogEnd = 8,          // END: a durable point of the log, and the losses accepted (FORMAT.md 8.8)
 };
 inline constexpr char kEpochFileName[] = "EPOCH";
 inline constexpr char kLockFileName[] = "LOCK";
 inline constexpr char kIndexImageFileName[] = "INDEX";
 inline constexpr char kIdempotencyFileName[] = "IDEMPOTENCY";
 inline constexpr char kRetentionFloorFileName[] = "RETAIN";
+inline constexpr char kLogEndFileName[] = "END";
 inline constexpr char kTempSuffix[] = ".tmp";
 
 static_assert(kSegmentHeaderSize % kFrameAlignment == 0, "first frame must be aligned");

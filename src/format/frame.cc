@@ -17,8 +17,9 @@ size_t begin_frame(std::vector<std::byte>& out) {
 
 size_t finish_frame(std::vector<std::byte>& out, size_t start, const FrameHeader& header,
                     uint64_t segment_id) {
+  // A body above kFrameBodyMax is encoded here (its length truncated to 32 bits) and refused by
+  // the caller, which sees the frame's true size (SegmentWriter::append_record).
   size_t body_length = out.size() - start - kFrameHeaderSize;
-  assert(body_length <= kFrameBodyMax);
   std::byte* h = out.data() + start;
   store_u32(h + kFrameBodyLengthOffset, static_cast<uint32_t>(body_length));
   h[kFrameRecordTypeOffset] = static_cast<std::byte>(header.type);

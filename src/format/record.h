@@ -58,9 +58,20 @@ size_t append_system_frame(std::vector<std::byte>& out, const FrameContext& cont
 // field is fixed-size; tests/frame_test.cc pins the bound against the encoder). Lets the commit
 // point know before encoding whether a record may rotate the segment.
 inline constexpr uint64_t kEventBodyFixedBytesMax = 256;
+inline constexpr uint64_t kBatchHeaderBytesMax = 5;  // msgpack array32 header
+// The same bound on the record's body alone (what kFrameBodyMax limits).
+inline constexpr uint64_t event_record_body_bound(uint64_t events, uint64_t variable_bytes) {
+  return kBatchHeaderBytesMax + events * kEventBodyFixedBytesMax + variable_bytes;
+}
 inline constexpr uint64_t event_record_bound(uint64_t events, uint64_t variable_bytes) {
-  return kFrameHeaderSize + kFrameAlignment + 5 + events * kEventBodyFixedBytesMax +
-         variable_bytes;
+  return kFrameHeaderSize + kFrameAlignment + event_record_body_bound(events, variable_bytes);
+}
+// The most variable bytes `events` events may carry so that their record's body surely fits a
+// frame (kFrameBodyMax); 0 when not even events without variable bytes fit. Store options are
+// checked against it at open, so no append the options allow can exceed the format.
+inline constexpr uint64_t event_record_variable_bytes_max(uint64_t events) {
+  uint64_t fixed = event_record_body_bound(events, 0);
+  return fixed >= kFrameBodyMax ? 0 : kFrameBodyMax - fixed;
 }
 
 // The number of events a decoded Event/Batch frame holds, reading only the batch's array header;

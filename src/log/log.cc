@@ -38,16 +38,72 @@ Result<std::unique_ptr<Log>> Log::open(platform::FileSystem& fs, const std::stri
   }
   if (options.read_only) {
     KEEL_ASSIGN_OR_RETURN(log->epoch_, stored_epoch(fs, directory));
-    KEEL_ASSIGN_OR_RETURN(log->recovered_,
-                          recover_log(fs, directory,
-                                      RecoveryOptions{RecoveryMode::ReadOnly, log->epoch_,
-                                                      options.checkpoint,
-                                                      options.checkpoint_rejected},
-                                      visit));
+    KEEL_TRY(log->read_end(log->epoch_, options.accept_data_loss));
+    KEEL_ASSIGN_OR_RETURN(
+        log->recovered_,
+        recover_log(fs, directory,
+                    log->recovery_options(RecoveryMode::ReadOnly, log->epoch_, options), visit));
     return log;
   }
   KEEL_TRY(log->open_writable(fs, options, visit));
   return log;
+}
+
+// Reads END, which must not be later than the epoch file, and adds its point to the references.
+RecoveryOptions Log::recovery_options(RecoveryMode mode, uint64_t epoch, const LogOptions& options) {
+  RecoveryOptions recovery{mode, epoch, options.checkpoint, options.checkpoint_rejected,
+                           options.references, options.accept_data_loss};
+  if (log_end_) {  // first: among references to the same sequence, the error names END's point
+    recovery.references.insert(
+        recovery.references.begin(),
+        LogReference{platform::join_path(directory_, format::kLogEndFileName),
+                     log_end_->next_sequence, log_end_->segment_id, log_end_->offset});
+  }
+  return recovery;
+}
+
+// A damaged END fails closed, unless the caller accepts data loss: END is evidence, not data, so
+// it is then set aside (its point and its record of earlier losses with it) and written anew at
+// the next clean close.
+Status Log::read_end(uint64_t epoch, bool accept_data_loss) {
+  auto end = read_log_end(*fs_, directory_);
+  if (end.ok() && *end && (*end)->epoch > epoch) {
+    end = StoreError(ErrorCode::CorruptSidecar)
+              .with("path", platform::join_path(directory_, format::kLogEndFileName))
+              .with("reason", "it is from epoch " + std::to_string((*end)->epoch) +
+                                  ", later than the epoch file's " + std::to_string(epoch));
+  }
+  if (!end.ok()) {
+    if (!accept_data_loss || !end.error().is(ErrorCode::CorruptSidecar)) {
+      return std::move(end).error();
+    }
+    end_set_aside_ = end.error().to_string();
+    return ok_status();
+  }
+  log_end_ = std::move(end).value();
+  return ok_status();
+}
+
+// An accepted loss: the caller's references first, then END (the new end and the loss), so a
+// crash in between leaves END naming the old point and the next open finds the loss again.
+Status Log::record_loss(const LogOptions& options, uint64_t new_epoch) {
+  const DataLoss& loss = *recovered_.data_loss;
+  if (options.before_loss_recorded) KEEL_TRY(options.before_loss_recorded(loss));
+  LogEnd end = log_end_.value_or(LogEnd{});
+  end.epoch = new_epoch;
+  end.segment_id = loss.segment_id;
+  end.offset = loss.offset;
+  end.next_sequence = loss.recovered_next_sequence;
+  end.losses.push_back(AcceptedLoss{new_epoch, loss.recovered_next_sequence,
+                                    loss.reference.next_sequence, loss.segment_id, loss.offset,
+                                    loss.bytes_dropped});
+  if (end.segment_id == 0) {  // no segment survived: the end is where the first one will start
+    end.segment_id = 1;
+    end.offset = format::kSegmentHeaderSize;
+  }
+  KEEL_TRY(write_log_end(*fs_, directory_, end));
+  log_end_ = std::move(end);
+  return ok_status();
 }
 
 Status Log::open_writable(platform::FileSystem& fs, const LogOptions& options,
@@ -64,11 +120,12 @@ Status Log::open_writable(platform::FileSystem& fs, const LogOptions& options,
     }
   }
   KEEL_ASSIGN_OR_RETURN(uint64_t previous_epoch, stored_epoch(fs, directory_));
-  KEEL_ASSIGN_OR_RETURN(recovered_,
-                        recover_log(fs, directory_,
-                                    RecoveryOptions{RecoveryMode::Writable, previous_epoch,
-                                                    options.checkpoint, options.checkpoint_rejected},
-                                    visit));
+  KEEL_TRY(read_end(previous_epoch, options.accept_data_loss));
+  KEEL_ASSIGN_OR_RETURN(
+      recovered_,
+      recover_log(fs, directory_,
+                  recovery_options(RecoveryMode::Writable, previous_epoch, options), visit));
+  if (recovered_.data_loss) KEEL_TRY(record_loss(options, previous_epoch + 1));
   // Persist the new epoch before any frame of it is written.
   epoch_ = previous_epoch + 1;
   KEEL_TRY(write_epoch(fs, directory_, epoch_));
@@ -145,6 +202,17 @@ Status Log::retain_from(const RetentionFloor& floor, std::vector<std::string>* r
 Status Log::close() {
   if (!writer_) return ok_status();
   Status closed = writer_->close();
+  if (closed.ok()) {
+    // Everything written is durable and trimmed: from now on a log that ends before this point
+    // lost durable data (row DurableEndNotReached), whatever its frames say.
+    LogEnd end = log_end_.value_or(LogEnd{});
+    end.epoch = epoch_;
+    end.segment_id = writer_->active_segment_id();
+    end.offset = writer_->written_offset();
+    end.next_sequence = writer_->next_sequence();
+    closed = write_log_end(*fs_, directory_, end);
+    if (closed.ok()) log_end_ = std::move(end);
+  }
   writer_.reset();
   lock_.reset();
   return closed;

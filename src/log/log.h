@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "keel/result.h"
+#include "log/log_end.h"
 #include "log/poisoned_logs.h"
 #include "log/recovery.h"
 #include "log/retention_floor.h"
@@ -24,12 +25,22 @@ struct LogOptions {
   // Recovery resumes at this checkpoint (log/recovery.h) when the log matches it.
   std::optional<Checkpoint> checkpoint;
   std::function<void(const std::string& reason)> checkpoint_rejected;
+  // Points persisted beside the log (an index image, the idempotency keys) that the recovered log
+  // must reach; END's point (log/log_end.h) is added by open itself.
+  std::vector<LogReference> references;
+  // When the log does not reach a reference: fail closed (DurableDataLost) unless this is set.
+  // Then a writable open calls `before_loss_recorded` (the caller drops its references above the
+  // recovered end), records the loss in END, and continues the log from its recovered end in the
+  // new epoch; a read-only open shows the log as it is.
+  bool accept_data_loss = false;
+  std::function<Status(const DataLoss&)> before_loss_recorded;
 };
 
 class Log {
  public:
   // Errors: NotFound (no store directory and !create_if_missing), StoreLocked (another writable
-  // open holds the lock), CorruptSidecar (epoch file), recovery's errors, Io, NoSpace.
+  // open holds the lock), CorruptSidecar (EPOCH, END), recovery's errors (DurableDataLost
+  // included), Io, NoSpace.
   // `visit` (may be empty) sees every recovered record in order.
   static Result<std::unique_ptr<Log>> open(platform::FileSystem& fs, const std::string& directory,
                                            const LogOptions& options,
@@ -57,7 +68,13 @@ class Log {
   // the next writable open deletes them).
   Status retain_from(const RetentionFloor& floor, std::vector<std::string>* removed = nullptr);
 
-  // Syncs and trims the active segment. The writer is unusable after.
+  // END as read at open (or written by it, after an accepted loss): the losses accepted so far.
+  const std::optional<LogEnd>& log_end() const { return log_end_; }
+  // Why a damaged END was set aside (accept_data_loss only); empty otherwise.
+  const std::string& end_set_aside() const { return end_set_aside_; }
+
+  // Syncs and trims the active segment, then records its end in END (a later open that finds the
+  // log shorter fails closed). The writer is unusable after.
   Status close();
 
  private:
@@ -65,6 +82,9 @@ class Log {
   Status open_writable(platform::FileSystem& fs, const LogOptions& options,
                        const RecordVisitor& visit);
   Status cancel_open_fence();
+  Status read_end(uint64_t epoch, bool accept_data_loss);
+  RecoveryOptions recovery_options(RecoveryMode mode, uint64_t epoch, const LogOptions& options);
+  Status record_loss(const LogOptions& options, uint64_t new_epoch);
   Status truncate_to_synced_end(platform::FileSystem& fs, const SyncedEnd& end);
 
   platform::FileSystem* fs_ = nullptr;
@@ -74,6 +94,8 @@ class Log {
   uint64_t epoch_ = 0;
   std::unique_ptr<SegmentWriter> writer_;
   std::vector<std::string> poison_truncations_;
+  std::optional<LogEnd> log_end_;
+  std::string end_set_aside_;
 };
 
 }  // namespace keel::log

@@ -285,6 +285,7 @@ class Recovery {
       action.offset = log_.segments.back().data_end;
       log_.actions.push_back(action);
     }
+    KEEL_TRY(check_references());
     if (options_.mode == RecoveryMode::Writable) KEEL_TRY(apply_repairs());
     return std::move(log_);
   }
@@ -562,6 +563,71 @@ class Recovery {
     pending_truncate_offset_ = scan.valid_end;
     log_.actions.push_back(action);
     return ok_status();
+  }
+
+  // Whether the recovered log holds every event and byte before `reference`'s point. A segment
+  // before the last one was checked whole to its seal (or lies below the retention floor).
+  bool reaches(const LogReference& reference) const {
+    if (log_.next_sequence < reference.next_sequence) return false;
+    if (reference.segment_id == 0) return true;
+    if (log_.segments.empty()) return false;
+    const RecoveredSegment& last = log_.segments.back();
+    if (last.header.segment_id != reference.segment_id) {
+      return last.header.segment_id > reference.segment_id;
+    }
+    return last.data_end >= reference.offset;
+  }
+
+  // Row DurableEndNotReached: persisted state names a point the recovered log does not reach, so
+  // data known durable is gone (a last segment removed, emptied, or damaged below that point),
+  // not a torn tail. Fails closed before any repair, unless the caller accepts the loss.
+  Status check_references() {
+    DataLoss loss;
+    const LogReference* furthest = nullptr;
+    for (const LogReference& reference : options_.references) {
+      if (reaches(reference)) continue;
+      loss.not_reached.push_back(reference);
+      if (!furthest || reference.next_sequence > furthest->next_sequence) furthest = &reference;
+    }
+    if (furthest == nullptr) return ok_status();
+    loss.reference = *furthest;
+    loss.recovered_next_sequence = log_.next_sequence;
+    if (!log_.segments.empty()) {
+      loss.segment_id = log_.segments.back().header.segment_id;
+      loss.offset = log_.segments.back().data_end;
+    }
+    for (const RecoveryAction& action : log_.actions) loss.bytes_dropped += action.bytes_dropped;
+    loss.found = describe_end(loss);
+    if (!options_.accept_data_loss) {
+      return StoreError(ErrorCode::DurableDataLost)
+          .with("reference", furthest->name)
+          .with("referenced", furthest->next_sequence - 1)
+          .with("recovered", log_.next_sequence - 1)
+          .with("found", loss.found)
+          .with("rule", recovery_row(RecoveryRule::DurableEndNotReached).name);
+    }
+    log_.data_loss = std::move(loss);
+    return ok_status();
+  }
+
+  std::string describe_end(const DataLoss& loss) const {
+    std::string found = loss.segment_id == 0
+                            ? std::string("no segment")
+                            : "the log ends in segment " + std::to_string(loss.segment_id) +
+                                  " at offset " + std::to_string(loss.offset);
+    if (loss.reference.segment_id != 0) {
+      found += ", before segment " + std::to_string(loss.reference.segment_id) + " offset " +
+               std::to_string(loss.reference.offset) + ", which it names as durable";
+    }
+    for (const RecoveryAction& action : log_.actions) {
+      if (action.rule == RecoveryRule::OpenFenceAtTail) continue;
+      found += std::string("; ") + std::string(recovery_row(action.rule).name) + " " + action.path;
+      if (action.bytes_dropped != 0) {
+        found += " at offset " + std::to_string(action.offset) + " (" +
+                 std::to_string(action.bytes_dropped) + " bytes)";
+      }
+    }
+    return found;
   }
 
   // Runs only after every check passed: a FailClosed outcome touches nothing.

@@ -33,6 +33,27 @@ struct Checkpoint {
   friend bool operator==(const Checkpoint&, const Checkpoint&) = default;
 };
 
+// Persisted state that names a point of the log as durable (END, an index image's checkpoint, the
+// idempotency keys' covered_through): the recovered log must reach it (row DurableEndNotReached).
+struct LogReference {
+  std::string name;            // the file that names it
+  uint64_t next_sequence = 1;  // every event before it must be in the log
+  uint64_t segment_id = 0;     // and, when not 0, every byte of the log before (segment_id, offset)
+  uint64_t offset = 0;
+};
+
+// The log ended before a reference: what recovery found, for the error or for the record of an
+// accepted loss.
+struct DataLoss {
+  LogReference reference;                // the furthest reference not reached
+  std::vector<LogReference> not_reached; // every reference not reached, that one included
+  uint64_t recovered_next_sequence = 1;  // where the recovered log ends
+  uint64_t segment_id = 0;               // its last segment (0: none)
+  uint64_t offset = 0;                   // and that segment's data end
+  uint64_t bytes_dropped = 0;            // non-zero bytes the repairs cut
+  std::string found;                     // what recovery found at the end, in words
+};
+
 struct RecoveryOptions {
   RecoveryMode mode = RecoveryMode::Writable;
   // The epoch file's value: no segment or frame may claim a later epoch.
@@ -43,6 +64,10 @@ struct RecoveryOptions {
   // then recovers everything retained.
   std::optional<Checkpoint> checkpoint;
   std::function<void(const std::string& reason)> checkpoint_rejected;
+  // Points the recovered log must reach. When it does not: DurableDataLost (FailClosed, no file
+  // touched), or, with accept_data_loss, RecoveredLog::data_loss and the repairs as usual.
+  std::vector<LogReference> references;
+  bool accept_data_loss = false;
 };
 
 struct RecordPosition {
@@ -96,6 +121,7 @@ struct RecoveredLog {
   RecoveryRule tail_rule = RecoveryRule::CleanEnd;  // how the last segment ended
   bool checkpoint_used = false;     // records before the checkpoint were not scanned
   std::string checkpoint_rejected;  // why a checkpoint was not used, when one was given
+  std::optional<DataLoss> data_loss;  // a reference not reached, accepted (accept_data_loss)
 
   const FenceRange* open_fence() const {
     return !fences.empty() && fences.back().state == FenceState::OpenAtTail ? &fences.back()
@@ -104,8 +130,8 @@ struct RecoveredLog {
 };
 
 // Recovers the log in `directory`, from the retention floor's segment when RETAIN exists (segment
-// 1 otherwise). Errors: Corruption / SegmentChainBroken (FailClosed, files untouched),
-// UnsupportedVersion, CorruptSidecar (RETAIN), Io. Segments below the floor are ignored and, when
+// 1 otherwise). Errors: Corruption / SegmentChainBroken / DurableDataLost (FailClosed, files
+// untouched), UnsupportedVersion, CorruptSidecar (RETAIN), Io. Segments below the floor are ignored and, when
 // writable, deleted (BelowRetentionFloor actions). A fence open at the tail is reported
 // (open_fence() and an OpenFenceAtTail action) for the caller to cancel: Log::open appends the
 // cancel record.

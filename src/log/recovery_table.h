@@ -23,6 +23,7 @@ enum class RecoveryRule : uint8_t {
   OpenFenceAtTail,
   OpenFenceFollowedByRecords,
   BelowRetentionFloor,
+  DurableEndNotReached,
 };
 
 enum class RecoveryOutcome : uint8_t {
@@ -84,6 +85,11 @@ inline constexpr RecoveryRow kRecoveryTable[] = {
      "a segment with an id below the retention floor (a crash after RETAIN was written and "
      "before the segment was removed)",
      "below the retention floor; recovery ignores it", RecoveryOutcome::DeleteSegment},
+    {RecoveryRule::DurableEndNotReached, "DurableEndNotReached",
+     "the log ends before a point persisted state names as durable (END, an index image's "
+     "checkpoint, the idempotency keys' covered_through): its last segment removed, emptied, or "
+     "damaged or cut below that point",
+     "end of the log", RecoveryOutcome::FailClosed},
 };
 
 inline constexpr size_t kRecoveryRuleCount = sizeof(kRecoveryTable) / sizeof(kRecoveryTable[0]);
@@ -100,6 +106,6 @@ inline constexpr bool recovery_table_is_indexed() {
   return true;
 }
 static_assert(recovery_table_is_indexed());
-static_assert(kRecoveryRuleCount == static_cast<size_t>(RecoveryRule::BelowRetentionFloor) + 1);
+static_assert(kRecoveryRuleCount == static_cast<size_t>(RecoveryRule::DurableEndNotReached) + 1);
 
 }  // namespace keel::log

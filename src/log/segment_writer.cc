@@ -127,6 +127,14 @@ Status SegmentWriter::append_record(uint32_t event_count, Encode encode) {
   if (!file_) KEEL_TRY(start_next_segment());  // a rotation that ran out of space, retried
   size_t mark = pending_.size();
   size_t frame_size = encode(pending_, context(), next_sequence_);
+  if (frame_size > kFrameSizeMax) {
+    // The format cannot hold it (FORMAT.md 4.1): a reader would take it for a torn tail.
+    pending_.resize(mark);
+    return StoreError(ErrorCode::PayloadTooLarge)
+        .with("what", "record frame")
+        .with("size", uint64_t{frame_size})
+        .with("limit", kFrameSizeMax);
+  }
   if (issued_offset_ + pending_.size() + kSealFrameMax > options_.segment_size) {
     pending_.resize(mark);
     if (format::kSegmentHeaderSize + frame_size + kSealFrameMax > options_.segment_size) {

@@ -45,6 +45,9 @@ struct SegmentWriterOptions {
 
 // The largest Seal frame; every segment keeps this much room for its seal.
 inline constexpr uint64_t kSealFrameMax = format::align_frame(format::kFrameHeaderSize + 10);
+// The largest frame the format holds (FORMAT.md 4.1: a body of at most 64 MiB, then padding).
+inline constexpr uint64_t kFrameSizeMax =
+    format::align_frame(format::kFrameHeaderSize + format::kFrameBodyMax);
 // The smallest segment size that can hold a header, one small record and a seal.
 inline constexpr uint64_t kSegmentSizeMin = 4096;
 
@@ -78,7 +81,8 @@ class SegmentWriter {
   void poison_with(StoreError cause) { (void)poison(std::move(cause)); }
 
   // Each encodes one record into the pending group, with the next sequence(s). A record that would
-  // not fit the active segment first rotates; one that fits no segment is PayloadTooLarge.
+  // not fit the active segment first rotates; one that fits no segment, or above kFrameSizeMax
+  // (the format's limit), is PayloadTooLarge and leaves nothing pending.
   Status append_event(const format::EventBody& event, Hash128* chained_hash);
   Status append_batch(std::span<const format::EventBody> events,
                       std::vector<Hash128>* chained_hashes);

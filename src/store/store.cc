@@ -4,9 +4,46 @@
 #include <thread>
 
 #include "format/record.h"
+#include "keel/coordinate.h"
 #include "store/store_impl.h"
 
 namespace keel {
+namespace {
+
+// No append the options allow may need a record the format cannot hold (a frame body is at most
+// 64 MiB, segments/FORMAT.md 4.1): such a record would be acknowledged, then read back as a torn
+// tail. The bound counts every variable field at its largest (format::event_record_body_bound).
+Status check_record_limits(const StoreOptions& options) {
+  auto too_large = [](const char* argument, std::string reason) {
+    return StoreError(ErrorCode::InvalidArgument).with("argument", argument).with("reason", reason);
+  };
+  const uint64_t event_max = format::event_record_variable_bytes_max(1) - kEntityMaxBytes -
+                             kScopeMaxBytes - kIdempotencyKeyBytesMax;
+  const uint64_t carried = uint64_t{options.payload_bytes_max} + options.metadata_bytes_max;
+  if (carried > event_max) {
+    return too_large("payload_bytes_max",
+                     "payload_bytes_max + metadata_bytes_max is " + std::to_string(carried) +
+                         " bytes; one event carries at most " + std::to_string(event_max) +
+                         " (a record body is at most 64 MiB)");
+  }
+  const uint64_t batch_max = format::event_record_variable_bytes_max(options.batch_items_max);
+  if (batch_max == 0) {
+    uint64_t items_max = (format::kFrameBodyMax - format::kBatchHeaderBytesMax - 1) /
+                         format::kEventBodyFixedBytesMax;
+    return too_large("batch_items_max", std::to_string(options.batch_items_max) +
+                                            " events; at most " + std::to_string(items_max) +
+                                            " fit one record (a record body is at most 64 MiB)");
+  }
+  if (options.batch_bytes_max > batch_max) {
+    return too_large("batch_bytes_max",
+                     std::to_string(options.batch_bytes_max) + " bytes; a batch of batch_items_max " +
+                         std::to_string(options.batch_items_max) + " events carries at most " +
+                         std::to_string(batch_max) + " (a record body is at most 64 MiB)");
+  }
+  return ok_status();
+}
+
+}  // namespace
 
 Store::Impl::Impl(const std::string& directory, const StoreOptions& options)
     : directory_(directory),
@@ -34,6 +71,7 @@ Result<std::unique_ptr<Store::Impl>> Store::Impl::open(const std::string& direct
   if (options.batch_items_max == 0 || options.batch_items_max > format::kBatchEventsMax) {
     return invalid("batch_items_max", "must be between 1 and 1048576");
   }
+  KEEL_TRY(check_record_limits(options));
   if (options.append_timeout.count() <= 0) return invalid("append_timeout", "must be positive");
   if (options.sync_interval.count() <= 0) return invalid("sync_interval", "must be positive");
   if (options.sync_bytes == 0) return invalid("sync_bytes", "must be positive");
@@ -102,7 +140,15 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
     KEEL_ASSIGN_OR_RETURN(beside_writer, writer_is_live());
   }
   KEEL_ASSIGN_OR_RETURN(keys_through_, load_keys());
+  if (keys_through_ != 0) {  // its keys were cut at a durable sequence: the log must hold it
+    log_options.references.push_back(log::LogReference{
+        platform::join_path(directory_, format::kIdempotencyFileName), keys_through_ + 1});
+  }
   if (!beside_writer) KEEL_TRY(restore_image(log_options, keys_through_));
+  log_options.accept_data_loss = options_.accept_data_loss;
+  log_options.before_loss_recorded = [this](const log::DataLoss& loss) {
+    return drop_references_above(loss);
+  };
   struct Pending {
     uint64_t sequence;
     index::EventLocation location;
@@ -222,7 +268,8 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
       recovered.retention_floor ? recovered.retention_floor->first_segment_id : 1;
   removed_events_ = count_removed_events();
   if (first_retained_sequence_ > 1 && !recovered.checkpoint_used) return floor_without_image();
-  // A sidecar naming events the log does not hold (lost with an unsynced tail) must not answer.
+  // Keys naming events the log does not hold must not answer: only an accepted data loss leaves
+  // any (the sidecar is cut at a durable sequence, which the log must reach otherwise).
   keys_.remove_from(recovered.next_sequence);
   keys_.expire(recovered.next_sequence, hlc_.physical_ms(), options_.idempotency_window_events,
                static_cast<uint64_t>(options_.idempotency_window.count()));
@@ -424,6 +471,21 @@ StoreStats Store::Impl::stats() const {
   }
   for (const std::string& cut : log_->poison_truncations()) {
     s.recovery_actions.push_back("PoisonedWriterReopen: " + cut);
+  }
+  if (recovered.data_loss) {
+    s.recovery_actions.push_back(
+        std::string(log::recovery_row(log::RecoveryRule::DurableEndNotReached).name) +
+        " accepted: " + recovered.data_loss->reference.name + " named sequence " +
+        std::to_string(recovered.data_loss->reference.next_sequence - 1) + "; " +
+        recovered.data_loss->found + (log_->writer() ? "" : " [not recorded: read-only]"));
+  }
+  if (!log_->end_set_aside().empty()) {
+    s.recovery_actions.push_back("damaged END set aside: " + log_->end_set_aside());
+  }
+  if (log_->log_end()) {
+    for (const log::AcceptedLoss& loss : log_->log_end()->losses) {
+      s.data_losses.push_back(log::describe(loss));
+    }
   }
   for (const auto& segment : recovered.segments) s.bytes_on_disk += segment.data_end;
   for (const auto& action : recovered.actions) {

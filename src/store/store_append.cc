@@ -295,10 +295,13 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
     variable_bytes += item.coordinate.entity.size() + item.coordinate.scope.size() +
                       (item.options.idempotency_key ? item.options.idempotency_key->size() : 0);
   }
+  // batch_bytes_max counts every variable byte of the record (StoreOptions): with
+  // batch_items_max it bounds the record's size, checked against the format's limit at open.
+  bytes += variable_bytes;
   if (bytes > options_.batch_bytes_max) return too_large("batch", bytes, options_.batch_bytes_max);
   ActiveCall active(*this);
   if (pipeline_->prepare_append(lock,
-                                format::event_record_bound(items.size(), bytes + variable_bytes))) {
+                                format::event_record_bound(items.size(), bytes))) {
     KEEL_TRY(check_writable("append_batch"));  // closed, or a fence begun or ended, meanwhile?
     KEEL_TRY(check_fence(fence_id, "append_batch"));
   }

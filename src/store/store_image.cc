@@ -66,6 +66,10 @@ Status Store::Impl::restore_image(log::LogOptions& log_options, uint64_t keys_th
     case index::ImageDecode::Damaged:
       return not_used(reason);
   }
+  // It was cut at a durable sequence: the log must hold it (recovery fails closed otherwise). Its
+  // resume point is checked by recovery (a mismatch rejects the image, a cache); the sequence is
+  // what must never be issued again.
+  log_options.references.push_back(log::LogReference{path, checkpoint.next_sequence});
   // The image and the log agree on the last event it holds: same place, same chained hash (an
   // image from a lost epoch, or of another log, names bytes that are not there).
   if (uint64_t last = image.last_visible_sequence(); last != 0) {
@@ -102,6 +106,27 @@ Status Store::Impl::restore_image(log::LogOptions& log_options, uint64_t keys_th
     image_sequence_ = 0;
     index_source_ = "log (image not used: the log does not match it: " + why + ")";
   };
+  return ok_status();
+}
+
+// An accepted data loss (StoreOptions::accept_data_loss), before END records it: what names
+// events above the recovered end is cut back to it, so the next open finds it consistent. The
+// idempotency keys are written again at the recovered end; an index image above it (a cache) is
+// removed.
+Status Store::Impl::drop_references_above(const log::DataLoss& loss) {
+  const std::string keys_path = platform::join_path(directory_, format::kIdempotencyFileName);
+  const std::string image_path = platform::join_path(directory_, format::kIndexImageFileName);
+  for (const log::LogReference& reference : loss.not_reached) {
+    if (reference.name == keys_path) {
+      keys_.remove_from(loss.recovered_next_sequence);
+      KEEL_TRY(log::write_sidecar(fs_, directory_, format::kIdempotencyFileName,
+                                  format::SidecarKind::Idempotency, index::kIdempotencyVersion,
+                                  keys_.encode(loss.recovered_next_sequence - 1)));
+    } else if (reference.name == image_path) {
+      KEEL_TRY(fs_.remove(image_path));
+      KEEL_TRY(fs_.sync_directory(directory_));
+    }
+  }
   return ok_status();
 }
 

@@ -88,6 +88,10 @@ class Store::Impl {
   // while the log holds every event (damage: rebuilt from the log), authoritative once segments
   // were removed below a retention floor (damage: CorruptSidecar, FailClosed).
   Result<uint64_t> load_keys();
+  // StoreOptions::accept_data_loss: cuts the references the recovered log does not reach.
+  Status drop_references_above(const log::DataLoss& loss);
+  // verify(): what recovery dropped at this open, and the losses on record.
+  void note_recovery(VerifyReport& report) const;
   // An image of the index at the durable watermark and the idempotency keys cut at the same
   // sequence, written together (keys first).
   struct Image {

@@ -108,6 +108,32 @@ Result<VerifyReport> Store::Impl::verify_entity(std::string_view entity,
   return report;
 }
 
+// What the frames alone cannot show: what recovery cut from the log's end at this open (or, read
+// only, would cut), and the data losses accepted in the store's history.
+void Store::Impl::note_recovery(VerifyReport& report) const {
+  const log::RecoveredLog& recovered = log_->recovered();
+  for (const log::RecoveryAction& action : recovered.actions) {
+    if (action.bytes_dropped == 0 && action.frames_dropped == 0) continue;
+    report.recovery_dropped.push_back(
+        std::string(log::recovery_row(action.rule).name) + ": " +
+        std::to_string(action.bytes_dropped) + " bytes from " + action.path + " offset " +
+        std::to_string(action.offset) + ", " + std::to_string(action.frames_dropped) +
+        " valid frames among them" + (action.applied ? "" : " (not cut: read-only open)"));
+  }
+  if (recovered.data_loss) {
+    report.recovery_dropped.push_back(
+        "durable data missing: " + recovered.data_loss->reference.name + " names sequence " +
+        std::to_string(recovered.data_loss->reference.next_sequence - 1) +
+        ", the log ends at " + std::to_string(recovered.data_loss->recovered_next_sequence - 1) +
+        " (accepted at this open)");
+  }
+  if (log_->log_end()) {
+    for (const log::AcceptedLoss& loss : log_->log_end()->losses) {
+      report.data_losses.push_back(log::describe(loss));
+    }
+  }
+}
+
 Result<VerifyReport> Store::Impl::verify(const ProgressCallback& progress) {
   writer::Lock lock(mutex_);
   KEEL_TRY(check_open());
@@ -131,6 +157,7 @@ Result<VerifyReport> Store::Impl::verify(const ProgressCallback& progress) {
                                        ? 0
                                        : log_->recovered().segments.back().header.segment_id;
   VerifyReport report;
+  note_recovery(report);
   if (last == 0) return report;
   absl::flat_hash_map<std::string, ChainHead> heads;
   std::string key;

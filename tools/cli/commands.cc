@@ -172,6 +172,16 @@ int entity_run(const ParsedArgs& args) {
   return status.ok() ? 0 : fail("entity", status.error());
 }
 
+// What recovery cut (or, read-only, would cut) from the log's end, and the losses on record.
+void print_recovery_notes(const VerifyReport& report) {
+  for (const std::string& loss : report.data_losses) {
+    std::printf("data loss on record: %s\n", loss.c_str());
+  }
+  for (const std::string& dropped : report.recovery_dropped) {
+    std::printf("recovery dropped: %s\n", dropped.c_str());
+  }
+}
+
 int broken(const VerifyReport& report) {
   std::fprintf(stderr, "keel verify: BROKEN at sequence %llu: %s\n",
                static_cast<unsigned long long>(report.first_bad_sequence), report.problem.c_str());
@@ -214,7 +224,15 @@ int verify_run(const ParsedArgs& args) {
   auto report = store->verify([&](uint64_t done, uint64_t total) { progress.update(done, total); });
   progress.finish();
   if (!report.ok()) return fail("verify", report.error());
+  print_recovery_notes(*report);
   if (!report->ok) return broken(*report);
+  if (!report->recovery_dropped.empty()) {
+    std::fprintf(stderr,
+                 "keel verify: %llu events verified, but recovery dropped bytes from the end of "
+                 "the log (above)\n",
+                 static_cast<unsigned long long>(report->events_checked));
+    return 3;
+  }
   std::printf(
       "ok: %llu events in %llu frames verified (checksums, chained hashes, chains, causes)\n",
       static_cast<unsigned long long>(report->events_checked),
@@ -244,6 +262,7 @@ int stats_run(const ParsedArgs& args) {
   line("records_replayed", s.records_replayed);
   std::printf("%-22s %s\n", "indexes_from", s.index_source.c_str());
   for (const auto& action : s.recovery_actions) std::printf("recovery: %s\n", action.c_str());
+  for (const auto& loss : s.data_losses) std::printf("data loss on record: %s\n", loss.c_str());
   return 0;
 }
 
@@ -349,7 +368,9 @@ const std::vector<Command>& commands() {
       {{"verify", "DIR",
         "check every checksum, chained hash, chain and cause; exit 1 on a break",
         "Without --entity the whole store is checked, with a progress bar when stderr is a\n"
-        "terminal (plain progress lines otherwise). With --entity only that entity's chains.\n\n"
+        "terminal (plain progress lines otherwise). With --entity only that entity's chains.\n"
+        "Also prints what recovery drops from the end of the log (a torn tail after a crash)\n"
+        "and exits 3 when it drops anything; prints the data losses accepted on record.\n\n"
         "example: keel verify ./orders --entity order:42 --lane 0",
         {{"entity", "ENTITY", "check only this entity's chains"},
          {"lane", "N", "with --entity: only lane N (default: every lane)"}},
@@ -357,6 +378,18 @@ const std::vector<Command>& commands() {
        verify_run},
       {{"stats", "DIR", "print counts, watermarks and what recovery repaired", "", {}, 1, 1},
        stats_run},
+      {{"repair", "DIR", "open writable: run recovery's repairs and print them",
+        "Runs recovery as a writable open does (cuts a torn tail, cancels a fence left open,\n"
+        "deletes leftovers) and prints what it did. When durable events are missing (the log\n"
+        "ends before a point the store recorded as durable: its last segment removed, emptied\n"
+        "or damaged), the open fails with DurableDataLost and no file changes. With\n"
+        "--accept-data-loss the log is cut at its recovered end instead, the loss is recorded\n"
+        "in the store (keel stats and keel verify show it), and the store goes on in a new\n"
+        "epoch: the lost sequence numbers are issued again to new events.\n\n"
+        "example: keel repair ./orders --accept-data-loss",
+        {{"accept-data-loss", "", "go on without the missing durable events"}},
+        1, 1},
+       run_repair},
   };
   return all;
 }

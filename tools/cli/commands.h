@@ -1,5 +1,6 @@
 // The keel subcommands. Each returns the process exit code: 0 success, 1 a store error or a failed
-// check, 2 a usage error. Errors are one line on stderr.
+// check, 2 a usage error, 3 (verify) chains whole but recovery dropped bytes from the log's end.
+// Errors are one line on stderr.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,7 @@ int run_demo(const ParsedArgs& args);
 int run_query(const ParsedArgs& args);     // query_command.cc
 int run_ancestry(const ParsedArgs& args);  // causal_commands.cc
 int run_effects(const ParsedArgs& args);   // causal_commands.cc
+int run_repair(const ParsedArgs& args);    // repair_command.cc
 inline constexpr uint64_t kEffectsLimitDefault = 1000;
 
 // Helpers shared by the commands.
