@@ -2,6 +2,7 @@
 // controls: falsified receipts the oracle must catch, so a passing run is not a vacuous one.
 // `make crash-loop` runs the long version. Single-threaded (each case runs the tool as a process).
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <regex>
 #include <string>
@@ -61,7 +62,10 @@ TEST_CASE("The crash loop's oracle catches falsified receipts (negative controls
   for (Control control :
        {Control{"hash", "holds another event of the same epoch"},
         Control{"epoch", "lost acknowledged "}, Control{"refused", " is stored"},
-        Control{"keys", "instead of the stored sequence"}}) {
+        Control{"keys", "instead of the stored sequence"},
+        // Without fence records a cancelled fence's events show (or break the chains their
+        // clocks were reused on, which the reopen refuses): either way the run fails.
+        Control{"fences", "was cancelled|reopen failed: Corruption"}}) {
     TempDir scratch;
     Run run =
         crash_loop(scratch, "run --dir " + (scratch / "store") +
@@ -70,7 +74,13 @@ TEST_CASE("The crash loop's oracle catches falsified receipts (negative controls
     CHECK(run.exit_code == 1);
     CHECK(contains(run.err, "tampered (" + std::string(control.mode) + ")"));
     CHECK(contains(run.err, "FAILED at iteration"));
-    CHECK(contains(run.err, control.finding));
+    bool found = false;
+    std::string findings = control.finding;
+    for (size_t at = 0, bar; at <= findings.size(); at = bar + 1) {
+      bar = std::min(findings.find('|', at), findings.size());
+      found |= contains(run.err, findings.substr(at, bar - at));
+    }
+    CHECK(found);
   }
 }
 

@@ -38,6 +38,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,6 +75,7 @@ constexpr uint32_t kLanes = 3;     // lanes the child appends to
 constexpr uint32_t kLanesMax = 8;  // lane kLanesMax is refused
 constexpr const char* kScope = "crash";
 constexpr std::string_view kRefusedPrefix = "refused.";
+constexpr std::string_view kFencePrefix = "fence.";  // fence.<tag>.k<n>: events of one fence
 
 // The child varies the segment size (rotation under load), the visibility policy and the background
 // sync interval by seed; the parent's reopen uses seed 0. Recovery must not depend on either.
@@ -86,6 +88,10 @@ StoreOptions store_options(uint64_t seed) {
   options.visibility = (seed / 3) % 2 == 1 ? keel::VisibilityPolicy::AfterWrite
                                            : keel::VisibilityPolicy::AfterDurable;
   options.sync_interval = std::chrono::milliseconds((seed / 6) % 2 == 1 ? 5 : 50);
+  // Periodic index images while the child runs, so kills land before, during and after them and
+  // reopens start from an image cut at a durable point plus the log after it.
+  options.index_image_interval = std::chrono::milliseconds(20);
+  options.index_image_min_events = 32;
   return options;
 }
 
@@ -165,8 +171,10 @@ class Appender {
         append_one(Durability::Accepted);
       else if (dice < 85)
         append_batch();
-      else
+      else if (dice < 95 || thread_ != 0)
         append_refused();
+      else
+        append_fenced();
     }
   }
 
@@ -176,6 +184,16 @@ class Appender {
            std::to_string(++count_);
   }
   Durability any_level() { return static_cast<Durability>(rng_() % 3); }
+  // While another thread's fence is open, unfenced appends fail fast with VisibilityFenceActive
+  // (Retryable: nothing was written); they are retried until it ends.
+  template <class Append>
+  auto retried(Append append) {
+    for (;;) {
+      auto result = append();
+      if (result.ok() || !result.error().is(ErrorCode::VisibilityFenceActive)) return result;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
   std::string entity() { return "acct-" + std::to_string(rng_() % kEntities); }
   EventKind kind() {
     return EventKind::make(static_cast<uint8_t>(1 + rng_() % 3),
@@ -204,7 +222,10 @@ class Appender {
     options.lane = static_cast<uint32_t>(rng_() % kLanes);
     options.idempotency_key = tag;  // the parent retries it after the crash (check_keys)
     uint64_t bytes = filler();
-    auto receipt = store_.append(coordinate, kind(), make_payload(tag, bytes), options);
+    EventKind event_kind = kind();
+    std::string payload = make_payload(tag, bytes);
+    auto receipt =
+        retried([&] { return store_.append(coordinate, event_kind, payload, options); });
     if (!receipt.ok()) out_.fatal("append " + tag + " failed: " + receipt.error().to_string());
     out_.send(std::string("E ") + level_letter(level) + ' ' +
               fields(*receipt, tag, bytes, coordinate.entity, options.lane) + "\n");
@@ -223,7 +244,7 @@ class Appender {
       items[k].payload = make_payload(batch + ".i" + std::to_string(k), fillers[k]);
       items[k].options.lane = static_cast<uint32_t>(rng_() % kLanes);
     }
-    auto receipts = store_.append_batch(items, BatchOptions{level, {}});
+    auto receipts = retried([&] { return store_.append_batch(items, BatchOptions{level, {}}); });
     if (!receipts.ok()) out_.fatal("batch " + batch + " failed: " + receipts.error().to_string());
     if (receipts->size() != count) out_.fatal("batch " + batch + " returned too few receipts");
     std::string text;
@@ -252,7 +273,9 @@ class Appender {
     if (variant == 1) coordinate.entity = "../escape", expected = ErrorCode::InvalidCoordinate;
     if (variant == 2) options.lane = kLanesMax;
     if (variant == 3) event_kind = EventKind::make(0, 1);  // category 0: the store's own records
-    auto receipt = store_.append(coordinate, event_kind, make_payload(tag, filler()), options);
+    std::string payload = make_payload(tag, filler());
+    auto receipt =
+        retried([&] { return store_.append(coordinate, event_kind, payload, options); });
     if (receipt.ok()) {
       out_.fatal("refused append " + tag + " was accepted as sequence " +
                  std::to_string(receipt->sequence));
@@ -274,7 +297,7 @@ class Appender {
       items[k].payload = make_payload(batch + ".i" + std::to_string(k), filler());
       items[k].options.lane = k == bad ? kLanesMax : static_cast<uint32_t>(rng_() % kLanes);
     }
-    auto receipts = store_.append_batch(items, BatchOptions{level, {}});
+    auto receipts = retried([&] { return store_.append_batch(items, BatchOptions{level, {}}); });
     if (receipts.ok()) out_.fatal("refused batch " + batch + " was accepted");
     if (!receipts.error().is(ErrorCode::BatchItemFailed)) {
       out_.fatal("refused batch " + batch + " failed with " + receipts.error().to_string());
@@ -286,6 +309,34 @@ class Appender {
     out_.send(text);
   }
 
+  // A visibility fence: a few single appends through it (each reported once its level is
+  // reached, like any receipt), then commit or cancel, reported once it returned: "C <fence>" or
+  // "K <fence>". A kill before that leaves the fence open (recovery hides its events) or its end
+  // record in flight: the parent wants the fence's events all visible or all absent.
+  void append_fenced() {
+    std::string fence_name = std::string(kFencePrefix) + next_tag();
+    auto fence = retried([&] { return store_.begin_fence(); });
+    if (!fence.ok()) out_.fatal("begin_fence failed: " + fence.error().to_string());
+    size_t count = 1 + rng_() % 5;
+    for (size_t k = 0; k < count; ++k) {
+      std::string tag = fence_name + ".k" + std::to_string(k);
+      Coordinate coordinate{entity(), kScope};
+      AppendOptions options;
+      options.durability = any_level();
+      options.lane = static_cast<uint32_t>(rng_() % kLanes);
+      options.idempotency_key = tag;
+      uint64_t bytes = filler();
+      auto receipt = (*fence)->append(coordinate, kind(), make_payload(tag, bytes), options);
+      if (!receipt.ok()) out_.fatal("fenced " + tag + " failed: " + receipt.error().to_string());
+      out_.send(std::string("E ") + level_letter(options.durability) + ' ' +
+                fields(*receipt, tag, bytes, coordinate.entity, options.lane) + "\n");
+    }
+    bool commit = rng_() % 10 < 7;
+    auto ended = commit ? (*fence)->commit() : (*fence)->cancel();
+    if (!ended.ok()) out_.fatal(fence_name + " end failed: " + ended.error().to_string());
+    out_.send((commit ? "C " : "K ") + fence_name + "\n");
+  }
+
   Store& store_;
   Reporter& out_;
   uint64_t epoch_;
@@ -294,9 +345,11 @@ class Appender {
   uint64_t count_ = 0;
 };
 
-int run_child(const std::string& directory, uint64_t seed) {
+int run_child(const std::string& directory, uint64_t seed, bool unsafe_fences) {
   Reporter out;
-  auto opened = Store::open(directory, store_options(seed));
+  StoreOptions options = store_options(seed);
+  options.unsafe_skip_fence_records_for_test = unsafe_fences;  // --tamper fences
+  auto opened = Store::open(directory, options);
   if (!opened.ok()) out.fatal("open failed: " + opened.error().to_string());
   std::unique_ptr<Store> store = std::move(*opened);
   out.send("O " + std::to_string(store->epoch()) + "\n");
@@ -316,6 +369,7 @@ int run_child(const std::string& directory, uint64_t seed) {
 struct Reported {
   char level = 'D';   // D, W or A
   std::string batch;  // empty for a single append
+  std::string fence;  // the fence it was appended through; empty for none
   uint32_t index = 0;
   uint32_t count = 1;
   std::string tag;
@@ -340,6 +394,7 @@ struct Reported {
 struct ChildReport {
   std::optional<uint64_t> epoch;
   std::vector<Reported> receipts;
+  std::vector<std::pair<std::string, char>> fence_ends;  // fence, 'C' committed or 'K' cancelled
   std::vector<std::string> refused;
   std::vector<std::string> problems;  // X lines and malformed lines
   int wait_status = 0;
@@ -388,6 +443,9 @@ void parse_line(const std::string& line, ChildReport& report) {
     uint64_t epoch = 0;
     ok = parse_u64(w[1], epoch);
     report.epoch = epoch;
+  } else if (w.size() == 2 && (w[0] == "C" || w[0] == "K")) {
+    ok = w[1].starts_with(kFencePrefix);
+    report.fence_ends.emplace_back(w[1], w[0][0]);
   } else if (w.size() == 3 && w[0] == "R") {
     ok = w[1].starts_with(kRefusedPrefix);
     report.refused.push_back(w[1]);
@@ -398,6 +456,7 @@ void parse_line(const std::string& line, ChildReport& report) {
     uint64_t index = 0, count = 1;
     if (w[0] == "E") {
       ok = parse_receipt_fields(w, 2, r);
+      if (ok && r.tag.starts_with(kFencePrefix)) r.fence = r.tag.substr(0, r.tag.rfind(".k"));
     } else {
       r.batch = w.size() > 2 ? w[2] : "";
       ok = w.size() > 4 && parse_u64(w[3], index) && parse_u64(w[4], count) && index < count &&
@@ -420,26 +479,28 @@ struct KillPlan {
 constexpr std::chrono::seconds kOpenPatience{30};
 
 pid_t spawn_child(const std::string& self, const std::string& directory, uint64_t seed,
-                  int fds[2]) {
+                  bool unsafe_fences, int fds[2]) {
   pid_t pid = ::fork();
   if (pid != 0) return pid;
   ::dup2(fds[1], STDOUT_FILENO);  // the pipe's ends are close-on-exec; the dup is not
   std::string seed_text = std::to_string(seed);
-  const char* argv[] = {self.c_str(), "child",           "--dir", directory.c_str(),
-                        "--seed",     seed_text.c_str(), nullptr};
+  const char* argv[] = {self.c_str(), "child",           "--dir",  directory.c_str(),
+                        "--seed",     seed_text.c_str(), nullptr,  nullptr, nullptr};
+  if (unsafe_fences) argv[6] = "--tamper", argv[7] = "fences";
   ::execv(self.c_str(), const_cast<char* const*>(argv));
   _exit(127);
 }
 
 // Starts `self child`, reads its lines until the plan's moment, SIGKILLs it and reads the rest.
 std::optional<ChildReport> run_child_process(const std::string& self, const std::string& directory,
-                                             uint64_t seed, KillPlan plan, std::string& error) {
+                                             uint64_t seed, bool unsafe_fences, KillPlan plan,
+                                             std::string& error) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
     error = "pipe: " + std::string(std::strerror(errno));
     return std::nullopt;
   }
-  pid_t pid = spawn_child(self, directory, seed, fds);
+  pid_t pid = spawn_child(self, directory, seed, unsafe_fences, fds);
   ::close(fds[1]);
   if (pid < 0) {
     error = "fork: " + std::string(std::strerror(errno));
@@ -512,7 +573,7 @@ struct IterationSummary {
   uint64_t epoch = 0;
   uint64_t events = 0;
   std::optional<uint64_t> child_epoch;  // none when the kill came before the child's open returned
-  size_t durable = 0, weaker_kept = 0, weaker_lost = 0, batches = 0, refused = 0;
+  size_t durable = 0, weaker_kept = 0, weaker_lost = 0, batches = 0, refused = 0, fences = 0;
   size_t recovery_actions = 0;  // what the reopen repaired (a torn tail, ...)
 };
 
@@ -527,6 +588,8 @@ struct IterationSummary {
 //    is there the same way or absent, and once absent never returns;
 //  - a sequence never holds another event of the receipt's epoch (only a new epoch reissues it);
 //  - batches are whole or absent, their items at consecutive sequences of one epoch;
+//  - a fence's events are all visible once its commit returned, all absent (hidden) once its
+//    cancel returned, and otherwise all visible or all absent, whatever their own levels;
 //  - this iteration's receipts resolve by id (get) and by sequence (read) alike.
 class Oracle {
  public:
@@ -549,14 +612,16 @@ class Oracle {
         return r.describe() + " does not carry the epoch the child opened";
       }
       r.iteration = iteration;
-      if (r.level == 'D') {
+      if (r.level == 'D' && r.fence.empty()) {  // a fenced event is visible only if committed
         uint64_t& floor = durable_floor_[r.receipt.epoch];
         floor = std::max(floor, r.receipt.sequence);
       }
       if (!r.batch.empty()) batches_[r.batch].push_back(receipts_.size());
+      if (!r.fence.empty()) fences_[r.fence].items.push_back(receipts_.size());
       receipts_.push_back(std::move(r));
     }
     for (auto& tag : report.refused) refused_.push_back(std::move(tag));
+    for (const auto& [fence, end] : report.fence_ends) fences_[fence].end = end;
     iteration_first_ = receipts_.size() - report.receipts.size();
     iteration_refused_ = report.refused.size();
     return std::nullopt;
@@ -568,6 +633,10 @@ class Oracle {
     if (mode == "keys") {  // the store's own negative control: reopen without the logged keys
       ignore_logged_keys_ = true;
       std::fprintf(stderr, "keel-crash-loop: tampered (keys): reopens ignore the logged keys\n");
+      return true;
+    }
+    if (mode == "fences") {  // the children run the store's negative control for fence records
+      std::fprintf(stderr, "keel-crash-loop: tampered (fences): children write no fence records\n");
       return true;
     }
     for (size_t i = receipts_.size(); i-- > 0;) {
@@ -607,6 +676,7 @@ class Oracle {
     RETURN_IF_FAILED(scan(store, summary));
     RETURN_IF_FAILED(check_receipts(summary));
     RETURN_IF_FAILED(check_batches());
+    RETURN_IF_FAILED(check_fences(summary));
     RETURN_IF_FAILED(check_point_reads(store));
     RETURN_IF_FAILED(check_refused(summary));
     RETURN_IF_FAILED(check_keys(store));
@@ -736,10 +806,16 @@ class Oracle {
     for (size_t i = 0; i < receipts_.size(); ++i) {
       Reported& r = receipts_[i];
       auto floor = durable_floor_.find(r.receipt.epoch);
-      bool required = r.level == 'D' || r.kept ||
-                      (floor != durable_floor_.end() && r.receipt.sequence <= floor->second);
+      char fence_end = r.fence.empty() ? 0 : fences_[r.fence].end;
+      bool required = r.fence.empty() ? r.level == 'D' || r.kept ||
+                                            (floor != durable_floor_.end() &&
+                                             r.receipt.sequence <= floor->second)
+                                      : fence_end == 'C' || r.kept;
       auto stored = stored_.find(r.receipt.sequence);
       bool same_epoch = stored != stored_.end() && stored->second.epoch == r.receipt.epoch;
+      if (same_epoch && fence_end == 'K') {
+        return r.describe() + " is visible although its fence " + r.fence + " was cancelled";
+      }
       if (same_epoch && stored->second.hash != r.receipt.chained_hash) {
         return r.describe() +
                ": its sequence holds another event of the same epoch, chained hash " +
@@ -785,6 +861,24 @@ class Oracle {
                  std::to_string(first.count) + " is not at sequence " + std::to_string(base + k);
         }
       }
+    }
+    return std::nullopt;
+  }
+
+  // Like batches: a fence's events are all present or all absent.
+  Failure check_fences(IterationSummary& summary) {
+    for (const auto& [fence, state] : fences_) {
+      if (state.items.empty()) continue;  // begun, killed before its first append returned
+      auto present_now = [&](size_t i) { return receipts_[i].kept && !receipts_[i].lost; };
+      bool present = present_now(state.items.front());
+      for (size_t i : state.items) {
+        if (present_now(i) != present) {
+          return "fence " + fence + " is split: " + receipts_[state.items.front()].describe() +
+                 " is " + (present ? "present" : "absent") + ", " + receipts_[i].describe() +
+                 " is not";
+        }
+      }
+      summary.fences += state.items.front() >= iteration_first_;
     }
     return std::nullopt;
   }
@@ -849,6 +943,11 @@ class Oracle {
   bool ignore_logged_keys_ = false;  // --tamper keys
   std::vector<Reported> receipts_;
   std::unordered_map<std::string, std::vector<size_t>> batches_;
+  struct FenceState {
+    std::vector<size_t> items;  // receipts_ indexes of its events
+    char end = 0;               // 'C' committed, 'K' cancelled, 0 unknown (killed before)
+  };
+  std::unordered_map<std::string, FenceState> fences_;
   std::vector<std::string> refused_;
   std::map<uint64_t, uint64_t> durable_floor_;  // epoch -> highest Durable receipt's sequence
   uint64_t epoch_last_ = 0;
@@ -862,31 +961,37 @@ class Oracle {
 // Command line.
 
 constexpr const char* kHelp =
-    R"(usage: keel-crash-loop run --dir DIR [--iterations N] [--seed S] [--max-ms M]
+    R"(usage: keel-crash-loop run --dir DIR [--iterations N] [--seed S] [--max-ms M] [--per-store K]
        keel-crash-loop child --dir DIR --seed S
 
 The SIGKILL crash loop (DESIGN.md section 10). `run` starts this binary as `child`, which opens
 (or creates) the store in DIR and appends from 4 threads - single events at Durable, Written and
-Accepted, batches, and appends the store must refuse - reporting each receipt on a pipe. A random
+Accepted, batches, visibility fences (committed or cancelled), and appends the store must refuse -
+with an index image written every 20 ms, reporting each receipt on a pipe. A random
 5..M ms (default 200) after the child opened the store (after its start, one time in four, to
 kill it inside open and recovery) the parent SIGKILLs it, reopens the store and checks: every
 receipt acknowledged Durable (or covered by one, or seen before) is present with the same epoch,
 chained hash, id, clock, HLC and payload; weaker receipts are present the same way or absent;
-batches are whole or absent; refused appends are absent; verify() is ok; the watermarks agree;
-the epoch grows with every open. DIR is reused, so every receipt is checked again each time.
+batches are whole or absent; a fence's events are all visible once its commit returned, all
+hidden once its cancel returned, and all or none otherwise; refused appends are absent; verify()
+is ok; the watermarks agree;
+the epoch grows with every open. DIR is reused, so every receipt is checked again each time; after
+K iterations (default 200) the store is removed and the loop starts again on a new one, so a long
+run's checks stay as fast as its first (the oracle reads the whole store every iteration).
 
 DIR's parent must exist. N defaults to 100; S to a random seed (printed). Exit 0 when every
 iteration passes, 1 naming the iteration and the broken receipt when one fails, 2 on usage errors.
 
-  --tamper hash|epoch|refused|keys
+  --tamper hash|epoch|refused|keys|fences
                                 test-only negative control: falsify one reported durable receipt
-                                (or claim it was refused), or reopen ignoring the idempotency keys
-                                in the log; the run must then fail.
+                                (or claim it was refused), reopen ignoring the idempotency keys
+                                in the log, or let the children write no fence records; the run
+                                must then fail.
 )";
 
 struct Args {
   std::string mode, directory, tamper;
-  uint64_t iterations = 100, seed = 0, max_ms = 200;
+  uint64_t iterations = 100, seed = 0, max_ms = 200, per_store = 200;
   bool seeded = false;
 };
 
@@ -902,12 +1007,15 @@ std::optional<Args> parse_args(int argc, char** argv, std::string& error) {
     if (flag == "--dir")
       args.directory = value;
     else if (flag == "--tamper")
-      ok = value == "hash" || value == "epoch" || value == "refused" || value == "keys",
+      ok = value == "hash" || value == "epoch" || value == "refused" || value == "keys" ||
+           value == "fences",
       args.tamper = value;
     else if (flag == "--iterations")
       ok = parse_u64(value, args.iterations);
     else if (flag == "--seed")
       ok = parse_u64(value, args.seed), args.seeded = true;
+    else if (flag == "--per-store")
+      ok = parse_u64(value, args.per_store) && args.per_store >= 1;
     else if (flag == "--max-ms")
       ok = parse_u64(value, args.max_ms) && args.max_ms >= 5 && args.max_ms <= 600'000;
     else
@@ -932,18 +1040,33 @@ int run_parent(const Args& args) {
               static_cast<unsigned long long>(args.iterations), args.directory.c_str(),
               static_cast<unsigned long long>(seed), static_cast<unsigned long long>(args.max_ms));
   std::mt19937_64 rng(seed);
-  Oracle oracle(args.directory);
+  auto oracle = std::make_unique<Oracle>(args.directory);
   bool tampered = false;
+  const auto started = Clock::now();
   for (uint64_t iteration = 1; iteration <= args.iterations; ++iteration) {
+    if (iteration > 1 && (iteration - 1) % args.per_store == 0) {
+      // The store so far passed every check: start a new one, with a new oracle.
+      std::error_code removed;
+      std::filesystem::remove_all(args.directory, removed);
+      if (removed) {
+        std::fprintf(stderr, "keel-crash-loop: cannot remove %s: %s\n", args.directory.c_str(),
+                     removed.message().c_str());
+        return 1;
+      }
+      oracle = std::make_unique<Oracle>(args.directory);
+      std::printf("keel-crash-loop: a new store from iteration %llu\n",
+                  static_cast<unsigned long long>(iteration));
+    }
     uint64_t child_seed = mix(mix(seed) + iteration);
     KillPlan plan{std::chrono::milliseconds(5 + rng() % (args.max_ms - 4)), rng() % 4 != 0};
     std::string error;
-    auto report = run_child_process(self, args.directory, child_seed, plan, error);
+    auto report = run_child_process(self, args.directory, child_seed, args.tamper == "fences",
+                                    plan, error);
     IterationSummary summary;
     Failure failure =
-        report ? oracle.absorb(static_cast<int>(iteration), std::move(*report), summary) : error;
-    if (!failure && !args.tamper.empty() && !tampered) tampered = oracle.tamper(args.tamper);
-    if (!failure) failure = oracle.check(summary);
+        report ? oracle->absorb(static_cast<int>(iteration), std::move(*report), summary) : error;
+    if (!failure && !args.tamper.empty() && !tampered) tampered = oracle->tamper(args.tamper);
+    if (!failure) failure = oracle->check(summary);
     if (failure) {
       std::fprintf(
           stderr,
@@ -955,14 +1078,15 @@ int run_parent(const Args& args) {
     }
     std::printf(
         "iteration %llu/%llu: killed %llu ms after %s %s; %zu durable, %zu weaker kept, %zu weaker "
-        "lost, %zu batches, %zu refused; store epoch %llu, %llu events, %zu recovery actions, "
-        "verify ok\n",
+        "lost, %zu batches, %zu fences, %zu refused; store epoch %llu, %llu events, %zu recovery "
+        "actions, verify ok\n",
         static_cast<unsigned long long>(iteration),
         static_cast<unsigned long long>(args.iterations),
         static_cast<unsigned long long>(plan.after.count()), plan.from_open ? "open" : "spawn",
         summary.child_epoch ? ("in epoch " + std::to_string(*summary.child_epoch)).c_str()
                             : "before its open returned",
-        summary.durable, summary.weaker_kept, summary.weaker_lost, summary.batches, summary.refused,
+        summary.durable, summary.weaker_kept, summary.weaker_lost, summary.batches, summary.fences,
+        summary.refused,
         static_cast<unsigned long long>(summary.epoch),
         static_cast<unsigned long long>(summary.events), summary.recovery_actions);
     std::fflush(stdout);
@@ -972,8 +1096,9 @@ int run_parent(const Args& args) {
                  args.tamper.c_str());
     return 3;
   }
-  std::printf("keel-crash-loop: all %llu iterations passed\n",
-              static_cast<unsigned long long>(args.iterations));
+  std::printf("keel-crash-loop: all %llu iterations passed in %.0f s\n",
+              static_cast<unsigned long long>(args.iterations),
+              std::chrono::duration<double>(Clock::now() - started).count());
   return 0;
 }
 
@@ -990,6 +1115,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "keel-crash-loop: %s\n\n%s", error.c_str(), kHelp);
     return 2;
   }
-  if (args->mode == "child") return run_child(args->directory, args->seed);
+  if (args->mode == "child") {
+    return run_child(args->directory, args->seed, args->tamper == "fences");
+  }
   return run_parent(*args);
 }
