@@ -24,7 +24,10 @@
 //   repair to make, the sequence advanced by one and the event read back intact;
 // - recovery from a checkpoint taken at any record full recovery kept (as an index image names
 //   one) is used and keeps exactly the records after it, ending where full recovery ended; a
-//   checkpoint made of input bytes is used or rejected, never a crash, and fails only FailClosed.
+//   checkpoint made of input bytes is used or rejected, never a crash, and fails only FailClosed;
+// - a tail dropped as torn (row TornTail) holds no frame that would have continued the log, at any
+//   byte offset (checked here by brute force): libFuzzer's own insert and erase mutations shift
+//   frames off the 8-byte grid, which is how the search once missed them.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -249,6 +252,33 @@ void check_append_and_reopen(platform::MemoryFileSystem& fs, log::Log& writable)
   check((*reopened)->epoch() == epoch, "epoch changed across a close");
 }
 
+// Row TornTail claims no valid frame follows the damage: try every byte offset after it.
+void check_torn_tail_holds_no_frame(platform::MemoryFileSystem& fs, uint8_t epoch,
+                                    const log::RecoveredLog& recovered) {
+  for (const log::RecoveryAction& action : recovered.actions) {
+    if (action.rule != log::RecoveryRule::TornTail) continue;
+    auto file = fs.open(action.path, platform::OpenMode::ReadOnly);
+    check(file.ok(), "the torn segment cannot be opened");
+    auto bytes = platform::read_file(**file);
+    check(bytes.ok(), "the torn segment cannot be read");
+    format::SegmentHeader header;
+    check(format::decode_segment_header(*bytes, header, nullptr) == format::HeaderDecode::Ok,
+          "a torn tail in a segment without a header");
+    for (uint64_t at = action.offset + 1; at < bytes->size(); ++at) {
+      format::DecodedFrame frame;
+      if (format::decode_frame(std::span<const std::byte>(*bytes).subspan(at), header.segment_id,
+                               frame) == format::FrameDecode::Ok &&
+          frame.header.epoch >= header.epoch && frame.header.epoch <= epoch &&
+          frame.header.sequence >= recovered.next_sequence) {
+        std::fprintf(stderr, "frame at offset %llu after a torn tail at %llu\n",
+                     static_cast<unsigned long long>(at),
+                     static_cast<unsigned long long>(action.offset));
+        check(false, "a valid frame after a torn tail was missed");
+      }
+    }
+  }
+}
+
 // recover_log itself in ReadOnly mode, given the input's epoch even when there is no EPOCH file
 // (Log::open stops at the missing file; the segment rules still run here). With an EPOCH file it
 // must decide exactly as the read-only Log::open did.
@@ -330,6 +360,7 @@ void recover_input(const uint8_t* data, size_t size) {
   if (read_only.ok()) {
     const std::vector<KeptRecord>& records = read_only_visit.records;
     check_floor(read_only_fs, input, (*read_only)->recovered(), records, /*deleted=*/false);
+    check_torn_tail_holds_no_frame(read_only_fs, input.epoch, (*read_only)->recovered());
     // Records an image could name as its checkpoint: any outside a fence (an image is never taken
     // while a fence is open). Check the first, a middle and the last of them.
     std::vector<size_t> outside_fences;

@@ -608,6 +608,73 @@ TEST_CASE("UnsyncedTornRegionIsTruncated", "[recovery]") {
   require_truncation(store, want, 1);
 }
 
+// ---- Shifted bytes: rows 9 and 10 find frames off the 8-byte grid ------------------------------
+
+// Inserts `count` zero bytes at `offset` (count < 0 deletes -count bytes there): the frames after
+// it keep their bytes, and so their checksums, at shifted offsets.
+void shift_bytes(const std::string& path, uint64_t offset, int count) {
+  auto bytes = test::read_bytes(path);
+  if (count >= 0) {
+    bytes.insert(bytes.begin() + static_cast<ptrdiff_t>(offset), static_cast<size_t>(count),
+                 std::byte{0});
+  } else {
+    bytes.erase(bytes.begin() + static_cast<ptrdiff_t>(offset),
+                bytes.begin() + static_cast<ptrdiff_t>(offset) - count);
+  }
+  test::truncate_file(path, 0);
+  test::write_bytes(path, 0, bytes);
+}
+
+TEST_CASE("ShiftedDurableFramesFailClosed", "[recovery]") {
+  // Ten events, each synced before the next was written: every frame vouches for the ones before
+  // it. Bytes inserted or deleted at frame 5 shift frames 6.. by any amount; the search must find
+  // them at any offset (8-aligned offsets only found shifts by multiples of 8).
+  Store store;
+  Events events;
+  crash_after(store, [&](SegmentWriter& w) {
+    for (int i = 0; i < 10; ++i) append_synced_group(w, events, 1);
+  });
+  auto frames = frames_in(store.segment(1), 1);
+  REQUIRE(frames.size() == 10);
+  const int shift = GENERATE(1, 3, 5, 7, 8, 13, -1, -5, -8, -11);
+  INFO("bytes " << (shift > 0 ? "inserted" : "deleted") << ": " << std::abs(shift));
+  // Deleted bytes come out of frame 5's body, inserted ones go in front of it.
+  shift_bytes(store.segment(1), frames[5].offset + (shift < 0 ? format::kFrameHeaderSize : 0),
+              shift);
+  auto error =
+      require_fails_closed(store, ErrorCode::Corruption, RecoveryRule::DamageBeforeDurableFrame);
+  CHECK(error.field_u64("offset") == frames[5].offset);
+}
+
+TEST_CASE("ShiftedFramesOfAnUnsyncedGroupAreDroppedAndCounted", "[recovery]") {
+  // One synced event, then one group of four records in one write (none vouches for another):
+  // NUL bytes inserted in front of the group's second record shift it and the two after it. They
+  // are dropped with the damage (row 10), and counted: 3 valid frames, wherever they now start.
+  Store store;
+  Events events;
+  crash_after(store, [&](SegmentWriter& w) {
+    append_synced_group(w, events, 1);
+    for (int i = 0; i < 4; ++i) KEEL_REQUIRE_OK(w.append_event(events.make(), nullptr));
+    KEEL_REQUIRE_OK(w.flush());
+  });
+  auto frames = frames_in(store.segment(1), 1);
+  REQUIRE(frames.size() == 5);
+  const int shift = GENERATE(1, 5, 8, 12);
+  INFO(shift << " bytes inserted");
+  // The shifted frame itself is found one to `shift` bytes after the damage: only a zero run
+  // precedes it, so the damage is the shifted frame's first bytes seen at the old offset.
+  shift_bytes(store.segment(1), frames[2].offset, shift);
+  ExpectedRepair want;
+  want.rule = RecoveryRule::UnsyncedTornRegion;
+  want.path = store.segment(1);
+  want.offset = frames[2].offset;
+  want.frames_dropped = 3;
+  want.next_sequence = 3;
+  want.kept = prefix(seen_in(frames, 1), 2);
+  want.bytes_dropped = nonzero_extent(store.segment(1), want.offset);
+  require_truncation(store, want, 1);
+}
+
 // ---- Row SegmentChainGap -----------------------------------------------------------------------
 
 TEST_CASE("SegmentChainGapFailsClosed", "[recovery]") {

@@ -158,18 +158,24 @@ class SegmentScanner {
     }
     s.tail = SegmentScan::Tail::Damaged;
     s.damaged_bytes = nonzero_end(rest);
-    // Look for valid frames after the damage: at every aligned offset, a frame that checksums
-    // for this segment, belongs to a plausible epoch, continues the sequence and claims no more
-    // than its own offset as durable. Candidates are filtered on the header before hashing, and
+    // Look for valid frames after the damage: at every byte offset (damage may have inserted or
+    // deleted bytes, shifting the frames after it off the 8-byte grid), a frame that checksums
+    // for this segment, belongs to a plausible epoch and continues the sequence. Its
+    // durable_through is not held to its offset here: deleted bytes shift frames below the
+    // offsets they were written at (and claim). Candidates are filtered on the header before
+    // hashing, and
     // the bytes hashed are capped (kSearchBudgetFactor x the segment): payload bytes that look
     // like frame headers cannot make the search quadratic.
     uint64_t budget = kSearchBudgetFactor * bytes_.size() + kSearchBudgetSlack;
-    for (uint64_t at = s.valid_end + format::kFrameAlignment; at < bytes_.size();) {
+    for (uint64_t at = s.valid_end + 1; at < bytes_.size();) {
+      if (!may_start_frame(at)) {
+        ++at;
+        continue;
+      }
       format::FrameHeader h;
       uint64_t size = 0;
       if (format::decode_frame_header(bytes_.subspan(at), h, size) == FrameDecode::Ok &&
-          h.epoch >= header_.epoch && h.epoch <= stored_epoch_ && h.sequence >= s.next_sequence &&
-          h.durable_through <= at) {
+          h.epoch >= header_.epoch && h.epoch <= stored_epoch_ && h.sequence >= s.next_sequence) {
         if (size > budget) {
           s.search_exhausted = true;
           return;
@@ -183,8 +189,19 @@ class SegmentScanner {
           continue;
         }
       }
-      at += format::kFrameAlignment;
+      ++at;
     }
+  }
+
+  // The cheapest header checks (a record type, zero flags and reserved bytes), before the rest.
+  bool may_start_frame(uint64_t at) const {
+    if (bytes_.size() - at < format::kFrameHeaderSize) return false;
+    const std::byte* h = bytes_.data() + at;
+    const auto type = static_cast<uint8_t>(h[format::kFrameRecordTypeOffset]);
+    return type != 0 && type <= format::kRecordTypeMax &&
+           h[format::kFrameFlagsOffset] == std::byte{0} &&
+           h[format::kFrameReservedOffset] == std::byte{0} &&
+           h[format::kFrameReservedOffset + 1] == std::byte{0};
   }
 
   static constexpr uint64_t kSearchBudgetFactor = 4;
