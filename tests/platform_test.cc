@@ -306,6 +306,35 @@ TEMPLATE_TEST_CASE("sync_data and sync_directory succeed; a missing directory is
   require_io_error(env.fs.sync_directory(missing), ENOENT, missing);
 }
 
+TEMPLATE_TEST_CASE("lock: a shared lock is a probe that never creates the file", "[platform]",
+                   PosixEnvironment, MemoryEnvironment) {
+  TestType env;
+  std::string path = env.path("LOCK");
+  auto probe = env.fs.lock(path, LockMode::Shared);
+  REQUIRE_FALSE(probe.ok());  // a reader may not create files in the store
+  CHECK(env.fs.exists(path).value() == false);
+  auto exclusive = env.fs.lock(path, LockMode::Exclusive);
+  KEEL_REQUIRE_OK(exclusive);
+  CHECK(env.fs.exists(path).value() == true);
+}
+
+TEST_CASE("file errors: permission and read-only file systems are PermissionDenied, not Retryable",
+          "[platform]") {
+  for (int err : {EACCES, EPERM, EROFS}) {
+    StoreError e = keel::platform::file_error("open", "/s/LOCK", err);
+    INFO(e.to_string());
+    CHECK(e.is(keel::ErrorCode::PermissionDenied));
+    CHECK(e.error_class() == keel::ErrorClass::Domain);
+    CHECK(e.field_string("path") == "/s/LOCK");
+    CHECK(e.message().find(err == EROFS ? "read-write" : "permission for open") !=
+          std::string::npos);
+  }
+  StoreError not_dir = keel::platform::file_error("stat", "/s/afile/LOCK", ENOTDIR);
+  CHECK(not_dir.is(keel::ErrorCode::InvalidArgument));
+  CHECK(not_dir.message().find("not a directory") != std::string::npos);
+  CHECK(keel::platform::file_error("pread", "/s/x", EIO).is(keel::ErrorCode::Io));
+}
+
 TEMPLATE_TEST_CASE("lock: exclusive excludes everyone until it is destroyed", "[platform]",
                    PosixEnvironment, MemoryEnvironment) {
   TestType env;

@@ -24,6 +24,8 @@
   X(GateReentrant, Domain, "gate {gate} called back into the store ({operation})")                 \
   X(GateFailed, Domain, "gate {gate} failed: {reason}")                                            \
   X(FenceNotActive, Domain, "fence {fence} is not active: {reason}")                              \
+  X(PermissionDenied, Domain,                                                                     \
+    "{operation} on {path} was refused: {detail} (errno {errno}); it needs {needed}")             \
   X(BatchItemTooLarge, Domain,                                                                     \
     "batch item {index}: {what} of {size} bytes exceeds the limit of {limit} bytes")               \
   /* Retryable: it did not happen and may succeed later. */                                        \

@@ -15,6 +15,24 @@ std::string join_path(std::string_view directory, std::string_view name) {
 
 StoreError file_error(std::string_view operation, const std::string& path, int err,
                       uint64_t bytes) {
+  if (err == EACCES || err == EPERM || err == EROFS) {
+    // Not Retryable: the same call fails until the environment changes (a read-only mount, file
+    // modes, a user without rights). The caller fixes the request or the environment.
+    return StoreError(ErrorCode::PermissionDenied)
+        .with("operation", operation)
+        .with("path", path)
+        .with("detail", std::strerror(err))
+        .with("errno", err)
+        .with("needed", err == EROFS ? std::string("a file system mounted read-write (or a "
+                                                   "read-only open)")
+                                     : "permission for " + std::string(operation));
+  }
+  if (err == ENOTDIR) {
+    return StoreError(ErrorCode::InvalidArgument)
+        .with("argument", "path")
+        .with("reason", "a component of " + path + " is not a directory (" +
+                            std::string(operation) + ")");
+  }
   if (err == ENOSPC || err == EDQUOT) {
     return StoreError(ErrorCode::NoSpace)
         .with("operation", operation)

@@ -70,7 +70,8 @@ class FileSystem {
   virtual Result<std::vector<std::string>> list_directory(const std::string& path) = 0;
   virtual Result<bool> exists(const std::string& path) = 0;
   // Takes a lock without waiting. Returns null when another holder (this process or another)
-  // has a conflicting lock.
+  // has a conflicting lock. Exclusive: opens `path` for writing, creating it if missing. Shared
+  // (a reader's probe): opens an existing `path` for reading only, so it needs no write access.
   virtual Result<std::unique_ptr<FileLock>> lock(const std::string& path, LockMode mode) = 0;
 };
 
@@ -79,8 +80,10 @@ FileSystem& posix_file_system();
 
 std::string join_path(std::string_view directory, std::string_view name);
 
-// How every FileSystem implementation reports a failed call: NoSpace for ENOSPC/EDQUOT (with the
-// bytes asked for), else Io; both name the operation, the path and the errno.
+// How every FileSystem implementation reports a failed call: PermissionDenied (Domain) for
+// EACCES/EPERM/EROFS, naming what was needed; InvalidArgument for ENOTDIR (a path through a file);
+// NoSpace for ENOSPC/EDQUOT (with the bytes asked for); else Io. Each names the operation, the path
+// and the errno.
 StoreError file_error(std::string_view operation, const std::string& path, int err,
                       uint64_t bytes = 0);
 

@@ -76,11 +76,15 @@ class MemoryFileTree {
     return names;
   }
 
-  // flock(2) without waiting, on the file `path` (created if missing, as opening it does).
+  // flock(2) without waiting, on the file `path` (an exclusive lock creates it if missing, as
+  // opening it for writing does; a shared one, a reader's probe, needs it to exist).
   // Returns false when another holder has a conflicting lock; release with unlock().
   Result<bool> lock(const std::string& path, LockMode mode) {
     if (!has_directory(parent_of(path))) return file_error("open lock file", path, ENOENT);
-    if (!files_.count(path)) files_.emplace(path, std::make_shared<Node>());
+    if (!files_.count(path)) {
+      if (mode == LockMode::Shared) return file_error("open lock file", path, ENOENT);
+      files_.emplace(path, std::make_shared<Node>());
+    }
     int& holders = locks_[path];
     if (holders < 0 || (mode == LockMode::Exclusive && holders > 0)) return false;
     holders = mode == LockMode::Exclusive ? -1 : holders + 1;

@@ -171,7 +171,10 @@ class PosixFileSystem final : public FileSystem {
   }
 
   Result<std::unique_ptr<FileLock>> lock(const std::string& path, LockMode mode) override {
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    // A shared lock is a reader's probe: it opens an existing file for reading only, so it works
+    // on a read-only mount and for a user who may not write the store (flock needs no write access).
+    int fd = mode == LockMode::Shared ? ::open(path.c_str(), O_RDONLY | O_CLOEXEC)
+                                      : ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return file_error("open lock file", path, errno);
     int op = (mode == LockMode::Exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
     while (::flock(fd, op) != 0) {
