@@ -203,6 +203,13 @@ TEST_CASE("keel refuses bad input with one line and a non-zero exit", "[cli]") {
       {"get " + store + " 123", "", 2, "32 hex digits"},
       {"get " + store + " 0123456789abcdef0123456789abcdef", "", 1, "NotFound"},
       {"entity " + store, "", 2, "expected DIR ENTITY"},
+      {"scan " + store + " --limit 0", "", 2, "--limit wants a number of at least 1"},
+      {"entity " + store + " a --lane 64", "", 1, "lane 64 is not below lanes_max 64"},
+      {"entity " + store + " a --from-clock 3 --to-clock 2", "", 1, "reversed"},
+      {"append " + store + " a '{\"n\": 18446744073709551616}'", "", 2,
+       "the integer 18446744073709551616 does not fit 64 bits"},
+      {"append " + store + " a '[-9223372036854775809]'", "", 2, "does not fit 64 bits"},
+      {"scan " + store + "/EPOCH", "", 1, "is not a directory"},
   };
   for (const auto& c : cases) {
     Run run = keel_cli(scratch, c.args, c.input);
@@ -210,7 +217,15 @@ TEST_CASE("keel refuses bad input with one line and a non-zero exit", "[cli]") {
     CHECK(run.exit_code == c.exit_code);
     CHECK(contains(run.err, c.needle));
     CHECK(lines(run.err) == 1);
+    CHECK_FALSE(contains(run.err, "[Retryable]"));  // none of these changes by trying again
   }
+  // The largest 64-bit integers are kept exactly, and a float stays a float.
+  Run big = keel_cli(scratch, "append " + store +
+                                  " big '[18446744073709551615, -9223372036854775808, 1.5e300]'");
+  INFO(big.err);
+  CHECK(big.exit_code == 0);
+  Run shown = keel_cli(scratch, "scan " + store);
+  CHECK(contains(shown.out, "[18446744073709551615,-9223372036854775808,1.5e+300]"));
 }
 
 TEST_CASE("keel on a corrupt store fails closed with a one-line error", "[cli]") {

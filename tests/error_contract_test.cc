@@ -87,6 +87,9 @@ std::vector<Case> contract_table() {
       {"WriteInDoubt",
        StoreError(ErrorCode::WriteInDoubt).with("operation", "fdatasync").with("sequence", uint64_t{17}).caused_by(io_cause("disk gone")),
        ErrorClass::Indeterminate, {"in doubt", "fdatasync", "17"}, "disk gone"},
+      {"OperationInDoubt",
+       StoreError(ErrorCode::OperationInDoubt).with("operation", "retention to segment 4").with("reason", "the directory sync failed").caused_by(io_cause("EIO on fsync")),
+       ErrorClass::Indeterminate, {"retention to segment 4", "may have taken effect", "the directory sync failed"}, "EIO on fsync"},
       {"Corruption",
        StoreError(ErrorCode::Corruption).with("path", "/data/s/segment-1").with("offset", uint64_t{128}).with("reason", "bad checksum").with("rule", "SealedSegmentDamage"),
        ErrorClass::FailClosed, {"corruption", "segment-1", "128", "bad checksum", "SealedSegmentDamage"}, nullptr},
@@ -135,7 +138,7 @@ std::set<std::string> template_fields(std::string_view tmpl) {
 TEST_CASE("StoreError contract table pins every code's class, message fields and cause",
           "[error]") {
   auto table = contract_table();
-  static_assert(keel::kErrorCodeCount == 29,
+  static_assert(keel::kErrorCodeCount == 30,
                 "STORE_ERROR CONTRACT TABLE OUT OF DATE: add a row for the new code, then bump");
   REQUIRE(table.size() == keel::kErrorCodeCount);
   std::set<ErrorCode> covered;

@@ -1407,3 +1407,30 @@ TEST_CASE("a store opened from its image writes no new image until enough events
   CHECK(store->stats().index_images_written >= 1);
   CHECK(store->stats().index_image_error.empty());
 }
+
+TEST_CASE("a failed periodic image write is not counted, and the next interval tries again",
+          "[image]") {
+  // The bound on what an open replays holds only if a failed write is retried at the next
+  // interval: were its sequence recorded, the next image would wait for index_image_min_events
+  // more events, which may never come.
+  platform::FaultFileSystem fs;
+  const std::string dir = "/store";
+  StoreOptions options = options_on(&fs);
+  options.index_image_interval = std::chrono::milliseconds(5);
+  options.index_image_min_events = 10;
+  auto store = open_store(dir, options);
+  fs.fail_nth(platform::FaultOp::Rename, 1);  // the first sidecar rename after now: IDEMPOTENCY
+  for (int i = 0; i < 10; ++i) {
+    KEEL_REQUIRE_OK(store->append({"order:" + std::to_string(i % 3), ""}, EventKind::make(1, 1),
+                                  "x"));
+  }
+  auto index_on_disk = [&] { return fs.exists(dir + "/" + format::kIndexImageFileName).value(); };
+  for (int wait = 0; wait < 5000 && !index_on_disk(); ++wait) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  REQUIRE(fs.calls(platform::FaultOp::Rename) >= 2);  // the failed try, then another
+  CHECK(index_on_disk());
+  StoreStats stats = store->stats();
+  CHECK(stats.index_images_written == 1);  // the failed try is not an image
+  CHECK(stats.index_image_error.find("rename") != std::string::npos);
+}

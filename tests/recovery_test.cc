@@ -699,7 +699,14 @@ TEST_CASE("SegmentChainGapFailsClosed", "[recovery]") {
   SECTION("a header naming another segment") {
     set_header_field(store.segment(2), 16, u64_bytes(5));
     broken = store.segment(2);
-    reason = "the header names another segment id";
+    reason = "its header names segment 5 (a copy or a misplaced file)";
+  }
+  SECTION("a copy of the last segment as the next one: the copy is blamed, not the original") {
+    auto copy = platform::posix_file_system().open(store.segment(4), platform::OpenMode::CreateNew);
+    KEEL_REQUIRE_OK(copy);
+    KEEL_REQUIRE_OK((*copy)->write_at(0, test::read_bytes(store.segment(3))));
+    broken = store.segment(4);
+    reason = "its header names segment 3 (a copy or a misplaced file)";
   }
   SECTION("a first sequence that skips") {
     auto header = test::read_bytes(store.segment(3));

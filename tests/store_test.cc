@@ -391,6 +391,58 @@ TEST_CASE("verify reports a first event that names a previous hash", "[store]") 
         std::string::npos);
 }
 
+TEST_CASE("verify names the last good sequence and the offset of a frame that does not read back",
+          "[store]") {
+  TempDir dir;
+  {
+    auto store = open_store(dir.path());
+    for (int i = 0; i < 5; ++i) KEEL_REQUIRE_OK(store->append({"a", ""}, kPlaced, "x"));
+    KEEL_REQUIRE_OK(store->close());  // the index image covers all five: the open reads none
+  }
+  std::string path = dir / log::segment_file_name(1);
+  auto bytes = test::read_bytes(path);
+  uint64_t at = format::kSegmentHeaderSize;
+  format::DecodedFrame frame;
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(format::decode_frame(std::span(bytes).subspan(at), 1, frame) == format::FrameDecode::Ok);
+    if (i < 2) at += frame.size;
+  }
+  test::flip_byte(path, at + format::kFrameHeaderSize + 2);  // event 3's body: a bad checksum
+  StoreOptions options = create_options();
+  options.read_only = true;
+  auto store = open_store(dir.path(), options);
+  auto report = store->verify();
+  KEEL_REQUIRE_OK(report);
+  CHECK_FALSE(report->ok);
+  CHECK(report->first_bad_sequence == 3);
+  INFO(report->problem);
+  CHECK(report->problem.find("after sequence 2 (the last good one)") != std::string::npos);
+  CHECK(report->problem.find("offset " + std::to_string(at)) != std::string::npos);
+  CHECK(report->problem.find(log::segment_file_name(1)) != std::string::npos);
+}
+
+TEST_CASE("scan_events with limit 0 and entity_stream outside lanes_max are InvalidArgument",
+          "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.path());
+  for (int i = 0; i < 3; ++i) KEEL_REQUIRE_OK(store->append({"a", ""}, kPlaced, "x"));
+  auto none = store->scan_events(1, UINT64_MAX, 0);
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.error().is(ErrorCode::InvalidArgument));
+  CHECK(none.error().field_string("argument") == "limit");
+  auto one = store->scan_events(1, UINT64_MAX, 1);
+  KEEL_REQUIRE_OK(one);
+  CHECK(one->size() == 1);
+  auto visit = [](const EventView&) { return true; };
+  Status lane = store->entity_stream("a", create_options().lanes_max, 1, UINT64_MAX, visit);
+  REQUIRE_FALSE(lane.ok());
+  CHECK(lane.error().is(ErrorCode::InvalidArgument));
+  CHECK(lane.error().field_string("argument") == "lane");
+  Status reversed = store->entity_stream("a", 0, 3, 2, visit);
+  REQUIRE_FALSE(reversed.ok());
+  CHECK(reversed.error().is(ErrorCode::InvalidArgument));
+}
+
 TEST_CASE("verify reports a chained hash that does not match its bytes", "[store]") {
   TempDir dir;
   {

@@ -37,6 +37,7 @@
   /* Indeterminate: it may have happened. */                                                       \
   X(WriteInDoubt, Indeterminate,                                                                   \
     "append in doubt: {operation} failed after sequence {sequence} was assigned")                  \
+  X(OperationInDoubt, Indeterminate, "{operation} may have taken effect: {reason}")                \
   /* FailClosed: data or environment can no longer be trusted. */                                  \
   X(Corruption, FailClosed, "corruption in {path} at offset {offset}: {reason} (rule {rule})")    \
   X(SegmentChainBroken, FailClosed, "segment chain broken at {path}: {reason} (rule {rule})")   \

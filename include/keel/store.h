@@ -73,8 +73,9 @@ struct StoreStats {
   // REASON)" when an image was there but damaged, older, or not matching the log.
   std::string index_source;
   uint64_t records_replayed = 0;              // log records the open read into the indexes
-  uint64_t index_images_written = 0;          // since open, periodic and at close
-  std::string index_image_error;              // the last image write's failure, if any
+  uint64_t index_images_written = 0;          // made durable since open, periodic and at close
+  std::string index_image_error;              // the last failed image write, if any (retried at
+                                              // the next interval)
   uint64_t index_image_hold_us = 0;           // how long the last image held appends (encoding)
   // Write semantics (DESIGN.md §7), since open unless said otherwise.
   uint64_t idempotency_keys = 0;       // keys kept now (within the window)
@@ -93,7 +94,9 @@ struct VerifyReport {
   uint64_t events_checked = 0;
   uint64_t frames_checked = 0;
   bool ok = true;
-  uint64_t first_bad_sequence = 0;  // when !ok
+  // When !ok: the first sequence that did not verify (for a frame that does not read back, the one
+  // after the last good sequence; `problem` names both, the segment and the offset).
+  uint64_t first_bad_sequence = 0;
   std::string problem;              // when !ok: what broke, naming entity, lane, clock and hashes
   // What this open's recovery cut from the end of the log (a torn tail, an unsynced region and
   // the valid frames in it), or, for a read-only open, would cut: bytes the files hold that the
@@ -187,9 +190,11 @@ class Store {
   // call only. Stops early when visit returns false.
   Status scan(uint64_t from, uint64_t to, const EventVisitor& visit);
   // The visible events of (entity, lane) with entity clock in [clock_from, clock_to], in clock order.
+  // InvalidCoordinate for a bad entity; InvalidArgument for a lane >= lanes_max or a reversed range.
   Status entity_stream(std::string_view entity, uint32_t lane, uint64_t clock_from,
                        uint64_t clock_to, const EventVisitor& visit);
-  // Convenience: the same as vectors of owned events (at most `limit`).
+  // Convenience: the same as vectors of owned events (at most `limit`, which must be at least 1:
+  // 0 is InvalidArgument).
   Result<std::vector<Event>> scan_events(uint64_t from, uint64_t to, size_t limit = SIZE_MAX);
   Result<std::vector<Event>> entity_events(std::string_view entity, uint32_t lane,
                                            uint64_t clock_from = 1,

@@ -68,7 +68,7 @@ class FileSource final : public Source {
  public:
   FileSource(platform::File& file, uint64_t size) : file_(file), size_(size) {}
   uint64_t size() const override { return size_; }
-  std::string error() const { return error_; }
+  const std::optional<StoreError>& error() const { return error_; }
   bool read(uint64_t offset, void* p, size_t n) override {
     if (n == 0) return true;  // `p` may be null then (an empty vector's data())
     auto* out = static_cast<std::byte*>(p);
@@ -95,7 +95,7 @@ class FileSource final : public Source {
     while (!out.empty()) {
       auto got = file_.read_at(offset, out);
       if (!got.ok()) {
-        error_ = got.error().message();
+        error_ = got.error();
         return false;
       }
       if (*got == 0) return false;
@@ -108,7 +108,7 @@ class FileSource final : public Source {
   uint64_t size_;
   std::vector<std::byte> buffer_;
   uint64_t buffer_at_ = 0;
-  std::string error_;
+  std::optional<StoreError> error_;
 };
 
 // Bounds-checked reads from a Source, hashing every byte read (the image checksum): a read past
@@ -601,18 +601,12 @@ ImageDecode decode_image(std::span<const std::byte> bytes, EventIndex& index,
   return decode_from(source, index, checkpoint, reason);
 }
 
-ImageDecode decode_image_file(platform::File& file, EventIndex& index, ImageCheckpoint& checkpoint,
-                              std::string& reason) {
-  auto size = file.size();
-  if (!size.ok()) {
-    reason = "its size cannot be read: " + size.error().message();
-    return ImageDecode::Damaged;
-  }
-  FileSource source(file, *size);
+Result<ImageDecode> decode_image_file(platform::File& file, EventIndex& index,
+                                      ImageCheckpoint& checkpoint, std::string& reason) {
+  KEEL_ASSIGN_OR_RETURN(uint64_t size, file.size());
+  FileSource source(file, size);
   ImageDecode decoded = decode_from(source, index, checkpoint, reason);
-  if (decoded == ImageDecode::Damaged && !source.error().empty()) {
-    reason += " (read error: " + source.error() + ")";
-  }
+  if (source.error()) return *source.error();  // the disk, not the bytes: never "damaged"
   return decoded;
 }
 

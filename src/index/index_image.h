@@ -40,9 +40,9 @@ std::vector<std::byte> encode_image(const EventIndex& index, const ImageCheckpoi
 // `index` unspecified (the caller discards it).
 ImageDecode decode_image(std::span<const std::byte> bytes, EventIndex& index,
                          ImageCheckpoint& checkpoint, std::string& reason);
-// The same, reading `file` front to back without holding it in memory (a read failure is Damaged,
-// its reason naming the error).
-ImageDecode decode_image_file(platform::File& file, EventIndex& index, ImageCheckpoint& checkpoint,
-                              std::string& reason);
+// The same, reading `file` front to back without holding it in memory. A failed read is the read's
+// error (Io), never Damaged: bytes the disk could not return are not known to be damaged.
+Result<ImageDecode> decode_image_file(platform::File& file, EventIndex& index,
+                                      ImageCheckpoint& checkpoint, std::string& reason);
 
 }  // namespace keel::index

@@ -196,7 +196,17 @@ Status Log::retain_from(const RetentionFloor& floor, std::vector<std::string>* r
   });
   recovered_.retention_floor = floor;
   recovered_.first_sequence = floor.first_sequence;
-  return remove_segments_below(*fs_, directory_, floor, removed);
+  if (Status removed_all = remove_segments_below(*fs_, directory_, floor, removed);
+      !removed_all.ok()) {
+    // RETAIN is durable: the floor moved, and some removals may be on disk already. In doubt, not
+    // retryable as is; the next writable open deletes what is left below the floor (row 13).
+    return StoreError(ErrorCode::OperationInDoubt)
+        .with("operation", "retention to segment " + std::to_string(floor.first_segment_id))
+        .with("reason", "RETAIN was written, but removing the segments below it failed; the next "
+                        "writable open removes what is left")
+        .caused_by(std::move(removed_all).error());
+  }
+  return ok_status();
 }
 
 Status Log::close() {

@@ -64,8 +64,9 @@ class Log {
   // active segment id), once nothing reads the segments below the floor any more; appends may be
   // in flight (the active segment is never touched).
   // Errors: InvalidArgument (the floor does not fit the log; nothing written), ReadOnlyStore,
-  // WriterPoisoned, Io (after RETAIN was written, a failed removal leaves files below the floor:
-  // the next writable open deletes them).
+  // WriterPoisoned, Io (before RETAIN was written: nothing changed), OperationInDoubt
+  // (Indeterminate: RETAIN was written and a removal or the directory sync after it failed, so
+  // the floor moved and some files below it may be gone; the next writable open deletes the rest).
   Status retain_from(const RetentionFloor& floor, std::vector<std::string>* removed = nullptr);
 
   // END as read at open (or written by it, after an accepted loss): the losses accepted so far.

@@ -333,6 +333,10 @@ class Recovery {
         return chain_gap(files[i].path, "segment ids are not consecutive from " + from);
       }
     }
+    // Row SegmentChainGap, before any segment is scanned: a file whose header names another
+    // segment (a copy or a misplaced file) is blamed itself, not the segment before it, which
+    // would otherwise look like a sealed segment that lost its seal.
+    for (const SegmentFile& file : files) KEEL_TRY(check_header_names_file(file));
     if (floor_ && files.empty()) {
       // Row SegmentChainGap: the active segment is never below the floor, so RETAIN with no
       // segment from its own on means the log lost its end.
@@ -341,6 +345,21 @@ class Recovery {
                            " and no segment from it on exists");
     }
     return files;
+  }
+
+  Status check_header_names_file(const SegmentFile& file) {
+    KEEL_ASSIGN_OR_RETURN(auto handle, fs_.open(file.path, platform::OpenMode::ReadOnly));
+    std::vector<std::byte> bytes(format::kSegmentHeaderSize);
+    KEEL_ASSIGN_OR_RETURN(size_t got, handle->read_at(0, bytes));
+    bytes.resize(got);
+    format::SegmentHeader header;
+    if (format::decode_segment_header(bytes, header, nullptr) == format::HeaderDecode::Ok &&
+        header.segment_id != file.segment_id) {
+      return chain_gap(file.path, "its header names segment " +
+                                      std::to_string(header.segment_id) +
+                                      " (a copy or a misplaced file)");
+    }
+    return ok_status();
   }
 
   // An empty result: the chain starts at the floor, with the below-floor deletions to report.
@@ -393,11 +412,8 @@ class Recovery {
       return corruption(RecoveryRule::BadSegmentHeader, file.path, 0,
                         format::header_decode_name(decoded));
     }
-    // Row SegmentChainGap: the header names this file and continues the sequence (the floor's
-    // segment starts at the floor's sequence).
-    if (header.segment_id != file.segment_id) {
-      return chain_gap(file.path, "the header names another segment id");
-    }
+    // Row SegmentChainGap: the header continues the sequence (the floor's segment starts at the
+    // floor's sequence); that it names this file was checked before any scan.
     if (header.first_sequence != log_.next_sequence) {
       return chain_gap(file.path, first && floor_
                                       ? "first sequence is not the retention floor's"

@@ -57,7 +57,7 @@ class FaultFile final : public File {
 
   Result<size_t> read_at(uint64_t offset, std::span<std::byte> out) override {
     std::lock_guard lock(fs_.mutex_);
-    if (stale()) return file_error("pread", path_, EIO);
+    if (stale() || fs_.failing_reads_.count(path_) != 0) return file_error("pread", path_, EIO);
     const auto& bytes = node_->cache;
     if (offset >= bytes.size()) return size_t{0};
     size_t n = std::min<uint64_t>(out.size(), bytes.size() - offset);
@@ -269,6 +269,12 @@ void FaultFileSystem::clear_faults() {
   for (Trigger& trigger : triggers_) trigger = Trigger{};
   short_write_at_ = 0;
   space_limit_.reset();
+  failing_reads_.clear();
+}
+
+void FaultFileSystem::fail_reads_of(const std::string& path) {
+  std::lock_guard lock(mutex_);
+  failing_reads_.insert(path);
 }
 
 uint64_t FaultFileSystem::calls(FaultOp op) const {

@@ -9,6 +9,8 @@
 //   fail_from_nth(op, n)   every call of `op` from the n-th on fails the same way;
 //   short_write(n, k)      the n-th write_at writes only its first k bytes, then fails (Io with
 //                          field "written" = k, as POSIX reports a short pwrite);
+//   fail_reads_of(path)    every read_at of the file at `path` fails with Io (EIO), until
+//                          clear_faults() (a sidecar or segment the disk cannot read back);
 //   limit_space(n)         a write_at or allocate that would take the bytes written (write_at sizes
 //                          plus allocate growth) past n fails with NoSpace (ENOSPC), writing
 //                          nothing.
@@ -36,6 +38,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -80,6 +83,7 @@ class FaultFileSystem final : public FileSystem {
   void fail_from_nth(FaultOp op, uint64_t n);
   void short_write(uint64_t n, uint64_t prefix_bytes);
   void limit_space(uint64_t bytes);
+  void fail_reads_of(const std::string& path);
   // Disarms every fault (counters keep running).
   void clear_faults();
   // Calls of `op` since construction (failed ones included; a stalled sync counts once released).
@@ -144,6 +148,7 @@ class FaultFileSystem final : public FileSystem {
   uint64_t short_write_at_ = 0;  // absolute write number (0: disarmed)
   uint64_t short_write_prefix_ = 0;
   std::optional<uint64_t> space_limit_;
+  std::set<std::string> failing_reads_;
   uint64_t bytes_used_ = 0;
 };
 

@@ -602,6 +602,11 @@ Status Store::entity_stream(std::string_view entity, uint32_t lane, uint64_t clo
 }
 Result<std::vector<Event>> Store::scan_events(uint64_t from, uint64_t to, size_t limit) {
   KEEL_TRY(check_not_in_gate(impl_.get(), "scan_events"));
+  if (limit == 0) {
+    return StoreError(ErrorCode::InvalidArgument)
+        .with("argument", "limit")
+        .with("reason", "must be at least 1");
+  }
   std::vector<Event> events;
   KEEL_TRY(impl_->scan(from, to, [&](const EventView& view) {
     events.push_back(Event::from_view(view));

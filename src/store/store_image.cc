@@ -48,12 +48,15 @@ Status Store::Impl::restore_image(log::LogOptions& log_options, uint64_t keys_th
   const std::string path = platform::join_path(directory_, format::kIndexImageFileName);
   KEEL_ASSIGN_OR_RETURN(bool present, fs_.exists(path));
   if (!present) return ok_status();
-  auto file = fs_.open(path, platform::OpenMode::ReadOnly);
-  if (!file.ok()) return not_used("it cannot be opened: " + file.error().message());
+  // One rule for every sidecar: a file that cannot be read is the read's error (Io, or
+  // PermissionDenied), never taken for a damaged or missing one.
+  KEEL_ASSIGN_OR_RETURN(auto file, fs_.open(path, platform::OpenMode::ReadOnly));
   index::EventIndex image;
   log::Checkpoint checkpoint;
   std::string reason;
-  switch (index::decode_image_file(**file, image, checkpoint, reason)) {
+  KEEL_ASSIGN_OR_RETURN(index::ImageDecode decoded,
+                        index::decode_image_file(*file, image, checkpoint, reason));
+  switch (decoded) {
     case index::ImageDecode::Ok:
       break;
     case index::ImageDecode::NewerVersion:
@@ -176,8 +179,7 @@ Result<std::optional<Store::Impl::Image>> Store::Impl::image_at_durable() {
                                              std::chrono::steady_clock::now() - started)
                                              .count());
   if (failure) return *failure;
-  image_sequence_ = durable;
-  return std::optional<Image>(Image{std::move(bytes), keys_.encode(durable)});
+  return std::optional<Image>(Image{std::move(bytes), keys_.encode(durable), durable});
 }
 
 // The keys first: an INDEX newer than IDEMPOTENCY would not be used (restore_image).
@@ -189,8 +191,11 @@ Status Store::Impl::write_image(const Image& image) {
     written = log::replace_file(fs_, directory_, format::kIndexImageFileName, image.index);
   }
   std::lock_guard lock(image_mutex_);
-  ++images_written_;
-  if (!written.ok()) image_error_ = written.error().to_string();
+  if (written.ok()) {
+    ++images_written_;  // only an image that is durable counts, and bounds what an open replays
+  } else {
+    image_error_ = written.error().to_string();
+  }
   return written;
 }
 
@@ -208,8 +213,11 @@ void Store::Impl::image_loop() {
     auto image = image_at_durable();
     if (!image.ok() || !*image) continue;
     lock.unlock();
-    (void)write_image(**image);
+    Status written = write_image(**image);
     lock.lock();
+    // A failed write is not an image: the next try comes at the next interval, not after another
+    // index_image_min_events, so the bound on what an open must replay still holds.
+    if (written.ok()) image_sequence_ = std::max(image_sequence_, (*image)->sequence);
   }
 }
 

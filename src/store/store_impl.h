@@ -97,6 +97,7 @@ class Store::Impl {
   struct Image {
     std::vector<std::byte> index;
     std::vector<std::byte> keys;
+    uint64_t sequence = 0;  // the durable sequence both were cut at
   };
   // With the lock held: the image at the durable watermark (none when nothing is durable, the
   // writer is poisoned, or the durable prefix ends inside a fence).

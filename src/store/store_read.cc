@@ -187,6 +187,18 @@ Status Store::Impl::entity_stream(std::string_view entity, uint32_t lane, uint64
   std::lock_guard lock(mutex_);
   KEEL_TRY(check_open());
   KEEL_TRY(validate_coordinate(entity, ""));
+  if (lane >= options_.lanes_max) {
+    return StoreError(ErrorCode::InvalidArgument)
+        .with("argument", "lane")
+        .with("reason", "lane " + std::to_string(lane) + " is not below lanes_max " +
+                            std::to_string(options_.lanes_max));
+  }
+  if (clock_from > clock_to) {
+    return StoreError(ErrorCode::InvalidArgument)
+        .with("argument", "clock_from")
+        .with("reason", "the clock range " + std::to_string(clock_from) + " to " +
+                            std::to_string(clock_to) + " is reversed");
+  }
   const index::EntityStream* stream = index_.stream(entity, lane);
   if (stream == nullptr) return ok_status();
   uint64_t visible = sequence_visible();

@@ -88,10 +88,13 @@ Result<uint64_t> Store::Impl::remove_segments_below_for_test(uint64_t floor_sequ
   }
   KEEL_TRY(write_image(*image));
   reader_.reset();  // no handle on a removed file stays cached
-  KEEL_TRY(log_->retain_from(*cut));
+  Status retained = log_->retain_from(*cut);
+  if (!retained.ok() && !retained.error().is(ErrorCode::OperationInDoubt)) return retained.error();
+  // The floor moved (RETAIN is durable), even when removing what is below it is in doubt.
   first_retained_sequence_ = cut->first_sequence;
   first_retained_segment_ = cut->first_segment_id;
   removed_events_ = count_removed_events();
+  if (!retained.ok()) return retained.error();
   return first_retained_sequence_;
 }
 

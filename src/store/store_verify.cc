@@ -193,6 +193,7 @@ Result<VerifyReport> Store::Impl::verify(const ProgressCallback& progress) {
       report.problem = "record at sequence " + std::to_string(frame.header.sequence) + ": " + problem;
     }
   };
+  uint64_t last_good = first_retained_sequence_ - 1;  // the last sequence read back whole
   for (uint64_t segment_id = first_retained_segment_; segment_id <= last_segment && report.ok;
        ++segment_id) {
     bool done = false;
@@ -206,14 +207,18 @@ Result<VerifyReport> Store::Impl::verify(const ProgressCallback& progress) {
           check_frame(frame);
           const char* ignored;
           uint64_t end = frame.header.sequence + format::record_event_count(frame, &ignored);
+          if (report.ok) last_good = end - 1;
           if (progress) progress(end - 1, last);
           done = end > last;
           return report.ok && !done;
         });
     if (!scanned.ok()) {
       if (scanned.error().error_class() != ErrorClass::FailClosed) return std::move(scanned).error();
+      // A frame that does not read back: what follows the last good sequence is unverified.
       report.ok = false;
-      report.problem = scanned.error().message();
+      report.first_bad_sequence = last_good + 1;
+      report.problem = "the frame after sequence " + std::to_string(last_good) + " (the last good " +
+                       "one) does not read back: " + scanned.error().message();
     }
     if (done) break;
   }

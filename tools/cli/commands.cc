@@ -144,6 +144,7 @@ int scan_run(const ParsedArgs& args) {
       !number_option(args, "scan", "limit", limit, UINT64_MAX, code)) {
     return code;
   }
+  if (limit == 0) return usage_error("scan", "--limit wants a number of at least 1, got '0'");
   auto store = open_store("scan", args.positional[0], false, false, code);
   if (!store) return code;
   uint64_t printed = 0;

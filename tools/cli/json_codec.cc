@@ -1,5 +1,6 @@
 #include "cli/json_codec.h"
 
+#include <charconv>
 #include <msgpack.hpp>
 #include <nlohmann/json.hpp>
 
@@ -33,6 +34,48 @@ int json_depth(std::string_view text) {
   return deepest;
 }
 
+// The first integer literal (a JSON number without fraction or exponent) outside strings that does
+// not fit 64 bits, or an empty view. nlohmann would keep it as a double, silently changing it.
+std::string_view integer_beyond_64_bits(std::string_view text) {
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      continue;
+    }
+    if (c != '-' && (c < '0' || c > '9')) continue;
+    size_t end = i + 1;
+    while (end < text.size() && std::string_view("0123456789.eE+-").find(text[end]) !=
+                                    std::string_view::npos) {
+      ++end;
+    }
+    std::string_view token = text.substr(i, end - i);
+    i = end - 1;
+    if (token.find_first_of(".eE") != std::string_view::npos) continue;  // a float, as written
+    bool fits = false;
+    if (token.front() == '-') {
+      int64_t value = 0;
+      auto [ptr, ec] = std::from_chars(token.data(), token.data() + token.size(), value);
+      fits = ec == std::errc() && ptr == token.data() + token.size();
+    } else {
+      uint64_t value = 0;
+      auto [ptr, ec] = std::from_chars(token.data(), token.data() + token.size(), value);
+      fits = ec == std::errc() && ptr == token.data() + token.size();
+    }
+    if (!fits) return token;  // the text parsed as JSON: the token is an integer literal
+  }
+  return {};
+}
+
 std::string hex(std::string_view bytes) {
   static const char digits[] = "0123456789abcdef";
   std::string out;
@@ -59,6 +102,11 @@ std::optional<std::string> json_to_msgpack(std::string_view json_text, std::stri
   json value = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) {
     error = "malformed JSON";
+    return std::nullopt;
+  }
+  if (std::string_view big = integer_beyond_64_bits(json_text); !big.empty()) {
+    error = "the integer " + std::string(big.substr(0, 40)) + (big.size() > 40 ? "..." : "") +
+            " does not fit 64 bits (msgpack holds -2^63 to 2^64-1); write it as a string";
     return std::nullopt;
   }
   std::vector<uint8_t> bytes = json::to_msgpack(value);

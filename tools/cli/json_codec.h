@@ -15,8 +15,8 @@ namespace keel::cli {
 
 inline constexpr int kJsonDepthMax = 64;
 
-// The msgpack encoding of a JSON text; nullopt with `error` set for malformed JSON or nesting
-// deeper than kJsonDepthMax.
+// The msgpack encoding of a JSON text; nullopt with `error` set for malformed JSON, nesting
+// deeper than kJsonDepthMax, or an integer that does not fit 64 bits (never silently a double).
 std::optional<std::string> json_to_msgpack(std::string_view json_text, std::string& error);
 // The JSON text of msgpack bytes; nullopt if they are not one msgpack value within the limits.
 std::optional<std::string> msgpack_to_json(std::string_view msgpack_bytes);
