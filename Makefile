@@ -2,22 +2,28 @@
 #   make demo       set up, build, run the demo on ./demo-store
 #   make test       set up, build, run every test
 #   make asan-test  the tests under ASan+UBSan        make tsan-test  the concurrency tests under TSan
+#   make release-test  every test of a Release build (what `cmake -DCMAKE_BUILD_TYPE=Release` builds)
 #   make fuzz-smoke a short run of every fuzz target  make bench      the benchmarks
 #   make crash-loop the SIGKILL crash loop of real processes, ITERATIONS (500) kills in a temp dir
+#   make power-loss-loop  the same workload and oracle with ITERATIONS power losses (fault FS)
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+# Warnings are errors in every build made here (developers and CI); a plain cmake build leaves them
+# warnings (KEEL_WERROR in CMakeLists.txt).
+WERROR := -DKEEL_WERROR=ON
 FUZZ_SECONDS ?= 30
 ITERATIONS ?= 500
 
-.PHONY: deps build test demo asan-test tsan-test fuzz-build fuzz-smoke bench crash-loop golden format \
+.PHONY: deps build test demo asan-test tsan-test release-test fuzz-build fuzz-smoke bench crash-loop \
+	power-loss-loop golden format \
 	clean
 
 deps:
 	@scripts/install-deps
 
 build: deps
-	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(WERROR) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 test: build
@@ -28,19 +34,25 @@ demo: build
 	$(BUILD)/tools/keel demo demo-store
 
 asan-test: deps
-	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKEEL_SANITIZE=address >/dev/null
+	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKEEL_SANITIZE=address $(WERROR) >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 	ctest --test-dir build-asan --output-on-failure -j $(JOBS)
 
 # The concurrency tests are the Catch2 cases tagged [concurrency].
 tsan-test: deps
-	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKEEL_SANITIZE=thread >/dev/null
+	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKEEL_SANITIZE=thread $(WERROR) >/dev/null
 	@cmake --build build-tsan -j $(JOBS) --target keel_tests
 	build-tsan/tests/keel_tests "[concurrency]"
 
+# The default configuration at -O3 (GCC warns differently there), tests included.
+release-test: deps
+	@cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release $(WERROR) >/dev/null
+	@cmake --build build-release -j $(JOBS)
+	ctest --test-dir build-release --output-on-failure -j $(JOBS)
+
 fuzz-build: deps
 	@CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DKEEL_FUZZ=ON -DKEEL_TESTS=OFF >/dev/null
+	  -DKEEL_FUZZ=ON -DKEEL_TESTS=OFF $(WERROR) >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
 
 fuzz-smoke: fuzz-build
@@ -55,7 +67,7 @@ bench:
 # The long crash loop (tests/crash_loop_test.cc runs a short one): the store is removed when the
 # run passes and kept for inspection when it fails.
 crash-loop: deps
-	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(WERROR) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target keel-crash-loop
 	@scratch=$$(mktemp -d) && \
 	if $(BUILD)/tools/keel-crash-loop run --dir $$scratch/store --iterations $(ITERATIONS); then \
@@ -64,6 +76,13 @@ crash-loop: deps
 	  echo "crash loop failed; the store is kept in $$scratch/store"; exit 1; \
 	fi
 
+# The crash loop's workload and oracle with power losses instead of SIGKILLs: in one process, on
+# the fault-injecting file system in memory (tests/crash_loop_test.cc runs a short one).
+power-loss-loop: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(WERROR) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target keel-crash-loop
+	$(BUILD)/tools/keel-crash-loop power --dir /store --iterations $(ITERATIONS)
+
 # Regenerates segments/golden/ (commit the result together with any format change).
 golden: build
 	rm -rf segments/golden/store
@@ -71,4 +90,4 @@ golden: build
 	rm -f segments/golden/store/LOCK
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz build-bench demo-store
+	rm -rf build build-asan build-tsan build-release build-fuzz build-bench demo-store

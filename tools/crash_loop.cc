@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -53,6 +54,7 @@
 #include <vector>
 
 #include "keel/store.h"
+#include "platform/fault_file_system.h"
 
 namespace {
 
@@ -138,21 +140,44 @@ void write_all(int fd, std::string_view text) {
   }
 }
 
+// Thrown to end an appender thread of the power-loss mode (no process to kill there).
+struct Stopped {};
+
+// Where the appenders' report lines go: stdout (the child process of `run`), or a string kept in
+// memory (`power`, where the appenders run in the loop's own process).
 class Reporter {
  public:
+  Reporter() = default;
+  explicit Reporter(std::string* lines) : lines_(lines) {}
+
   void send(const std::string& text) {
     std::lock_guard<std::mutex> lock(mutex_);
-    write_all(STDOUT_FILENO, text);
+    if (lines_ != nullptr) {
+      lines_->append(text);
+    } else {
+      write_all(STDOUT_FILENO, text);
+    }
   }
+  // An unexpected failure: the child exits; an in-process appender stops, and reports it unless
+  // the power was cut (then every failure is expected).
   [[noreturn]] void fatal(const std::string& message) {
     std::string line = "X " + message;
     for (char& c : line) c = c == '\n' ? ' ' : c;
-    send(line + "\n");
-    _exit(3);
+    if (lines_ == nullptr) {
+      send(line + "\n");
+      _exit(3);
+    }
+    if (!power_cut_) send(line + "\n");
+    throw Stopped{};
   }
+  // Power-loss mode: from now on nothing reaches the disk, and the appenders stop.
+  void cut_power() { power_cut_ = true; }
+  bool stopping() const { return power_cut_; }
 
  private:
   std::mutex mutex_;
+  std::string* lines_ = nullptr;
+  std::atomic<bool> power_cut_{false};
 };
 
 class Appender {
@@ -160,8 +185,8 @@ class Appender {
   Appender(Store& store, Reporter& out, uint64_t epoch, int thread, uint64_t seed)
       : store_(store), out_(out), epoch_(epoch), thread_(thread), rng_(seed) {}
 
-  [[noreturn]] void run() {
-    for (;;) {
+  void run() {
+    while (!out_.stopping()) {
       uint64_t dice = rng_() % 100;
       if (dice < 45)
         append_one(Durability::Durable);
@@ -190,7 +215,9 @@ class Appender {
   auto retried(Append append) {
     for (;;) {
       auto result = append();
-      if (result.ok() || !result.error().is(ErrorCode::VisibilityFenceActive)) return result;
+      if (result.ok() || !result.error().is(ErrorCode::VisibilityFenceActive) || out_.stopping()) {
+        return result;
+      }
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   }
@@ -345,21 +372,36 @@ class Appender {
   uint64_t count_ = 0;
 };
 
-int run_child(const std::string& directory, uint64_t seed, bool unsafe_fences) {
-  Reporter out;
+// The appender threads on `store`; they run until the process is killed, or stop once `out` is
+// told the power was cut.
+std::vector<std::thread> start_appenders(Store& store, Reporter& out, uint64_t seed) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kAppenders; ++t) {
+    threads.emplace_back([&store, &out, seed, t] {
+      try {
+        Appender(store, out, store.epoch(), t, mix(seed + static_cast<uint64_t>(t))).run();
+      } catch (const Stopped&) {
+      }
+    });
+  }
+  return threads;
+}
+
+// The workload's store options; the child's test-only switches come from --tamper.
+StoreOptions workload_options(uint64_t seed, const std::string& tamper) {
   StoreOptions options = store_options(seed);
-  options.unsafe_skip_fence_records_for_test = unsafe_fences;  // --tamper fences
-  auto opened = Store::open(directory, options);
+  options.unsafe_skip_fence_records_for_test = tamper == "fences";
+  options.unsafe_skip_fdatasync_for_test = tamper == "nosync";
+  return options;
+}
+
+int run_child(const std::string& directory, uint64_t seed, const std::string& tamper) {
+  Reporter out;
+  auto opened = Store::open(directory, workload_options(seed, tamper));
   if (!opened.ok()) out.fatal("open failed: " + opened.error().to_string());
   std::unique_ptr<Store> store = std::move(*opened);
   out.send("O " + std::to_string(store->epoch()) + "\n");
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kAppenders; ++t) {
-    threads.emplace_back([&, t] {
-      Appender(*store, out, store->epoch(), t, mix(seed + static_cast<uint64_t>(t))).run();
-    });
-  }
-  for (auto& thread : threads) thread.join();  // never: the parent kills us
+  for (auto& thread : start_appenders(*store, out, seed)) thread.join();  // never: we are killed
   return 0;
 }
 
@@ -392,6 +434,8 @@ struct Reported {
 };
 
 struct ChildReport {
+  bool in_process = false;      // `power`: appenders in this process, stopped, not killed
+  bool commits_durable = true;  // a returned fence commit is durable (not under AfterWrite)
   std::optional<uint64_t> epoch;
   std::vector<Reported> receipts;
   std::vector<std::pair<std::string, char>> fence_ends;  // fence, 'C' committed or 'K' cancelled
@@ -479,28 +523,28 @@ struct KillPlan {
 constexpr std::chrono::seconds kOpenPatience{30};
 
 pid_t spawn_child(const std::string& self, const std::string& directory, uint64_t seed,
-                  bool unsafe_fences, int fds[2]) {
+                  const std::string& tamper, int fds[2]) {
   pid_t pid = ::fork();
   if (pid != 0) return pid;
   ::dup2(fds[1], STDOUT_FILENO);  // the pipe's ends are close-on-exec; the dup is not
   std::string seed_text = std::to_string(seed);
   const char* argv[] = {self.c_str(), "child",           "--dir",  directory.c_str(),
                         "--seed",     seed_text.c_str(), nullptr,  nullptr, nullptr};
-  if (unsafe_fences) argv[6] = "--tamper", argv[7] = "fences";
+  if (!tamper.empty()) argv[6] = "--tamper", argv[7] = tamper.c_str();
   ::execv(self.c_str(), const_cast<char* const*>(argv));
   _exit(127);
 }
 
 // Starts `self child`, reads its lines until the plan's moment, SIGKILLs it and reads the rest.
 std::optional<ChildReport> run_child_process(const std::string& self, const std::string& directory,
-                                             uint64_t seed, bool unsafe_fences, KillPlan plan,
-                                             std::string& error) {
+                                             uint64_t seed, const std::string& tamper,
+                                             KillPlan plan, std::string& error) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
     error = "pipe: " + std::string(std::strerror(errno));
     return std::nullopt;
   }
-  pid_t pid = spawn_child(self, directory, seed, unsafe_fences, fds);
+  pid_t pid = spawn_child(self, directory, seed, tamper, fds);
   ::close(fds[1]);
   if (pid < 0) {
     error = "fork: " + std::string(std::strerror(errno));
@@ -593,11 +637,14 @@ struct IterationSummary {
 //  - this iteration's receipts resolve by id (get) and by sequence (read) alike.
 class Oracle {
  public:
-  explicit Oracle(std::string directory) : directory_(std::move(directory)) {}
+  // `fs`: the file system the store lives on (null: the real one).
+  explicit Oracle(std::string directory, keel::platform::FileSystem* fs = nullptr)
+      : directory_(std::move(directory)), fs_(fs) {}
 
   Failure absorb(int iteration, ChildReport report, IterationSummary& summary) {
     if (!report.problems.empty()) return report.problems.front();
-    if (!WIFSIGNALED(report.wait_status) || WTERMSIG(report.wait_status) != SIGKILL) {
+    if (!report.in_process &&
+        (!WIFSIGNALED(report.wait_status) || WTERMSIG(report.wait_status) != SIGKILL)) {
       return "the child ended on its own (wait status " + std::to_string(report.wait_status) +
              "; exit 127 means exec failed) instead of being killed";
     }
@@ -621,7 +668,11 @@ class Oracle {
       receipts_.push_back(std::move(r));
     }
     for (auto& tag : report.refused) refused_.push_back(std::move(tag));
-    for (const auto& [fence, end] : report.fence_ends) fences_[fence].end = end;
+    for (const auto& [fence, end] : report.fence_ends) {
+      // Under AfterWrite a commit returns once written: a power loss may take it back, so the
+      // fence is then only all-or-none.
+      if (end == 'K' || report.commits_durable) fences_[fence].end = end;
+    }
     iteration_first_ = receipts_.size() - report.receipts.size();
     iteration_refused_ = report.refused.size();
     return std::nullopt;
@@ -635,8 +686,10 @@ class Oracle {
       std::fprintf(stderr, "keel-crash-loop: tampered (keys): reopens ignore the logged keys\n");
       return true;
     }
-    if (mode == "fences") {  // the children run the store's negative control for fence records
-      std::fprintf(stderr, "keel-crash-loop: tampered (fences): children write no fence records\n");
+    if (mode == "fences" || mode == "nosync") {  // the workload runs a store negative control
+      std::fprintf(stderr, "keel-crash-loop: tampered (%s): the workload's store %s\n",
+                   mode.c_str(),
+                   mode == "fences" ? "writes no fence records" : "skips every fdatasync");
       return true;
     }
     for (size_t i = receipts_.size(); i-- > 0;) {
@@ -654,6 +707,7 @@ class Oracle {
 
   Failure check(IterationSummary& summary) {
     StoreOptions options = store_options(0);
+    options.file_system = fs_;
     options.unsafe_ignore_logged_keys_for_test = ignore_logged_keys_;
     auto opened = Store::open(directory_, options);
     if (!opened.ok()) return "reopen failed: " + opened.error().to_string();
@@ -940,6 +994,7 @@ class Oracle {
   }
 
   std::string directory_;
+  keel::platform::FileSystem* fs_;
   bool ignore_logged_keys_ = false;  // --tamper keys
   std::vector<Reported> receipts_;
   std::unordered_map<std::string, std::vector<size_t>> batches_;
@@ -962,31 +1017,38 @@ class Oracle {
 
 constexpr const char* kHelp =
     R"(usage: keel-crash-loop run --dir DIR [--iterations N] [--seed S] [--max-ms M] [--per-store K]
+       keel-crash-loop power --dir DIR [--iterations N] [--seed S] [--max-ms M] [--per-store K]
        keel-crash-loop child --dir DIR --seed S
 
-The SIGKILL crash loop (DESIGN.md section 10). `run` starts this binary as `child`, which opens
-(or creates) the store in DIR and appends from 4 threads - single events at Durable, Written and
-Accepted, batches, visibility fences (committed or cancelled), and appends the store must refuse -
-with an index image written every 20 ms, reporting each receipt on a pipe. A random
-5..M ms (default 200) after the child opened the store (after its start, one time in four, to
-kill it inside open and recovery) the parent SIGKILLs it, reopens the store and checks: every
-receipt acknowledged Durable (or covered by one, or seen before) is present with the same epoch,
-chained hash, id, clock, HLC and payload; weaker receipts are present the same way or absent;
-batches are whole or absent; a fence's events are all visible once its commit returned, all
-hidden once its cancel returned, and all or none otherwise; refused appends are absent; verify()
-is ok; the watermarks agree;
-the epoch grows with every open. DIR is reused, so every receipt is checked again each time; after
-K iterations (default 200) the store is removed and the loop starts again on a new one, so a long
+The crash loop (docs/FAULTS.md). `run` starts this binary as `child`, which opens (or creates)
+the store in DIR and appends from 4 threads - single events at Durable, Written and Accepted,
+batches, visibility fences (committed or cancelled), and appends the store must refuse - with an
+index image written every 20 ms, reporting each receipt on a pipe. A random 5..M ms (default 200)
+after the child opened the store (after its start, one time in four, to kill it inside open and
+recovery) the parent SIGKILLs it, reopens the store and checks: every receipt acknowledged Durable
+(or covered by one, or seen before) is present with the same epoch, chained hash, id, clock, HLC
+and payload; weaker receipts are present the same way or absent; batches are whole or absent; a
+fence's events are all visible once its commit returned, all hidden once its cancel returned, and
+all or none otherwise; refused appends are absent; verify() is ok; the watermarks agree; the epoch
+grows with every open. DIR is reused, so every receipt is checked again each time; after K
+iterations (default 200) the store is removed and the loop starts again on a new one, so a long
 run's checks stay as fast as its first (the oracle reads the whole store every iteration).
 
-DIR's parent must exist. N defaults to 100; S to a random seed (printed). Exit 0 when every
-iteration passes, 1 naming the iteration and the broken receipt when one fails, 2 on usage errors.
+`power` runs the same workload and oracle in this process, on the fault-injecting file system in
+memory (DIR only names the store there): after the random delay the power is cut - nothing more
+reaches the disk, and every page written since its file's last fdatasync is kept, dropped or
+zeroed at random - then the store is reopened on what the disk kept. A SIGKILL keeps the page
+cache and cannot see a missing fdatasync; this mode does (--tamper nosync must fail).
 
-  --tamper hash|epoch|refused|keys|fences
+N defaults to 100; S to a random seed (printed). `run`: DIR's parent must exist. Exit 0 when
+every iteration passes, 1 naming the iteration and the broken receipt when one fails, 2 on usage
+errors.
+
+  --tamper hash|epoch|refused|keys|fences|nosync
                                 test-only negative control: falsify one reported durable receipt
                                 (or claim it was refused), reopen ignoring the idempotency keys
-                                in the log, or let the children write no fence records; the run
-                                must then fail.
+                                in the log, let the workload's store write no fence records, or
+                                (power only) skip every fdatasync; the run must then fail.
 )";
 
 struct Args {
@@ -1008,7 +1070,7 @@ std::optional<Args> parse_args(int argc, char** argv, std::string& error) {
       args.directory = value;
     else if (flag == "--tamper")
       ok = value == "hash" || value == "epoch" || value == "refused" || value == "keys" ||
-           value == "fences",
+           value == "fences" || value == "nosync",
       args.tamper = value;
     else if (flag == "--iterations")
       ok = parse_u64(value, args.iterations);
@@ -1022,46 +1084,112 @@ std::optional<Args> parse_args(int argc, char** argv, std::string& error) {
       return error = "unknown flag " + flag, std::nullopt;
     if (!ok) return error = "bad value for " + flag + ": " + value, std::nullopt;
   }
-  if (args.mode != "run" && args.mode != "child")
+  if (args.mode != "run" && args.mode != "child" && args.mode != "power")
     return error = "unknown mode " + args.mode, std::nullopt;
+  if (args.mode == "run" && args.tamper == "nosync") {
+    return error = "--tamper nosync needs power (a SIGKILL keeps the page cache)", std::nullopt;
+  }
   if (args.directory.empty()) return error = "--dir is required", std::nullopt;
   if (args.mode == "child" && !args.seeded) return error = "child needs --seed", std::nullopt;
   return args;
 }
 
-int run_parent(const Args& args) {
+// One power-loss iteration: the workload runs in this process on `fs` for `after`, then the power
+// is cut: every later write, sync, rename and directory sync fails (the process is as good as
+// dead), the appenders stop, and the disk keeps, drops or zeroes each page written since its
+// file's last sync (FaultFileSystem::crash). Unlike a SIGKILL, this catches a missing fdatasync.
+ChildReport run_with_power_cut(keel::platform::FaultFileSystem& fs, const std::string& directory,
+                               uint64_t seed, std::chrono::milliseconds after,
+                               const std::string& tamper, std::string& how) {
+  using keel::platform::FaultOp;
+  ChildReport report;
+  report.in_process = true;
+  StoreOptions options = workload_options(seed, tamper);
+  options.file_system = &fs;
+  report.commits_durable = options.visibility == keel::VisibilityPolicy::AfterDurable;
+  std::string lines;
+  {
+    Reporter out(&lines);
+    auto opened = Store::open(directory, options);
+    if (!opened.ok()) {
+      report.problems.push_back("open failed: " + opened.error().to_string());
+      return report;
+    }
+    out.send("O " + std::to_string((*opened)->epoch()) + "\n");
+    std::vector<std::thread> threads = start_appenders(**opened, out, seed);
+    std::this_thread::sleep_for(after);
+    for (FaultOp op : {FaultOp::Write, FaultOp::SyncData, FaultOp::Rename, FaultOp::SyncDirectory}) {
+      fs.fail_from_nth(op, 1);
+    }
+    out.cut_power();
+    for (auto& thread : threads) thread.join();
+    opened->reset();  // its close fails: nothing more reaches the disk
+  }
+  keel::platform::CrashReport cut = fs.crash(seed);
+  how = "power cut " + std::to_string(after.count()) + " ms after open (unsynced pages: " +
+        std::to_string(cut.pages_dropped) + " dropped, " + std::to_string(cut.pages_kept) +
+        " kept, " + std::to_string(cut.pages_zeroed) + " zeroed)";
+  std::istringstream in(lines);
+  for (std::string line; std::getline(in, line);) parse_line(line, report);
+  return report;
+}
+
+// The loop of both modes: each iteration one workload (a child process killed with SIGKILL, or
+// appenders in this process whose power is cut), then the oracle on the reopened store.
+int run_loop(const Args& args) {
+  const bool power = args.mode == "power";
   char self[PATH_MAX];
   ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
   if (n <= 0) return std::fprintf(stderr, "keel-crash-loop: cannot find own binary\n"), 1;
   self[n] = '\0';
   uint64_t seed =
       args.seeded ? args.seed : mix(static_cast<uint64_t>(Clock::now().time_since_epoch().count()));
-  std::printf("keel-crash-loop: %llu iterations in %s, seed %llu, kill after 5..%llu ms\n",
-              static_cast<unsigned long long>(args.iterations), args.directory.c_str(),
-              static_cast<unsigned long long>(seed), static_cast<unsigned long long>(args.max_ms));
+  std::printf("keel-crash-loop: %llu iterations (%s) in %s, seed %llu, %s after 5..%llu ms\n",
+              static_cast<unsigned long long>(args.iterations),
+              power ? "power losses, in memory" : "SIGKILLs", args.directory.c_str(),
+              static_cast<unsigned long long>(seed), power ? "power cut" : "kill",
+              static_cast<unsigned long long>(args.max_ms));
   std::mt19937_64 rng(seed);
-  auto oracle = std::make_unique<Oracle>(args.directory);
+  std::unique_ptr<keel::platform::FaultFileSystem> fs;  // power: the disk, across iterations
+  std::unique_ptr<Oracle> oracle;
+  auto new_store = [&]() -> bool {
+    if (power) {
+      fs = std::make_unique<keel::platform::FaultFileSystem>();
+      if (!fs->create_directory(args.directory).ok()) return false;
+    }
+    oracle = std::make_unique<Oracle>(args.directory, fs.get());
+    return true;
+  };
+  if (!new_store()) return std::fprintf(stderr, "keel-crash-loop: cannot create the store\n"), 1;
   bool tampered = false;
   const auto started = Clock::now();
   for (uint64_t iteration = 1; iteration <= args.iterations; ++iteration) {
     if (iteration > 1 && (iteration - 1) % args.per_store == 0) {
       // The store so far passed every check: start a new one, with a new oracle.
       std::error_code removed;
-      std::filesystem::remove_all(args.directory, removed);
-      if (removed) {
-        std::fprintf(stderr, "keel-crash-loop: cannot remove %s: %s\n", args.directory.c_str(),
-                     removed.message().c_str());
+      if (!power) std::filesystem::remove_all(args.directory, removed);
+      if (removed || !new_store()) {
+        std::fprintf(stderr, "keel-crash-loop: cannot start a new store at %s: %s\n",
+                     args.directory.c_str(), removed.message().c_str());
         return 1;
       }
-      oracle = std::make_unique<Oracle>(args.directory);
       std::printf("keel-crash-loop: a new store from iteration %llu\n",
                   static_cast<unsigned long long>(iteration));
     }
     uint64_t child_seed = mix(mix(seed) + iteration);
     KillPlan plan{std::chrono::milliseconds(5 + rng() % (args.max_ms - 4)), rng() % 4 != 0};
-    std::string error;
-    auto report = run_child_process(self, args.directory, child_seed, args.tamper == "fences",
-                                    plan, error);
+    std::string error, how;
+    // The store's own negative controls run in the workload; the others falsify the oracle's view.
+    std::string workload_tamper = args.tamper == "fences" || args.tamper == "nosync" ? args.tamper
+                                                                                      : "";
+    std::optional<ChildReport> report;
+    if (power) {
+      report = run_with_power_cut(*fs, args.directory, child_seed, plan.after, workload_tamper, how);
+    } else {
+      report = run_child_process(self, args.directory, child_seed, workload_tamper, plan, error);
+      how = "killed " + std::to_string(plan.after.count()) + " ms after " +
+            (plan.from_open ? "open" : "spawn");
+    }
     IterationSummary summary;
     Failure failure =
         report ? oracle->absorb(static_cast<int>(iteration), std::move(*report), summary) : error;
@@ -1077,17 +1205,14 @@ int run_parent(const Args& args) {
       return 1;
     }
     std::printf(
-        "iteration %llu/%llu: killed %llu ms after %s %s; %zu durable, %zu weaker kept, %zu weaker "
-        "lost, %zu batches, %zu fences, %zu refused; store epoch %llu, %llu events, %zu recovery "
-        "actions, verify ok\n",
+        "iteration %llu/%llu: %s %s; %zu durable, %zu weaker kept, %zu weaker lost, %zu batches, "
+        "%zu fences, %zu refused; store epoch %llu, %llu events, %zu recovery actions, verify ok\n",
         static_cast<unsigned long long>(iteration),
-        static_cast<unsigned long long>(args.iterations),
-        static_cast<unsigned long long>(plan.after.count()), plan.from_open ? "open" : "spawn",
+        static_cast<unsigned long long>(args.iterations), how.c_str(),
         summary.child_epoch ? ("in epoch " + std::to_string(*summary.child_epoch)).c_str()
                             : "before its open returned",
         summary.durable, summary.weaker_kept, summary.weaker_lost, summary.batches, summary.fences,
-        summary.refused,
-        static_cast<unsigned long long>(summary.epoch),
+        summary.refused, static_cast<unsigned long long>(summary.epoch),
         static_cast<unsigned long long>(summary.events), summary.recovery_actions);
     std::fflush(stdout);
   }
@@ -1115,8 +1240,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "keel-crash-loop: %s\n\n%s", error.c_str(), kHelp);
     return 2;
   }
-  if (args->mode == "child") {
-    return run_child(args->directory, args->seed, args->tamper == "fences");
-  }
-  return run_parent(*args);
+  if (args->mode == "child") return run_child(args->directory, args->seed, args->tamper);
+  return run_loop(*args);
 }
