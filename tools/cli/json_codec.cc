@@ -9,22 +9,27 @@ namespace {
 
 using nlohmann::json;
 
+// The index of the quote closing the JSON string that opens at `open` (text.size() if none).
+size_t string_end(std::string_view text, size_t open) {
+  for (size_t i = open + 1; i < text.size(); ++i) {
+    if (text[i] == '\\') {
+      ++i;
+    } else if (text[i] == '"') {
+      return i;
+    }
+  }
+  return text.size();
+}
+
 // The deepest [ / { nesting outside strings; nlohmann's serializers recurse, so deep input is
 // refused up front instead of exhausting the stack.
 int json_depth(std::string_view text) {
   int depth = 0;
   int deepest = 0;
-  bool in_string = false;
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
+    if (c == '"') {
+      i = string_end(text, i);
     } else if (c == '[' || c == '{') {
       deepest = std::max(deepest, ++depth);
     } else if (c == ']' || c == '}') {
@@ -37,19 +42,10 @@ int json_depth(std::string_view text) {
 // The first integer literal (a JSON number without fraction or exponent) outside strings that does
 // not fit 64 bits, or an empty view. nlohmann would keep it as a double, silently changing it.
 std::string_view integer_beyond_64_bits(std::string_view text) {
-  bool in_string = false;
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
     if (c == '"') {
-      in_string = true;
+      i = string_end(text, i);
       continue;
     }
     if (c != '-' && (c < '0' || c > '9')) continue;
@@ -61,17 +57,12 @@ std::string_view integer_beyond_64_bits(std::string_view text) {
     std::string_view token = text.substr(i, end - i);
     i = end - 1;
     if (token.find_first_of(".eE") != std::string_view::npos) continue;  // a float, as written
-    bool fits = false;
-    if (token.front() == '-') {
-      int64_t value = 0;
+    auto fits = [&](auto value) {  // msgpack holds int64 below zero, uint64 from zero on
       auto [ptr, ec] = std::from_chars(token.data(), token.data() + token.size(), value);
-      fits = ec == std::errc() && ptr == token.data() + token.size();
-    } else {
-      uint64_t value = 0;
-      auto [ptr, ec] = std::from_chars(token.data(), token.data() + token.size(), value);
-      fits = ec == std::errc() && ptr == token.data() + token.size();
-    }
-    if (!fits) return token;  // the text parsed as JSON: the token is an integer literal
+      return ec == std::errc() && ptr == token.data() + token.size();
+    };
+    // The text parsed as JSON, so the token is an integer literal.
+    if (!(token.front() == '-' ? fits(int64_t{0}) : fits(uint64_t{0}))) return token;
   }
   return {};
 }
