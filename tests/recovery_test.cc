@@ -675,6 +675,28 @@ TEST_CASE("ShiftedFramesOfAnUnsyncedGroupAreDroppedAndCounted", "[recovery]") {
   require_truncation(store, want, 1);
 }
 
+TEST_CASE("DeletedWholeDurableFrameFailsClosed", "[recovery]") {
+  // A whole frame deleted moves the frames after it by its size, a multiple of 8: the first of
+  // them lands exactly on the valid end, where the scan rejects it (its durable_through is past
+  // its new offset). It still vouches for the deleted bytes; when it is the last frame, nothing
+  // else does, so the search must consider it too.
+  Store store;
+  Events events;
+  crash_after(store, [&](SegmentWriter& w) {
+    for (int i = 0; i < 10; ++i) append_synced_group(w, events, 1);
+  });
+  auto frames = frames_in(store.segment(1), 1);
+  REQUIRE(frames.size() == 10);
+  REQUIRE(frames[9].header.durable_through == frames[9].offset);
+  // Frame 6 (frames 7..10 follow it), or frame 9 (only frame 10 follows, on the valid end).
+  const size_t deleted = GENERATE(5, 8);
+  INFO("frame " << deleted + 1 << " deleted");
+  shift_bytes(store.segment(1), frames[deleted].offset, -static_cast<int>(frames[deleted].size));
+  auto error =
+      require_fails_closed(store, ErrorCode::Corruption, RecoveryRule::DamageBeforeDurableFrame);
+  CHECK(error.field_u64("offset") == frames[deleted].offset);
+}
+
 // ---- Row SegmentChainGap -----------------------------------------------------------------------
 
 TEST_CASE("SegmentChainGapFailsClosed", "[recovery]") {

@@ -167,7 +167,7 @@ class SegmentScanner {
     // the bytes hashed are capped (kSearchBudgetFactor x the segment): payload bytes that look
     // like frame headers cannot make the search quadratic.
     uint64_t budget = kSearchBudgetFactor * bytes_.size() + kSearchBudgetSlack;
-    for (uint64_t at = s.valid_end + 1; at < bytes_.size();) {
+    for (uint64_t at = s.valid_end; at < bytes_.size();) {
       if (!may_start_frame(at)) {
         ++at;
         continue;
@@ -183,6 +183,12 @@ class SegmentScanner {
         budget -= size;
         DecodedFrame frame;
         if (format::decode_frame(bytes_.subspan(at), header_.segment_id, frame) == FrameDecode::Ok) {
+          // The frame at the valid end is the damage the scan stopped at, unless it claims bytes
+          // past its own offset as synced: then bytes before it were deleted and it vouches.
+          if (at == s.valid_end && h.durable_through <= at) {
+            ++at;
+            continue;
+          }
           ++s.later_valid_frames;
           s.later_durable_through = std::max(s.later_durable_through, h.durable_through);
           at += frame.size;
