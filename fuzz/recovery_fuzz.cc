@@ -264,12 +264,15 @@ void check_torn_tail_holds_no_frame(platform::MemoryFileSystem& fs, uint8_t epoc
     format::SegmentHeader header;
     check(format::decode_segment_header(*bytes, header, nullptr) == format::HeaderDecode::Ok,
           "a torn tail in a segment without a header");
-    for (uint64_t at = action.offset + 1; at < bytes->size(); ++at) {
+    for (uint64_t at = action.offset; at < bytes->size(); ++at) {
       format::DecodedFrame frame;
+      // The frame at the damage itself counts only when it vouches for bytes before it (a whole
+      // frame deleted in front of it): FORMAT.md 9.3.
       if (format::decode_frame(std::span<const std::byte>(*bytes).subspan(at), header.segment_id,
                                frame) == format::FrameDecode::Ok &&
           frame.header.epoch >= header.epoch && frame.header.epoch <= epoch &&
-          frame.header.sequence >= recovered.next_sequence) {
+          frame.header.sequence >= recovered.next_sequence &&
+          (at != action.offset || frame.header.durable_through > at)) {
         std::fprintf(stderr, "frame at offset %llu after a torn tail at %llu\n",
                      static_cast<unsigned long long>(at),
                      static_cast<unsigned long long>(action.offset));
