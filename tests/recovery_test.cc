@@ -156,6 +156,18 @@ std::vector<FrameAt> frames_in(const std::string& path, uint64_t segment_id) {
   return frames;
 }
 
+// A crashed writer's segment 1 holding `count` events, each synced before the next was written
+// (so every frame vouches for the ones before it), and its frames.
+std::vector<FrameAt> synced_one_by_one(Store& store, int count) {
+  Events events;
+  crash_after(store, [&](SegmentWriter& w) {
+    for (int i = 0; i < count; ++i) append_synced_group(w, events, 1);
+  });
+  auto frames = frames_in(store.segment(1), 1);
+  REQUIRE(frames.size() == static_cast<size_t>(count));
+  return frames;
+}
+
 std::vector<Seen> seen_in(const std::vector<FrameAt>& frames, uint64_t segment_id) {
   std::vector<Seen> seen;
   for (const FrameAt& f : frames) {
@@ -519,12 +531,7 @@ TEST_CASE("TornTailFrameFromAnotherSegmentIsTruncated", "[recovery]") {
 
 TEST_CASE("DamageBeforeDurableFrameFailsClosed", "[recovery]") {
   Store store;
-  Events events;
-  crash_after(store, [&](SegmentWriter& w) {
-    for (int i = 0; i < 3; ++i) append_synced_group(w, events, 1);
-  });
-  auto frames = frames_in(store.segment(1), 1);
-  REQUIRE(frames.size() == 3);
+  auto frames = synced_one_by_one(store, 3);
   // Each group was written after the previous one was synced.
   REQUIRE(frames[1].header.durable_through == frames[1].offset);
   REQUIRE(frames[2].header.durable_through == frames[2].offset);
@@ -630,12 +637,7 @@ TEST_CASE("ShiftedDurableFramesFailClosed", "[recovery]") {
   // it. Bytes inserted or deleted at frame 5 shift frames 6.. by any amount; the search must find
   // them at any offset (8-aligned offsets only found shifts by multiples of 8).
   Store store;
-  Events events;
-  crash_after(store, [&](SegmentWriter& w) {
-    for (int i = 0; i < 10; ++i) append_synced_group(w, events, 1);
-  });
-  auto frames = frames_in(store.segment(1), 1);
-  REQUIRE(frames.size() == 10);
+  auto frames = synced_one_by_one(store, 10);
   const int shift = GENERATE(1, 3, 5, 7, 8, 13, -1, -5, -8, -11);
   INFO("bytes " << (shift > 0 ? "inserted" : "deleted") << ": " << std::abs(shift));
   // Deleted bytes come out of frame 5's body, inserted ones go in front of it.
@@ -681,12 +683,7 @@ TEST_CASE("DeletedWholeDurableFrameFailsClosed", "[recovery]") {
   // its new offset). It still vouches for the deleted bytes; when it is the last frame, nothing
   // else does, so the search must consider it too.
   Store store;
-  Events events;
-  crash_after(store, [&](SegmentWriter& w) {
-    for (int i = 0; i < 10; ++i) append_synced_group(w, events, 1);
-  });
-  auto frames = frames_in(store.segment(1), 1);
-  REQUIRE(frames.size() == 10);
+  auto frames = synced_one_by_one(store, 10);
   REQUIRE(frames[9].header.durable_through == frames[9].offset);
   // Frame 6 (frames 7..10 follow it), or frame 9 (only frame 10 follows, on the valid end).
   const size_t deleted = GENERATE(5, 8);
