@@ -1118,10 +1118,12 @@ ChildReport run_with_power_cut(keel::platform::FaultFileSystem& fs, const std::s
     out.send("O " + std::to_string((*opened)->epoch()) + "\n");
     std::vector<std::thread> threads = start_appenders(**opened, out, seed);
     std::this_thread::sleep_for(after);
+    // The appenders are told first: a failure they see from here on is the power cut's, never a
+    // finding (told after, an appender could meet the failing disk before the flag).
+    out.cut_power();
     for (FaultOp op : {FaultOp::Write, FaultOp::SyncData, FaultOp::Rename, FaultOp::SyncDirectory}) {
       fs.fail_from_nth(op, 1);
     }
-    out.cut_power();
     for (auto& thread : threads) thread.join();
     opened->reset();  // its close fails: nothing more reaches the disk
   }
