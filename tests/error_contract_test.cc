@@ -105,6 +105,12 @@ std::vector<Case> contract_table() {
       {"PermissionDenied",
        StoreError(ErrorCode::PermissionDenied).with("operation", "open lock file").with("path", "/data/s/LOCK").with("detail", "Read-only file system").with("errno", uint64_t{30}).with("needed", "a file system mounted read-write"),
        ErrorClass::Domain, {"open lock file", "/data/s/LOCK", "refused", "Read-only file system", "errno 30", "needs a file system mounted read-write"}, nullptr},
+      {"CursorExpired",
+       StoreError(ErrorCode::CursorExpired).with("cursor", uint64_t{41}).with("first_retained", uint64_t{43}),
+       ErrorClass::Domain, {"cursor 41", "first retained sequence is 43", "resync"}, nullptr},
+      {"CursorAheadOfLog",
+       StoreError(ErrorCode::CursorAheadOfLog).with("consumer", "billing").with("cursor", uint64_t{90}).with("recovered", uint64_t{77}),
+       ErrorClass::FailClosed, {"billing", "cursor 90", "last sequence 77"}, nullptr},
       {"DurableDataLost",
        StoreError(ErrorCode::DurableDataLost).with("reference", "/data/s/END").with("referenced", uint64_t{10}).with("recovered", uint64_t{7}).with("found", "TornTail at segment-2:4096").with("rule", "DurableEndNotReached"),
        ErrorClass::FailClosed, {"END", "sequence 10", "sequence 7", "TornTail at segment-2:4096", "accept_data_loss", "DurableEndNotReached"}, nullptr},
@@ -138,7 +144,7 @@ std::set<std::string> template_fields(std::string_view tmpl) {
 TEST_CASE("StoreError contract table pins every code's class, message fields and cause",
           "[error]") {
   auto table = contract_table();
-  static_assert(keel::kErrorCodeCount == 30,
+  static_assert(keel::kErrorCodeCount == 32,
                 "STORE_ERROR CONTRACT TABLE OUT OF DATE: add a row for the new code, then bump");
   REQUIRE(table.size() == keel::kErrorCodeCount);
   std::set<ErrorCode> covered;

@@ -28,6 +28,9 @@
     "{operation} on {path} was refused: {detail} (errno {errno}); it needs {needed}")             \
   X(BatchItemTooLarge, Domain,                                                                     \
     "batch item {index}: {what} of {size} bytes exceeds the limit of {limit} bytes")               \
+  X(CursorExpired, Domain,                                                                         \
+    "cursor {cursor} expired: the first retained sequence is {first_retained}, so events after "   \
+    "the cursor were removed; resync from a snapshot or from the first retained sequence")         \
   /* Retryable: it did not happen and may succeed later. */                                        \
   X(Io, Retryable, "I/O error in {operation} on {path}: {detail} (errno {errno})")                 \
   X(NoSpace, Retryable, "no space left for {operation} on {path} ({bytes} bytes)")                 \
@@ -49,6 +52,9 @@
     "{reference} names sequence {referenced}, but the recovered log ends at sequence "             \
     "{recovered} ({found}): durable events are missing; open with accept_data_loss to go on "      \
     "without them (rule {rule})")                                                                  \
+  X(CursorAheadOfLog, FailClosed,                                                                 \
+    "consumer {consumer} committed cursor {cursor}, beyond the recovered log's last sequence "     \
+    "{recovered}: a crash or an accepted data loss took events it applied")                        \
   X(UnsupportedVersion, FailClosed,                                                                \
     "{path} has format version {found}, newer than the supported {supported}")                     \
   X(WriterPoisoned, FailClosed, "writer poisoned by an earlier failure in {operation}; reopen")     \

@@ -105,6 +105,10 @@ struct StoreOptions {
   // (their events carry no fence id), so a crash with a fence open exposes its events. The fence
   // crash tests must catch a store opened with this set.
   bool unsafe_skip_fence_records_for_test = false;
+  // NEGATIVE CONTROL FOR TESTS ONLY: a query (and so a subscription or consumer) resuming after a
+  // cursor below the retention floor silently starts at the floor instead of failing with
+  // CursorExpired. The retention tests of consumers must catch a store opened with this set.
+  bool unsafe_clamp_expired_cursors_for_test = false;
 };
 
 // The longest idempotency key accepted (bytes).

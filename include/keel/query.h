@@ -43,7 +43,8 @@ struct Query {
   std::optional<Hlc> hlc_to;
 
   // The page: events after `after` (a global sequence, in `order`: above it ascending, below it
-  // descending), at most `limit` (1 or more).
+  // descending), at most `limit` (1 or more). Ascending, `after` is a cursor: when events after it
+  // were removed by retention (after + 1 below the first retained sequence) it is CursorExpired.
   Order order = Order::Ascending;
   std::optional<uint64_t> after;
   size_t limit = 100;
@@ -55,6 +56,9 @@ struct QueryPage {
   std::vector<Event> events;
   // Pass as Query::after for the next page; nullopt when this page ended the answer.
   std::optional<uint64_t> next_after;
+  // The visible watermark the page was read at: when the page ended the answer, no event up to it
+  // matches beyond the page's (what a subscription's position moves to).
+  uint64_t visible = 0;
 };
 
 // An event as the indexes know it, without reading the log: what causal answers are made of.

@@ -204,7 +204,10 @@ class Store {
   // One page of the visible events matching `query`. Errors: InvalidCoordinate for an invalid
   // entity; InvalidArgument naming the field (entity and entity_prefix both set, a clock range without an entity, a reversed
   // range, a category above 15 or disagreeing with kind, a lane >= lanes_max, limit 0 or above
-  // kQueryLimitMax), Corruption or Io when a page's frame cannot be read.
+  // kQueryLimitMax, an ascending `after` of UINT64_MAX), CursorExpired {cursor, first_retained}
+  // when an ascending page resumes after a cursor below the retention floor (events after it were
+  // removed: resuming at first_retained == after + 1 is sound), Corruption or Io when a page's
+  // frame cannot be read.
   Result<QueryPage> query(const Query& query);
   // The causes of event `id`, from it up to its root (at most `limit` events): NotFound when `id` is
   // not a visible event; Corruption when a cause in the chain names a later event (a causation
@@ -269,6 +272,7 @@ class Store {
   class Impl;
 
  private:
+  friend struct StoreInternals;  // src/store/store_internals.h: the layers above (consumers)
   explicit Store(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -170,6 +170,18 @@ Status Watermarks::register_consumer(std::string_view name, uint64_t at) {
   return ok_status();
 }
 
+void Watermarks::restore_consumers(
+    const std::vector<std::pair<std::string, uint64_t>>& consumers) {
+  if (consumers.empty()) return;
+  uint64_t lowest = UINT64_MAX;
+  for (const auto& [name, at] : consumers) {
+    const uint64_t position = std::min(at, sequence(Watermark::Visible));
+    consumers_.insert_or_assign(name, position);
+    lowest = std::min(lowest, position);
+  }
+  if (lowest < sequence(Watermark::Applied)) points_[index(Watermark::Applied)] = point_at(lowest);
+}
+
 Status Watermarks::consumer_applied(std::string_view name, uint64_t sequence_applied) {
   auto it = consumers_.find(as_absl(name));
   if (it == consumers_.end()) return consumer_not_found(name);

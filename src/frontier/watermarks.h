@@ -71,6 +71,10 @@ class Watermarks {
   // name is empty or taken, or `at` is below applied (registering must not lower applied; use
   // reset_applied) or above visible.
   Status register_consumer(std::string_view name, uint64_t at);
+  // Open, right after bootstrap(): the durable consumers persisted in the store, each at its
+  // committed cursor (at most visible). Applied starts at the lowest of them: not a reset, the
+  // store's applied was that low when it closed (or crashed).
+  void restore_consumers(const std::vector<std::pair<std::string, uint64_t>>& consumers);
   // The consumer has applied every event up to `sequence`: InvalidArgument when below its position
   // (positions are monotone) or above visible; NotFound for an unknown name. Applied becomes
   // max(applied, min over consumers).

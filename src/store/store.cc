@@ -5,7 +5,9 @@
 
 #include "format/record.h"
 #include "keel/coordinate.h"
+#include "log/consumer_file.h"
 #include "store/store_impl.h"
+#include "store/store_internals.h"
 
 namespace keel {
 namespace {
@@ -315,7 +317,31 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
                 " after recovering " + std::to_string(shown.global_sequence);
     }
     if (!problem.empty()) return StoreError(ErrorCode::InvariantViolation).with("invariant", problem);
+    KEEL_TRY(restore_durable_consumers());
   }
+  return ok_status();
+}
+
+// The durable consumers (include/keel/consumer.h) define applied across reopens: each counts at
+// its committed cursor. One whose file is damaged counts at 0 (its position is unknown: nothing
+// may assume it applied anything); one whose cursor is beyond the recovered log does not count
+// (opening it is CursorAheadOfLog). Read errors fail the open (Io).
+Status Store::Impl::restore_durable_consumers() {
+  KEEL_ASSIGN_OR_RETURN(std::vector<std::string> names, log::list_consumers(fs_, directory_));
+  std::vector<std::pair<std::string, uint64_t>> positions;
+  for (const std::string& name : names) {
+    auto cursor = log::read_consumer_cursor(fs_, directory_, name);
+    if (!cursor.ok()) {
+      if (cursor.error().code() != ErrorCode::CorruptSidecar &&
+          cursor.error().code() != ErrorCode::UnsupportedVersion) {
+        return std::move(cursor).error();
+      }
+      positions.emplace_back(name, 0);
+    } else if (*cursor && (*cursor)->cursor <= sequence_visible()) {
+      positions.emplace_back(name, (*cursor)->cursor);
+    }
+  }
+  marks_.restore_consumers(positions);
   return ok_status();
 }
 
@@ -715,5 +741,8 @@ Result<uint64_t> Store::remove_segments_below_for_test(uint64_t floor_sequence) 
   KEEL_TRY(check_not_in_gate(impl_.get(), "remove_segments_below_for_test"));
   return impl_->remove_segments_below_for_test(floor_sequence);
 }
+
+platform::FileSystem& StoreInternals::file_system(Store& store) { return store.impl_->file_system(); }
+bool StoreInternals::read_only(const Store& store) { return store.impl_->read_only(); }
 
 }  // namespace keel

@@ -72,6 +72,8 @@ class Store::Impl {
   Result<std::string> reset_applied(uint64_t sequence, std::string_view reason);
   uint64_t epoch() const { return log_ ? log_->epoch() : 0; }
   const std::string& directory() const { return directory_; }
+  platform::FileSystem& file_system() { return fs_; }
+  bool read_only() const { return options_.read_only; }
 
  private:
   Impl(const std::string& directory, const StoreOptions& options);
@@ -79,6 +81,7 @@ class Store::Impl {
   // Open: recovery feeds every record to the index builder.
   Status load(const log::LogOptions& log_options);
   Status load_once(log::LogOptions log_options);
+  Status restore_durable_consumers();
   // The index image (store_image.cc): restores index_ and sets the log's checkpoint when the image
   // is there, whole and matches the log; written at close.
   // `keys_through`: the sequence the IDEMPOTENCY sidecar covers (the image is used only when it

@@ -104,12 +104,27 @@ Result<QueryPage> Store::Impl::query(const Query& q) {
   KEEL_TRY(check_open());
   KEEL_TRY(check_query(q, options_.lanes_max));
   // Events below the retention floor are gone: the indexes keep them (store_retention.cc), pages
-  // start above them.
+  // start above them. A page resuming after a cursor is a resume: when events between the cursor
+  // and the floor were removed it is CursorExpired, never clamped (first_retained == cursor + 1
+  // is sound: nothing after the cursor is gone).
+  if (q.order == Order::Ascending && q.after) {
+    if (*q.after == UINT64_MAX) {
+      return StoreError(ErrorCode::InvalidArgument)
+          .with("argument", "after")
+          .with("reason", "no sequence follows 18446744073709551615");
+    }
+    if (*q.after + 1 < first_retained_sequence_ && !options_.unsafe_clamp_expired_cursors_for_test) {
+      return StoreError(ErrorCode::CursorExpired)
+          .with("cursor", *q.after)
+          .with("first_retained", first_retained_sequence_);
+    }
+  }
   Query retained = q;
   retained.sequence_from = std::max(q.sequence_from, first_retained_sequence_);
   std::vector<uint64_t> sequences =
       index::select(index_, retained, sequence_visible(), q.limit + 1);
   QueryPage page;
+  page.visible = sequence_visible();
   if (sequences.size() > q.limit) {
     sequences.pop_back();
     page.next_after = sequences.back();

@@ -1,0 +1,121 @@
+// Subscriptions (include/keel/consumer.h): each batch is a query page after the position; with
+// nothing new it waits on the visible watermark.
+#include <algorithm>
+
+#include "keel/consumer.h"
+
+namespace keel {
+
+namespace {
+
+StoreError invalid(std::string_view argument, std::string_view reason) {
+  return StoreError(ErrorCode::InvalidArgument).with("argument", argument).with("reason", reason);
+}
+
+}  // namespace
+
+Subscription::Subscription(Store& store, Query filter, uint64_t after,
+                           const SubscriptionOptions& options)
+    : store_(store), query_(std::move(filter)), position_(after) {
+  query_.limit = options.batch_max;
+  query_.with_payload = options.with_payload;
+}
+
+Result<std::unique_ptr<Subscription>> Subscription::open(Store& store, Query filter, uint64_t after,
+                                                         const SubscriptionOptions& options) {
+  if (options.batch_max == 0 || options.batch_max > kQueryLimitMax) {
+    return invalid("batch_max", "must be between 1 and 1000000");
+  }
+  if (filter.order != Order::Ascending) {
+    return invalid("filter.order", "a subscription reads in ascending sequence order");
+  }
+  if (filter.after) {
+    return invalid("filter.after", "pass the position as the subscription's `after`");
+  }
+  if (after == UINT64_MAX) return invalid("after", "no sequence follows 18446744073709551615");
+  std::unique_ptr<Subscription> subscription(
+      new Subscription(store, std::move(filter), after, options));
+  // The store checks the filter and the position (CursorExpired) as it would for a page.
+  Query probe = subscription->query_;
+  probe.after = after;
+  probe.limit = 1;
+  probe.with_payload = false;
+  KEEL_TRY(store.query(probe));
+  return subscription;
+}
+
+Result<std::vector<Event>> Subscription::next(std::chrono::milliseconds timeout) {
+  if (timeout.count() < 0) return invalid("timeout", "must not be negative");
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    Query page_query = query_;
+    page_query.after = position_;
+    KEEL_ASSIGN_OR_RETURN(QueryPage page, store_.query(page_query));
+    if (!page.events.empty()) {
+      // A cut page stops at its last event; a page that ended the answer covers all it read.
+      position_ = page.next_after ? page.events.back().sequence
+                                  : std::max(page.events.back().sequence, page.visible);
+      return std::move(page.events);
+    }
+    position_ = std::max(position_, page.visible);
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return std::vector<Event>();
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+    Status waited = store_.wait_for(Watermark::Visible, position_ + 1, left);
+    if (!waited.ok()) {
+      if (waited.error().code() == ErrorCode::WaitTimeout) return std::vector<Event>();
+      return std::move(waited).error();
+    }
+  }
+}
+
+// ---- Subscriber ----
+
+namespace {
+constexpr std::chrono::milliseconds kStopPoll{50};
+}
+
+Subscriber::Subscriber(std::unique_ptr<Subscription> subscription, Deliver deliver)
+    : subscription_(std::move(subscription)), deliver_(std::move(deliver)) {
+  delivered_ = subscription_->position();
+}
+
+Result<std::unique_ptr<Subscriber>> Subscriber::start(Store& store, Query filter, uint64_t after,
+                                                      Deliver deliver,
+                                                      const SubscriptionOptions& options) {
+  if (!deliver) return invalid("deliver", "is empty");
+  KEEL_ASSIGN_OR_RETURN(auto subscription,
+                        Subscription::open(store, std::move(filter), after, options));
+  std::unique_ptr<Subscriber> subscriber(new Subscriber(std::move(subscription), std::move(deliver)));
+  subscriber->thread_ = std::thread([raw = subscriber.get()] { raw->run(); });
+  return subscriber;
+}
+
+void Subscriber::run() {
+  while (!stopping_.load()) {
+    auto batch = subscription_->next(kStopPoll);
+    if (!batch.ok()) {
+      ended_ = std::move(batch).error();
+      break;
+    }
+    if (!batch->empty()) {
+      Status delivered = deliver_(*batch);
+      if (!delivered.ok()) {
+        ended_ = std::move(delivered);
+        break;
+      }
+    }
+    delivered_ = subscription_->position();
+  }
+  running_ = false;
+}
+
+Status Subscriber::stop() {
+  stopping_ = true;
+  if (thread_.joinable()) thread_.join();
+  return ended_;
+}
+
+Subscriber::~Subscriber() { (void)stop(); }
+
+}  // namespace keel
