@@ -156,7 +156,7 @@ ExpiryRun run_expiry(bool clamp) {
   append_mixed(*store, 200);
   auto live = Subscription::open(*store, Query{}, 5);  // position 5, then overtaken
   REQUIRE(live.ok());
-  auto floor = store->remove_segments_below_for_test(150);
+  auto floor = retain_first(*store, 150);
   if (!floor.ok()) FAIL(floor.error().to_string());
   const uint64_t first = *floor;
   REQUIRE(first > 10);

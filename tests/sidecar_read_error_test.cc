@@ -35,7 +35,7 @@ void write_store(platform::FaultFileSystem& fs, bool floor) {
     keyed.idempotency_key = "key-" + std::to_string(i);
     KEEL_REQUIRE_OK((*store)->append({"e", ""}, kKind, std::string(100, 'p'), keyed));
   }
-  if (floor) KEEL_REQUIRE_OK((*store)->remove_segments_below_for_test(30));
+  if (floor) KEEL_REQUIRE_OK(retain_first(**store, 30));
   KEEL_REQUIRE_OK((*store)->close());
 }
 
@@ -81,7 +81,7 @@ TEST_CASE("retention whose removal cannot be synced is OperationInDoubt; the flo
   }
   // The directory syncs of a retention: IDEMPOTENCY, INDEX, RETAIN, then the removals'.
   fs.fail_nth(platform::FaultOp::SyncDirectory, 4);
-  auto removed = (*store)->remove_segments_below_for_test(30);
+  auto removed = retain_first(**store, 30);
   REQUIRE_FALSE(removed.ok());
   INFO(removed.error().to_string());
   CHECK(removed.error().is(ErrorCode::OperationInDoubt));

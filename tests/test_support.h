@@ -6,6 +6,18 @@
 #include <vector>
 
 #include "keel/result.h"
+#include "keel/retention.h"
+
+namespace keel {
+
+// Retention from `sequence` (keel::retain_from, not forced): the first retained sequence after it.
+inline Result<uint64_t> retain_first(Store& store, uint64_t sequence) {
+  auto retained = retain_from(store, sequence);
+  if (!retained.ok()) return std::move(retained).error();
+  return retained->first_retained;
+}
+
+}  // namespace keel
 
 namespace keel::test {
 

@@ -574,7 +574,7 @@ TEST_CASE("keys outlive their removed segments across a reopen", "[write]") {
     auto store = open_store(dir.path(), small_segments());
     log = append_keyed_segments(*store, 60);
     REQUIRE(store->stats().segments >= 4);
-    auto removed = store->remove_segments_below_for_test(40);
+    auto removed = retain_first(*store, 40);
     KEEL_REQUIRE_OK(removed);
     first_retained = *removed;
     REQUIRE(first_retained > 1);
@@ -639,7 +639,7 @@ TEST_CASE("keys outlive their removed segments across a power loss", "[write]") 
   options.segment_size = 4096;
   auto store = open_store(kFaultDir, options);
   KeyedLog log = append_keyed_segments(*store, 50);
-  auto removed = store->remove_segments_below_for_test(30);
+  auto removed = retain_first(*store, 30);
   KEEL_REQUIRE_OK(removed);
   REQUIRE(*removed > 1);
   KeyedLog later = append_keyed_segments(*store, 10, 50);
@@ -664,7 +664,7 @@ TEST_CASE("after segments are removed an open needs the index image: without it,
   {
     auto store = open_store(dir.path(), small_segments());
     log = append_keyed_segments(*store, 40);
-    auto removed = store->remove_segments_below_for_test(25);
+    auto removed = retain_first(*store, 25);
     KEEL_REQUIRE_OK(removed);
     first_retained = *removed;
     REQUIRE(first_retained > 1);
@@ -715,7 +715,7 @@ TEST_CASE("a damaged IDEMPOTENCY file fails closed once segments are gone and is
     INFO(store->stats().index_source);
     CHECK(store->stats().index_source != "image");  // the keys the image needs are rebuilt
     check_duplicates_hit(*store, log);
-    auto removed = store->remove_segments_below_for_test(25);
+    auto removed = retain_first(*store, 25);
     KEEL_REQUIRE_OK(removed);
     REQUIRE(*removed > 1);
     KEEL_REQUIRE_OK(store->close());

@@ -6,7 +6,8 @@
 // their frames), and when nothing new is visible it waits on the visible watermark. There is no
 // hand-off between a catch-up reader and a live queue to get wrong, and a subscriber's memory is
 // one batch however far behind it is. Events of a fence appear when it commits, all at once; a
-// cancelled fence's never.
+// cancelled fence's never. On a read-only store (beside a writer in another process) next() polls
+// with Store::refresh() every 20 ms instead of waiting.
 //
 // A DurableConsumer is a named subscription whose cursor is kept in the store directory (sidecar
 // CONSUMER.<name>, segments/FORMAT.md 8.9). Cursor-after-apply: the caller applies what next()
@@ -73,6 +74,7 @@ class Subscription {
  private:
   Subscription(Store& store, Query filter, uint64_t after, const SubscriptionOptions& options);
   Store& store_;
+  bool read_only_;  // then next() polls with Store::refresh() (a writer in another process)
   Query query_;
   uint64_t position_;
 };

@@ -10,4 +10,5 @@
 #include "keel/options.h"
 #include "keel/query.h"
 #include "keel/result.h"
+#include "keel/retention.h"
 #include "keel/store.h"

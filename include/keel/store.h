@@ -169,15 +169,6 @@ class Store {
   // another fence is open; ReadOnlyStore; WriterPoisoned.
   Result<std::unique_ptr<Fence>> begin_fence();
 
-  // TEST ONLY, a stand-in for retention (which comes later): removes the sealed segments whose
-  // events are all below `floor_sequence`, after persisting what must outlive them (the
-  // idempotency keys, segments/FORMAT.md 8.7, an index image, and the retention floor, 8.6).
-  // Returns the new first retained sequence; reads of removed events are NotFound. Afterwards an
-  // open needs a usable index image (the streams of removed events live on only there): without
-  // one it fails closed (CorruptSidecar). InvalidArgument when the floor is above durable, or the
-  // cut would fall inside a fence or no image can be cut now.
-  Result<uint64_t> remove_segments_below_for_test(uint64_t floor_sequence);
-
   // Makes every appended event durable (and visible under AfterDurable). Errors: WriterPoisoned
   // (FailClosed), WriteInDoubt when the fdatasync fails, ReadOnlyStore.
   Status sync();

@@ -2,11 +2,17 @@
 // nothing new it waits on the visible watermark.
 #include <algorithm>
 
+#include <thread>
+
 #include "keel/consumer.h"
+#include "store/store_internals.h"
 
 namespace keel {
 
 namespace {
+
+// How often a subscription on a read-only store looks for what the writer made durable.
+constexpr std::chrono::milliseconds kReadOnlyPoll{20};
 
 StoreError invalid(std::string_view argument, std::string_view reason) {
   return StoreError(ErrorCode::InvalidArgument).with("argument", argument).with("reason", reason);
@@ -16,7 +22,10 @@ StoreError invalid(std::string_view argument, std::string_view reason) {
 
 Subscription::Subscription(Store& store, Query filter, uint64_t after,
                            const SubscriptionOptions& options)
-    : store_(store), query_(std::move(filter)), position_(after) {
+    : store_(store),
+      read_only_(StoreInternals::read_only(store)),
+      query_(std::move(filter)),
+      position_(after) {
   query_.limit = options.batch_max;
   query_.with_payload = options.with_payload;
 }
@@ -61,6 +70,12 @@ Result<std::vector<Event>> Subscription::next(std::chrono::milliseconds timeout)
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return std::vector<Event>();
     auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+    if (read_only_) {
+      // Nothing in this process moves a read-only store's visible: poll the writer's progress.
+      std::this_thread::sleep_for(std::min(left, kReadOnlyPoll));
+      KEEL_TRY(store_.refresh());
+      continue;
+    }
     Status waited = store_.wait_for(Watermark::Visible, position_ + 1, left);
     if (!waited.ok()) {
       if (waited.error().code() == ErrorCode::WaitTimeout) return std::vector<Event>();

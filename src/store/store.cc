@@ -1,11 +1,13 @@
 // Store: open, load (recovery -> index), close, stats, and the public facade.
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "format/record.h"
 #include "keel/coordinate.h"
 #include "log/consumer_file.h"
+#include "log/segment_files.h"
 #include "store/store_impl.h"
 #include "store/store_internals.h"
 
@@ -448,6 +450,33 @@ Store::Impl::~Impl() {
   }
 }
 
+// The bytes of the retained segments: the sealed ones' file sizes (each read once, when it is
+// first seen sealed; the ones recovered sealed are known from recovery) and the active one's data.
+uint64_t Store::Impl::segment_bytes_locked() const {
+  const log::SegmentWriter& writer = *log_->writer();
+  if (!sizes_loaded_) {  // first call: what recovery saw
+    sizes_loaded_ = true;
+    for (const auto& segment : log_->recovered().segments) {
+      if (segment.header.segment_id < writer.active_segment_id()) {
+        sealed_bytes_[segment.header.segment_id] = segment.data_end;
+      }
+    }
+    sized_through_ = std::max<uint64_t>(1, first_retained_segment_) - 1;
+    if (!sealed_bytes_.empty()) sized_through_ = std::max(sized_through_, sealed_bytes_.rbegin()->first);
+  }
+  for (uint64_t id = sized_through_ + 1; id < writer.active_segment_id(); ++id) {
+    auto file = fs_.open(platform::join_path(directory_, log::segment_file_name(id)),
+                         platform::OpenMode::ReadOnly);
+    auto size = file.ok() ? (*file)->size() : Result<uint64_t>(std::move(file).error());
+    sealed_bytes_[id] = size.ok() ? *size : 0;  // unreadable: counted as nothing, not guessed
+    sized_through_ = id;
+  }
+  sealed_bytes_.erase(sealed_bytes_.begin(), sealed_bytes_.lower_bound(first_retained_segment_));
+  uint64_t total = stable_end_of(writer.active_segment_id());
+  for (const auto& [id, bytes] : sealed_bytes_) total += bytes;
+  return total;
+}
+
 StoreStats Store::Impl::stats() const {
   std::lock_guard lock(mutex_);
   StoreStats s;
@@ -476,7 +505,9 @@ StoreStats Store::Impl::stats() const {
   s.sequence_next = marks_.sequence(Watermark::Accepted) + 1;
   if (const log::SegmentWriter* writer = log_->writer()) {
     s.segments = writer->active_segment_id() - first_retained_segment_ + 1;
+    s.bytes_on_disk = segment_bytes_locked();
   } else {
+    for (const auto& segment : recovered.segments) s.bytes_on_disk += segment.data_end;
     s.segments = recovered.segments.size();
     s.sequence_next = recovered.next_sequence;
   }
@@ -513,7 +544,6 @@ StoreStats Store::Impl::stats() const {
       s.data_losses.push_back(log::describe(loss));
     }
   }
-  for (const auto& segment : recovered.segments) s.bytes_on_disk += segment.data_end;
   for (const auto& action : recovered.actions) {
     s.recovery_bytes_dropped += action.bytes_dropped;
     s.recovery_frames_dropped += action.frames_dropped;
@@ -737,12 +767,17 @@ Result<std::unique_ptr<Fence>> Store::begin_fence() {
   KEEL_ASSIGN_OR_RETURN(uint64_t id, impl_->begin_fence());
   return std::unique_ptr<Fence>(new Fence(impl_.get(), id));
 }
-Result<uint64_t> Store::remove_segments_below_for_test(uint64_t floor_sequence) {
-  KEEL_TRY(check_not_in_gate(impl_.get(), "remove_segments_below_for_test"));
-  return impl_->remove_segments_below_for_test(floor_sequence);
-}
 
 platform::FileSystem& StoreInternals::file_system(Store& store) { return store.impl_->file_system(); }
 bool StoreInternals::read_only(const Store& store) { return store.impl_->read_only(); }
+Result<std::vector<SegmentSpan>> StoreInternals::segment_spans(Store& store) {
+  KEEL_TRY(check_not_in_gate(store.impl_.get(), "retention"));
+  return store.impl_->segment_spans();
+}
+Result<uint64_t> StoreInternals::retain_from(Store& store, uint64_t floor_sequence) {
+  KEEL_TRY(check_not_in_gate(store.impl_.get(), "retention"));
+  return store.impl_->retain_from(floor_sequence);
+}
+uint64_t StoreInternals::now_wall_ms(Store& store) { return store.impl_->now_wall_ms(); }
 
 }  // namespace keel

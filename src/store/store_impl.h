@@ -4,6 +4,7 @@
 // and waits.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <atomic>
 #include <condition_variable>
@@ -20,6 +21,7 @@
 #include "index/event_index.h"
 #include "index/idempotency_index.h"
 #include "keel/store.h"
+#include "store/store_internals.h"
 #include "log/log.h"
 #include "log/record_reader.h"
 #include "platform/clock.h"
@@ -46,7 +48,10 @@ class Store::Impl {
   Status commit_fence(uint64_t fence_id);
   Status cancel_fence(uint64_t fence_id);
   Status cancel_fence_locked(writer::Lock& lock, uint64_t fence_id);
-  Result<uint64_t> remove_segments_below_for_test(uint64_t floor_sequence);
+  // Retention's mechanism (store_retention.cc; StoreInternals documents them).
+  Result<uint64_t> retain_from(uint64_t floor_sequence);
+  Result<std::vector<SegmentSpan>> segment_spans();
+  uint64_t now_wall_ms();
   Status sync();
   Result<Event> get(const EventId& id);
   Result<Event> read(uint64_t sequence);
@@ -82,6 +87,7 @@ class Store::Impl {
   Status load(const log::LogOptions& log_options);
   Status load_once(log::LogOptions log_options);
   Status restore_durable_consumers();
+  Result<std::vector<SegmentSpan>> segment_spans_locked();
   // The index image (store_image.cc): restores index_ and sets the log's checkpoint when the image
   // is there, whole and matches the log; written at close.
   // `keys_through`: the sequence the IDEMPOTENCY sidecar covers (the image is used only when it
@@ -226,6 +232,11 @@ class Store::Impl {
   // the indexes (streams keep their clocks); every read path starts at it.
   uint64_t first_retained_sequence_ = 1;
   uint64_t first_retained_segment_ = 1;
+  // stats().bytes_on_disk: the sealed retained segments' sizes, filled as segments are sealed.
+  uint64_t segment_bytes_locked() const;
+  mutable std::map<uint64_t, uint64_t> sealed_bytes_;
+  mutable uint64_t sized_through_ = 0;  // every sealed segment id up to it has an entry
+  mutable bool sizes_loaded_ = false;
   uint64_t removed_events_ = 0;  // indexed events below the floor (not counted as events)
   // The indexed events below the first retained sequence.
   uint64_t count_removed_events() const;

@@ -2,15 +2,37 @@
 // public API does not give. Nothing else includes this.
 #pragma once
 
+#include <cstdint>
+#include <vector>
+
 #include "keel/store.h"
 #include "platform/file_system.h"
 
 namespace keel {
 
+// A retained segment, for the retention policy.
+struct SegmentSpan {
+  uint64_t segment_id = 0;
+  uint64_t first_sequence = 0;
+  uint64_t last_sequence = 0;  // first_sequence - 1 when it holds no event yet
+  uint64_t bytes = 0;          // the file's size; the active segment's data
+  uint64_t last_wall_ms = 0;   // the HLC wall time of its newest event (0 when none)
+  bool active = false;         // the segment being written: never removed
+};
+
 struct StoreInternals {
   // The file system the store runs on (StoreOptions::file_system, or POSIX).
   static platform::FileSystem& file_system(Store& store);
   static bool read_only(const Store& store);
+  // The retained segments, oldest first. ReadOnlyStore, Io, Corruption (a header unreadable).
+  static Result<std::vector<SegmentSpan>> segment_spans(Store& store);
+  // Removes the sealed segments whose events all lie below `floor_sequence` (at most durable + 1),
+  // after persisting what must outlive them (src/store/store_retention.cc). Returns the first
+  // retained sequence. InvalidArgument (a fence open, the floor above durable + 1, no image can be
+  // cut now), ReadOnlyStore, WriterPoisoned, OperationInDoubt, Io, NoSpace.
+  static Result<uint64_t> retain_from(Store& store, uint64_t floor_sequence);
+  // The store clock's wall time (StoreOptions::clock).
+  static uint64_t now_wall_ms(Store& store);
 };
 
 }  // namespace keel

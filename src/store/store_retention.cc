@@ -1,8 +1,8 @@
-// A test-only stand-in for retention (which a later release brings): removes the sealed segments
-// below a floor after persisting what must outlive them. It exists so tests can show that
-// idempotency keys outlive their events (DESIGN.md §7) and that recovery accepts a retention
-// floor (segments/FORMAT.md 8.6). The removed events stay in the in-memory indexes (their streams
-// keep counting clocks from 1) and every read path starts at the floor.
+// The mechanism of retention (the policy, which floor and what holds it back, is the consumers
+// layer's: src/consumers/retention.cc): removes the sealed segments below a floor after persisting
+// what must outlive them (idempotency keys, DESIGN.md §7; an index image; the retention floor,
+// segments/FORMAT.md 8.6). The removed events stay in the in-memory indexes (their streams keep
+// counting clocks from 1) and every read path starts at the floor.
 #include "format/record.h"
 #include "format/segment_header.h"
 #include "log/segment_files.h"
@@ -21,22 +21,15 @@ StoreError invalid_floor(std::string reason) {
 
 }  // namespace
 
-Result<uint64_t> Store::Impl::remove_segments_below_for_test(uint64_t floor_sequence) {
-  writer::Lock lock(mutex_);
-  KEEL_TRY(check_writable("remove_segments_below_for_test"));
-  log::SegmentWriter& writer = *log_->writer();
-  if (writer.poisoned()) return writer.poisoned_error();
-  if (fence_) return invalid_floor("a fence is open");
-  const uint64_t durable = marks_.sequence(Watermark::Durable);
-  if (floor_sequence > durable) {
-    return invalid_floor(std::to_string(floor_sequence) + " is above the durable sequence " +
-                         std::to_string(durable));
-  }
-  // The new first segment: the last one that starts at or below the floor.
+// The retained segments, oldest first (the caller holds the lock).
+Result<std::vector<SegmentSpan>> Store::Impl::segment_spans_locked() {
+  KEEL_TRY(check_writable("retention"));
+  const log::SegmentWriter& writer = *log_->writer();
   KEEL_ASSIGN_OR_RETURN(std::vector<log::SegmentFile> files,
                         log::list_segment_files(fs_, directory_));
-  std::optional<log::RetentionFloor> cut;
+  std::vector<SegmentSpan> spans;
   for (const log::SegmentFile& file : files) {
+    if (file.segment_id < first_retained_segment_) continue;  // a removal's leftover
     if (file.segment_id > writer.active_segment_id()) break;
     KEEL_ASSIGN_OR_RETURN(auto handle, fs_.open(file.path, platform::OpenMode::ReadOnly));
     std::vector<std::byte> bytes(format::kSegmentHeaderSize);
@@ -50,8 +43,49 @@ Result<uint64_t> Store::Impl::remove_segments_below_for_test(uint64_t floor_sequ
           .with("reason", "segment header unreadable")
           .with("rule", "retention");
     }
-    if (header.first_sequence > floor_sequence) break;
-    cut = log::RetentionFloor{file.segment_id, header.first_sequence};
+    const bool active = file.segment_id == writer.active_segment_id();
+    uint64_t size = 0;  // the active segment's data, not its preallocated space
+    if (active) {
+      size = stable_end_of(file.segment_id);
+    } else {
+      KEEL_ASSIGN_OR_RETURN(size, handle->size());
+    }
+    spans.push_back(SegmentSpan{file.segment_id, header.first_sequence, 0, size, 0, active});
+  }
+  // A segment ends where the next begins; its newest event's wall time comes from the index.
+  for (size_t i = 0; i < spans.size(); ++i) {
+    uint64_t end = i + 1 < spans.size() ? spans[i + 1].first_sequence : index_.next_sequence();
+    spans[i].last_sequence = end - 1;
+    if (end - 1 >= spans[i].first_sequence) spans[i].last_wall_ms = index_.hlc_at(end - 1).wall_ms;
+  }
+  return spans;
+}
+
+Result<std::vector<SegmentSpan>> Store::Impl::segment_spans() {
+  writer::Lock lock(mutex_);
+  KEEL_TRY(check_writable("retention"));
+  return segment_spans_locked();
+}
+
+uint64_t Store::Impl::now_wall_ms() { return clock_.wall_ms(); }
+
+Result<uint64_t> Store::Impl::retain_from(uint64_t floor_sequence) {
+  writer::Lock lock(mutex_);
+  KEEL_TRY(check_writable("retention"));
+  log::SegmentWriter& writer = *log_->writer();
+  if (writer.poisoned()) return writer.poisoned_error();
+  if (fence_) return invalid_floor("a fence is open");
+  const uint64_t durable = marks_.sequence(Watermark::Durable);
+  if (floor_sequence > durable + 1) {
+    return invalid_floor(std::to_string(floor_sequence) + " is above the durable sequence " +
+                         std::to_string(durable) + " + 1");
+  }
+  // The new first segment: the last one that starts at or below the floor.
+  KEEL_ASSIGN_OR_RETURN(std::vector<SegmentSpan> spans, segment_spans_locked());
+  std::optional<log::RetentionFloor> cut;
+  for (const SegmentSpan& span : spans) {
+    if (span.first_sequence > floor_sequence) break;
+    cut = log::RetentionFloor{span.segment_id, span.first_sequence};
   }
   if (!cut || cut->first_sequence <= first_retained_sequence_) return first_retained_sequence_;
   // Never inside a fence: recovery would meet fenced records without their FenceBegin. The first

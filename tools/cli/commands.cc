@@ -391,6 +391,59 @@ const std::vector<Command>& commands() {
         {{"accept-data-loss", "", "go on without the missing durable events"}},
         1, 1},
        run_repair},
+      {{"tail", "DIR", "print the last matching events, then (--follow) new ones as they come",
+        "JSON lines, as 'keel query' prints them, in sequence order: the last --lines events that\n"
+        "match, or every one after --after; with --follow it keeps printing events as they become\n"
+        "visible until interrupted. A store another process writes is followed by refreshing;\n"
+        "there an event shows once a later frame vouches it durable, so the newest may wait for\n"
+        "the writer's next append.\n"
+        "The filter flags are those of 'keel query'. A start below the retention floor fails with\n"
+        "CursorExpired.\n\n"
+        "example: keel tail ./orders --entity-prefix order: --follow\n"
+        "         keel tail ./orders --after 1200 --kind 1:2",
+        {{"entity", "ENTITY", "exactly this entity"},
+         {"entity-prefix", "PREFIX", "every entity starting with PREFIX (not with --entity)"},
+         {"lane", "N", "only lane N (default: every lane)"},
+         {"clock-from", "N", "first entity clock (needs --entity or --entity-prefix)"},
+         {"clock-to", "N", "last entity clock (needs --entity or --entity-prefix)"},
+         {"scope", "SCOPE", "exactly this scope"},
+         {"kind", "C:T", "event kind as CATEGORY:TYPE or a 16-bit number"},
+         {"category", "N", "kind category 0-15"},
+         {"correlation", "ID", "conversation ID (32 hex digits)"},
+         {"from", "N", "first global sequence (default 1)"},
+         {"to", "N", "last global sequence (default: no end)"},
+         {"hlc-from", "MS[.L]", "first HLC"},
+         {"hlc-to", "MS[.L]", "last HLC"},
+         {"lines", "N", "start with the last N matching events (default 10; 0: only new ones)"},
+         {"after", "N", "start after sequence N instead of --lines"},
+         {"follow", "", "keep printing new events until interrupted"},
+         {"payload", "", "include payload and metadata"}},
+        1, 1},
+       run_tail},
+      {{"consumers", "DIR", "list the durable consumers, their cursors and how far behind they are",
+        "One row per consumer: NAME, CURSOR (the last sequence it committed as applied),\n"
+        "LAG_EVENTS (visible sequences after the cursor, matching its filter or not), LAG_MS (HLC\n"
+        "wall time from the cursor's event to the newest visible one; '-' when that event is not\n"
+        "readable), EPOCH (of its last commit) and STATE_BYTES. A damaged cursor file is reported\n"
+        "on its row and the command exits 1.\n\n"
+        "example: keel consumers ./orders",
+        {},
+        1, 1},
+       run_consumers},
+      {{"retain", "DIR", "remove old segments: from a sequence, or by a size or age policy",
+        "Removes sealed segments and moves the first retained sequence forward (never back).\n"
+        "--from keeps every event from SEQ on; --max-bytes and --max-age-ms remove the oldest\n"
+        "sealed segments while the store is larger or they are older. The segment being written\n"
+        "always stays. Never past a durable consumer's committed cursor unless --force (that\n"
+        "consumer then gets CursorExpired and must resync).\n\n"
+        "example: keel retain ./orders --from 100000\n"
+        "         keel retain ./orders --max-bytes 1073741824 --max-age-ms 604800000",
+        {{"from", "SEQ", "keep every event from SEQ on"},
+         {"max-bytes", "N", "keep at most N bytes of segments"},
+         {"max-age-ms", "MS", "remove segments whose newest event is older than MS"},
+         {"force", "", "remove past durable consumers' cursors"}},
+        1, 1},
+       run_retain},
   };
   return all;
 }

@@ -26,6 +26,9 @@ int run_query(const ParsedArgs& args);     // query_command.cc
 int run_ancestry(const ParsedArgs& args);  // causal_commands.cc
 int run_effects(const ParsedArgs& args);   // causal_commands.cc
 int run_repair(const ParsedArgs& args);    // repair_command.cc
+int run_tail(const ParsedArgs& args);      // query_command.cc
+int run_consumers(const ParsedArgs& args); // consumer_commands.cc
+int run_retain(const ParsedArgs& args);    // consumer_commands.cc
 inline constexpr uint64_t kEffectsLimitDefault = 1000;
 
 // Helpers shared by the commands.

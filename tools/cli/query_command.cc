@@ -30,9 +30,9 @@ std::optional<Hlc> parse_hlc(const std::string& text, bool upper_bound) {
 }
 
 // The entity, scope, kind and correlation predicates; false after a usage error.
-bool parse_predicates(const ParsedArgs& args, Query& q, int& code) {
+bool parse_predicates(const std::string& command, const ParsedArgs& args, Query& q, int& code) {
   if (args.has("entity") && args.has("entity-prefix")) {
-    code = usage_error(kCommand, "--entity and --entity-prefix exclude each other");
+    code = usage_error(command, "--entity and --entity-prefix exclude each other");
     return false;
   }
   q.entity = args.get("entity");
@@ -41,16 +41,16 @@ bool parse_predicates(const ParsedArgs& args, Query& q, int& code) {
   if (auto text = args.get("kind")) {
     q.kind = parse_kind(*text);
     if (!q.kind) {
-      code = usage_error(kCommand, kKindWanted);
+      code = usage_error(command, kKindWanted);
       return false;
     }
   }
   if (args.has("category")) {
     uint64_t category = 0;
-    if (!number_option(args, kCommand, "category", category, 15, code)) return false;
+    if (!number_option(args, command, "category", category, 15, code)) return false;
     q.category = static_cast<uint8_t>(category);
     if (q.kind && q.kind->category() != category) {
-      code = usage_error(kCommand, "--category disagrees with the category of --kind");
+      code = usage_error(command, "--category disagrees with the category of --kind");
       return false;
     }
   }
@@ -58,7 +58,7 @@ bool parse_predicates(const ParsedArgs& args, Query& q, int& code) {
     q.correlation_id = EventId::from_hex(*text);
     if (!q.correlation_id) {
       code =
-          usage_error(kCommand, "--correlation wants a 32-digit hex event id, got '" + *text + "'");
+          usage_error(command, "--correlation wants a 32-digit hex event id, got '" + *text + "'");
       return false;
     }
   }
@@ -66,20 +66,20 @@ bool parse_predicates(const ParsedArgs& args, Query& q, int& code) {
 }
 
 // Lane, clock, sequence and HLC ranges; false after a usage error.
-bool parse_ranges(const ParsedArgs& args, Query& q, int& code) {
+bool parse_ranges(const std::string& command, const ParsedArgs& args, Query& q, int& code) {
   if (args.has("lane")) {
     uint64_t lane = 0;
-    if (!number_option(args, kCommand, "lane", lane, UINT32_MAX, code)) return false;
+    if (!number_option(args, command, "lane", lane, UINT32_MAX, code)) return false;
     q.lane = static_cast<uint32_t>(lane);
   }
-  if (!number_option(args, kCommand, "clock-from", q.clock_from, UINT64_MAX, code) ||
-      !number_option(args, kCommand, "clock-to", q.clock_to, UINT64_MAX, code) ||
-      !number_option(args, kCommand, "from", q.sequence_from, UINT64_MAX, code) ||
-      !number_option(args, kCommand, "to", q.sequence_to, UINT64_MAX, code)) {
+  if (!number_option(args, command, "clock-from", q.clock_from, UINT64_MAX, code) ||
+      !number_option(args, command, "clock-to", q.clock_to, UINT64_MAX, code) ||
+      !number_option(args, command, "from", q.sequence_from, UINT64_MAX, code) ||
+      !number_option(args, command, "to", q.sequence_to, UINT64_MAX, code)) {
     return false;
   }
   if ((args.has("clock-from") || args.has("clock-to")) && !q.entity && !q.entity_prefix) {
-    code = usage_error(kCommand, "--clock-from/--clock-to need --entity or --entity-prefix");
+    code = usage_error(command, "--clock-from/--clock-to need --entity or --entity-prefix");
     return false;
   }
   for (const char* name : {"hlc-from", "hlc-to"}) {
@@ -88,7 +88,7 @@ bool parse_ranges(const ParsedArgs& args, Query& q, int& code) {
     bool upper = std::string(name) == "hlc-to";
     std::optional<Hlc> hlc = parse_hlc(*text, upper);
     if (!hlc) {
-      code = usage_error(kCommand, std::string("--") + name +
+      code = usage_error(command, std::string("--") + name +
                                        " wants WALL_MS or WALL_MS.LOGICAL, got '" + *text + "'");
       return false;
     }
@@ -103,7 +103,7 @@ bool parse_ranges(const ParsedArgs& args, Query& q, int& code) {
     reversed = "--hlc-from is above --hlc-to";
   }
   if (reversed != nullptr) {
-    code = usage_error(kCommand, reversed);
+    code = usage_error(command, reversed);
     return false;
   }
   return true;
@@ -211,7 +211,7 @@ std::vector<std::string> table_row(const Event& e, bool with_payload) {
 int run_query(const ParsedArgs& args) {
   int code = 0;
   Query q;
-  if (!parse_predicates(args, q, code) || !parse_ranges(args, q, code) ||
+  if (!parse_predicates(kCommand, args, q, code) || !parse_ranges(kCommand, args, q, code) ||
       !parse_page(args, q, code)) {
     return code;
   }
@@ -251,6 +251,54 @@ int run_query(const ParsedArgs& args) {
   std::fflush(stdout);
   if (more) std::fprintf(stderr, "more: --after %llu\n", static_cast<unsigned long long>(*more));
   return 0;
+}
+
+}  // namespace keel::cli
+
+namespace keel::cli {
+
+// keel tail: the last --lines matching events, then (--follow) every new one as it becomes
+// visible, as JSON lines. A read-only store follows the writer by refreshing.
+int run_tail(const ParsedArgs& args) {
+  const std::string command = "tail";
+  int code = 0;
+  Query filter;
+  if (!parse_predicates(command, args, filter, code) || !parse_ranges(command, args, filter, code)) {
+    return code;
+  }
+  uint64_t lines = 10;
+  if (!number_option(args, command, "lines", lines, kQueryLimitMax, code)) return code;
+  const bool with_payload = args.has("payload");
+  auto store = open_store(command, args.positional[0], false, false, code);
+  if (!store) return code;
+  // Where to start: after --after, else before the last `lines` matching events.
+  uint64_t after = 0;
+  if (args.has("after")) {
+    if (!number_option(args, command, "after", after, UINT64_MAX, code)) return code;
+  } else if (lines == 0) {
+    after = store->stats().sequence_visible;
+  } else {
+    Query last = filter;
+    last.order = Order::Descending;
+    last.limit = static_cast<size_t>(lines);
+    auto page = store->query(last);
+    if (!page.ok()) return fail(command, page.error());
+    if (page->events.size() == lines) after = page->events.back().sequence - 1;
+    // Fewer than `lines` match: from the first retained event.
+    if (page->events.size() < lines) after = store->stats().first_retained_sequence - 1;
+  }
+  SubscriptionOptions options;
+  options.with_payload = with_payload;
+  auto subscription = Subscription::open(*store, filter, after, options);
+  if (!subscription.ok()) return fail(command, subscription.error());
+  const bool follow = args.has("follow");
+  for (;;) {
+    auto batch = (*subscription)->next(std::chrono::milliseconds(follow ? 500 : 0));
+    if (!batch.ok()) return fail(command, batch.error());
+    for (const Event& e : *batch) std::printf("%s\n", event_json(e, with_payload).c_str());
+    std::fflush(stdout);
+    if (batch->empty() && !follow) return 0;
+  }
 }
 
 }  // namespace keel::cli
