@@ -70,6 +70,9 @@ class Subscription {
   // Every matching event at or below position() has been delivered, and none above it: it moves
   // past the last delivered event, and past events that do not match once they are visible.
   uint64_t position() const { return position_; }
+  // Moves the position: the next batch starts after `after` (events delivered again when it moves
+  // back). A position below the retention floor is CursorExpired at the next delivery.
+  void seek(uint64_t after) { position_ = after; }
 
  private:
   Subscription(Store& store, Query filter, uint64_t after, const SubscriptionOptions& options);
@@ -147,6 +150,8 @@ class DurableConsumer {
   Result<std::vector<Event>> next(std::chrono::milliseconds timeout);
   // Delivered through: commit(position()) once everything next() returned is applied.
   uint64_t position() const { return subscription_->position(); }
+  // Delivers again everything after the committed cursor (after an apply failed part-way).
+  void rewind() { subscription_->seek(cursor_); }
 
   // Records that every matching event up to `cursor` was applied: durable when it returns.
   // `cursor` lies between the committed cursor and position() (equal to the committed one only to

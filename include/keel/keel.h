@@ -9,6 +9,7 @@
 #include "keel/ids.h"
 #include "keel/options.h"
 #include "keel/query.h"
+#include "keel/reactor.h"
 #include "keel/result.h"
 #include "keel/retention.h"
 #include "keel/store.h"
