@@ -155,10 +155,10 @@ class DurableConsumer {
 
   // Records that every matching event up to `cursor` was applied: durable when it returns.
   // `cursor` lies between the committed cursor and position() (equal to the committed one only to
-  // replace the state). The state bytes (at most 16 MiB) are committed with it; the first form keeps
-  // the committed state. A failure changes nothing on disk or here: the file keeps the previous
-  // pair, and the next commit covers both. Errors: InvalidArgument, PayloadTooLarge, WaitTimeout
-  // (not durable within commit_timeout), WriterPoisoned, Io, NoSpace.
+  // replace the state). The state bytes (at most 16 MiB) are committed with it; the first form
+  // keeps the committed state. A failure changes nothing on disk or here: the file keeps the
+  // previous pair, and the next commit covers both. Errors: InvalidArgument, PayloadTooLarge,
+  // WaitTimeout (not durable within commit_timeout), WriterPoisoned, Io, NoSpace.
   Status commit(uint64_t cursor);
   Status commit(uint64_t cursor, std::string_view state);
 
@@ -187,9 +187,9 @@ class DurableConsumer {
 struct ConsumerInfo {
   std::string name;
   uint64_t cursor = 0;
-  uint64_t epoch = 0;        // the store epoch that committed it
+  uint64_t epoch = 0;  // the store epoch that committed it
   uint64_t state_bytes = 0;
-  std::string problem;       // non-empty when the file is damaged (cursor then unknown)
+  std::string problem;  // non-empty when the file is damaged (cursor then unknown)
 };
 // Errors: Io.
 Result<std::vector<ConsumerInfo>> list_consumers(Store& store);

@@ -5,6 +5,7 @@
 #include <set>
 #include <utility>
 
+#include "consumers/invalid_argument.h"
 #include "keel/consumer.h"
 #include "log/consumer_file.h"
 #include "store/store_internals.h"
@@ -13,9 +14,7 @@ namespace keel {
 
 namespace {
 
-StoreError invalid(std::string_view argument, std::string_view reason) {
-  return StoreError(ErrorCode::InvalidArgument).with("argument", argument).with("reason", reason);
-}
+using consumers::invalid_argument;
 
 // The consumers open in this process: one handle per (store, name), so two handles cannot commit
 // over each other.
@@ -45,7 +44,8 @@ OpenConsumers& open_consumers() {
 }
 
 Status check_writable(Store& store, std::string_view name, const char* operation) {
-  if (const char* problem = log::check_consumer_name(name)) return invalid("name", problem);
+  if (const char* problem = log::check_consumer_name(name))
+    return invalid_argument("name", problem);
   if (StoreInternals::read_only(store)) {
     return StoreError(ErrorCode::ReadOnlyStore)
         .with("path", store.directory())
@@ -59,8 +59,8 @@ Status check_writable(Store& store, std::string_view name, const char* operation
 Status count_in_applied(Store& store, const std::string& name, uint64_t cursor) {
   (void)store.unregister_consumer(name);  // NotFound when it was not counted
   if (store.register_consumer(name, cursor).ok()) return ok_status();
-  KEEL_TRY(store.reset_applied(cursor, "durable consumer " + name + " set to cursor " +
-                                           std::to_string(cursor)));
+  KEEL_TRY(store.reset_applied(
+      cursor, "durable consumer " + name + " set to cursor " + std::to_string(cursor)));
   return store.register_consumer(name, cursor);
 }
 
@@ -77,10 +77,11 @@ Result<std::unique_ptr<DurableConsumer>> DurableConsumer::open(Store& store, std
                                                                Query filter,
                                                                const ConsumerOptions& options) {
   KEEL_TRY(check_writable(store, name, "open consumer"));
-  if (options.commit_timeout.count() < 0) return invalid("commit_timeout", "must not be negative");
+  if (options.commit_timeout.count() < 0)
+    return invalid_argument("commit_timeout", "must not be negative");
   std::string owned(name);
   if (!open_consumers().claim(&store, owned)) {
-    return invalid("name", "consumer " + owned + " is already open in this process");
+    return invalid_argument("name", "consumer " + owned + " is already open in this process");
   }
   // From here the handle owns the claim: its destructor releases it on every error path.
   std::unique_ptr<DurableConsumer> consumer(new DurableConsumer(store, owned, options));
@@ -101,9 +102,9 @@ Result<std::unique_ptr<DurableConsumer>> DurableConsumer::open(Store& store, std
     consumer->cursor_ = file->cursor;
     consumer->state_ = std::move(file->state);
   }
-  KEEL_ASSIGN_OR_RETURN(consumer->subscription_,
-                        Subscription::open(store, std::move(filter), consumer->cursor_,
-                                           options.subscription));
+  KEEL_ASSIGN_OR_RETURN(
+      consumer->subscription_,
+      Subscription::open(store, std::move(filter), consumer->cursor_, options.subscription));
   return consumer;
 }
 
@@ -123,17 +124,18 @@ Status DurableConsumer::commit(uint64_t cursor, std::string_view state) {
 
 Status DurableConsumer::commit_locked(uint64_t cursor, std::string_view state) {
   if (cursor < cursor_) {
-    return invalid("cursor", std::to_string(cursor) + " is below the committed cursor " +
-                                 std::to_string(cursor_));
+    return invalid_argument("cursor", std::to_string(cursor) + " is below the committed cursor " +
+                                          std::to_string(cursor_));
   }
   if (cursor > position()) {
-    return invalid("cursor", std::to_string(cursor) + " is beyond what was delivered (" +
-                                 std::to_string(position()) + ")");
+    return invalid_argument("cursor", std::to_string(cursor) + " is beyond what was delivered (" +
+                                          std::to_string(position()) + ")");
   }
   // Nothing persisted may name a sequence a crash could take back (DESIGN.md §4).
   KEEL_TRY(store_.wait_for(Watermark::Durable, cursor, options_.commit_timeout));
   log::ConsumerCursor file{name_, store_.epoch(), cursor, std::string(state)};
-  KEEL_TRY(log::write_consumer_cursor(StoreInternals::file_system(store_), store_.directory(), file));
+  KEEL_TRY(
+      log::write_consumer_cursor(StoreInternals::file_system(store_), store_.directory(), file));
   cursor_ = cursor;
   state_ = std::move(file.state);
   if (!store_.consumer_applied(name_, cursor).ok()) {
@@ -146,9 +148,10 @@ Status DurableConsumer::remove(Store& store, std::string_view name) {
   KEEL_TRY(check_writable(store, name, "remove consumer"));
   std::string owned(name);
   if (open_consumers().is_open(&store, owned)) {
-    return invalid("name", "consumer " + owned + " is open in this process");
+    return invalid_argument("name", "consumer " + owned + " is open in this process");
   }
-  KEEL_TRY(log::remove_consumer_cursor(StoreInternals::file_system(store), store.directory(), owned));
+  KEEL_TRY(
+      log::remove_consumer_cursor(StoreInternals::file_system(store), store.directory(), owned));
   (void)store.unregister_consumer(owned);  // NotFound when it was not counted
   return ok_status();
 }
@@ -158,10 +161,11 @@ Status DurableConsumer::reset(Store& store, std::string_view name, uint64_t curs
   KEEL_TRY(check_writable(store, name, "reset consumer"));
   std::string owned(name);
   if (open_consumers().is_open(&store, owned)) {
-    return invalid("name", "consumer " + owned + " is open in this process");
+    return invalid_argument("name", "consumer " + owned + " is open in this process");
   }
   if (uint64_t visible = visible_of(store); cursor > visible) {
-    return invalid("cursor", std::to_string(cursor) + " is above visible " + std::to_string(visible));
+    return invalid_argument(
+        "cursor", std::to_string(cursor) + " is above visible " + std::to_string(visible));
   }
   KEEL_TRY(store.wait_for(Watermark::Durable, cursor, std::chrono::milliseconds(5'000)));
   KEEL_TRY(log::write_consumer_cursor(

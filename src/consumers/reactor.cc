@@ -1,16 +1,17 @@
 // Reactors (include/keel/reactor.h): react, append the reactions with derived keys, commit.
 #include "keel/reactor.h"
 
+#include "consumers/invalid_argument.h"
+
 namespace keel {
 
-Reactor::Reactor(Store& store, std::unique_ptr<DurableConsumer> consumer, React react,
-                 bool keys)
+Reactor::Reactor(Store& store, std::unique_ptr<DurableConsumer> consumer, React react, bool keys)
     : store_(store), consumer_(std::move(consumer)), react_(std::move(react)), keys_(keys) {}
 
 Result<std::unique_ptr<Reactor>> Reactor::open(Store& store, std::string_view name, Query filter,
                                                React react, const ReactorOptions& options) {
   if (!react) {
-    return StoreError(ErrorCode::InvalidArgument).with("argument", "react").with("reason", "is empty");
+    return consumers::invalid_argument("react", "is empty");
   }
   KEEL_ASSIGN_OR_RETURN(auto consumer,
                         DurableConsumer::open(store, name, std::move(filter), options.consumer));
@@ -38,14 +39,14 @@ Result<size_t> Reactor::run_once(std::chrono::milliseconds timeout) {
     for (size_t i = 0; i < reactions->size(); ++i) {
       Reaction& r = (*reactions)[i];
       if (r.options.causation_id || r.options.cause_item || r.options.idempotency_key) {
-        failed = StoreError(ErrorCode::InvalidArgument)
-                     .with("argument", "reaction options")
-                     .with("reason", "causation_id, cause_item and idempotency_key are the reactor's");
+        failed = consumers::invalid_argument(
+            "reaction options", "causation_id, cause_item and idempotency_key are the reactor's");
         break;
       }
       BatchItem item{std::move(r.coordinate), r.kind, std::move(r.payload), std::move(r.options)};
       item.options.causation_id = source.event_id;
-      if (keys_) item.options.idempotency_key = idempotency_key(consumer_->name(), source.event_id, i);
+      if (keys_)
+        item.options.idempotency_key = idempotency_key(consumer_->name(), source.event_id, i);
       items.push_back(std::move(item));
     }
     if (!failed.ok()) break;

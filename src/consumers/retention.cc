@@ -1,19 +1,19 @@
 // Retention as a policy (include/keel/retention.h): which floor, and what holds it back. The
 // mechanism (persist what outlives the events, write RETAIN, remove files) is the store's
 // (src/store/store_retention.cc).
+#include "keel/retention.h"
+
 #include <algorithm>
 
+#include "consumers/invalid_argument.h"
 #include "keel/consumer.h"
-#include "keel/retention.h"
 #include "store/store_internals.h"
 
 namespace keel {
 
 namespace {
 
-StoreError invalid(std::string_view argument, std::string_view reason) {
-  return StoreError(ErrorCode::InvalidArgument).with("argument", argument).with("reason", reason);
-}
+using consumers::invalid_argument;
 
 // The highest floor the durable consumers allow: every event after the lowest committed cursor
 // stays. A damaged cursor file holds the floor at 1 (its position is unknown).
@@ -67,13 +67,13 @@ Result<RetentionResult> retain(Store& store, uint64_t wanted, const RetentionOpt
 
 Result<RetentionResult> retain_from(Store& store, uint64_t sequence,
                                     const RetentionOptions& options) {
-  if (sequence == 0) return invalid("sequence", "sequences start at 1");
+  if (sequence == 0) return invalid_argument("sequence", "sequences start at 1");
   return retain(store, sequence, options);
 }
 
 Result<RetentionResult> apply_retention(Store& store, const RetentionPolicy& policy,
                                         const RetentionOptions& options) {
-  if (policy.max_age.count() < 0) return invalid("max_age", "must not be negative");
+  if (policy.max_age.count() < 0) return invalid_argument("max_age", "must not be negative");
   KEEL_ASSIGN_OR_RETURN(std::vector<SegmentSpan> spans, StoreInternals::segment_spans(store));
   // The policy's floor: the first sequence of the oldest segment every bound lets stay.
   size_t keep_from = 0;  // index into spans

@@ -1,9 +1,9 @@
 // Subscriptions (include/keel/consumer.h): each batch is a query page after the position; with
 // nothing new it waits on the visible watermark.
 #include <algorithm>
-
 #include <thread>
 
+#include "consumers/invalid_argument.h"
 #include "keel/consumer.h"
 #include "store/store_internals.h"
 
@@ -14,9 +14,7 @@ namespace {
 // How often a subscription on a read-only store looks for what the writer made durable.
 constexpr std::chrono::milliseconds kReadOnlyPoll{20};
 
-StoreError invalid(std::string_view argument, std::string_view reason) {
-  return StoreError(ErrorCode::InvalidArgument).with("argument", argument).with("reason", reason);
-}
+using consumers::invalid_argument;
 
 }  // namespace
 
@@ -33,15 +31,16 @@ Subscription::Subscription(Store& store, Query filter, uint64_t after,
 Result<std::unique_ptr<Subscription>> Subscription::open(Store& store, Query filter, uint64_t after,
                                                          const SubscriptionOptions& options) {
   if (options.batch_max == 0 || options.batch_max > kQueryLimitMax) {
-    return invalid("batch_max", "must be between 1 and 1000000");
+    return invalid_argument("batch_max", "must be between 1 and 1000000");
   }
   if (filter.order != Order::Ascending) {
-    return invalid("filter.order", "a subscription reads in ascending sequence order");
+    return invalid_argument("filter.order", "a subscription reads in ascending sequence order");
   }
   if (filter.after) {
-    return invalid("filter.after", "pass the position as the subscription's `after`");
+    return invalid_argument("filter.after", "pass the position as the subscription's `after`");
   }
-  if (after == UINT64_MAX) return invalid("after", "no sequence follows 18446744073709551615");
+  if (after == UINT64_MAX)
+    return invalid_argument("after", "no sequence follows 18446744073709551615");
   std::unique_ptr<Subscription> subscription(
       new Subscription(store, std::move(filter), after, options));
   // The store checks the filter and the position (CursorExpired) as it would for a page.
@@ -54,7 +53,7 @@ Result<std::unique_ptr<Subscription>> Subscription::open(Store& store, Query fil
 }
 
 Result<std::vector<Event>> Subscription::next(std::chrono::milliseconds timeout) {
-  if (timeout.count() < 0) return invalid("timeout", "must not be negative");
+  if (timeout.count() < 0) return invalid_argument("timeout", "must not be negative");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     Query page_query = query_;
@@ -98,10 +97,11 @@ Subscriber::Subscriber(std::unique_ptr<Subscription> subscription, Deliver deliv
 Result<std::unique_ptr<Subscriber>> Subscriber::start(Store& store, Query filter, uint64_t after,
                                                       Deliver deliver,
                                                       const SubscriptionOptions& options) {
-  if (!deliver) return invalid("deliver", "is empty");
+  if (!deliver) return invalid_argument("deliver", "is empty");
   KEEL_ASSIGN_OR_RETURN(auto subscription,
                         Subscription::open(store, std::move(filter), after, options));
-  std::unique_ptr<Subscriber> subscriber(new Subscriber(std::move(subscription), std::move(deliver)));
+  std::unique_ptr<Subscriber> subscriber(
+      new Subscriber(std::move(subscription), std::move(deliver)));
   subscriber->thread_ = std::thread([raw = subscriber.get()] { raw->run(); });
   return subscriber;
 }

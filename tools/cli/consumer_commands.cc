@@ -56,7 +56,8 @@ int run_retain(const ParsedArgs& args) {
   const bool explicit_floor = args.has("from");
   const bool policy_given = args.has("max-bytes") || args.has("max-age-ms");
   if (explicit_floor == policy_given) {
-    return usage_error(command, "give --from SEQ, or a policy (--max-bytes N and/or --max-age-ms MS)");
+    return usage_error(command,
+                       "give --from SEQ, or a policy (--max-bytes N and/or --max-age-ms MS)");
   }
   uint64_t from = 0, max_bytes = 0, max_age_ms = 0;
   if (!number_option(args, command, "from", from, UINT64_MAX, code) ||
