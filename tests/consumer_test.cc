@@ -474,3 +474,43 @@ TEST_CASE("control: a consumer that commits its cursor at receipt is caught", "[
 
 }  // namespace
 }  // namespace keel
+
+namespace keel {
+namespace {
+
+TEST_CASE("emitted is what every live subscription has been handed; with none it follows visible",
+          "[consumer]") {
+  platform::MemoryFileSystem fs;
+  auto store = open_store(options_on(fs));
+  auto emitted = [&] { return store->frontier()[Watermark::Emitted].global_sequence; };
+  append_mixed(*store, 10);
+  CHECK(emitted() == 10);  // no subscription: follows visible
+  SubscriptionOptions three;
+  three.batch_max = 3;
+  auto slow = Subscription::open(*store, Query{}, 10, three);
+  KEEL_REQUIRE_OK(slow);
+  auto fast = Subscription::open(*store, Query{}, 10);
+  KEEL_REQUIRE_OK(fast);
+  append_mixed(*store, 10, 10);
+  CHECK(emitted() == 10);  // visible is 20, but nothing was handed out yet
+  KEEL_REQUIRE_OK((*fast)->next(std::chrono::milliseconds(0)));
+  CHECK(emitted() == 10);  // the slow one has had nothing
+  KEEL_REQUIRE_OK((*slow)->next(std::chrono::milliseconds(0)));
+  CHECK(emitted() == 13);  // the lowest position handed out
+  // A subscription from the start does not lower it (monotone).
+  auto from_start = Subscription::open(*store, Query{}, 0);
+  KEEL_REQUIRE_OK(from_start);
+  CHECK(emitted() == 13);
+  from_start->reset();
+  CHECK(emitted() == 13);
+  slow->reset();  // gone: the fast one (at 20) is the lowest
+  CHECK(emitted() == 20);
+  fast->reset();
+  append_mixed(*store, 5, 20);
+  CHECK(emitted() == 25);  // none again: follows visible
+  Frontier f = store->frontier();
+  CHECK(f[Watermark::Emitted].global_sequence <= f[Watermark::Visible].global_sequence);
+}
+
+}  // namespace
+}  // namespace keel

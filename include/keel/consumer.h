@@ -6,7 +6,8 @@
 // their frames), and when nothing new is visible it waits on the visible watermark. There is no
 // hand-off between a catch-up reader and a live queue to get wrong, and a subscriber's memory is
 // one batch however far behind it is. Events of a fence appear when it commits, all at once; a
-// cancelled fence's never. On a read-only store (beside a writer in another process) next() polls
+// cancelled fence's never. The store's `emitted` watermark is what every live subscription has been
+// handed (at least; it never moves back, and follows visible when there is none). On a read-only store (beside a writer in another process) next() polls
 // with Store::refresh() every 20 ms instead of waiting.
 //
 // A DurableConsumer is a named subscription whose cursor is kept in the store directory (sidecar
@@ -60,6 +61,9 @@ class Subscription {
   // `after` were removed.
   static Result<std::unique_ptr<Subscription>> open(Store& store, Query filter, uint64_t after,
                                                     const SubscriptionOptions& options = {});
+  ~Subscription();
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
 
   // The next matching events in sequence order: 1 to batch_max of them, waiting up to `timeout`
   // for the first; an empty batch when the timeout passed first. Errors: CursorExpired when the
@@ -77,6 +81,7 @@ class Subscription {
  private:
   Subscription(Store& store, Query filter, uint64_t after, const SubscriptionOptions& options);
   Store& store_;
+  uint64_t id_ = 0;  // its registration: live subscriptions define the emitted watermark
   bool read_only_;  // then next() polls with Store::refresh() (a writer in another process)
   Query query_;
   uint64_t position_;

@@ -5,7 +5,7 @@
 //   written   the bytes were handed to the OS (survive a killed process)
 //   durable   a successful fdatasync covered them (survive a power loss)
 //   visible   reads see them: every non-hidden event at or below it is readable, none above it
-//   emitted   handed to the live-subscription fan-out (no subscribers yet: follows visible)
+//   emitted   handed to every live subscription (include/keel/consumer.h; none: follows visible)
 //   applied   processed by every registered consumer (none registered: follows visible)
 // Invariants, checked at every change and on open: accepted >= written >= durable;
 // visible <= durable under VisibilityPolicy::AfterDurable, <= written under AfterWrite;

@@ -26,7 +26,10 @@ Subscription::Subscription(Store& store, Query filter, uint64_t after,
       position_(after) {
   query_.limit = options.batch_max;
   query_.with_payload = options.with_payload;
+  id_ = StoreInternals::add_subscription(store_, after);
 }
+
+Subscription::~Subscription() { StoreInternals::remove_subscription(store_, id_); }
 
 Result<std::unique_ptr<Subscription>> Subscription::open(Store& store, Query filter, uint64_t after,
                                                          const SubscriptionOptions& options) {
@@ -63,9 +66,11 @@ Result<std::vector<Event>> Subscription::next(std::chrono::milliseconds timeout)
       // A cut page stops at its last event; a page that ended the answer covers all it read.
       position_ = page.next_after ? page.events.back().sequence
                                   : std::max(page.events.back().sequence, page.visible);
+      StoreInternals::subscription_delivered(store_, id_, position_);
       return std::move(page.events);
     }
     position_ = std::max(position_, page.visible);
+    StoreInternals::subscription_delivered(store_, id_, position_);
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return std::vector<Event>();
     auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);

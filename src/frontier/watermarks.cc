@@ -128,7 +128,7 @@ Status Watermarks::publish(HlcPoint point) {
   KEEL_TRY(advance(Watermark::Visible, point));
   const HlcPoint& visible = points_[index(Watermark::Visible)];
   // Both stay <= visible, so raising them to it cannot break an invariant.
-  points_[index(Watermark::Emitted)] = visible;
+  if (subscriptions_.empty()) points_[index(Watermark::Emitted)] = visible;
   if (consumers_.empty()) points_[index(Watermark::Applied)] = visible;
   trim_lanes();
   return ok_status();
@@ -145,6 +145,36 @@ void Watermarks::trim_lanes() {
     }
   }
   trimmed_ = floor;
+}
+
+// ---- live subscriptions ----
+
+uint64_t Watermarks::add_subscription(uint64_t position) {
+  const uint64_t id = next_subscription_id_++;
+  subscriptions_.emplace(id, position);
+  return id;
+}
+
+void Watermarks::subscription_delivered(uint64_t id, uint64_t position) {
+  auto it = subscriptions_.find(id);
+  if (it == subscriptions_.end() || position <= it->second) return;
+  it->second = position;
+  raise_emitted();
+}
+
+void Watermarks::remove_subscription(uint64_t id) {
+  subscriptions_.erase(id);
+  raise_emitted();
+}
+
+void Watermarks::raise_emitted() {
+  const uint64_t visible = sequence(Watermark::Visible);
+  uint64_t lowest = visible;
+  for (const auto& [id, position] : subscriptions_) lowest = std::min(lowest, position);
+  if (lowest <= sequence(Watermark::Emitted)) return;
+  points_[index(Watermark::Emitted)] =
+      lowest == visible ? points_[index(Watermark::Visible)] : point_at(lowest);
+  trim_lanes();
 }
 
 // ---- consumers ----

@@ -52,8 +52,8 @@ class Watermarks {
   // would break an invariant (e.g. written above accepted, visible above durable under
   // AfterDurable). Accepted moves only through accept(); applied only through the consumers.
   Status advance(Watermark kind, HlcPoint point);
-  // Publication: raises visible to `point`, then emitted to visible and, with no consumer
-  // registered, applied to visible.
+  // Publication: raises visible to `point`, then, with no live subscription, emitted to visible
+  // and, with no consumer registered, applied to visible.
   Status publish(HlcPoint point);
 
   // A visibility fence (DESIGN.md §7): while held, publish() raises visible to at most `at` (the
@@ -88,6 +88,15 @@ class Watermarks {
   // every seen lane's applied view reads the global applied (low, never high).
   Result<std::string> reset_applied(uint64_t sequence, std::string_view reason);
   size_t consumer_count() const { return consumers_.size(); }
+
+  // ---- live subscriptions: they define emitted (DESIGN.md §4) ----
+  // emitted = max(emitted, min over live subscriptions' positions), at most visible; with none it
+  // follows visible. A subscription starting below emitted does not lower it.
+  uint64_t add_subscription(uint64_t position);
+  // The subscription has been handed every matching event up to `position` (it only moves up).
+  void subscription_delivered(uint64_t id, uint64_t position);
+  void remove_subscription(uint64_t id);
+  size_t subscription_count() const { return subscriptions_.size(); }
 
   // ---- reading ----
   uint64_t sequence(Watermark kind) const { return points_[index(kind)].global_sequence; }
@@ -134,6 +143,10 @@ class Watermarks {
   uint32_t last_lane_id_ = 0;
   Lane* last_lane_ = nullptr;
   absl::flat_hash_map<std::string, uint64_t> consumers_;  // name -> last applied sequence
+  // Emitted := max(emitted, min over subscriptions, visible); visible without a subscription.
+  void raise_emitted();
+  absl::flat_hash_map<uint64_t, uint64_t> subscriptions_;  // id -> position delivered through
+  uint64_t next_subscription_id_ = 1;
 };
 
 }  // namespace keel::frontier

@@ -586,6 +586,23 @@ Status Store::Impl::register_consumer(std::string_view name, uint64_t position) 
   return ok_status();
 }
 
+uint64_t Store::Impl::add_subscription(uint64_t position) {
+  std::lock_guard lock(mutex_);
+  return marks_.add_subscription(position);
+}
+
+void Store::Impl::subscription_delivered(uint64_t id, uint64_t position) {
+  std::lock_guard lock(mutex_);
+  marks_.subscription_delivered(id, position);
+  if (pipeline_) pipeline_->notify();
+}
+
+void Store::Impl::remove_subscription(uint64_t id) {
+  std::lock_guard lock(mutex_);
+  marks_.remove_subscription(id);
+  if (pipeline_) pipeline_->notify();
+}
+
 Status Store::Impl::consumer_applied(std::string_view name, uint64_t sequence) {
   std::lock_guard lock(mutex_);
   KEEL_TRY(check_open());
@@ -779,5 +796,14 @@ Result<uint64_t> StoreInternals::retain_from(Store& store, uint64_t floor_sequen
   return store.impl_->retain_from(floor_sequence);
 }
 uint64_t StoreInternals::now_wall_ms(Store& store) { return store.impl_->now_wall_ms(); }
+uint64_t StoreInternals::add_subscription(Store& store, uint64_t position) {
+  return store.impl_->add_subscription(position);
+}
+void StoreInternals::subscription_delivered(Store& store, uint64_t id, uint64_t position) {
+  store.impl_->subscription_delivered(id, position);
+}
+void StoreInternals::remove_subscription(Store& store, uint64_t id) {
+  store.impl_->remove_subscription(id);
+}
 
 }  // namespace keel

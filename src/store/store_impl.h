@@ -72,6 +72,10 @@ class Store::Impl {
   Status wait_for(Watermark kind, std::optional<uint32_t> lane, uint64_t sequence,
                   std::chrono::milliseconds timeout);
   Status register_consumer(std::string_view name, uint64_t position);
+  // Live subscriptions (StoreInternals documents them).
+  uint64_t add_subscription(uint64_t position);
+  void subscription_delivered(uint64_t id, uint64_t position);
+  void remove_subscription(uint64_t id);
   Status consumer_applied(std::string_view name, uint64_t sequence);
   Status unregister_consumer(std::string_view name);
   Result<std::string> reset_applied(uint64_t sequence, std::string_view reason);

@@ -33,6 +33,11 @@ struct StoreInternals {
   static Result<uint64_t> retain_from(Store& store, uint64_t floor_sequence);
   // The store clock's wall time (StoreOptions::clock).
   static uint64_t now_wall_ms(Store& store);
+  // Live subscriptions define `emitted` (include/keel/frontier.h): registered at their start
+  // position, told what each batch handed out, removed when destroyed.
+  static uint64_t add_subscription(Store& store, uint64_t position);
+  static void subscription_delivered(Store& store, uint64_t id, uint64_t position);
+  static void remove_subscription(Store& store, uint64_t id);
 };
 
 }  // namespace keel
