@@ -129,6 +129,13 @@ TEST_CASE("a durable consumer holds the floor at its cursor unless forced; force
   auto expired = DurableConsumer::open(*store, "slow", Query{});
   REQUIRE_FALSE(expired.ok());
   CHECK(expired.error().code() == ErrorCode::CursorExpired);
+  // A new consumer from the start cannot begin either, and nothing of it is created.
+  auto fresh = DurableConsumer::open(*store, "fresh", Query{});
+  REQUIRE_FALSE(fresh.ok());
+  CHECK(fresh.error().code() == ErrorCode::CursorExpired);
+  auto listed = list_consumers(*store);
+  KEEL_REQUIRE_OK(listed);
+  CHECK(listed->size() == 1);  // only "slow"
   // The resync: rebuild the state, move the cursor to just below the floor, go on.
   KEEL_REQUIRE_OK(DurableConsumer::reset(*store, "slow", first - 1, "rebuilt from a snapshot"));
   auto again = DurableConsumer::open(*store, "slow", Query{});

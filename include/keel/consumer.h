@@ -135,7 +135,9 @@ class DurableConsumer {
  public:
   // Opens consumer `name` (1 to 64 bytes of A-Z a-z 0-9 _ . -, not starting with a dot) on a
   // writable store, creating it with cursor 0 (every matching event to come, from the first) when
-  // it does not exist. It resumes after its committed cursor. Errors: InvalidArgument (name,
+  // it does not exist (in a store whose retention removed events that is CursorExpired and
+  // nothing is created: create it with reset(), at first_retained - 1 or at the visible sequence).
+  // It resumes after its committed cursor. Errors: InvalidArgument (name,
   // filter as Subscription::open, already open in this process), ReadOnlyStore, CorruptSidecar
   // (its file is damaged: remove() it and start again), CursorAheadOfLog {consumer, cursor,
   // recovered} (its cursor names events the recovered log does not hold: a crash or an accepted

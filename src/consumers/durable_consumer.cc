@@ -87,11 +87,7 @@ Result<std::unique_ptr<DurableConsumer>> DurableConsumer::open(Store& store, std
   std::unique_ptr<DurableConsumer> consumer(new DurableConsumer(store, owned, options));
   platform::FileSystem& fs = StoreInternals::file_system(store);
   KEEL_ASSIGN_OR_RETURN(auto file, log::read_consumer_cursor(fs, store.directory(), owned));
-  if (!file) {
-    KEEL_TRY(log::write_consumer_cursor(fs, store.directory(),
-                                        log::ConsumerCursor{owned, store.epoch(), 0, {}}));
-    KEEL_TRY(count_in_applied(store, owned, 0));
-  } else {
+  if (file) {
     const uint64_t visible = visible_of(store);
     if (file->cursor > visible) {
       return StoreError(ErrorCode::CursorAheadOfLog)
@@ -105,6 +101,11 @@ Result<std::unique_ptr<DurableConsumer>> DurableConsumer::open(Store& store, std
   KEEL_ASSIGN_OR_RETURN(
       consumer->subscription_,
       Subscription::open(store, std::move(filter), consumer->cursor_, options.subscription));
+  if (!file) {  // created only once it can start (not expired, the filter valid)
+    KEEL_TRY(log::write_consumer_cursor(fs, store.directory(),
+                                        log::ConsumerCursor{owned, store.epoch(), 0, {}}));
+    KEEL_TRY(count_in_applied(store, owned, 0));
+  }
   return consumer;
 }
 
