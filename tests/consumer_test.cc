@@ -478,7 +478,7 @@ TEST_CASE("control: a consumer that commits its cursor at receipt is caught", "[
 namespace keel {
 namespace {
 
-TEST_CASE("emitted is what every live subscription has been handed; with none it follows visible",
+TEST_CASE("emitted is what every live subscription has been handed and follows visible without one",
           "[consumer]") {
   platform::MemoryFileSystem fs;
   auto store = open_store(options_on(fs));

@@ -265,7 +265,7 @@ TEST_CASE("keel repair refuses without --accept-data-loss and goes on with it", 
 }
 
 TEST_CASE(
-    "a damaged END fails closed; accept_data_loss sets it aside and a clean close rewrites it",
+    "a damaged END fails closed, accept_data_loss sets it aside and a clean close rewrites it",
     "[durable_end]") {
   TempDir dir;
   closed_store(dir);

@@ -190,7 +190,7 @@ TEST_CASE("FaultFileSystem: NoSpace once more than the limit would be written", 
   KEEL_REQUIRE_OK(file->allocate(0, 200));
 }
 
-TEST_CASE("FaultFileSystem: reads see the page cache; the disk only what was synced", "[fault]") {
+TEST_CASE("FaultFileSystem: reads see the page cache, the disk only what was synced", "[fault]") {
   FaultFileSystem fs;
   KEEL_REQUIRE_OK(fs.create_directory(kDir));
   auto file = synced_file(fs, kDir + "/a", 1, 1);
@@ -201,7 +201,7 @@ TEST_CASE("FaultFileSystem: reads see the page cache; the disk only what was syn
   CHECK(fs.durable_contents(kDir + "/a") == filled(kFaultPageSize, 1));
 }
 
-TEST_CASE("FaultFileSystem: crash keeps synced bytes; each unsynced page has one fate", "[fault]") {
+TEST_CASE("FaultFileSystem: crash keeps synced bytes, each unsynced page has one fate", "[fault]") {
   constexpr size_t kPages = 16;
   constexpr size_t kHalf = kFaultPageSize / 2;
   uint64_t dropped = 0, kept = 0, zeroed = 0;

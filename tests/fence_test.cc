@@ -983,7 +983,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "lane views: a fence on lane 1 holds lane 1's visible view below its events; after "
+    "lane views: a fence on lane 1 holds lane 1's visible view below its events, after "
     "cancel the lane view passes them while reads still hide them",
     "[fence]") {
   FaultFileSystem fs;

@@ -74,7 +74,7 @@ void set_u32(Bytes& b, size_t at, uint32_t v) { keel::format::store_u32(b.data()
 
 }  // namespace
 
-TEST_CASE("keys are found after adds; a replayed add is a no-op; out-of-order adds are refused",
+TEST_CASE("keys are found after adds, a replayed add is a no-op, out-of-order adds are refused",
           "[idempotency]") {
   IdempotencyIndex index;
   CHECK(index.size() == 0);

@@ -887,7 +887,7 @@ TEST_CASE("an image of an older version is rebuilt from the log and replaced at 
 // ---- 6. an image from a lost epoch ----
 
 TEST_CASE(
-    "an image ahead of the log (the log of its epoch lost) fails the open closed; accepting the "
+    "an image ahead of the log (the log of its epoch lost) fails the open closed, accepting the "
     "loss shows only what the log holds",
     "[image]") {
   platform::MemoryFileSystem fs;

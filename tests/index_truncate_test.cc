@@ -403,7 +403,7 @@ TEST_CASE("A cancelled fence truncated and hidden is the index a load builds: a 
   CHECK(live.older_sibling_of(8) == 4);
 }
 
-TEST_CASE("Truncating at next_sequence changes nothing; truncating at 1 empties the index",
+TEST_CASE("Truncating at next_sequence changes nothing, truncating at 1 empties the index",
           "[index][truncate]") {
   ShapeMaker maker(7);
   std::vector<Spec> events;

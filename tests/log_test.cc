@@ -103,7 +103,7 @@ void require_fails_closed(const std::string& dir, ErrorCode code) {
   }
 }
 
-TEST_CASE("Each writable open persists epoch + 1; read-only opens leave it", "[log]") {
+TEST_CASE("Each writable open persists epoch + 1, read-only opens leave it", "[log]") {
   test::TempDir dir;
   Events events;
   {

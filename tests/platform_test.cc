@@ -148,7 +148,7 @@ TEMPLATE_TEST_CASE("open: CreateOrOpen creates a missing file and keeps an exist
   CHECK(read_all(*read_write) == bytes_of("kept"));
 }
 
-TEMPLATE_TEST_CASE("write_at and read_at work at offsets; a gap reads as zeros", "[platform]",
+TEMPLATE_TEST_CASE("write_at and read_at work at offsets, a gap reads as zeros", "[platform]",
                    PosixEnvironment, MemoryEnvironment) {
   TestType env;
   auto file = open_file(env.fs, env.path("data"), OpenMode::CreateNew);
@@ -273,7 +273,7 @@ TEMPLATE_TEST_CASE("an open handle keeps its file across a rename", "[platform]"
   CHECK(read_all(*reopened) == bytes_of("payload!"));
 }
 
-TEMPLATE_TEST_CASE("remove deletes a file; a missing one is Io ENOENT", "[platform]",
+TEMPLATE_TEST_CASE("remove deletes a file, a missing one is Io ENOENT", "[platform]",
                    PosixEnvironment, MemoryEnvironment) {
   TestType env;
   create_with(env.fs, env.path("doomed"), "x");
@@ -295,7 +295,7 @@ TEMPLATE_TEST_CASE("exists: files and directories, not missing paths", "[platfor
   KEEL_REQUIRE_OK(env.fs.create_directory(env.path("sub")));  // already there: fine
 }
 
-TEMPLATE_TEST_CASE("sync_data and sync_directory succeed; a missing directory is Io ENOENT",
+TEMPLATE_TEST_CASE("sync_data and sync_directory succeed, a missing directory is Io ENOENT",
                    "[platform]", PosixEnvironment, MemoryEnvironment) {
   TestType env;
   auto file = open_file(env.fs, env.path("data"), OpenMode::CreateNew);

@@ -206,7 +206,7 @@ TEST_CASE("power loss negative control: a writer that skips fdatasync is caught"
   CHECK(detected > 0);
 }
 
-TEST_CASE("power loss: EIO on fdatasync poisons the writer; nothing becomes durable", "[fault]") {
+TEST_CASE("power loss: EIO on fdatasync poisons the writer, nothing becomes durable", "[fault]") {
   for (uint64_t seed = 1; seed <= 20; ++seed) {
     INFO("seed " << seed);
     FaultFileSystem fs;

@@ -77,7 +77,7 @@ void check_read_only_open_works(const std::string& store_path) {
   CHECK(report->ok);
 }
 
-TEST_CASE("a read-only open works on a read-only mount; a writable one is PermissionDenied",
+TEST_CASE("a read-only open works on a read-only mount, a writable one is PermissionDenied",
           "[read_only]") {
   if (::geteuid() != 0) {
     WARN("skipped: a bind mount needs root");

@@ -100,7 +100,7 @@ TEST_CASE("retention refuses bad floors and read-only stores", "[retention]") {
   CHECK(refused.error().code() == ErrorCode::ReadOnlyStore);
 }
 
-TEST_CASE("a durable consumer holds the floor at its cursor unless forced; forced, it resyncs",
+TEST_CASE("a durable consumer holds the floor at its cursor unless forced and resyncs when forced",
           "[retention][consumer]") {
   platform::MemoryFileSystem fs;
   auto store = open_store(options_on(fs));

@@ -293,7 +293,7 @@ TEST_CASE("A record body above 64 MiB is PayloadTooLarge even where the segment 
   CHECK(recovered.actions.empty());
 }
 
-TEST_CASE("A record exactly as large as a segment allows is written; one step more is refused",
+TEST_CASE("A record exactly as large as a segment allows is written, one step more is refused",
           "[segment_writer]") {
   Fixture f;
   Events events;
@@ -345,7 +345,7 @@ TEST_CASE("A record that would leave less room than a seal rotates first", "[seg
   CHECK(segments[0].file_size <= kSegmentSize);
 }
 
-TEST_CASE("close() trims the preallocation; an unclosed writer leaves it as a zero-filled tail",
+TEST_CASE("close() trims the preallocation, an unclosed writer leaves it as a zero-filled tail",
           "[segment_writer]") {
   Fixture f;
   Events events;
@@ -514,7 +514,7 @@ TEST_CASE("a sealed last segment whose trim a crash lost is trimmed before the n
   CHECK(writer->active_segment_id() == last);
 }
 
-TEST_CASE("Stages: an fdatasync covers what was written when it started; one of each in flight",
+TEST_CASE("Stages: an fdatasync covers what was written when it started, one of each in flight",
           "[segment_writer]") {
   Fixture f;
   Events events;

@@ -71,7 +71,7 @@ TEST_CASE("a sidecar the disk cannot read is Io naming it, with or without a ret
   CHECK((*reopened)->stats().sequence_next == 61);
 }
 
-TEST_CASE("retention whose removal cannot be synced is OperationInDoubt; the floor holds",
+TEST_CASE("retention whose removal cannot be synced is OperationInDoubt, the floor holds",
           "[sidecar]") {
   platform::FaultFileSystem fs;
   auto store = Store::open(kDir, options_on(fs));

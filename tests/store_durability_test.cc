@@ -138,7 +138,7 @@ TEST_CASE("AfterDurable: no read path returns an event above durable while its f
   CHECK(reads_that_see(*store, 2, second->event_id, "order-1", 0) == 5);
 }
 
-TEST_CASE("AfterWrite: a Written append is visible at once; visible runs ahead of durable",
+TEST_CASE("AfterWrite: a Written append is visible at once, visible runs ahead of durable",
           "[durability]") {
   platform::FaultFileSystem fs;
   StoreOptions options = options_on(fs);
@@ -339,7 +339,7 @@ TEST_CASE("lane views are on the global-sequence axis", "[durability][concurrenc
   CHECK(store->wait_for_lane(Watermark::Durable, 1, 3, 1s).ok());
 }
 
-TEST_CASE("consumers define applied; lowering it is an explicit, logged reset", "[durability]") {
+TEST_CASE("consumers define applied, lowering it is an explicit, logged reset", "[durability]") {
   platform::FaultFileSystem fs;
   auto store = open_store(options_on(fs));
   for (int i = 0; i < 5; ++i) KEEL_REQUIRE_OK(store->append({"a", ""}, kKind, "x"));
@@ -426,7 +426,7 @@ TEST_CASE("reopening a poisoned store in the same process cuts what no fdatasync
   CHECK(next->sequence == 2);
 }
 
-TEST_CASE("frontier reports HLC jumps; appends go on", "[durability]") {
+TEST_CASE("frontier reports HLC jumps, appends go on", "[durability]") {
   platform::FaultFileSystem fs;
   platform::ManualClock clock(1'700'000'000'000);
   StoreOptions options = options_on(fs);

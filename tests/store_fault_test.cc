@@ -25,7 +25,7 @@ StoreOptions fault_options(platform::FaultFileSystem& fs) {
 
 }  // namespace
 
-TEST_CASE("EIO on fdatasync during an append: in doubt, then poisoned; durable freezes", "[fault]") {
+TEST_CASE("EIO on fdatasync during an append: in doubt, then poisoned, durable freezes", "[fault]") {
   platform::FaultFileSystem fs;
   auto opened = Store::open("/store", fault_options(fs));
   KEEL_REQUIRE_OK(opened);
@@ -69,7 +69,7 @@ TEST_CASE("EIO on fdatasync during an append: in doubt, then poisoned; durable f
   CHECK(report->ok);
 }
 
-TEST_CASE("EIO on the write of a batch: in doubt as a whole; refused batches leave nothing",
+TEST_CASE("EIO on the write of a batch: in doubt as a whole, refused batches leave nothing",
           "[fault]") {
   platform::FaultFileSystem fs;
   auto opened = Store::open("/store", fault_options(fs));

@@ -288,7 +288,7 @@ TEST_CASE("open refuses bad options and a missing directory", "[store]") {
   CHECK(Store::open(dir / "x", options).error().is(ErrorCode::InvalidArgument));
 }
 
-TEST_CASE("a second writable open is StoreLocked; a read-only open works beside the writer",
+TEST_CASE("a second writable open is StoreLocked, a read-only open works beside the writer",
           "[store]") {
   TempDir dir;
   auto store = open_store(dir.path());

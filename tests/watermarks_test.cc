@@ -531,7 +531,7 @@ TEST_CASE("applied never falls when a consumer behind it reports", "[frontier]")
   CHECK(marks.point(Watermark::Applied) == at(7));
 }
 
-TEST_CASE("unregistering: the rest define applied; with none left it follows visible",
+TEST_CASE("unregistering: the rest define applied, with none left it follows visible",
           "[frontier]") {
   Watermarks marks = durable_through(10);
   KEEL_REQUIRE_OK(marks.advance(Watermark::Visible, at(10)));

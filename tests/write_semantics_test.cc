@@ -218,7 +218,7 @@ TEST_CASE("the same key with another payload/coordinate/lane/kind/metadata confl
   CHECK(append_ok(*store, {"e", "s"}, "p", options) == original);
 }
 
-TEST_CASE("an idempotency hit skips CAS and gates; validation still comes first", "[write]") {
+TEST_CASE("an idempotency hit skips CAS and gates, validation still comes first", "[write]") {
   TempDir dir;
   auto store = open_store(dir.path(), create_options());
   int registered_calls = 0;
@@ -454,7 +454,7 @@ std::vector<KeptKey> append_durable_keys(Store& store, const std::string& prefix
 
 }  // namespace
 
-TEST_CASE("keys of Durable appends survive a power loss; ignoring logged keys is caught",
+TEST_CASE("keys of Durable appends survive a power loss, ignoring logged keys is caught",
           "[write]") {
   for (uint64_t seed : {1u, 2u, 3u}) {
     INFO("seed " << seed);
@@ -790,7 +790,7 @@ TEST_CASE("CAS holds across a reopen", "[write]") {
   CHECK(append_ok(*store, {"acct", ""}, "e", expecting(1, 1)).entity_clock == 2);
 }
 
-TEST_CASE("CAS inside a batch sees the earlier items; a failing item fails the batch", "[write]") {
+TEST_CASE("CAS inside a batch sees the earlier items, a failing item fails the batch", "[write]") {
   TempDir dir;
   auto store = open_store(dir.path(), create_options());
   append_ok(*store, {"a", ""}, "first");  // a at clock 1
@@ -892,7 +892,7 @@ TEST_CASE("gates see the head: empty for a new stream and the previous item insi
   check_empty_head(seen[4].head);  // lane 1 of a is its own stream
 }
 
-TEST_CASE("a denying gate is GateDenied and writes nothing; registered gates run first",
+TEST_CASE("a denying gate is GateDenied and writes nothing, registered gates run first",
           "[write]") {
   TempDir dir;
   auto store = open_store(dir.path(), create_options());

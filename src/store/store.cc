@@ -594,13 +594,13 @@ uint64_t Store::Impl::add_subscription(uint64_t position) {
 void Store::Impl::subscription_delivered(uint64_t id, uint64_t position) {
   std::lock_guard lock(mutex_);
   marks_.subscription_delivered(id, position);
-  if (pipeline_) pipeline_->notify();
+  if (check_open().ok()) pipeline_->notify();  // after close() the pipeline has no writer
 }
 
 void Store::Impl::remove_subscription(uint64_t id) {
   std::lock_guard lock(mutex_);
   marks_.remove_subscription(id);
-  if (pipeline_) pipeline_->notify();
+  if (check_open().ok()) pipeline_->notify();  // a subscription may outlive close()
 }
 
 Status Store::Impl::consumer_applied(std::string_view name, uint64_t sequence) {
