@@ -280,6 +280,27 @@ int usage_error(const std::string& command, const std::string& message) {
   return 2;
 }
 
+// The predicates of keel::Query as flags (keel query, keel tail), followed by `more`.
+static std::vector<OptionSpec> with_filter_options(std::vector<OptionSpec> more) {
+  std::vector<OptionSpec> options = {
+      {"entity", "ENTITY", "exactly this entity"},
+      {"entity-prefix", "PREFIX", "every entity starting with PREFIX (not with --entity)"},
+      {"lane", "N", "only lane N (default: every lane)"},
+      {"clock-from", "N", "first entity clock (needs --entity or --entity-prefix)"},
+      {"clock-to", "N", "last entity clock (needs --entity or --entity-prefix)"},
+      {"scope", "SCOPE", "exactly this scope"},
+      {"kind", "C:T", "event kind as CATEGORY:TYPE or a 16-bit number, as append takes it"},
+      {"category", "N", "kind category 0-15"},
+      {"correlation", "ID", "conversation ID (32 hex digits): its root and every event in it"},
+      {"from", "N", "first global sequence (default 1)"},
+      {"to", "N", "last global sequence (default: the newest)"},
+      {"hlc-from", "MS[.L]", "first HLC: wall ms, optionally .logical (default .0)"},
+      {"hlc-to", "MS[.L]", "last HLC: wall ms, optionally .logical (default: the whole ms)"},
+  };
+  options.insert(options.end(), more.begin(), more.end());
+  return options;
+}
+
 const std::vector<Command>& commands() {
   static const std::vector<Command> all = {
       {{"demo", "DIR", "run a small order flow into a new store at DIR, then reopen and check it",
@@ -325,25 +346,13 @@ const std::vector<Command>& commands() {
         "example: keel query ./orders --entity-prefix order: --kind 1:2 --order desc --limit 10\n"
         "         keel query ./orders --correlation 0190f3c1e2a47b00a1b2c3d4e5f60718 --all\n"
         "         keel query ./orders --entity order:42 --lane 0 --clock-from 3 --format table",
-        {{"entity", "ENTITY", "exactly this entity"},
-         {"entity-prefix", "PREFIX", "every entity starting with PREFIX (not with --entity)"},
-         {"lane", "N", "only lane N (default: every lane)"},
-         {"clock-from", "N", "first entity clock (needs --entity or --entity-prefix)"},
-         {"clock-to", "N", "last entity clock (needs --entity or --entity-prefix)"},
-         {"scope", "SCOPE", "exactly this scope"},
-         {"kind", "C:T", "event kind as CATEGORY:TYPE or a 16-bit number, as append takes it"},
-         {"category", "N", "kind category 0-15"},
-         {"correlation", "ID", "conversation ID (32 hex digits): its root and every event in it"},
-         {"from", "N", "first global sequence (default 1)"},
-         {"to", "N", "last global sequence (default: the newest)"},
-         {"hlc-from", "MS[.L]", "first HLC: wall ms, optionally .logical (default .0)"},
-         {"hlc-to", "MS[.L]", "last HLC: wall ms, optionally .logical (default: the whole ms)"},
+        with_filter_options({
          {"order", "asc|desc", "sequence order (default asc)"},
          {"after", "N", "start after sequence N (in --order: above it asc, below it desc)"},
          {"limit", "N", "events per page, 1-" + std::to_string(kQueryLimitMax) + " (default 100)"},
          {"all", "", "follow every page to the end"},
          {"payload", "", "include payload and metadata"},
-         {"format", "FMT", "json (JSON lines, the default) or table (aligned columns)"}},
+         {"format", "FMT", "json (JSON lines, the default) or table (aligned columns)"}}),
         1, 1},
        run_query},
       {{"ancestry", "DIR EVENT_ID", "print an event's causes up to its root",
@@ -401,23 +410,11 @@ const std::vector<Command>& commands() {
         "CursorExpired.\n\n"
         "example: keel tail ./orders --entity-prefix order: --follow\n"
         "         keel tail ./orders --after 1200 --kind 1:2",
-        {{"entity", "ENTITY", "exactly this entity"},
-         {"entity-prefix", "PREFIX", "every entity starting with PREFIX (not with --entity)"},
-         {"lane", "N", "only lane N (default: every lane)"},
-         {"clock-from", "N", "first entity clock (needs --entity or --entity-prefix)"},
-         {"clock-to", "N", "last entity clock (needs --entity or --entity-prefix)"},
-         {"scope", "SCOPE", "exactly this scope"},
-         {"kind", "C:T", "event kind as CATEGORY:TYPE or a 16-bit number"},
-         {"category", "N", "kind category 0-15"},
-         {"correlation", "ID", "conversation ID (32 hex digits)"},
-         {"from", "N", "first global sequence (default 1)"},
-         {"to", "N", "last global sequence (default: no end)"},
-         {"hlc-from", "MS[.L]", "first HLC"},
-         {"hlc-to", "MS[.L]", "last HLC"},
+        with_filter_options({
          {"lines", "N", "start with the last N matching events (default 10; 0: only new ones)"},
          {"after", "N", "start after sequence N instead of --lines"},
          {"follow", "", "keep printing new events until interrupted"},
-         {"payload", "", "include payload and metadata"}},
+         {"payload", "", "include payload and metadata"}}),
         1, 1},
        run_tail},
       {{"consumers", "DIR", "list the durable consumers, their cursors and how far behind they are",
