@@ -80,6 +80,7 @@ class Subscription {
 
  private:
   Subscription(Store& store, Query filter, uint64_t after, const SubscriptionOptions& options);
+  void advance(uint64_t to);
   Store& store_;
   uint64_t id_ = 0;  // its registration: live subscriptions define the emitted watermark
   bool read_only_;  // then next() polls with Store::refresh() (a writer in another process)

@@ -55,6 +55,14 @@ Result<std::unique_ptr<Subscription>> Subscription::open(Store& store, Query fil
   return subscription;
 }
 
+// Moves the position up to `to` and tells the watermarks (only when it moved: waiting subscribers
+// loop here, and the report takes the store's lock).
+void Subscription::advance(uint64_t to) {
+  if (to <= position_) return;
+  position_ = to;
+  StoreInternals::subscription_delivered(store_, id_, position_);
+}
+
 Result<std::vector<Event>> Subscription::next(std::chrono::milliseconds timeout) {
   if (timeout.count() < 0) return invalid_argument("timeout", "must not be negative");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -64,13 +72,11 @@ Result<std::vector<Event>> Subscription::next(std::chrono::milliseconds timeout)
     KEEL_ASSIGN_OR_RETURN(QueryPage page, store_.query(page_query));
     if (!page.events.empty()) {
       // A cut page stops at its last event; a page that ended the answer covers all it read.
-      position_ = page.next_after ? page.events.back().sequence
-                                  : std::max(page.events.back().sequence, page.visible);
-      StoreInternals::subscription_delivered(store_, id_, position_);
+      advance(page.next_after ? page.events.back().sequence
+                              : std::max(page.events.back().sequence, page.visible));
       return std::move(page.events);
     }
-    position_ = std::max(position_, page.visible);
-    StoreInternals::subscription_delivered(store_, id_, position_);
+    advance(page.visible);
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return std::vector<Event>();
     auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
