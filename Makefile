@@ -3,6 +3,7 @@
 #   make test       set up, build, run every test
 #   make asan-test  the tests under ASan+UBSan        make tsan-test  the concurrency tests under TSan
 #   make release-test  every test of a Release build (what `cmake -DCMAKE_BUILD_TYPE=Release` builds)
+#   make release-demo  a Release build without tests (what an embedding user builds), demo run on it
 #   make fuzz-smoke a short run of every fuzz target  make bench      the benchmarks
 #   make crash-loop the SIGKILL crash loop of real processes, ITERATIONS (500) kills in a temp dir
 #   make power-loss-loop  the same workload and oracle with ITERATIONS power losses (fault FS)
@@ -15,7 +16,7 @@ WERROR := -DKEEL_WERROR=ON
 FUZZ_SECONDS ?= 30
 ITERATIONS ?= 500
 
-.PHONY: deps build test demo asan-test tsan-test release-test fuzz-build fuzz-smoke bench crash-loop \
+.PHONY: deps build test demo asan-test tsan-test release-test release-demo fuzz-build fuzz-smoke bench crash-loop \
 	power-loss-loop golden format \
 	clean
 
@@ -50,10 +51,16 @@ release-test: deps
 	@cmake --build build-release -j $(JOBS)
 	ctest --test-dir build-release --output-on-failure -j $(JOBS)
 
+# What a user embedding keel builds: Release without the tests; the demo runs on the result.
+release-demo: deps
+	@cmake -S . -B build-release-lib -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEEL_TESTS=OFF $(WERROR) >/dev/null
+	@cmake --build build-release-lib -j $(JOBS)
+	@scratch=$$(mktemp -d) && build-release-lib/tools/keel demo $$scratch/store && rm -rf $$scratch
+
 fuzz-build: deps
 	@CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DKEEL_FUZZ=ON -DKEEL_TESTS=OFF $(WERROR) >/dev/null
-	@cmake --build build-fuzz -j $(JOBS)
+	@cmake --build build-fuzz -j $(JOBS) --target keel_fuzz
 
 fuzz-smoke: fuzz-build
 	scripts/fuzz-smoke build-fuzz $(FUZZ_SECONDS)
@@ -90,4 +97,4 @@ golden: build
 	rm -f segments/golden/store/LOCK
 
 clean:
-	rm -rf build build-asan build-tsan build-release build-fuzz build-bench demo-store
+	rm -rf build build-asan build-tsan build-release build-release-lib build-fuzz build-bench demo-store

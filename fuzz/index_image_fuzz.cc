@@ -55,7 +55,11 @@ Decoded decode_file(std::span<const std::byte> bytes) {
   auto file = fs.open("/image/INDEX", platform::OpenMode::ReadOnly);
   check(file.ok(), "open");
   Decoded d;
-  d.result = index::decode_image_file(**file, d.index, d.checkpoint, d.reason);
+  Result<index::ImageDecode> decoded =
+      index::decode_image_file(**file, d.index, d.checkpoint, d.reason);
+  // A memory file never fails a read, so the only errors are the decoder's own outcomes.
+  check(decoded.ok(), "decode_image_file failed a read of a memory file");
+  d.result = *decoded;
   return d;
 }
 

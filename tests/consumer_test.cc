@@ -78,7 +78,7 @@ Query entity_prefix(std::string prefix) {
 }
 
 TEST_CASE("a subscription delivers every matching event once, in order, from catch-up into live",
-          "[consumer]") {
+          "[consumer][concurrency]") {
   platform::MemoryFileSystem fs;
   auto store = open_store(options_on(fs));
   append_mixed(*store, 300);  // catch-up: already there
@@ -231,7 +231,7 @@ TEST_CASE("subscriptions and queries refuse bad positions and page fields", "[co
 }
 
 TEST_CASE("a Subscriber delivers on its own thread until stopped, or until deliver fails",
-          "[consumer]") {
+          "[consumer][concurrency]") {
   platform::MemoryFileSystem fs;
   auto store = open_store(options_on(fs));
   append_mixed(*store, 50);
