@@ -105,6 +105,92 @@ TEST_CASE("a subscription delivers every matching event once, in order, from cat
   CHECK((*subscription)->position() == store->stats().sequence_visible);
 }
 
+// Query pages read their frames outside the store's mutex (store_query.cc): appends go on, and
+// retention removes segment files only once no page is reading. A reader must get whole, correct
+// events or CursorExpired, never a failed read of a removed file.
+TEST_CASE("subscriptions reading while appends go on and retention removes segments get whole "
+          "events or CursorExpired",
+          "[consumer][retention][concurrency]") {
+  platform::MemoryFileSystem fs;
+  auto store = open_store(options_on(fs));
+  constexpr int kEvents = 3000;
+  std::atomic<bool> written{false};
+  std::atomic<int> expired{0};
+  std::atomic<int> retained{0};
+  std::vector<std::string> failures(5);
+  std::thread writer([&] {
+    for (int i = 0; i < kEvents; ++i) {
+      auto r = store->append({"order:" + std::to_string(i % 7), "s"}, kKind,
+                             "payload-" + std::to_string(i));
+      if (!r.ok()) {
+        failures[4] = "append: " + r.error().to_string();
+        break;
+      }
+    }
+    written = true;
+  });
+  std::thread retainer([&] {
+    while (!written.load()) {
+      uint64_t visible = store->frontier()[Watermark::Visible].global_sequence;
+      if (visible > 300) {
+        auto r = retain_from(*store, visible - 300);
+        if (r.ok() && r->segments_removed > 0) ++retained;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&, t] {
+      SubscriptionOptions options;
+      options.batch_max = 64;
+      uint64_t last = 0;
+      std::unique_ptr<Subscription> subscription;
+      auto resync = [&] {  // from the floor, as a consumer does after CursorExpired
+        ++expired;
+        last = store->stats().first_retained_sequence - 1;
+        subscription.reset();
+      };
+      while (failures[t].empty() && !(written.load() && last == static_cast<uint64_t>(kEvents))) {
+        if (!subscription) {
+          auto opened = Subscription::open(*store, Query{}, last, options);
+          if (!opened.ok() && opened.error().is(ErrorCode::CursorExpired)) {
+            resync();
+          } else if (!opened.ok()) {
+            failures[t] = "open: " + opened.error().to_string();
+          } else {
+            subscription = std::move(opened).value();
+          }
+          continue;
+        }
+        auto batch = subscription->next(std::chrono::milliseconds(5));
+        if (!batch.ok() && batch.error().is(ErrorCode::CursorExpired)) {
+          resync();
+          continue;
+        }
+        if (!batch.ok()) {
+          failures[t] = "next: " + batch.error().to_string();
+          break;
+        }
+        for (const Event& e : *batch) {
+          if (e.sequence <= last || e.payload != "payload-" + std::to_string(e.sequence - 1)) {
+            failures[t] = "sequence " + std::to_string(e.sequence) + " after " +
+                          std::to_string(last) + " with payload " + e.payload;
+            break;
+          }
+          last = e.sequence;
+        }
+      }
+    });
+  }
+  writer.join();
+  retainer.join();
+  for (auto& reader : readers) reader.join();
+  for (const std::string& failure : failures) CHECK(failure == "");
+  CHECK(retained.load() > 0);  // retention ran while they read
+  INFO("CursorExpired resyncs: " << expired.load());
+}
+
 TEST_CASE("a subscription shows a fence's events when it commits and never a cancelled one's",
           "[consumer]") {
   platform::MemoryFileSystem fs;

@@ -2,11 +2,11 @@
 
 namespace keel::log {
 
-std::span<const std::byte> BlockCache::find(uint64_t segment_id, uint64_t block) {
+BlockCache::Block BlockCache::find(uint64_t segment_id, uint64_t block) {
   auto it = blocks_.find(Key{segment_id, block});
   if (it == blocks_.end()) {
     ++misses_;
-    return {};
+    return nullptr;
   }
   ++hits_;
   Entry& entry = *it->second;
@@ -16,8 +16,8 @@ std::span<const std::byte> BlockCache::find(uint64_t segment_id, uint64_t block)
   return entry.bytes;
 }
 
-std::span<const std::byte> BlockCache::insert(uint64_t segment_id, uint64_t block,
-                                              std::vector<std::byte> bytes) {
+BlockCache::Block BlockCache::insert(uint64_t segment_id, uint64_t block,
+                                     std::vector<std::byte> bytes) {
   Key key{segment_id, block};
   auto existing = blocks_.find(key);
   if (existing != blocks_.end()) {
@@ -29,10 +29,9 @@ std::span<const std::byte> BlockCache::insert(uint64_t segment_id, uint64_t bloc
     order_.pop_back();
   }
   order_.push_front(key);
-  auto entry = std::make_unique<Entry>(Entry{std::move(bytes), order_.begin()});
-  std::span<const std::byte> view(entry->bytes);
-  blocks_.emplace(key, std::move(entry));
-  return view;
+  Block shared = std::make_shared<const std::vector<std::byte>>(std::move(bytes));
+  blocks_.emplace(key, std::make_unique<Entry>(Entry{shared, order_.begin()}));
+  return shared;
 }
 
 }  // namespace keel::log

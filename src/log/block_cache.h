@@ -3,8 +3,9 @@
 // longer change are cached: the caller says up to where a segment is stable (written bytes never
 // change while the store is open; a same-process reopen after a poison makes a new cache).
 // Least recently used blocks are dropped once the capacity is reached; capacity 0 disables it.
+// Blocks are shared: a reader keeps the block it decodes from alive after it was evicted.
 //
-// Threads: not thread-safe; the store serializes access.
+// Threads: not thread-safe; RecordReader serializes access.
 #pragma once
 
 #include <cstddef>
@@ -25,12 +26,12 @@ class BlockCache {
   explicit BlockCache(uint64_t capacity_bytes) : capacity_blocks_(capacity_bytes / kBlockBytes) {}
 
   bool enabled() const { return capacity_blocks_ > 0; }
-  // The cached bytes of block `block` (offset block * kBlockBytes) of segment `segment_id`, or an
-  // empty span. A hit makes it the most recently used.
-  std::span<const std::byte> find(uint64_t segment_id, uint64_t block);
-  // Caches `bytes` as that block (evicting the least recently used when full); returns its view.
-  std::span<const std::byte> insert(uint64_t segment_id, uint64_t block,
-                                    std::vector<std::byte> bytes);
+  using Block = std::shared_ptr<const std::vector<std::byte>>;
+  // The cached bytes of block `block` (offset block * kBlockBytes) of segment `segment_id`, or
+  // null. A hit makes it the most recently used.
+  Block find(uint64_t segment_id, uint64_t block);
+  // Caches `bytes` as that block (evicting the least recently used when full) and returns it.
+  Block insert(uint64_t segment_id, uint64_t block, std::vector<std::byte> bytes);
   void clear() {
     blocks_.clear();
     order_.clear();
@@ -50,7 +51,7 @@ class BlockCache {
     }
   };
   struct Entry {
-    std::vector<std::byte> bytes;
+    Block bytes;
     std::list<Key>::iterator position;  // in order_
   };
   size_t capacity_blocks_;

@@ -8,14 +8,19 @@
 
 namespace keel::log {
 
-Result<platform::File*> RecordReader::file(uint64_t segment_id) {
-  auto it = files_.find(segment_id);
-  if (it != files_.end()) return it->second.get();
+Result<std::shared_ptr<platform::File>> RecordReader::file(uint64_t segment_id) {
+  {
+    std::lock_guard lock(mutex_);
+    auto it = files_.find(segment_id);
+    if (it != files_.end()) return it->second;
+  }
+  // Opened without the lock (two threads may both open it; the first kept wins).
   std::string path = platform::join_path(directory_, segment_file_name(segment_id));
-  KEEL_ASSIGN_OR_RETURN(auto handle, fs_.open(path, platform::OpenMode::ReadOnly));
-  platform::File* raw = handle.get();
-  files_.emplace(segment_id, std::move(handle));
-  return raw;
+  KEEL_ASSIGN_OR_RETURN(std::unique_ptr<platform::File> handle,
+                        fs_.open(path, platform::OpenMode::ReadOnly));
+  std::lock_guard lock(mutex_);
+  auto [it, added] = files_.try_emplace(segment_id, std::move(handle));
+  return it->second;
 }
 
 StoreError RecordReader::corrupt(uint64_t segment_id, uint64_t offset,
@@ -27,26 +32,46 @@ StoreError RecordReader::corrupt(uint64_t segment_id, uint64_t offset,
       .with("rule", "read verification");
 }
 
-Status RecordReader::read_frame(uint64_t segment_id, uint64_t offset, uint64_t stable_end,
-                                std::vector<std::byte>& buffer, format::DecodedFrame& frame) {
-  KEEL_ASSIGN_OR_RETURN(platform::File * f, file(segment_id));
-  const uint64_t block = offset / BlockCache::kBlockBytes;
+Result<BlockCache::Block> RecordReader::block(uint64_t segment_id, uint64_t block,
+                                              uint64_t stable_end, platform::File& f) {
   const uint64_t block_start = block * BlockCache::kBlockBytes;
-  if (cache_.enabled() && block_start + BlockCache::kBlockBytes <= stable_end) {
-    std::span<const std::byte> bytes = cache_.find(segment_id, block);
-    if (bytes.empty()) {
-      std::vector<std::byte> read(BlockCache::kBlockBytes);
-      KEEL_ASSIGN_OR_RETURN(size_t got, f->read_at(block_start, read));
-      read.resize(got);  // the end of a sealed segment
-      bytes = cache_.insert(segment_id, block, std::move(read));
-    }
+  if (!cache_.enabled() || block_start + BlockCache::kBlockBytes > stable_end) {
+    return BlockCache::Block();
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (BlockCache::Block cached = cache_.find(segment_id, block)) return cached;
+  }
+  // Read without the lock: other threads' reads go on meanwhile.
+  std::vector<std::byte> read(BlockCache::kBlockBytes);
+  KEEL_ASSIGN_OR_RETURN(size_t got, f.read_at(block_start, read));
+  read.resize(got);  // the end of a sealed segment
+  std::lock_guard lock(mutex_);
+  return cache_.insert(segment_id, block, std::move(read));
+}
+
+Status RecordReader::read_frame(uint64_t segment_id, uint64_t offset, uint64_t stable_end,
+                                FrameBytes& bytes, format::DecodedFrame& frame) {
+  const uint64_t block_index = offset / BlockCache::kBlockBytes;
+  std::shared_ptr<platform::File> f;
+  const uint64_t generation = generation_.load(std::memory_order_acquire);
+  if (!bytes.block || bytes.block_segment != segment_id || bytes.block_index != block_index ||
+      bytes.generation != generation) {
+    KEEL_ASSIGN_OR_RETURN(f, file(segment_id));
+    KEEL_ASSIGN_OR_RETURN(bytes.block, block(segment_id, block_index, stable_end, *f));
+    bytes.block_segment = segment_id;
+    bytes.block_index = block_index;
+    bytes.generation = generation;
+  }
+  if (bytes.block) {
     // A frame inside the block is decoded in place; one that runs past it is read on its own.
-    const size_t at = offset - block_start;
-    if (at + format::kFrameHeaderSize <= bytes.size()) {
+    std::span<const std::byte> in(*bytes.block);
+    const size_t at = offset - block_index * BlockCache::kBlockBytes;
+    if (at + format::kFrameHeaderSize <= in.size()) {
       uint64_t total = format::align_frame(
-          format::kFrameHeaderSize + format::load_u32(bytes.data() + at + format::kFrameBodyLengthOffset));
-      if (at + total <= bytes.size()) {
-        auto result = format::decode_frame(bytes.subspan(at), segment_id, frame);
+          format::kFrameHeaderSize + format::load_u32(in.data() + at + format::kFrameBodyLengthOffset));
+      if (at + total <= in.size()) {
+        auto result = format::decode_frame(in.subspan(at), segment_id, frame);
         if (result != format::FrameDecode::Ok) {
           return corrupt(segment_id, offset, format::frame_decode_name(result));
         }
@@ -54,8 +79,12 @@ Status RecordReader::read_frame(uint64_t segment_id, uint64_t offset, uint64_t s
       }
     }
   }
+  if (!f) {
+    KEEL_ASSIGN_OR_RETURN(f, file(segment_id));
+  }
   // One read covers a typical single-event frame (280 bytes for a 100-byte payload); a longer
   // one needs a second. Reading less than a page keeps the kernel's copy small.
+  std::vector<std::byte>& buffer = bytes.buffer;
   buffer.resize(kFirstReadBytes);
   KEEL_ASSIGN_OR_RETURN(size_t got, f->read_at(offset, buffer));
   if (got >= format::kFrameHeaderSize) {
@@ -76,7 +105,7 @@ Status RecordReader::read_frame(uint64_t segment_id, uint64_t offset, uint64_t s
 
 Status RecordReader::scan_frames(uint64_t segment_id, uint64_t offset, uint64_t end,
                                  const FrameVisitor& visit) {
-  KEEL_ASSIGN_OR_RETURN(platform::File * f, file(segment_id));
+  KEEL_ASSIGN_OR_RETURN(std::shared_ptr<platform::File> f, file(segment_id));
   KEEL_ASSIGN_OR_RETURN(uint64_t file_size, f->size());
   end = std::min(end, file_size);
   size_t filled = 0;   // bytes of chunk_ holding data from `offset` on

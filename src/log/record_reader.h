@@ -3,12 +3,16 @@
 // large chunks. Keeps one read handle per segment, and a cache of recently read blocks for point
 // reads (log/block_cache.h).
 //
-// Threads: not thread-safe; the store serializes access.
+// Threads: read_frame may run on many threads at once, beside one scan_frames or reset() (the
+// handles and the cache are behind the reader's own mutex; a reader keeps what it reads from alive
+// while it decodes). scan_frames is for one thread at a time (the store serializes scans).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -20,17 +24,27 @@
 
 namespace keel::log {
 
+// What a read frame's bytes live in: a block of the cache, or the caller's buffer. Reused across
+// reads by one thread; a read of the same block again needs neither the cache nor a system call.
+struct FrameBytes {
+  std::vector<std::byte> buffer;
+  BlockCache::Block block;
+  uint64_t block_segment = 0;
+  uint64_t block_index = 0;
+  uint64_t generation = 0;  // the reader's reset() count when it was read
+};
+
 class RecordReader {
  public:
   RecordReader(platform::FileSystem& fs, std::string directory, uint64_t cache_bytes = 0)
       : fs_(fs), directory_(std::move(directory)), cache_(cache_bytes) {}
 
-  // Reads and verifies the frame at `offset` of segment `segment_id`; `frame` views into `buffer`
-  // or into the block cache, valid until the next read. Bytes of the segment below `stable_end`
-  // no longer change and may be served from and kept in the cache. A frame that fails its
-  // checksum is Corruption (checked on every read, cached or not); a read failure Io.
-  Status read_frame(uint64_t segment_id, uint64_t offset, uint64_t stable_end,
-                    std::vector<std::byte>& buffer, format::DecodedFrame& frame);
+  // Reads and verifies the frame at `offset` of segment `segment_id`; `frame` views into `bytes`,
+  // valid until its next read. Bytes of the segment below `stable_end` no longer change and may
+  // be served from and kept in the cache. A frame that fails its checksum is Corruption (checked
+  // on every read, cached or not); a read failure Io.
+  Status read_frame(uint64_t segment_id, uint64_t offset, uint64_t stable_end, FrameBytes& bytes,
+                    format::DecodedFrame& frame);
 
   // Visits the verified frames of segment `segment_id` in [offset, min(end, file size)) in order,
   // reading about kChunkBytes at a time. Stops early when visit returns false.
@@ -38,24 +52,31 @@ class RecordReader {
   Status scan_frames(uint64_t segment_id, uint64_t offset, uint64_t end, const FrameVisitor& visit);
 
   // Drops every cached handle and block (after recovery changed files under a read-only store).
+  // Reads under way keep theirs until they end.
   void reset() {
+    std::lock_guard lock(mutex_);
     files_.clear();
     cache_.clear();
+    generation_.fetch_add(1, std::memory_order_release);
   }
-  const BlockCache& cache() const { return cache_; }
 
   static constexpr size_t kChunkBytes = 1 << 20;
   static constexpr size_t kFirstReadBytes = 512;
 
  private:
-  Result<platform::File*> file(uint64_t segment_id);
+  Result<std::shared_ptr<platform::File>> file(uint64_t segment_id);
+  // The cached block, or the block read and cached; null when it cannot be cached.
+  Result<BlockCache::Block> block(uint64_t segment_id, uint64_t block, uint64_t stable_end,
+                                  platform::File& file);
   StoreError corrupt(uint64_t segment_id, uint64_t offset, std::string_view reason) const;
 
   platform::FileSystem& fs_;
-  std::string directory_;
-  absl::flat_hash_map<uint64_t, std::unique_ptr<platform::File>> files_;
-  std::vector<std::byte> chunk_;
+  const std::string directory_;
+  std::mutex mutex_;  // guards files_ and cache_
+  absl::flat_hash_map<uint64_t, std::shared_ptr<platform::File>> files_;
   BlockCache cache_;
+  std::atomic<uint64_t> generation_{1};  // bumped by reset(): a FrameBytes' block is stale
+  std::vector<std::byte> chunk_;         // scan_frames'
 };
 
 }  // namespace keel::log

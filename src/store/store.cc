@@ -379,6 +379,7 @@ Status Store::Impl::refresh() {
   if (log_->writer() != nullptr) return ok_status();  // a writable store is always current
   // Re-run read-only recovery into a fresh index: simple and exactly as strict as open. The
   // frontier restarts from the new prefix (consumers of a read-only store re-register).
+  std::unique_lock rereading(segments_in_use_);  // reads outside the mutex end first
   index_ = index::EventIndex();
   reader_.reset();
   marks_ = frontier::Watermarks(options_.visibility);

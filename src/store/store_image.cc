@@ -77,7 +77,7 @@ Status Store::Impl::restore_image(log::LogOptions& log_options, uint64_t keys_th
   // image from a lost epoch, or of another log, names bytes that are not there).
   if (uint64_t last = image.last_visible_sequence(); last != 0) {
     index::EventLocation at = *image.locate(last);
-    std::vector<std::byte> buffer;
+    log::FrameBytes buffer;
     format::DecodedFrame frame;
     // Its own reader, dropped before recovery: reader_ keeps handles, and recovery may delete or
     // truncate the segment read here (a newest segment it recreates would be read stale).
@@ -148,7 +148,7 @@ Result<std::optional<Store::Impl::Image>> Store::Impl::image_at_durable() {
   if (!at) return std::optional<Image>();
   format::DecodedFrame frame;
   KEEL_TRY(reader_.read_frame(at->segment_id, at->frame_offset, stable_end_of(at->segment_id),
-                              read_buffer_, frame));
+                              read_bytes_, frame));
   const char* count_error = nullptr;
   uint64_t events = format::record_event_count(frame, &count_error);
   if (count_error != nullptr || frame.header.sequence + events != durable + 1) {

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <random>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -175,8 +176,20 @@ class Store::Impl {
   uint64_t stable_end_of(uint64_t segment_id) const;
   Status read_locked(uint64_t sequence, const EventVisitor& visit);
   // The same with the decoded body (for checks that need its hashed bytes).
-  Status read_body_locked(uint64_t sequence,
-                          const std::function<void(const format::EventBody&, uint64_t epoch)>& visit);
+  using BodyVisitor = std::function<void(const format::EventBody&, uint64_t epoch)>;
+  Status read_body_locked(uint64_t sequence, const BodyVisitor& visit);
+  // Where a visible event's frame is, as the index says under mutex_.
+  struct FrameAt {
+    index::EventLocation location;
+    uint64_t stable_end = 0;
+  };
+  std::optional<FrameAt> frame_at_locked(uint64_t sequence) const;
+  // Reads event `sequence` from its frame: touches no index, so it may run without mutex_ while
+  // segments_in_use_ is held shared.
+  Status read_body_at(uint64_t sequence, const FrameAt& at, log::FrameBytes& bytes,
+                      const BodyVisitor& visit);
+  Status read_at(uint64_t sequence, const FrameAt& at, log::FrameBytes& bytes,
+                 const EventVisitor& visit);
   // Queries (store_query.cc): the visible event `id`'s sequence, and an event as the index has it.
   Result<uint64_t> visible_sequence_of(const EventId& id) const;
   EventRef ref_at(uint64_t sequence) const;
@@ -198,7 +211,10 @@ class Store::Impl {
   std::atomic<uint32_t> active_calls_{0};
   std::vector<std::string> frontier_log_;    // explicit applied resets
   bool closed_ = false;
-  std::vector<std::byte> read_buffer_;
+  log::FrameBytes read_bytes_;  // the reads made under mutex_
+  // Held shared by reads made outside mutex_ (query pages); retention and refresh take it
+  // exclusively, with mutex_ held, before they drop or remove segment files.
+  std::shared_mutex segments_in_use_;
   std::vector<format::EventBody> batch_bodies_;  // reused by append_batch
   std::optional<StoreError> scan_error_;         // carries an error out of a frame visitor
   std::string index_source_ = "log";

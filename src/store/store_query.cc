@@ -100,7 +100,7 @@ EventRef Store::Impl::ref_at(uint64_t sequence) const {
 }
 
 Result<QueryPage> Store::Impl::query(const Query& q) {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   KEEL_TRY(check_open());
   KEEL_TRY(check_query(q, options_.lanes_max));
   // Events below the retention floor are gone: the indexes keep them (store_retention.cc), pages
@@ -129,9 +129,27 @@ Result<QueryPage> Store::Impl::query(const Query& q) {
     sequences.pop_back();
     page.next_after = sequences.back();
   }
-  page.events.reserve(sequences.size());
+  // The page's frames are found under the mutex and read after it is released, so that pages
+  // (subscribers catching up, many at once) do not hold up appends. Visible events do not change;
+  // segments_in_use_ keeps retention from removing their files meanwhile, and close() waits for
+  // the active call.
+  std::vector<FrameAt> frames;
+  frames.reserve(sequences.size());
   for (uint64_t sequence : sequences) {
-    KEEL_TRY(read_locked(sequence, [&](const EventView& view) {
+    std::optional<FrameAt> at = frame_at_locked(sequence);
+    if (!at) {
+      return StoreError(ErrorCode::InvariantViolation)
+          .with("invariant", "selected sequence " + std::to_string(sequence) + " has no frame");
+    }
+    frames.push_back(*at);
+  }
+  ActiveCall active(*this);
+  std::shared_lock in_use(segments_in_use_);
+  lock.unlock();
+  log::FrameBytes bytes;
+  page.events.reserve(sequences.size());
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    KEEL_TRY(read_at(sequences[i], frames[i], bytes, [&](const EventView& view) {
       page.events.push_back(event_of(view, q.with_payload));
       return true;
     }));

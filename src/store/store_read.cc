@@ -66,16 +66,18 @@ Status Store::Impl::visit_record(uint64_t first_sequence, uint64_t epoch,
   return ok_status();
 }
 
-Status Store::Impl::read_body_locked(
-    uint64_t sequence, const std::function<void(const format::EventBody&, uint64_t epoch)>& visit) {
-  std::optional<index::EventLocation> location;
-  if (sequence <= sequence_visible() && sequence >= first_retained_sequence_) {
-    location = index_.locate(sequence);
-  }
-  if (!location) return not_found("sequence " + std::to_string(sequence));
+std::optional<Store::Impl::FrameAt> Store::Impl::frame_at_locked(uint64_t sequence) const {
+  if (sequence > sequence_visible() || sequence < first_retained_sequence_) return std::nullopt;
+  std::optional<index::EventLocation> location = index_.locate(sequence);
+  if (!location) return std::nullopt;
+  return FrameAt{*location, stable_end_of(location->segment_id)};
+}
+
+Status Store::Impl::read_body_at(uint64_t sequence, const FrameAt& at, log::FrameBytes& bytes,
+                                 const BodyVisitor& visit) {
   format::DecodedFrame frame;
-  KEEL_TRY(reader_.read_frame(location->segment_id, location->frame_offset,
-                              stable_end_of(location->segment_id), read_buffer_, frame));
+  KEEL_TRY(reader_.read_frame(at.location.segment_id, at.location.frame_offset, at.stable_end,
+                              bytes, frame));
   auto corrupt = [&](std::string reason) {
     return StoreError(ErrorCode::Corruption)
         .with("path", directory_)
@@ -95,10 +97,23 @@ Status Store::Impl::read_body_locked(
   return ok_status();
 }
 
-Status Store::Impl::read_locked(uint64_t sequence, const EventVisitor& visit) {
-  return read_body_locked(sequence, [&](const format::EventBody& body, uint64_t epoch) {
+Status Store::Impl::read_at(uint64_t sequence, const FrameAt& at, log::FrameBytes& bytes,
+                            const EventVisitor& visit) {
+  return read_body_at(sequence, at, bytes, [&](const format::EventBody& body, uint64_t epoch) {
     visit(to_view(body, sequence, epoch));
   });
+}
+
+Status Store::Impl::read_body_locked(uint64_t sequence, const BodyVisitor& visit) {
+  std::optional<FrameAt> at = frame_at_locked(sequence);
+  if (!at) return not_found("sequence " + std::to_string(sequence));
+  return read_body_at(sequence, *at, read_bytes_, visit);
+}
+
+Status Store::Impl::read_locked(uint64_t sequence, const EventVisitor& visit) {
+  std::optional<FrameAt> at = frame_at_locked(sequence);
+  if (!at) return not_found("sequence " + std::to_string(sequence));
+  return read_at(sequence, *at, read_bytes_, visit);
 }
 
 Result<Event> Store::Impl::read(uint64_t sequence) {

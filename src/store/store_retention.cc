@@ -93,7 +93,7 @@ Result<uint64_t> Store::Impl::retain_from(uint64_t floor_sequence) {
   {
     format::DecodedFrame frame;
     Status read = reader_.read_frame(cut->first_segment_id, format::kSegmentHeaderSize,
-                                     stable_end_of(cut->first_segment_id), read_buffer_, frame);
+                                     stable_end_of(cut->first_segment_id), read_bytes_, frame);
     // Only the active segment may hold no frame yet.
     if (!read.ok() && cut->first_segment_id != writer.active_segment_id())
       return std::move(read).error();
@@ -121,6 +121,7 @@ Result<uint64_t> Store::Impl::retain_from(uint64_t floor_sequence) {
         "inside a fence); append and retry");
   }
   KEEL_TRY(write_image(*image));
+  std::unique_lock removing(segments_in_use_);  // reads outside the mutex end first
   reader_.reset();  // no handle on a removed file stays cached
   Status retained = log_->retain_from(*cut);
   if (!retained.ok() && !retained.error().is(ErrorCode::OperationInDoubt)) return retained.error();
