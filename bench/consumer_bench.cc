@@ -7,13 +7,19 @@
 //                           (target: >= 0.8 x BM_AppendWritten's rate, each subscriber);
 //   BM_CatchUpSubscription  a subscription reads every event of a store of
 //                           KEEL_CONSUMER_BENCH_EVENTS (default 1,000,000) events from the start,
-//                           payloads included, in batches of 1,000;
-//   BM_CatchUpScan          Store::scan over the same store (target: the subscription >= 0.8 x).
+//                           payloads included, in batches of 1,000, as views (next's visitor);
+//   BM_CatchUpSubscriptionCopies  the same as copied Events (next's vector form);
+//   BM_CatchUpScan          Store::scan over the same store (target: the subscription >= 0.8 x);
+//   BM_DeliveryLatencyDurable  append -> delivery latency p50/p99 at Durable, one live subscriber;
+//   BM_ProbeFdatasyncLatency   the disk's pwrite + fdatasync latency p50/p99, beside it.
 // Wall time (the first two run threads that sleep and wake); medians over repetitions
 // (scripts/run-benchmarks). Compare rates within one run: the machines are shared.
 #include <benchmark/benchmark.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +27,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "keel/keel.h"
@@ -31,6 +38,12 @@ using namespace keel;
 
 constexpr int kEntities = 10'000;
 const std::string kPayload(200, 'p');
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 [[noreturn]] void fail(const std::string& what) {
   std::fprintf(stderr, "consumer_bench: %s\n", what.c_str());
@@ -109,6 +122,90 @@ void BM_FanOut8(benchmark::State& state) { run_appends(state, 8); }
 BENCHMARK(BM_AppendWritten)->Arg(100'000)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_FanOut8)->Arg(100'000)->UseManualTime()->Unit(benchmark::kMillisecond);
 
+// Append -> delivery latency at Durable: one caller appends one event at a time at
+// Durability::Durable (visible once durable, the default policy) while a subscription waits live on
+// its own thread; each event's latency runs from just before its append call to its delivery.
+// Reported as p50_us / p99_us counters, next to BM_ProbeFdatasyncLatency (the disk's own pwrite +
+// fdatasync latency, the floor of any durable delivery).
+double percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  size_t at = static_cast<size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
+  return values[at];
+}
+
+void BM_DeliveryLatencyDurable(benchmark::State& state) {
+  const uint64_t n = static_cast<uint64_t>(state.range(0));
+  std::vector<double> latencies_us;
+  for (auto _ : state) {
+    std::string dir = temp_dir();
+    {
+      auto store = open_new(dir + "/store");
+      std::vector<std::atomic<int64_t>> appended_ns(n + 1);
+      std::vector<int64_t> delivered_ns(n + 1, 0);
+      auto sub = Subscription::open(*store, Query{}, 0);
+      if (!sub.ok()) fail("subscribe: " + sub.error().to_string());
+      std::thread reader([&] {
+        uint64_t got = 0;
+        while (got < n) {
+          auto seen = (*sub)->next(std::chrono::milliseconds(1000), [&](const EventView& e) {
+            delivered_ns[e.sequence] = now_ns();
+          });
+          if (!seen.ok()) fail("next: " + seen.error().to_string());
+          got += *seen;
+        }
+      });
+      AppendOptions durable;
+      durable.durability = Durability::Durable;
+      for (uint64_t i = 1; i <= n; ++i) {
+        appended_ns[i] = now_ns();
+        auto r = store->append({"entity:" + std::to_string(i % kEntities), "s"},
+                               EventKind::make(1, 1), kPayload, durable);
+        if (!r.ok() || r->sequence != i) fail("append");
+      }
+      reader.join();
+      for (uint64_t i = 1; i <= n; ++i) {
+        latencies_us.push_back(static_cast<double>(delivered_ns[i] - appended_ns[i]) / 1e3);
+      }
+      sub->reset();
+      if (!store->close().ok()) fail("close");
+    }
+    std::filesystem::remove_all(dir);
+  }
+  state.counters["p50_us"] = percentile(latencies_us, 0.50);
+  state.counters["p99_us"] = percentile(latencies_us, 0.99);
+  state.SetItemsProcessed(static_cast<int64_t>(latencies_us.size()));
+}
+BENCHMARK(BM_DeliveryLatencyDurable)->Arg(2'000)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// The disk's latency for one synced append (4 KiB pwrite at the end of a preallocated file, then
+// fdatasync), in the directory the stores use.
+void BM_ProbeFdatasyncLatency(benchmark::State& state) {
+  std::string dir = temp_dir();
+  std::string path = dir + "/probe";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) fail("open " + path);
+  if (::posix_fallocate(fd, 0, off_t{64} << 20) != 0 || ::fsync(fd) != 0) fail("preallocate");
+  std::vector<char> block(4096, 'b');
+  std::vector<double> latencies_us;
+  off_t end = 0;
+  for (auto _ : state) {
+    int64_t start = now_ns();
+    if (::pwrite(fd, block.data(), block.size(), end) != static_cast<ssize_t>(block.size()) ||
+        ::fdatasync(fd) != 0) {
+      fail("pwrite + fdatasync " + path);
+    }
+    latencies_us.push_back(static_cast<double>(now_ns() - start) / 1e3);
+    end = (end + 4096) % (off_t{64} << 20);
+  }
+  ::close(fd);
+  std::filesystem::remove_all(dir);
+  state.counters["p50_us"] = percentile(latencies_us, 0.50);
+  state.counters["p99_us"] = percentile(latencies_us, 0.99);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ProbeFdatasyncLatency)->Iterations(2'000)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
 uint64_t catch_up_events() {
   const char* value = std::getenv("KEEL_CONSUMER_BENCH_EVENTS");
   if (value == nullptr) return 1'000'000;
@@ -142,7 +239,9 @@ CatchUpStore& catch_up_store() {
   return built;
 }
 
-void BM_CatchUpSubscription(benchmark::State& state) {
+// Reads every event through a subscription in batches of 1,000: as views (the visitor form of
+// next) or as copied Events.
+void catch_up(benchmark::State& state, bool copies) {
   CatchUpStore& s = catch_up_store();
   for (auto _ : state) {
     SubscriptionOptions options;
@@ -151,15 +250,25 @@ void BM_CatchUpSubscription(benchmark::State& state) {
     if (!sub.ok()) fail("subscribe: " + sub.error().to_string());
     uint64_t got = 0, bytes = 0;
     while (got < s.events) {
-      auto batch = (*sub)->next(std::chrono::milliseconds(0));
-      if (!batch.ok()) fail("next: " + batch.error().to_string());
-      for (const Event& e : *batch) bytes += e.payload.size();
-      got += batch->size();
+      if (copies) {
+        auto batch = (*sub)->next(std::chrono::milliseconds(0));
+        if (!batch.ok()) fail("next: " + batch.error().to_string());
+        for (const Event& e : *batch) bytes += e.payload.size();
+        got += batch->size();
+      } else {
+        auto seen = (*sub)->next(std::chrono::milliseconds(0),
+                                 [&](const EventView& e) { bytes += e.payload.size(); });
+        if (!seen.ok()) fail("next: " + seen.error().to_string());
+        got += *seen;
+      }
     }
     benchmark::DoNotOptimize(bytes);
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * s.events));
 }
+
+void BM_CatchUpSubscription(benchmark::State& state) { catch_up(state, false); }
+void BM_CatchUpSubscriptionCopies(benchmark::State& state) { catch_up(state, true); }
 
 void BM_CatchUpScan(benchmark::State& state) {
   CatchUpStore& s = catch_up_store();
@@ -176,6 +285,7 @@ void BM_CatchUpScan(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * s.events));
 }
 BENCHMARK(BM_CatchUpSubscription)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CatchUpSubscriptionCopies)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CatchUpScan)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -1,7 +1,9 @@
 // The block cache of point reads (log/block_cache.h) and the store reading through it: least
 // recently used blocks go first, and reads through the cache return exactly what reads without it
 // do while the active segment grows and rotates.
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,8 +16,10 @@ using namespace keel;
 
 namespace {
 
-std::vector<std::byte> block_of(char fill) {
-  return std::vector<std::byte>(16, static_cast<std::byte>(fill));
+log::BlockCache::Block block_of(char fill) {
+  auto bytes = std::make_shared<log::BlockCache::Bytes>(16);
+  std::fill_n(bytes->data.get(), 16, static_cast<std::byte>(fill));
+  return bytes;
 }
 
 }  // namespace
@@ -25,18 +29,18 @@ TEST_CASE("the block cache keeps the most recently used blocks up to its capacit
   REQUIRE(cache.enabled());
   cache.insert(1, 0, block_of('a'));
   cache.insert(1, 1, block_of('b'));
-  REQUIRE(cache.find(1, 0)->size() == 16);  // block 0 is now the most recently used
+  REQUIRE(cache.find(1, 0)->size == 16);  // block 0 is now the most recently used
   cache.insert(2, 0, block_of('c'));        // evicts block (1, 1)
   CHECK(cache.find(1, 1) == nullptr);
-  CHECK((*cache.find(1, 0))[0] == std::byte{'a'});
-  CHECK((*cache.find(2, 0))[0] == std::byte{'c'});
+  CHECK(cache.find(1, 0)->data[0] == std::byte{'a'});
+  CHECK(cache.find(2, 0)->data[0] == std::byte{'c'});
   CHECK(cache.bytes() == 2 * log::BlockCache::kBlockBytes);
   CHECK(cache.hits() == 3);
   CHECK(cache.misses() == 1);
   log::BlockCache::Block held = cache.find(2, 0);
   cache.insert(2, 0, block_of('d'));  // replacing a block keeps one copy
-  CHECK((*held)[0] == std::byte{'c'});  // a reader's block outlives its eviction
-  CHECK((*cache.find(2, 0))[0] == std::byte{'d'});
+  CHECK(held->data[0] == std::byte{'c'});  // a reader's block outlives its eviction
+  CHECK(cache.find(2, 0)->data[0] == std::byte{'d'});
   CHECK(cache.bytes() == 2 * log::BlockCache::kBlockBytes);
   cache.clear();
   CHECK(cache.find(1, 0) == nullptr);

@@ -105,6 +105,66 @@ TEST_CASE("a subscription delivers every matching event once, in order, from cat
   CHECK((*subscription)->position() == store->stats().sequence_visible);
 }
 
+TEST_CASE("the view form of next delivers what the copying form does, and its visitor may call "
+          "into the store",
+          "[consumer]") {
+  platform::MemoryFileSystem fs;
+  auto store = open_store(options_on(fs));
+  append_mixed(*store, 200);
+  SubscriptionOptions options;
+  options.batch_max = 9;
+  auto copies = Subscription::open(*store, entity_prefix("order:"), 0, options);
+  auto views = Subscription::open(*store, entity_prefix("order:"), 0, options);
+  KEEL_REQUIRE_OK(copies);
+  KEEL_REQUIRE_OK(views);
+  std::vector<Event> want;
+  for (;;) {
+    auto batch = (*copies)->next(std::chrono::milliseconds(0));
+    KEEL_REQUIRE_OK(batch);
+    if (batch->empty()) break;
+    want.insert(want.end(), batch->begin(), batch->end());
+  }
+  REQUIRE(want.size() == 100);
+  std::vector<Event> got;
+  uint64_t appended_inside = 0;
+  for (;;) {
+    auto seen = (*views)->next(std::chrono::milliseconds(0), [&](const EventView& view) {
+      got.push_back(Event::from_view(view));
+      // No lock of the store is held here: a read, an append and retention all work.
+      if (got.size() == 50) {
+        KEEL_REQUIRE_OK(store->query(Query{}));
+        KEEL_REQUIRE_OK(store->append({"audit:1", "s"}, kKind, "from a visitor"));
+        ++appended_inside;
+        KEEL_REQUIRE_OK(store->sync());
+        auto retained = retain_from(*store, 40);  // below what this subscription has seen
+        KEEL_REQUIRE_OK(retained);
+        REQUIRE(retained->segments_removed > 0);
+      }
+    });
+    KEEL_REQUIRE_OK(seen);
+    if (*seen == 0) break;
+  }
+  REQUIRE(appended_inside == 1);
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    CHECK(got[i].sequence == want[i].sequence);
+    CHECK(got[i].payload == want[i].payload);
+    CHECK(got[i].event_id == want[i].event_id);
+  }
+  // Without payloads the views carry none either.
+  SubscriptionOptions bare = options;
+  bare.with_payload = false;
+  auto refs =
+      Subscription::open(*store, Query{}, store->stats().first_retained_sequence - 1, bare);
+  KEEL_REQUIRE_OK(refs);
+  size_t payload_bytes = 0;
+  auto seen = (*refs)->next(std::chrono::milliseconds(0),
+                            [&](const EventView& view) { payload_bytes += view.payload.size(); });
+  KEEL_REQUIRE_OK(seen);
+  CHECK(*seen == 9);
+  CHECK(payload_bytes == 0);
+}
+
 // Query pages read their frames outside the store's mutex (store_query.cc): appends go on, and
 // retention removes segment files only once no page is reading. A reader must get whole, correct
 // events or CursorExpired, never a failed read of a removed file.

@@ -143,7 +143,7 @@ std::string first_difference(const std::vector<std::string>& a, const std::vecto
 
 // A fence's undo as the store does it: the heads of the streams the fence touches are saved before
 // it, and restored after the truncation (a stream it created gets the empty head back).
-class Fence {
+class FenceUndo {
  public:
   void save_heads(const index::EventIndex& x, const std::vector<Spec>& fenced) {
     for (const Spec& e : fenced) {
@@ -175,7 +175,7 @@ index::EventIndex loaded(const std::vector<Spec>& kept, const std::vector<Spec>&
 index::EventIndex cancelled(const std::vector<Spec>& kept, const std::vector<Spec>& fenced,
                             bool hide = true) {
   index::EventIndex x = build(kept);
-  Fence fence;
+  FenceUndo fence;
   fence.save_heads(x, fenced);
   for (const Spec& e : fenced) add_event(x, e);
   x.truncate(kept.size() + 1);
@@ -351,7 +351,7 @@ TEST_CASE("A cancelled fence truncated and hidden is the index a load builds: a 
   const std::vector<Spec> all = joined(kept, fenced);
 
   index::EventIndex live = build(kept);
-  Fence fence;
+  FenceUndo fence;
   fence.save_heads(live, fenced);
   for (const Spec& e : fenced) add_event(live, e);
   const index::EventIndex load = loaded(kept, fenced);

@@ -70,6 +70,11 @@ class Subscription {
   // retention floor overtook the position; WriterPoisoned (the store can make nothing more
   // visible); the read errors of Store::query.
   Result<std::vector<Event>> next(std::chrono::milliseconds timeout);
+  // The same without copying the events: `visit` sees each event of the batch in order, as a view
+  // valid during the call, with no lock of the store held (it may call into the store). Returns
+  // how many it saw: 0 when the timeout passed first.
+  using Visit = std::function<void(const EventView&)>;
+  Result<size_t> next(std::chrono::milliseconds timeout, const Visit& visit);
 
   // Every matching event at or below position() has been delivered, and none above it: it moves
   // past the last delivered event, and past events that do not match once they are visible.
@@ -156,6 +161,11 @@ class DurableConsumer {
   const std::string& state() const { return state_; }
   // As Subscription::next, after the last delivered position (the committed cursor at open).
   Result<std::vector<Event>> next(std::chrono::milliseconds timeout);
+  // The same without copying the events: `visit` sees each event of the batch in order, as a view
+  // valid during the call, with no lock of the store held (it may call into the store). Returns
+  // how many it saw: 0 when the timeout passed first.
+  using Visit = std::function<void(const EventView&)>;
+  Result<size_t> next(std::chrono::milliseconds timeout, const Visit& visit);
   // Delivered through: commit(position()) once everything next() returned is applied.
   uint64_t position() const { return subscription_->position(); }
   // Delivers again everything after the committed cursor (after an apply failed part-way).

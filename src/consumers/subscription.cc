@@ -63,22 +63,32 @@ void Subscription::advance(uint64_t to) {
   StoreInternals::subscription_delivered(store_, id_, position_);
 }
 
-Result<std::vector<Event>> Subscription::next(std::chrono::milliseconds timeout) {
+Result<size_t> Subscription::next(std::chrono::milliseconds timeout, const Visit& visit) {
   if (timeout.count() < 0) return invalid_argument("timeout", "must not be negative");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     Query page_query = query_;
     page_query.after = position_;
-    KEEL_ASSIGN_OR_RETURN(QueryPage page, store_.query(page_query));
-    if (!page.events.empty()) {
+    size_t seen = 0;
+    uint64_t last = 0;
+    KEEL_ASSIGN_OR_RETURN(
+        QueryPage page, StoreInternals::query_views(store_, page_query, [&](EventView view) {
+          if (!query_.with_payload) {
+            view.payload = {};
+            view.metadata.reset();
+          }
+          visit(view);
+          ++seen;
+          last = view.sequence;
+        }));
+    if (seen > 0) {
       // A cut page stops at its last event; a page that ended the answer covers all it read.
-      advance(page.next_after ? page.events.back().sequence
-                              : std::max(page.events.back().sequence, page.visible));
-      return std::move(page.events);
+      advance(page.next_after ? last : std::max(last, page.visible));
+      return seen;
     }
     advance(page.visible);
     const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) return std::vector<Event>();
+    if (now >= deadline) return size_t{0};
     auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
     if (read_only_) {
       // Nothing in this process moves a read-only store's visible: poll the writer's progress.
@@ -88,10 +98,16 @@ Result<std::vector<Event>> Subscription::next(std::chrono::milliseconds timeout)
     }
     Status waited = store_.wait_for(Watermark::Visible, position_ + 1, left);
     if (!waited.ok()) {
-      if (waited.error().code() == ErrorCode::WaitTimeout) return std::vector<Event>();
+      if (waited.error().code() == ErrorCode::WaitTimeout) return size_t{0};
       return std::move(waited).error();
     }
   }
+}
+
+Result<std::vector<Event>> Subscription::next(std::chrono::milliseconds timeout) {
+  std::vector<Event> events;
+  KEEL_TRY(next(timeout, [&](const EventView& view) { events.push_back(Event::from_view(view)); }));
+  return events;
 }
 
 // ---- Subscriber ----

@@ -16,8 +16,7 @@ BlockCache::Block BlockCache::find(uint64_t segment_id, uint64_t block) {
   return entry.bytes;
 }
 
-BlockCache::Block BlockCache::insert(uint64_t segment_id, uint64_t block,
-                                     std::vector<std::byte> bytes) {
+BlockCache::Block BlockCache::insert(uint64_t segment_id, uint64_t block, Block bytes) {
   Key key{segment_id, block};
   auto existing = blocks_.find(key);
   if (existing != blocks_.end()) {
@@ -29,9 +28,8 @@ BlockCache::Block BlockCache::insert(uint64_t segment_id, uint64_t block,
     order_.pop_back();
   }
   order_.push_front(key);
-  Block shared = std::make_shared<const std::vector<std::byte>>(std::move(bytes));
-  blocks_.emplace(key, std::make_unique<Entry>(Entry{shared, order_.begin()}));
-  return shared;
+  blocks_.emplace(key, std::make_unique<Entry>(Entry{bytes, order_.begin()}));
+  return bytes;
 }
 
 }  // namespace keel::log

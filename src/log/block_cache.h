@@ -26,12 +26,20 @@ class BlockCache {
   explicit BlockCache(uint64_t capacity_bytes) : capacity_blocks_(capacity_bytes / kBlockBytes) {}
 
   bool enabled() const { return capacity_blocks_ > 0; }
-  using Block = std::shared_ptr<const std::vector<std::byte>>;
+  // A block's bytes (uninitialized until read into: a 32 KiB memset per block read showed up).
+  struct Bytes {
+    explicit Bytes(size_t n) : data(std::make_unique_for_overwrite<std::byte[]>(n)), size(n) {}
+    std::unique_ptr<std::byte[]> data;
+    size_t size;
+    std::span<std::byte> span() { return {data.get(), size}; }
+    std::span<const std::byte> span() const { return {data.get(), size}; }
+  };
+  using Block = std::shared_ptr<const Bytes>;
   // The cached bytes of block `block` (offset block * kBlockBytes) of segment `segment_id`, or
   // null. A hit makes it the most recently used.
   Block find(uint64_t segment_id, uint64_t block);
   // Caches `bytes` as that block (evicting the least recently used when full) and returns it.
-  Block insert(uint64_t segment_id, uint64_t block, std::vector<std::byte> bytes);
+  Block insert(uint64_t segment_id, uint64_t block, Block bytes);
   void clear() {
     blocks_.clear();
     order_.clear();

@@ -32,6 +32,11 @@ StoreError RecordReader::corrupt(uint64_t segment_id, uint64_t offset,
       .with("rule", "read verification");
 }
 
+StoreError RecordReader::frame_error(uint64_t segment_id, uint64_t offset,
+                                     format::FrameDecode result) const {
+  return corrupt(segment_id, offset, format::frame_decode_name(result));
+}
+
 Result<BlockCache::Block> RecordReader::block(uint64_t segment_id, uint64_t block,
                                               uint64_t stable_end, platform::File& f) {
   const uint64_t block_start = block * BlockCache::kBlockBytes;
@@ -43,18 +48,18 @@ Result<BlockCache::Block> RecordReader::block(uint64_t segment_id, uint64_t bloc
     if (BlockCache::Block cached = cache_.find(segment_id, block)) return cached;
   }
   // Read without the lock: other threads' reads go on meanwhile.
-  std::vector<std::byte> read(BlockCache::kBlockBytes);
-  KEEL_ASSIGN_OR_RETURN(size_t got, f.read_at(block_start, read));
-  read.resize(got);  // the end of a sealed segment
+  auto read = std::make_shared<BlockCache::Bytes>(BlockCache::kBlockBytes);
+  KEEL_ASSIGN_OR_RETURN(size_t got, f.read_at(block_start, read->span()));
+  read->size = got;  // the end of a sealed segment
   std::lock_guard lock(mutex_);
   return cache_.insert(segment_id, block, std::move(read));
 }
 
-Status RecordReader::read_frame(uint64_t segment_id, uint64_t offset, uint64_t stable_end,
-                                FrameBytes& bytes, format::DecodedFrame& frame) {
+Status RecordReader::hold_frame(uint64_t segment_id, uint64_t offset, uint64_t stable_end,
+                                FrameBytes& bytes, HeldFrame& held) {
   const uint64_t block_index = offset / BlockCache::kBlockBytes;
-  std::shared_ptr<platform::File> f;
   const uint64_t generation = generation_.load(std::memory_order_acquire);
+  std::shared_ptr<platform::File> f;
   if (!bytes.block || bytes.block_segment != segment_id || bytes.block_index != block_index ||
       bytes.generation != generation) {
     KEEL_ASSIGN_OR_RETURN(f, file(segment_id));
@@ -64,17 +69,14 @@ Status RecordReader::read_frame(uint64_t segment_id, uint64_t offset, uint64_t s
     bytes.generation = generation;
   }
   if (bytes.block) {
-    // A frame inside the block is decoded in place; one that runs past it is read on its own.
-    std::span<const std::byte> in(*bytes.block);
+    // A frame inside the block is held in place; one that runs past it is read on its own.
+    std::span<const std::byte> in = bytes.block->span();
     const size_t at = offset - block_index * BlockCache::kBlockBytes;
     if (at + format::kFrameHeaderSize <= in.size()) {
       uint64_t total = format::align_frame(
           format::kFrameHeaderSize + format::load_u32(in.data() + at + format::kFrameBodyLengthOffset));
       if (at + total <= in.size()) {
-        auto result = format::decode_frame(in.subspan(at), segment_id, frame);
-        if (result != format::FrameDecode::Ok) {
-          return corrupt(segment_id, offset, format::frame_decode_name(result));
-        }
+        held = HeldFrame{bytes.block, in.subspan(at, total)};
         return ok_status();
       }
     }
@@ -84,22 +86,29 @@ Status RecordReader::read_frame(uint64_t segment_id, uint64_t offset, uint64_t s
   }
   // One read covers a typical single-event frame (280 bytes for a 100-byte payload); a longer
   // one needs a second. Reading less than a page keeps the kernel's copy small.
-  std::vector<std::byte>& buffer = bytes.buffer;
-  buffer.resize(kFirstReadBytes);
-  KEEL_ASSIGN_OR_RETURN(size_t got, f->read_at(offset, buffer));
+  auto copy = std::make_shared<BlockCache::Bytes>(kFirstReadBytes);
+  KEEL_ASSIGN_OR_RETURN(size_t got, f->read_at(offset, copy->span()));
   if (got >= format::kFrameHeaderSize) {
-    uint64_t total = format::align_frame(format::kFrameHeaderSize +
-                                         format::load_u32(buffer.data() + format::kFrameBodyLengthOffset));
+    uint64_t total = format::align_frame(
+        format::kFrameHeaderSize + format::load_u32(copy->data.get() + format::kFrameBodyLengthOffset));
     if (total > got && total <= format::kFrameHeaderSize + format::kFrameBodyMax + 8) {
-      buffer.resize(total);
-      KEEL_ASSIGN_OR_RETURN(size_t more, f->read_at(offset + got, std::span(buffer).subspan(got)));
+      auto whole = std::make_shared<BlockCache::Bytes>(total);
+      std::memcpy(whole->data.get(), copy->data.get(), got);
+      KEEL_ASSIGN_OR_RETURN(size_t more, f->read_at(offset + got, whole->span().subspan(got)));
       got += more;
+      copy = std::move(whole);
     }
   }
-  auto result = format::decode_frame(std::span(buffer.data(), got), segment_id, frame);
-  if (result != format::FrameDecode::Ok) {
-    return corrupt(segment_id, offset, format::frame_decode_name(result));
-  }
+  copy->size = got;
+  held = HeldFrame{copy, copy->span()};
+  return ok_status();
+}
+
+Status RecordReader::read_frame(uint64_t segment_id, uint64_t offset, uint64_t stable_end,
+                                FrameBytes& bytes, format::DecodedFrame& frame) {
+  KEEL_TRY(hold_frame(segment_id, offset, stable_end, bytes, bytes.last));
+  auto result = format::decode_frame(bytes.last.bytes, segment_id, frame);
+  if (result != format::FrameDecode::Ok) return frame_error(segment_id, offset, result);
   return ok_status();
 }
 

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -24,14 +25,21 @@
 
 namespace keel::log {
 
-// What a read frame's bytes live in: a block of the cache, or the caller's buffer. Reused across
-// reads by one thread; a read of the same block again needs neither the cache nor a system call.
+// The bytes of one frame, kept alive by `owner` (a block of the cache, or a copy read for it), so
+// they may be decoded after the reader's locks and the store's are released.
+struct HeldFrame {
+  BlockCache::Block owner;
+  std::span<const std::byte> bytes;
+};
+
+// A thread's position among the blocks: a read in the same block as the previous one needs neither
+// the cache's lock nor a system call.
 struct FrameBytes {
-  std::vector<std::byte> buffer;
   BlockCache::Block block;
   uint64_t block_segment = 0;
   uint64_t block_index = 0;
   uint64_t generation = 0;  // the reader's reset() count when it was read
+  HeldFrame last;           // what read_frame's `frame` views
 };
 
 class RecordReader {
@@ -45,6 +53,11 @@ class RecordReader {
   // on every read, cached or not); a read failure Io.
   Status read_frame(uint64_t segment_id, uint64_t offset, uint64_t stable_end, FrameBytes& bytes,
                     format::DecodedFrame& frame);
+  // The frame's bytes without decoding them (decode_frame verifies them; frame_error names a
+  // failure as read_frame would). A read failure is Io.
+  Status hold_frame(uint64_t segment_id, uint64_t offset, uint64_t stable_end, FrameBytes& bytes,
+                    HeldFrame& held);
+  StoreError frame_error(uint64_t segment_id, uint64_t offset, format::FrameDecode result) const;
 
   // Visits the verified frames of segment `segment_id` in [offset, min(end, file size)) in order,
   // reading about kChunkBytes at a time. Stops early when visit returns false.

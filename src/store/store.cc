@@ -797,6 +797,11 @@ Result<uint64_t> StoreInternals::retain_from(Store& store, uint64_t floor_sequen
   return store.impl_->retain_from(floor_sequence);
 }
 uint64_t StoreInternals::now_wall_ms(Store& store) { return store.impl_->now_wall_ms(); }
+Result<QueryPage> StoreInternals::query_views(
+    Store& store, const Query& query, const std::function<void(const EventView&)>& visit) {
+  KEEL_TRY(check_not_in_gate(store.impl_.get(), "query"));
+  return store.impl_->query_views(query, visit);
+}
 uint64_t StoreInternals::add_subscription(Store& store, uint64_t position) {
   return store.impl_->add_subscription(position);
 }

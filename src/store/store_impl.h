@@ -62,6 +62,10 @@ class Store::Impl {
   Result<VerifyReport> verify(const ProgressCallback& progress);
   Result<VerifyReport> verify_entity(std::string_view entity, std::optional<uint32_t> lane);
   Result<QueryPage> query(const Query& query);
+  // The same page without copies: `visit` sees each event (views valid during the call), with no
+  // lock of the store held; the page's `events` stay empty (StoreInternals::query_views).
+  using ViewSink = std::function<void(const EventView&)>;
+  Result<QueryPage> query_views(const Query& query, const ViewSink& visit);
   Result<Ancestry> ancestors(const EventId& id, size_t limit);
   Result<Effects> descendants(const EventId& id, size_t limit);
   Result<CausalGraph> correlation_graph(const EventId& correlation_id, size_t limit);
@@ -190,6 +194,10 @@ class Store::Impl {
                       const BodyVisitor& visit);
   Status read_at(uint64_t sequence, const FrameAt& at, log::FrameBytes& bytes,
                  const EventVisitor& visit);
+  // Visits event `sequence` of the record in `frame`; Corruption when the record does not hold it.
+  Status visit_event_in(uint64_t sequence, const format::DecodedFrame& frame,
+                        const BodyVisitor& visit) const;
+  static EventView view_of(const format::EventBody& body, uint64_t sequence, uint64_t epoch);
   // Queries (store_query.cc): the visible event `id`'s sequence, and an event as the index has it.
   Result<uint64_t> visible_sequence_of(const EventId& id) const;
   EventRef ref_at(uint64_t sequence) const;

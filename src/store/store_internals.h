@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "keel/store.h"
@@ -33,6 +34,10 @@ struct StoreInternals {
   static Result<uint64_t> retain_from(Store& store, uint64_t floor_sequence);
   // The store clock's wall time (StoreOptions::clock).
   static uint64_t now_wall_ms(Store& store);
+  // Store::query without copies: `visit` sees each event of the page in order (views valid during
+  // the call), with no lock of the store held; the page's `events` stay empty.
+  static Result<QueryPage> query_views(Store& store, const Query& query,
+                                       const std::function<void(const EventView&)>& visit);
   // Live subscriptions define `emitted` (include/keel/frontier.h): registered at their start
   // position, told what each batch handed out, removed when destroyed.
   static uint64_t add_subscription(Store& store, uint64_t position);

@@ -99,7 +99,7 @@ EventRef Store::Impl::ref_at(uint64_t sequence) const {
   return ref;
 }
 
-Result<QueryPage> Store::Impl::query(const Query& q) {
+Result<QueryPage> Store::Impl::query_views(const Query& q, const ViewSink& visit) {
   std::unique_lock lock(mutex_);
   KEEL_TRY(check_open());
   KEEL_TRY(check_query(q, options_.lanes_max));
@@ -129,10 +129,10 @@ Result<QueryPage> Store::Impl::query(const Query& q) {
     sequences.pop_back();
     page.next_after = sequences.back();
   }
-  // The page's frames are found under the mutex and read after it is released, so that pages
-  // (subscribers catching up, many at once) do not hold up appends. Visible events do not change;
-  // segments_in_use_ keeps retention from removing their files meanwhile, and close() waits for
-  // the active call.
+  // The page's frames are found under the mutex, read after it is released (so pages, subscribers
+  // catching up many at once, do not hold up appends), and decoded and visited with no lock held
+  // (a visitor may call into the store). Visible events do not change; while the frames are read
+  // segments_in_use_ keeps retention from removing their files, and close() waits for the call.
   std::vector<FrameAt> frames;
   frames.reserve(sequences.size());
   for (uint64_t sequence : sequences) {
@@ -143,17 +143,39 @@ Result<QueryPage> Store::Impl::query(const Query& q) {
     }
     frames.push_back(*at);
   }
-  ActiveCall active(*this);
-  std::shared_lock in_use(segments_in_use_);
-  lock.unlock();
-  log::FrameBytes bytes;
-  page.events.reserve(sequences.size());
-  for (size_t i = 0; i < sequences.size(); ++i) {
-    KEEL_TRY(read_at(sequences[i], frames[i], bytes, [&](const EventView& view) {
-      page.events.push_back(event_of(view, q.with_payload));
-      return true;
-    }));
+  std::vector<log::HeldFrame> held(frames.size());
+  {
+    ActiveCall active(*this);
+    std::shared_lock in_use(segments_in_use_);
+    lock.unlock();
+    log::FrameBytes cursor;
+    for (size_t i = 0; i < frames.size(); ++i) {
+      const index::EventLocation& at = frames[i].location;
+      KEEL_TRY(reader_.hold_frame(at.segment_id, at.frame_offset, frames[i].stable_end, cursor,
+                                  held[i]));
+    }
   }
+  for (size_t i = 0; i < frames.size(); ++i) {
+    const index::EventLocation& at = frames[i].location;
+    format::DecodedFrame frame;
+    auto decoded = format::decode_frame(held[i].bytes, at.segment_id, frame);
+    if (decoded != format::FrameDecode::Ok) {
+      return reader_.frame_error(at.segment_id, at.frame_offset, decoded);
+    }
+    KEEL_TRY(visit_event_in(sequences[i], frame,
+                            [&](const format::EventBody& body, uint64_t epoch) {
+                              visit(view_of(body, sequences[i], epoch));
+                            }));
+  }
+  return page;
+}
+
+Result<QueryPage> Store::Impl::query(const Query& q) {
+  std::vector<Event> events;
+  KEEL_ASSIGN_OR_RETURN(QueryPage page, query_views(q, [&](const EventView& view) {
+                          events.push_back(event_of(view, q.with_payload));
+                        }));
+  page.events = std::move(events);
   return page;
 }
 

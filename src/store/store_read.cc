@@ -78,6 +78,11 @@ Status Store::Impl::read_body_at(uint64_t sequence, const FrameAt& at, log::Fram
   format::DecodedFrame frame;
   KEEL_TRY(reader_.read_frame(at.location.segment_id, at.location.frame_offset, at.stable_end,
                               bytes, frame));
+  return visit_event_in(sequence, frame, visit);
+}
+
+Status Store::Impl::visit_event_in(uint64_t sequence, const format::DecodedFrame& frame,
+                                   const BodyVisitor& visit) const {
   auto corrupt = [&](std::string reason) {
     return StoreError(ErrorCode::Corruption)
         .with("path", directory_)
@@ -95,6 +100,10 @@ Status Store::Impl::read_body_at(uint64_t sequence, const FrameAt& at, log::Fram
   if (problem != nullptr) return corrupt(std::string(problem) + " (offset is the sequence)");
   if (!found) return corrupt("the indexed record does not hold this sequence");
   return ok_status();
+}
+
+EventView Store::Impl::view_of(const format::EventBody& body, uint64_t sequence, uint64_t epoch) {
+  return to_view(body, sequence, epoch);
 }
 
 Status Store::Impl::read_at(uint64_t sequence, const FrameAt& at, log::FrameBytes& bytes,

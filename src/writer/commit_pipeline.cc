@@ -137,6 +137,9 @@ void CommitPipeline::wake() {
     waiters_.erase(std::find(waiters_.begin(), waiters_.end(), w));
     w->signal.release();
   }
+  for (MarkWaiter* w : mark_waiters_) {
+    if (poisoned || stopping_ || mark_of(*w) >= w->sequence) w->woken.notify_one();
+  }
   if (progress_waiters_ > 0) progress_.notify_all();
 }
 
@@ -275,19 +278,23 @@ Status CommitPipeline::wait_for(Lock& lock, Watermark kind, std::optional<uint32
   }
   Deadline started = SteadyClock::now();
   Deadline deadline = started + timeout;
-  auto current = [&] {
-    return lane ? marks_.lane_sequence(*lane, kind) : marks_.sequence(kind);
-  };
+  MarkWaiter self{kind, lane, sequence, {}};
+  mark_waiters_.push_back(&self);
+  struct Unlist {  // on every return, with the lock held
+    std::vector<MarkWaiter*>& list;
+    MarkWaiter* self;
+    ~Unlist() { list.erase(std::find(list.begin(), list.end(), self)); }
+  } unlist{mark_waiters_, &self};
   for (;;) {
-    if (current() >= sequence) return ok_status();
+    if (mark_of(self) >= sequence) return ok_status();
     if (stopping_) {
       return StoreError(ErrorCode::InvalidArgument)
           .with("argument", "store")
           .with("reason", "the store closed during the wait");
     }
     if (frozen(kind, sequence)) return writer_->poisoned_error();  // frozen: a writer poisoned
-    if (wait_progress_until(lock, deadline) == std::cv_status::timeout) {
-      if (current() >= sequence) return ok_status();
+    if (self.woken.wait_until(lock, deadline) == std::cv_status::timeout) {
+      if (mark_of(self) >= sequence) return ok_status();
       return wait_timeout(kind, sequence, elapsed_ms(started));
     }
   }

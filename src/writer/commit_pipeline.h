@@ -147,6 +147,19 @@ class CommitPipeline {
     bool reached = false;  // set by wake() (under the mutex) before it signals
   };
   std::vector<Waiter*> waiters_;
+  // A wait_for() caller (subscriptions waiting for visible, consumers, tests), woken by wake() only
+  // when its watermark reached the target, the writer is poisoned or the pipeline stops: a
+  // Written append moves written, and must not wake every subscriber waiting for visible.
+  struct MarkWaiter {
+    Watermark kind;
+    std::optional<uint32_t> lane;
+    uint64_t sequence;
+    std::condition_variable woken;
+  };
+  uint64_t mark_of(const MarkWaiter& w) const {
+    return w.lane ? marks_.lane_sequence(*w.lane, w.kind) : marks_.sequence(w.kind);
+  }
+  std::vector<MarkWaiter*> mark_waiters_;
   std::condition_variable progress_;    // a stage ended or a watermark moved (everything else)
   uint32_t progress_waiters_ = 0;       // notified only when someone waits (hot path)
   std::condition_variable background_;  // unsynced bytes appeared / piled up, or stop
