@@ -92,3 +92,67 @@ TEST_CASE("reads through the block cache equal reads without it while segments g
     REQUIRE(x->payload == uncached->get(uncached_ids[k])->payload);
   }
 }
+
+// Query pages read their frames in runs (one read per run of nearby frames, RecordReader::
+// hold_frames) and point reads go through the cache: every page, dense or sparse, of batches and
+// single events, small and large, across segment ends and the active segment's growing tail, must
+// hold exactly what a point read of each sequence gives.
+TEST_CASE("query pages read in runs equal point reads of every event", "[cache][store][query]") {
+  platform::MemoryFileSystem fs;
+  StoreOptions options;
+  options.create_if_missing = true;
+  options.file_system = &fs;
+  options.segment_size = 64 << 10;
+  options.id_seed = 3;
+  auto opened = Store::open("/store", options);
+  REQUIRE(opened.ok());
+  Store& store = **opened;
+  auto compare_pages = [&](Query filter, size_t limit) {
+    filter.limit = limit;
+    filter.with_payload = true;
+    uint64_t pages = 0;
+    for (;;) {
+      auto page = store.query(filter);
+      REQUIRE(page.ok());
+      for (const Event& e : page->events) {
+        auto point = store.read(e.sequence);
+        REQUIRE(point.ok());
+        INFO("sequence " << e.sequence << " limit " << limit << " pages " << pages);
+        REQUIRE(point->payload == e.payload);
+        REQUIRE(point->event_id == e.event_id);
+        REQUIRE(point->coordinate.entity == e.coordinate.entity);
+      }
+      ++pages;
+      if (!page->next_after) return pages;
+      filter.after = page->next_after;
+    }
+  };
+  for (int round = 0; round < 40; ++round) {
+    if (round % 3 == 0) {  // a batch: events sharing one frame
+      std::vector<BatchItem> items;
+      for (int i = 0; i < 1 + round % 17; ++i) {
+        items.push_back({{"order:" + std::to_string(i % 5), "s"}, EventKind::make(1, 1),
+                         std::string(20 + i * 3, static_cast<char>('a' + i % 26)), {}});
+      }
+      REQUIRE(store.append_batch(items).ok());
+    } else {
+      for (int i = 0; i < 30; ++i) {
+        // Mostly small; now and then larger than a run's tail read and than a cache block.
+        size_t size = i % 11 == 0 ? 40'000 : i % 7 == 0 ? 2'000 : 50 + i;
+        REQUIRE(store.append({"user:" + std::to_string(i % 4), "s"}, EventKind::make(1, 2),
+                             std::string(size, static_cast<char>('A' + i % 26)))
+                    .ok());
+      }
+    }
+    Query rare;
+    rare.entity = "user:3";
+    Query batches;
+    batches.entity_prefix = "order:";
+    for (size_t limit : {size_t{1}, size_t{7}, size_t{1000}}) {
+      compare_pages(Query{}, limit);
+      compare_pages(rare, limit);
+      compare_pages(batches, limit);
+    }
+  }
+  REQUIRE(store.stats().segments > 3);
+}

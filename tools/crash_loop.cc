@@ -7,9 +7,10 @@
 // is killed and writes one line per acknowledged or refused append to stdout, only after the store
 // returned.
 //
-// Threads: the parent is single-threaded (it forks). The child runs kAppenders threads on one
-// Store; its report lines go out under one mutex, one write(2) per append, so lines never
-// interleave.
+// Threads: the parent is single-threaded (it forks). The child runs kAppenders threads and a
+// reactor thread on one Store; its report lines go out under one mutex, one write(2) per append, so
+// lines never interleave. The reactor reports nothing: the oracle checks its reactions against
+// the stored sources and its committed cursor.
 //
 // SIGKILL keeps the page cache, so this loop cannot catch a missing fdatasync (the fault file
 // system's power-loss tests do). It catches recovery that loses, alters, splits, reorders or
@@ -53,6 +54,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "keel/consumer.h"
+#include "keel/reactor.h"
 #include "keel/store.h"
 #include "platform/fault_file_system.h"
 
@@ -78,6 +81,13 @@ constexpr uint32_t kLanesMax = 8;  // lane kLanesMax is refused
 constexpr const char* kScope = "crash";
 constexpr std::string_view kRefusedPrefix = "refused.";
 constexpr std::string_view kFencePrefix = "fence.";  // fence.<tag>.k<n>: events of one fence
+// The child's reactor answers every event of kReactorSource with one event on kReactions whose
+// payload is make_payload("react." + the source's tag, ...) (its tag names the source).
+constexpr const char* kReactorName = "crash-reactor";
+constexpr const char* kReactorSource = "acct-0";
+constexpr const char* kReactions = "reactions";
+constexpr std::string_view kReactionPrefix = "react.";
+constexpr EventKind kReactionKind = EventKind::make(4, 1);  // appenders use categories 1 to 3
 
 // The child varies the segment size (rotation under load), the visibility policy and the background
 // sync interval by seed; the parent's reopen uses seed 0. Recovery must not depend on either.
@@ -395,13 +405,45 @@ StoreOptions workload_options(uint64_t seed, const std::string& tamper) {
   return options;
 }
 
+// The child's reactor: a durable consumer of kReactorSource's events appending one reaction per
+// source (Reactor: causation = the source, an idempotency key derived from the source's id),
+// committing every few sources, beside the appenders. A refused batch (another thread's fence is
+// open) leaves its cursor before the source, and it tries again. --tamper reactor drops the derived
+// keys: a kill between a reaction and its commit then reacts twice, which the oracle must catch.
+void run_reactor(Store& store, Reporter& out, bool skip_keys) {
+  keel::Query sources;
+  sources.entity = kReactorSource;
+  keel::ReactorOptions options;
+  options.consumer.subscription.batch_max = 4;
+  options.unsafe_skip_idempotency_keys_for_test = skip_keys;
+  auto react = [](const keel::Event& source) -> keel::Result<std::vector<keel::Reaction>> {
+    std::string tag(std::string_view(source.payload).substr(0, source.payload.find(' ')));
+    std::vector<keel::Reaction> reactions;
+    reactions.push_back(keel::Reaction{Coordinate{kReactions, kScope}, kReactionKind,
+                                       make_payload(std::string(kReactionPrefix) + tag,
+                                                    source.sequence % 64),
+                                       {}});
+    return reactions;
+  };
+  auto reactor = keel::Reactor::open(store, kReactorName, sources, react, options);
+  if (!reactor.ok()) out.fatal("reactor open failed: " + reactor.error().to_string());
+  for (;;) {
+    auto ran = (*reactor)->run_once(std::chrono::milliseconds(20));
+    if (!ran.ok() && ran.error().error_class() != keel::ErrorClass::Retryable) {
+      out.fatal("reactor failed: " + ran.error().to_string());
+    }
+  }
+}
+
 int run_child(const std::string& directory, uint64_t seed, const std::string& tamper) {
   Reporter out;
   auto opened = Store::open(directory, workload_options(seed, tamper));
   if (!opened.ok()) out.fatal("open failed: " + opened.error().to_string());
   std::unique_ptr<Store> store = std::move(*opened);
   out.send("O " + std::to_string(store->epoch()) + "\n");
+  std::thread reactor([&] { run_reactor(*store, out, tamper == "reactor"); });
   for (auto& thread : start_appenders(*store, out, seed)) thread.join();  // never: we are killed
+  reactor.join();
   return 0;
 }
 
@@ -602,6 +644,7 @@ struct StoredEvent {
   std::string entity;
   uint32_t lane = 0;
   uint16_t kind = 0;
+  std::optional<keel::EventId> causation;
   std::string tag;
   uint64_t filler = 0;
 };
@@ -619,6 +662,7 @@ struct IterationSummary {
   std::optional<uint64_t> child_epoch;  // none when the kill came before the child's open returned
   size_t durable = 0, weaker_kept = 0, weaker_lost = 0, batches = 0, refused = 0, fences = 0;
   size_t recovery_actions = 0;  // what the reopen repaired (a torn tail, ...)
+  size_t reactions = 0;         // sources the reactor answered (run mode)
 };
 
 // Accumulates every receipt and refusal over the run and checks them after each reopen:
@@ -686,10 +730,11 @@ class Oracle {
       std::fprintf(stderr, "keel-crash-loop: tampered (keys): reopens ignore the logged keys\n");
       return true;
     }
-    if (mode == "fences" || mode == "nosync") {  // the workload runs a store negative control
-      std::fprintf(stderr, "keel-crash-loop: tampered (%s): the workload's store %s\n",
-                   mode.c_str(),
-                   mode == "fences" ? "writes no fence records" : "skips every fdatasync");
+    if (mode == "fences" || mode == "nosync" || mode == "reactor") {  // a workload control
+      std::fprintf(stderr, "keel-crash-loop: tampered (%s): the workload's %s\n", mode.c_str(),
+                   mode == "fences"   ? "store writes no fence records"
+                   : mode == "nosync" ? "store skips every fdatasync"
+                                      : "reactor appends without its derived idempotency keys");
       return true;
     }
     for (size_t i = receipts_.size(); i-- > 0;) {
@@ -719,7 +764,7 @@ class Oracle {
     }
     epoch_last_ = store.epoch();
     RETURN_IF_FAILED(check_watermarks(store.stats()));
-    RETURN_IF_FAILED(check_frontier(store.frontier(), store.stats().sequence_next - 1));
+    RETURN_IF_FAILED(check_frontier(store, store.stats().sequence_next - 1));
     summary.recovery_actions = store.stats().recovery_actions.size();
     auto report = store.verify();
     if (!report.ok()) return "verify could not run: " + report.error().to_string();
@@ -734,6 +779,7 @@ class Oracle {
     RETURN_IF_FAILED(check_point_reads(store));
     RETURN_IF_FAILED(check_refused(summary));
     RETURN_IF_FAILED(check_keys(store));
+    RETURN_IF_FAILED(check_reactions(store, summary));
     auto closed = store.close();
     if (!closed.ok()) return "close failed: " + closed.error().to_string();
     return std::nullopt;
@@ -752,20 +798,30 @@ class Oracle {
   }
 
   // Right after a writable open every recovered event has reached every level, globally and in
-  // every lane that holds one, and nothing is poisoned.
-  static Failure check_frontier(const keel::Frontier& f, uint64_t last) {
+  // every lane that holds one, and nothing is poisoned; except applied, which the reactor's durable
+  // consumer defines: its committed cursor (lanes: between that and the last event).
+  static Failure check_frontier(Store& store, uint64_t last) {
     using keel::Watermark;
+    auto consumers = keel::list_consumers(store);
+    if (!consumers.ok()) return "list_consumers failed: " + consumers.error().to_string();
+    uint64_t applied = last;
+    for (const keel::ConsumerInfo& c : *consumers) applied = std::min(applied, c.cursor);
+    const keel::Frontier f = store.frontier();
     for (Watermark kind : {Watermark::Accepted, Watermark::Written, Watermark::Durable,
                            Watermark::Visible, Watermark::Emitted, Watermark::Applied}) {
-      if (f[kind].global_sequence != last) {
+      const uint64_t want = kind == Watermark::Applied ? applied : last;
+      if (f[kind].global_sequence != want) {
         return "frontier after reopen: " + std::string(keel::watermark_name(kind)) + " at " +
-               std::to_string(f[kind].global_sequence) + ", want " + std::to_string(last);
+               std::to_string(f[kind].global_sequence) + ", want " + std::to_string(want);
       }
       for (const keel::LaneFrontier& lane : f.lanes) {
-        if (lane.sequences[kind] != last) {
+        const uint64_t at = lane.sequences[kind];
+        if (kind == Watermark::Applied ? at < applied || at > last : at != last) {
           return "frontier after reopen: lane " + std::to_string(lane.lane) + " " +
-                 std::string(keel::watermark_name(kind)) + " at " +
-                 std::to_string(lane.sequences[kind]) + ", want " + std::to_string(last);
+                 std::string(keel::watermark_name(kind)) + " at " + std::to_string(at) +
+                 ", want " + (kind == Watermark::Applied ? "between " + std::to_string(applied) +
+                                                               " and " + std::to_string(last)
+                                                         : std::to_string(last));
         }
       }
     }
@@ -824,6 +880,7 @@ class Oracle {
       s.entity = e.entity;
       s.lane = e.lane;
       s.kind = e.kind.value;
+      s.causation = e.causation_id;
       s.tag = e.payload.substr(0, space);
       if (space != std::string_view::npos) s.filler = e.payload.size() - space - 1;
       bool well_formed =
@@ -966,6 +1023,7 @@ class Oracle {
     size_t older = 0;
     for (const auto& [sequence, s] : stored_) {
       if (s.tag.find(".i") != std::string::npos) continue;  // a batch item: no key
+      if (s.tag.starts_with(kReactionPrefix)) continue;     // the reactor's own keys
       if (s.epoch != epoch_last_ - 1 && ++older > 20) continue;
       AppendOptions retry;
       retry.lane = s.lane;
@@ -980,6 +1038,50 @@ class Oracle {
       }
     }
     if (store.stats().sequence_next != next) return "a retry of a stored key wrote an event";
+    return std::nullopt;
+  }
+
+  // The reactor: every reaction names its source by causation and by tag, and only sources of
+  // kReactorSource have one; no source has two (exactly once across kills); every source at or
+  // below the reactor's committed cursor has one (the cursor moves only after the reactions).
+  Failure check_reactions(Store& store, IterationSummary& summary) {
+    std::unordered_map<std::string, uint64_t> source_of_id;  // event id hex -> sequence
+    for (const auto& [sequence, s] : stored_) source_of_id.emplace(s.id.to_hex(), sequence);
+    std::unordered_map<uint64_t, int> reactions;  // source sequence -> reactions to it
+    for (const auto& [sequence, s] : stored_) {
+      if (!s.tag.starts_with(kReactionPrefix)) continue;
+      auto at = [&] { return "reaction " + s.tag + " at sequence " + std::to_string(sequence); };
+      if (s.entity != kReactions || s.kind != kReactionKind.value || !s.causation) {
+        return at() + " is not on " + kReactions + " or has no causation";
+      }
+      auto source = source_of_id.find(s.causation->to_hex());
+      if (source == source_of_id.end()) return at() + ": its source is not stored";
+      const StoredEvent& from = stored_.at(source->second);
+      if (from.entity != kReactorSource || "react." + from.tag != s.tag) {
+        return at() + " names source " + from.tag + " of " + from.entity;
+      }
+      if (++reactions[source->second] > 1) {
+        return "source " + from.tag + " at sequence " + std::to_string(source->second) +
+               " was reacted to twice";
+      }
+    }
+    auto consumers = keel::list_consumers(store);
+    if (!consumers.ok()) return "list_consumers failed: " + consumers.error().to_string();
+    uint64_t cursor = 0;
+    for (const keel::ConsumerInfo& c : *consumers) {
+      if (c.name != kReactorName) continue;
+      if (!c.problem.empty()) return "the reactor's cursor file is damaged: " + c.problem;
+      cursor = c.cursor;
+    }
+    for (const auto& [sequence, s] : stored_) {
+      if (sequence > cursor) break;
+      if (s.entity == kReactorSource && reactions.count(sequence) == 0) {
+        return "source " + s.tag + " at sequence " + std::to_string(sequence) +
+               " is at or below the reactor's cursor " + std::to_string(cursor) +
+               " and has no reaction";
+      }
+    }
+    summary.reactions = reactions.size();
     return std::nullopt;
   }
 
@@ -1022,14 +1124,16 @@ constexpr const char* kHelp =
 
 The crash loop (docs/FAULTS.md). `run` starts this binary as `child`, which opens (or creates)
 the store in DIR and appends from 4 threads - single events at Durable, Written and Accepted,
-batches, visibility fences (committed or cancelled), and appends the store must refuse - with an
-index image written every 20 ms, reporting each receipt on a pipe. A random 5..M ms (default 200)
+batches, visibility fences (committed or cancelled), and appends the store must refuse - and runs a
+reactor answering each event of acct-0 with one reaction, with an index image written every 20 ms,
+reporting each receipt on a pipe. A random 5..M ms (default 200)
 after the child opened the store (after its start, one time in four, to kill it inside open and
 recovery) the parent SIGKILLs it, reopens the store and checks: every receipt acknowledged Durable
 (or covered by one, or seen before) is present with the same epoch, chained hash, id, clock, HLC
 and payload; weaker receipts are present the same way or absent; batches are whole or absent; a
 fence's events are all visible once its commit returned, all hidden once its cancel returned, and
-all or none otherwise; refused appends are absent; verify() is ok; the watermarks agree; the epoch
+all or none otherwise; refused appends are absent; no source has two reactions and every source at
+or below the reactor's committed cursor has one; verify() is ok; the watermarks agree; the epoch
 grows with every open. DIR is reused, so every receipt is checked again each time; after K
 iterations (default 200) the store is removed and the loop starts again on a new one, so a long
 run's checks stay as fast as its first (the oracle reads the whole store every iteration).
@@ -1044,11 +1148,13 @@ N defaults to 100; S to a random seed (printed). `run`: DIR's parent must exist.
 every iteration passes, 1 naming the iteration and the broken receipt when one fails, 2 on usage
 errors.
 
-  --tamper hash|epoch|refused|keys|fences|nosync
+  --tamper hash|epoch|refused|keys|fences|nosync|reactor
                                 test-only negative control: falsify one reported durable receipt
                                 (or claim it was refused), reopen ignoring the idempotency keys
-                                in the log, let the workload's store write no fence records, or
-                                (power only) skip every fdatasync; the run must then fail.
+                                in the log, let the workload's store write no fence records,
+                                (power only) skip every fdatasync, or (run only) let the reactor
+                                append without its derived idempotency keys; the run must then
+                                fail.
 )";
 
 struct Args {
@@ -1070,7 +1176,7 @@ std::optional<Args> parse_args(int argc, char** argv, std::string& error) {
       args.directory = value;
     else if (flag == "--tamper")
       ok = value == "hash" || value == "epoch" || value == "refused" || value == "keys" ||
-           value == "fences" || value == "nosync",
+           value == "fences" || value == "nosync" || value == "reactor",
       args.tamper = value;
     else if (flag == "--iterations")
       ok = parse_u64(value, args.iterations);
@@ -1088,6 +1194,9 @@ std::optional<Args> parse_args(int argc, char** argv, std::string& error) {
     return error = "unknown mode " + args.mode, std::nullopt;
   if (args.mode == "run" && args.tamper == "nosync") {
     return error = "--tamper nosync needs power (a SIGKILL keeps the page cache)", std::nullopt;
+  }
+  if (args.mode == "power" && args.tamper == "reactor") {
+    return error = "--tamper reactor needs run (the reactor runs in the child)", std::nullopt;
   }
   if (args.directory.empty()) return error = "--dir is required", std::nullopt;
   if (args.mode == "child" && !args.seeded) return error = "child needs --seed", std::nullopt;
@@ -1182,8 +1291,9 @@ int run_loop(const Args& args) {
     KillPlan plan{std::chrono::milliseconds(5 + rng() % (args.max_ms - 4)), rng() % 4 != 0};
     std::string error, how;
     // The store's own negative controls run in the workload; the others falsify the oracle's view.
-    std::string workload_tamper = args.tamper == "fences" || args.tamper == "nosync" ? args.tamper
-                                                                                      : "";
+    std::string workload_tamper =
+        args.tamper == "fences" || args.tamper == "nosync" || args.tamper == "reactor" ? args.tamper
+                                                                                        : "";
     std::optional<ChildReport> report;
     if (power) {
       report = run_with_power_cut(*fs, args.directory, child_seed, plan.after, workload_tamper, how);
@@ -1208,14 +1318,16 @@ int run_loop(const Args& args) {
     }
     std::printf(
         "iteration %llu/%llu: %s %s; %zu durable, %zu weaker kept, %zu weaker lost, %zu batches, "
-        "%zu fences, %zu refused; store epoch %llu, %llu events, %zu recovery actions, verify ok\n",
+        "%zu fences, %zu refused; store epoch %llu, %llu events, %zu sources reacted to, %zu "
+        "recovery actions, verify ok\n",
         static_cast<unsigned long long>(iteration),
         static_cast<unsigned long long>(args.iterations), how.c_str(),
         summary.child_epoch ? ("in epoch " + std::to_string(*summary.child_epoch)).c_str()
                             : "before its open returned",
         summary.durable, summary.weaker_kept, summary.weaker_lost, summary.batches, summary.fences,
         summary.refused, static_cast<unsigned long long>(summary.epoch),
-        static_cast<unsigned long long>(summary.events), summary.recovery_actions);
+        static_cast<unsigned long long>(summary.events), summary.reactions,
+        summary.recovery_actions);
     std::fflush(stdout);
   }
   if (!args.tamper.empty()) {

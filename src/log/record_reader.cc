@@ -104,6 +104,57 @@ Status RecordReader::hold_frame(uint64_t segment_id, uint64_t offset, uint64_t s
   return ok_status();
 }
 
+Status RecordReader::hold_frames(std::span<const FrameSpot> spots, HeldFrames& held) {
+  held.frames.assign(spots.size(), {});
+  held.owners.clear();
+  FrameBytes cursor;
+  size_t i = 0;
+  while (i < spots.size()) {
+    const FrameSpot& first = spots[i];
+    size_t end = i + 1;
+    while (end < spots.size() && spots[end].segment_id == first.segment_id &&
+           spots[end].offset >= spots[end - 1].offset &&  // equal: events of one batch
+           spots[end].offset - spots[end - 1].offset <= kRunGapBytes &&
+           spots[end].offset - first.offset + kFirstReadBytes <= kChunkBytes) {
+      ++end;
+    }
+    if (end - i == 1) {  // an isolated frame: the point read's path (and its cache)
+      HeldFrame one;
+      KEEL_TRY(hold_frame(first.segment_id, first.offset, first.stable_end, cursor, one));
+      held.frames[i] = one.bytes;
+      held.owners.push_back(std::move(one.owner));
+      ++i;
+      continue;
+    }
+    // A run: one read from the first frame to a typical frame's length past the last.
+    KEEL_ASSIGN_OR_RETURN(std::shared_ptr<platform::File> f, file(first.segment_id));
+    auto run = std::make_shared<BlockCache::Bytes>(spots[end - 1].offset - first.offset +
+                                                   kFirstReadBytes);
+    KEEL_ASSIGN_OR_RETURN(size_t got, f->read_at(first.offset, run->span()));
+    run->size = got;
+    held.owners.push_back(run);
+    const std::span<const std::byte> in = run->span();
+    for (size_t k = i; k < end; ++k) {
+      const size_t at = spots[k].offset - first.offset;
+      if (at + format::kFrameHeaderSize <= in.size()) {
+        uint64_t total = format::align_frame(
+            format::kFrameHeaderSize + format::load_u32(in.data() + at + format::kFrameBodyLengthOffset));
+        if (at + total <= in.size()) {
+          held.frames[k] = in.subspan(at, total);
+          continue;
+        }
+      }
+      // Longer than the run holds (the last frame, usually), or cut short: read on its own.
+      HeldFrame one;
+      KEEL_TRY(hold_frame(spots[k].segment_id, spots[k].offset, spots[k].stable_end, cursor, one));
+      held.frames[k] = one.bytes;
+      held.owners.push_back(std::move(one.owner));
+    }
+    i = end;
+  }
+  return ok_status();
+}
+
 Status RecordReader::read_frame(uint64_t segment_id, uint64_t offset, uint64_t stable_end,
                                 FrameBytes& bytes, format::DecodedFrame& frame) {
   KEEL_TRY(hold_frame(segment_id, offset, stable_end, bytes, bytes.last));

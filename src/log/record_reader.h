@@ -32,6 +32,19 @@ struct HeldFrame {
   std::span<const std::byte> bytes;
 };
 
+// Where a frame is, and up to where its segment's bytes no longer change (they may be cached).
+struct FrameSpot {
+  uint64_t segment_id = 0;
+  uint64_t offset = 0;
+  uint64_t stable_end = 0;
+};
+
+// The bytes of many frames (hold_frames): frame i's in frames[i], kept alive by `owners`.
+struct HeldFrames {
+  std::vector<std::span<const std::byte>> frames;
+  std::vector<BlockCache::Block> owners;
+};
+
 // A thread's position among the blocks: a read in the same block as the previous one needs neither
 // the cache's lock nor a system call.
 struct FrameBytes {
@@ -58,6 +71,10 @@ class RecordReader {
   Status hold_frame(uint64_t segment_id, uint64_t offset, uint64_t stable_end, FrameBytes& bytes,
                     HeldFrame& held);
   StoreError frame_error(uint64_t segment_id, uint64_t offset, format::FrameDecode result) const;
+  // The bytes of the frames at `spots` (in log order), undecoded. Frames of one segment within
+  // kRunGapBytes of each other are read together, one read per run of up to kChunkBytes, without
+  // the cache (as a scan reads); the others as read_frame reads them. A read failure is Io.
+  Status hold_frames(std::span<const FrameSpot> spots, HeldFrames& held);
 
   // Visits the verified frames of segment `segment_id` in [offset, min(end, file size)) in order,
   // reading about kChunkBytes at a time. Stops early when visit returns false.
@@ -75,6 +92,7 @@ class RecordReader {
 
   static constexpr size_t kChunkBytes = 1 << 20;
   static constexpr size_t kFirstReadBytes = 512;
+  static constexpr uint64_t kRunGapBytes = 4096;
 
  private:
   Result<std::shared_ptr<platform::File>> file(uint64_t segment_id);

@@ -183,10 +183,7 @@ class Store::Impl {
   using BodyVisitor = std::function<void(const format::EventBody&, uint64_t epoch)>;
   Status read_body_locked(uint64_t sequence, const BodyVisitor& visit);
   // Where a visible event's frame is, as the index says under mutex_.
-  struct FrameAt {
-    index::EventLocation location;
-    uint64_t stable_end = 0;
-  };
+  using FrameAt = log::FrameSpot;
   std::optional<FrameAt> frame_at_locked(uint64_t sequence) const;
   // Reads event `sequence` from its frame: touches no index, so it may run without mutex_ while
   // segments_in_use_ is held shared.
@@ -198,6 +195,8 @@ class Store::Impl {
   Status visit_event_in(uint64_t sequence, const format::DecodedFrame& frame,
                         const BodyVisitor& visit) const;
   static EventView view_of(const format::EventBody& body, uint64_t sequence, uint64_t epoch);
+  // Corruption found reading event `sequence` back (offset: the sequence).
+  StoreError read_corruption(uint64_t sequence, std::string reason) const;
   // Queries (store_query.cc): the visible event `id`'s sequence, and an event as the index has it.
   Result<uint64_t> visible_sequence_of(const EventId& id) const;
   EventRef ref_at(uint64_t sequence) const;

@@ -143,29 +143,41 @@ Result<QueryPage> Store::Impl::query_views(const Query& q, const ViewSink& visit
     }
     frames.push_back(*at);
   }
-  std::vector<log::HeldFrame> held(frames.size());
+  log::HeldFrames held;
   {
     ActiveCall active(*this);
     std::shared_lock in_use(segments_in_use_);
     lock.unlock();
-    log::FrameBytes cursor;
-    for (size_t i = 0; i < frames.size(); ++i) {
-      const index::EventLocation& at = frames[i].location;
-      KEEL_TRY(reader_.hold_frame(at.segment_id, at.frame_offset, frames[i].stable_end, cursor,
-                                  held[i]));
-    }
+    KEEL_TRY(reader_.hold_frames(frames, held));
   }
-  for (size_t i = 0; i < frames.size(); ++i) {
-    const index::EventLocation& at = frames[i].location;
-    format::DecodedFrame frame;
-    auto decoded = format::decode_frame(held[i].bytes, at.segment_id, frame);
-    if (decoded != format::FrameDecode::Ok) {
-      return reader_.frame_error(at.segment_id, at.frame_offset, decoded);
+  // The events of one batch share a frame: it is verified and decoded once for all of them.
+  for (size_t i = 0; i < frames.size();) {
+    size_t end = i + 1;
+    while (end < frames.size() && frames[end].segment_id == frames[i].segment_id &&
+           frames[end].offset == frames[i].offset) {
+      ++end;
     }
-    KEEL_TRY(visit_event_in(sequences[i], frame,
-                            [&](const format::EventBody& body, uint64_t epoch) {
-                              visit(view_of(body, sequences[i], epoch));
-                            }));
+    format::DecodedFrame frame;
+    auto decoded = format::decode_frame(held.frames[i], frames[i].segment_id, frame);
+    if (decoded != format::FrameDecode::Ok) {
+      return reader_.frame_error(frames[i].segment_id, frames[i].offset, decoded);
+    }
+    size_t next = i;
+    const char* problem = format::decode_record_events(
+        frame, [&](uint32_t k, const format::EventBody& body) {
+          const uint64_t sequence = frame.header.sequence + k;
+          if (next < end && sequence == sequences[next]) {
+            visit(view_of(body, sequence, frame.header.epoch));
+            ++next;
+          }
+        });
+    if (problem != nullptr) {
+      return read_corruption(sequences[i], std::string(problem) + " (offset is the sequence)");
+    }
+    if (next != end) {
+      return read_corruption(sequences[next], "the indexed record does not hold this sequence");
+    }
+    i = end;
   }
   return page;
 }

@@ -70,26 +70,19 @@ std::optional<Store::Impl::FrameAt> Store::Impl::frame_at_locked(uint64_t sequen
   if (sequence > sequence_visible() || sequence < first_retained_sequence_) return std::nullopt;
   std::optional<index::EventLocation> location = index_.locate(sequence);
   if (!location) return std::nullopt;
-  return FrameAt{*location, stable_end_of(location->segment_id)};
+  return FrameAt{location->segment_id, location->frame_offset, stable_end_of(location->segment_id)};
 }
 
 Status Store::Impl::read_body_at(uint64_t sequence, const FrameAt& at, log::FrameBytes& bytes,
                                  const BodyVisitor& visit) {
   format::DecodedFrame frame;
-  KEEL_TRY(reader_.read_frame(at.location.segment_id, at.location.frame_offset, at.stable_end,
+  KEEL_TRY(reader_.read_frame(at.segment_id, at.offset, at.stable_end,
                               bytes, frame));
   return visit_event_in(sequence, frame, visit);
 }
 
 Status Store::Impl::visit_event_in(uint64_t sequence, const format::DecodedFrame& frame,
                                    const BodyVisitor& visit) const {
-  auto corrupt = [&](std::string reason) {
-    return StoreError(ErrorCode::Corruption)
-        .with("path", directory_)
-        .with("offset", sequence)
-        .with("reason", std::move(reason))
-        .with("rule", "read verification");
-  };
   bool found = false;
   const char* problem = format::decode_record_events(
       frame, [&](uint32_t i, const format::EventBody& body) {
@@ -97,9 +90,19 @@ Status Store::Impl::visit_event_in(uint64_t sequence, const format::DecodedFrame
         found = true;
         visit(body, frame.header.epoch);
       });
-  if (problem != nullptr) return corrupt(std::string(problem) + " (offset is the sequence)");
-  if (!found) return corrupt("the indexed record does not hold this sequence");
+  if (problem != nullptr) {
+    return read_corruption(sequence, std::string(problem) + " (offset is the sequence)");
+  }
+  if (!found) return read_corruption(sequence, "the indexed record does not hold this sequence");
   return ok_status();
+}
+
+StoreError Store::Impl::read_corruption(uint64_t sequence, std::string reason) const {
+  return StoreError(ErrorCode::Corruption)
+      .with("path", directory_)
+      .with("offset", sequence)
+      .with("reason", std::move(reason))
+      .with("rule", "read verification");
 }
 
 EventView Store::Impl::view_of(const format::EventBody& body, uint64_t sequence, uint64_t epoch) {
