@@ -3,8 +3,10 @@
 //   BM_AppendWritten        one caller appends N events at Written (the rate subscribers must
 //                           keep up with);
 //   BM_FanOut8              the same appends while 8 Subscribers (each on its own thread) receive
-//                           every event; timed until the last subscriber has the last event
-//                           (target: >= 0.8 x BM_AppendWritten's rate, each subscriber);
+//                           every event as copied Events; timed until the last subscriber has the
+//                           last event (target: >= 0.8 x BM_AppendWritten's rate, each subscriber);
+//   BM_FanOut8Views         the same with 8 Subscriptions read with next's visitor (views), each
+//                           on its own thread;
 //   BM_CatchUpSubscription  a subscription reads every event of a store of
 //                           KEEL_CONSUMER_BENCH_EVENTS (default 1,000,000) events from the start,
 //                           payloads included, in batches of 1,000, as views (next's visitor);
@@ -74,21 +76,38 @@ void append_written(Store& store, uint64_t n) {
   }
 }
 
-// Appends N events with `subscribers` Subscribers receiving them; the time until every one has the
-// last event.
-void run_appends(benchmark::State& state, int subscribers) {
+// Appends N events with `subscribers` subscribers receiving them, each on its own thread: a
+// Subscriber (copied Events handed to a callback), or a Subscription read with next's visitor
+// (views); the time until every one has the last event.
+void run_appends(benchmark::State& state, int subscribers, bool views) {
   const uint64_t n = static_cast<uint64_t>(state.range(0));
   for (auto _ : state) {
     std::string dir = temp_dir();
     {
       auto store = open_new(dir + "/store");
       std::vector<std::unique_ptr<Subscriber>> subs;
+      std::vector<std::thread> readers;
       std::vector<std::unique_ptr<std::atomic<uint64_t>>> received;
+      SubscriptionOptions options;
+      options.batch_max = 1000;
       for (int s = 0; s < subscribers; ++s) {
         received.push_back(std::make_unique<std::atomic<uint64_t>>(0));
         std::atomic<uint64_t>* count = received.back().get();
-        SubscriptionOptions options;
-        options.batch_max = 1000;
+        if (views) {
+          auto sub = Subscription::open(*store, Query{}, 0, options);
+          if (!sub.ok()) fail("subscribe: " + sub.error().to_string());
+          readers.emplace_back([sub = std::move(*sub), count, n]() mutable {
+            uint64_t bytes = 0;
+            while (count->load() < n) {
+              auto seen = sub->next(std::chrono::milliseconds(100),
+                                    [&](const EventView& e) { bytes += e.payload.size(); });
+              if (!seen.ok()) fail("next: " + seen.error().to_string());
+              count->fetch_add(*seen);
+            }
+            benchmark::DoNotOptimize(bytes);
+          });
+          continue;
+        }
         auto sub = Subscriber::start(
             *store, Query{}, 0,
             [count](const std::vector<Event>& batch) {
@@ -107,6 +126,7 @@ void run_appends(benchmark::State& state, int subscribers) {
       }
       auto elapsed = std::chrono::steady_clock::now() - start;
       state.SetIterationTime(std::chrono::duration<double>(elapsed).count());
+      for (auto& reader : readers) reader.join();
       for (auto& sub : subs) {
         if (!sub->stop().ok()) fail("subscriber ended with an error");
       }
@@ -117,10 +137,12 @@ void run_appends(benchmark::State& state, int subscribers) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
 }
 
-void BM_AppendWritten(benchmark::State& state) { run_appends(state, 0); }
-void BM_FanOut8(benchmark::State& state) { run_appends(state, 8); }
+void BM_AppendWritten(benchmark::State& state) { run_appends(state, 0, false); }
+void BM_FanOut8(benchmark::State& state) { run_appends(state, 8, false); }
+void BM_FanOut8Views(benchmark::State& state) { run_appends(state, 8, true); }
 BENCHMARK(BM_AppendWritten)->Arg(100'000)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_FanOut8)->Arg(100'000)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_FanOut8Views)->Arg(100'000)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 // Append -> delivery latency at Durable: one caller appends one event at a time at
 // Durability::Durable (visible once durable, the default policy) while a subscription waits live on
@@ -176,7 +198,11 @@ void BM_DeliveryLatencyDurable(benchmark::State& state) {
   state.counters["p99_us"] = percentile(latencies_us, 0.99);
   state.SetItemsProcessed(static_cast<int64_t>(latencies_us.size()));
 }
-BENCHMARK(BM_DeliveryLatencyDurable)->Arg(2'000)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DeliveryLatencyDurable)
+    ->Arg(2'000)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // The disk's latency for one synced append (4 KiB pwrite at the end of a preallocated file, then
 // fdatasync), in the directory the stores use.
@@ -204,18 +230,23 @@ void BM_ProbeFdatasyncLatency(benchmark::State& state) {
   state.counters["p99_us"] = percentile(latencies_us, 0.99);
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_ProbeFdatasyncLatency)->Iterations(2'000)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ProbeFdatasyncLatency)
+    ->Iterations(2'000)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 uint64_t catch_up_events() {
   const char* value = std::getenv("KEEL_CONSUMER_BENCH_EVENTS");
   if (value == nullptr) return 1'000'000;
   char* end = nullptr;
   unsigned long long n = std::strtoull(value, &end, 10);
-  if (end == value || *end != '\0' || n < 1000) fail("KEEL_CONSUMER_BENCH_EVENTS: a number >= 1000");
+  if (end == value || *end != '\0' || n < 1000)
+    fail("KEEL_CONSUMER_BENCH_EVENTS: a number >= 1000");
   return n;
 }
 
-// The catch-up store, built once, reopened (so reads start cold in the process) and removed at exit.
+// The catch-up store, built once, reopened (so reads start cold in the process) and removed at
+// exit.
 struct CatchUpStore {
   std::string dir = temp_dir();
   std::unique_ptr<Store> store;

@@ -1,6 +1,8 @@
 // The block cache of point reads (log/block_cache.h) and the store reading through it: least
 // recently used blocks go first, and reads through the cache return exactly what reads without it
 // do while the active segment grows and rotates.
+#include "log/block_cache.h"
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <memory>
@@ -8,7 +10,6 @@
 #include <vector>
 
 #include "keel/keel.h"
-#include "log/block_cache.h"
 #include "platform/memory_file_system.h"
 #include "test_support.h"
 
@@ -30,7 +31,7 @@ TEST_CASE("the block cache keeps the most recently used blocks up to its capacit
   cache.insert(1, 0, block_of('a'));
   cache.insert(1, 1, block_of('b'));
   REQUIRE(cache.find(1, 0)->size == 16);  // block 0 is now the most recently used
-  cache.insert(2, 0, block_of('c'));        // evicts block (1, 1)
+  cache.insert(2, 0, block_of('c'));      // evicts block (1, 1)
   CHECK(cache.find(1, 1) == nullptr);
   CHECK(cache.find(1, 0)->data[0] == std::byte{'a'});
   CHECK(cache.find(2, 0)->data[0] == std::byte{'c'});
@@ -38,7 +39,7 @@ TEST_CASE("the block cache keeps the most recently used blocks up to its capacit
   CHECK(cache.hits() == 3);
   CHECK(cache.misses() == 1);
   log::BlockCache::Block held = cache.find(2, 0);
-  cache.insert(2, 0, block_of('d'));  // replacing a block keeps one copy
+  cache.insert(2, 0, block_of('d'));       // replacing a block keeps one copy
   CHECK(held->data[0] == std::byte{'c'});  // a reader's block outlives its eviction
   CHECK(cache.find(2, 0)->data[0] == std::byte{'d'});
   CHECK(cache.bytes() == 2 * log::BlockCache::kBlockBytes);
@@ -131,16 +132,19 @@ TEST_CASE("query pages read in runs equal point reads of every event", "[cache][
     if (round % 3 == 0) {  // a batch: events sharing one frame
       std::vector<BatchItem> items;
       for (int i = 0; i < 1 + round % 17; ++i) {
-        items.push_back({{"order:" + std::to_string(i % 5), "s"}, EventKind::make(1, 1),
-                         std::string(20 + i * 3, static_cast<char>('a' + i % 26)), {}});
+        items.push_back({{"order:" + std::to_string(i % 5), "s"},
+                         EventKind::make(1, 1),
+                         std::string(20 + i * 3, static_cast<char>('a' + i % 26)),
+                         {}});
       }
       REQUIRE(store.append_batch(items).ok());
     } else {
       for (int i = 0; i < 30; ++i) {
         // Mostly small; now and then larger than a run's tail read and than a cache block.
         size_t size = i % 11 == 0 ? 40'000 : i % 7 == 0 ? 2'000 : 50 + i;
-        REQUIRE(store.append({"user:" + std::to_string(i % 4), "s"}, EventKind::make(1, 2),
-                             std::string(size, static_cast<char>('A' + i % 26)))
+        REQUIRE(store
+                    .append({"user:" + std::to_string(i % 4), "s"}, EventKind::make(1, 2),
+                            std::string(size, static_cast<char>('A' + i % 26)))
                     .ok());
       }
     }
@@ -148,10 +152,13 @@ TEST_CASE("query pages read in runs equal point reads of every event", "[cache][
     rare.entity = "user:3";
     Query batches;
     batches.entity_prefix = "order:";
+    Query newest_first = batches;  // a batch's events visited backwards from one frame
+    newest_first.order = Order::Descending;
     for (size_t limit : {size_t{1}, size_t{7}, size_t{1000}}) {
       compare_pages(Query{}, limit);
       compare_pages(rare, limit);
       compare_pages(batches, limit);
+      compare_pages(newest_first, limit);
     }
   }
   REQUIRE(store.stats().segments > 3);

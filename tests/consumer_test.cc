@@ -41,7 +41,8 @@ std::unique_ptr<Store> open_store(const StoreOptions& options) {
 // Appends `n` events alternating between "order:<i % 3>" and "user:<i % 2>".
 void append_mixed(Store& store, int n, int start = 0) {
   for (int i = start; i < start + n; ++i) {
-    std::string entity = i % 2 == 0 ? "order:" + std::to_string(i % 3) : "user:" + std::to_string(i % 2);
+    std::string entity =
+        i % 2 == 0 ? "order:" + std::to_string(i % 3) : "user:" + std::to_string(i % 2);
     KEEL_REQUIRE_OK(store.append({entity, "s"}, kKind, "payload-" + std::to_string(i)));
   }
 }
@@ -105,9 +106,10 @@ TEST_CASE("a subscription delivers every matching event once, in order, from cat
   CHECK((*subscription)->position() == store->stats().sequence_visible);
 }
 
-TEST_CASE("the view form of next delivers what the copying form does, and its visitor may call "
-          "into the store",
-          "[consumer]") {
+TEST_CASE(
+    "the view form of next delivers what the copying form does, and its visitor may call "
+    "into the store",
+    "[consumer]") {
   platform::MemoryFileSystem fs;
   auto store = open_store(options_on(fs));
   append_mixed(*store, 200);
@@ -154,8 +156,7 @@ TEST_CASE("the view form of next delivers what the copying form does, and its vi
   // Without payloads the views carry none either.
   SubscriptionOptions bare = options;
   bare.with_payload = false;
-  auto refs =
-      Subscription::open(*store, Query{}, store->stats().first_retained_sequence - 1, bare);
+  auto refs = Subscription::open(*store, Query{}, store->stats().first_retained_sequence - 1, bare);
   KEEL_REQUIRE_OK(refs);
   size_t payload_bytes = 0;
   auto seen = (*refs)->next(std::chrono::milliseconds(0),
@@ -168,9 +169,10 @@ TEST_CASE("the view form of next delivers what the copying form does, and its vi
 // Query pages read their frames outside the store's mutex (store_query.cc): appends go on, and
 // retention removes segment files only once no page is reading. A reader must get whole, correct
 // events or CursorExpired, never a failed read of a removed file.
-TEST_CASE("subscriptions reading while appends go on and retention removes segments get whole "
-          "events or CursorExpired",
-          "[consumer][retention][concurrency]") {
+TEST_CASE(
+    "subscriptions reading while appends go on and retention removes segments get whole "
+    "events or CursorExpired",
+    "[consumer][retention][concurrency]") {
   platform::MemoryFileSystem fs;
   auto store = open_store(options_on(fs));
   constexpr int kEvents = 3000;
@@ -415,9 +417,10 @@ TEST_CASE("a Subscriber delivers on its own thread until stopped, or until deliv
   CHECK((*failing)->position() == 0);  // the batch it refused does not count as delivered
 }
 
-TEST_CASE("a durable consumer resumes after its committed cursor with its state, and defines "
-          "applied across reopens",
-          "[consumer]") {
+TEST_CASE(
+    "a durable consumer resumes after its committed cursor with its state, and defines "
+    "applied across reopens",
+    "[consumer]") {
   platform::MemoryFileSystem fs;
   {
     auto store = open_store(options_on(fs));
@@ -586,7 +589,8 @@ int cursor_after_apply_violations(bool commit_at_receipt, int runs) {
           sum += std::stoull(e.payload);
         }
         if (b % 2 == 1) {  // commit every other batch, after applying it
-          KEEL_REQUIRE_OK((*consumer)->commit(last, std::to_string(last) + " " + std::to_string(sum)));
+          KEEL_REQUIRE_OK(
+              (*consumer)->commit(last, std::to_string(last) + " " + std::to_string(sum)));
         }
       }
       // The power goes: nothing more reaches the disk (the handles' teardown writes nothing).
@@ -602,15 +606,17 @@ int cursor_after_apply_violations(bool commit_at_receipt, int runs) {
     KEEL_REQUIRE_OK(consumer);
     uint64_t cursor = (*consumer)->cursor();
     uint64_t want_sum = cursor * (cursor + 1) / 2;  // payload i at sequence i
-    std::string want_state = cursor == 0 ? "" : std::to_string(cursor) + " " + std::to_string(want_sum);
+    std::string want_state =
+        cursor == 0 ? "" : std::to_string(cursor) + " " + std::to_string(want_sum);
     if ((*consumer)->state() != want_state) ++violations;
   }
   return violations;
 }
 
-TEST_CASE("after a power loss a durable consumer's cursor names exactly the events its state "
-          "applied",
-          "[consumer][fault]") {
+TEST_CASE(
+    "after a power loss a durable consumer's cursor names exactly the events its state "
+    "applied",
+    "[consumer][fault]") {
   CHECK(cursor_after_apply_violations(false, 18) == 0);
 }
 

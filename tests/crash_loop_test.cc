@@ -1,8 +1,8 @@
 // The SIGKILL crash loop (tools/crash_loop.cc, DESIGN.md §10) as a short CI run, with its negative
 // controls: falsified receipts the oracle must catch, so a passing run is not a vacuous one.
 // `make crash-loop` runs the long version. Single-threaded (each case runs the tool as a process).
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <regex>
 #include <string>
@@ -60,23 +60,21 @@ TEST_CASE("The crash loop's oracle catches falsified receipts (negative controls
     const char* finding;
     int iterations = 20;  // a run stops at its first finding
   };
-  for (Control control :
-       {Control{"hash", "holds another event of the same epoch"},
-        Control{"epoch", "lost acknowledged "}, Control{"refused", " is stored"},
-        Control{"keys", "instead of the stored sequence"},
-        // Without fence records a cancelled fence's events show (or break the chains their
-        // clocks were reused on, which the reopen refuses): either way the run fails.
-        // It needs a kill while a fence that will be cancelled is open: under a slow build
-        // (ASan) 20 kills may not land one.
-        Control{"fences", "was cancelled|reopen failed: Corruption", 100},
-        // A reactor without its derived keys reacts twice when a kill lands between a reaction
-        // and the cursor's commit.
-        Control{"reactor", "was reacted to twice", 100}}) {
+  for (Control control : {Control{"hash", "holds another event of the same epoch"},
+                          Control{"epoch", "lost acknowledged "}, Control{"refused", " is stored"},
+                          Control{"keys", "instead of the stored sequence"},
+                          // Without fence records a cancelled fence's events show (or break the
+                          // chains their clocks were reused on, which the reopen refuses): either
+                          // way the run fails. It needs a kill while a fence that will be cancelled
+                          // is open: under a slow build (ASan) 20 kills may not land one.
+                          Control{"fences", "was cancelled|reopen failed: Corruption", 100},
+                          // A reactor without its derived keys reacts twice when a kill lands
+                          // between a reaction and the cursor's commit.
+                          Control{"reactor", "was reacted to twice", 100}}) {
     TempDir scratch;
-    Run run =
-        crash_loop(scratch, "run --dir " + (scratch / "store") +
-                                " --iterations " + std::to_string(control.iterations) +
-                                " --max-ms 100 --seed 7 --tamper " + control.mode);
+    Run run = crash_loop(scratch, "run --dir " + (scratch / "store") + " --iterations " +
+                                      std::to_string(control.iterations) +
+                                      " --max-ms 100 --seed 7 --tamper " + control.mode);
     INFO(control.mode << "\n" << run.out << run.err);
     CHECK(run.exit_code == 1);
     CHECK(contains(run.err, "tampered (" + std::string(control.mode) + ")"));

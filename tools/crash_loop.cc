@@ -261,8 +261,7 @@ class Appender {
     uint64_t bytes = filler();
     EventKind event_kind = kind();
     std::string payload = make_payload(tag, bytes);
-    auto receipt =
-        retried([&] { return store_.append(coordinate, event_kind, payload, options); });
+    auto receipt = retried([&] { return store_.append(coordinate, event_kind, payload, options); });
     if (!receipt.ok()) out_.fatal("append " + tag + " failed: " + receipt.error().to_string());
     out_.send(std::string("E ") + level_letter(level) + ' ' +
               fields(*receipt, tag, bytes, coordinate.entity, options.lane) + "\n");
@@ -311,8 +310,7 @@ class Appender {
     if (variant == 2) options.lane = kLanesMax;
     if (variant == 3) event_kind = EventKind::make(0, 1);  // category 0: the store's own records
     std::string payload = make_payload(tag, filler());
-    auto receipt =
-        retried([&] { return store_.append(coordinate, event_kind, payload, options); });
+    auto receipt = retried([&] { return store_.append(coordinate, event_kind, payload, options); });
     if (receipt.ok()) {
       out_.fatal("refused append " + tag + " was accepted as sequence " +
                  std::to_string(receipt->sequence));
@@ -419,10 +417,11 @@ void run_reactor(Store& store, Reporter& out, bool skip_keys) {
   auto react = [](const keel::Event& source) -> keel::Result<std::vector<keel::Reaction>> {
     std::string tag(std::string_view(source.payload).substr(0, source.payload.find(' ')));
     std::vector<keel::Reaction> reactions;
-    reactions.push_back(keel::Reaction{Coordinate{kReactions, kScope}, kReactionKind,
-                                       make_payload(std::string(kReactionPrefix) + tag,
-                                                    source.sequence % 64),
-                                       {}});
+    reactions.push_back(
+        keel::Reaction{Coordinate{kReactions, kScope},
+                       kReactionKind,
+                       make_payload(std::string(kReactionPrefix) + tag, source.sequence % 64),
+                       {}});
     return reactions;
   };
   auto reactor = keel::Reactor::open(store, kReactorName, sources, react, options);
@@ -570,8 +569,9 @@ pid_t spawn_child(const std::string& self, const std::string& directory, uint64_
   if (pid != 0) return pid;
   ::dup2(fds[1], STDOUT_FILENO);  // the pipe's ends are close-on-exec; the dup is not
   std::string seed_text = std::to_string(seed);
-  const char* argv[] = {self.c_str(), "child",           "--dir",  directory.c_str(),
-                        "--seed",     seed_text.c_str(), nullptr,  nullptr, nullptr};
+  const char* argv[] = {self.c_str(),      "child",  "--dir",
+                        directory.c_str(), "--seed", seed_text.c_str(),
+                        nullptr,           nullptr,  nullptr};
   if (!tamper.empty()) argv[6] = "--tamper", argv[7] = tamper.c_str();
   ::execv(self.c_str(), const_cast<char* const*>(argv));
   _exit(127);
@@ -818,10 +818,10 @@ class Oracle {
         const uint64_t at = lane.sequences[kind];
         if (kind == Watermark::Applied ? at < applied || at > last : at != last) {
           return "frontier after reopen: lane " + std::to_string(lane.lane) + " " +
-                 std::string(keel::watermark_name(kind)) + " at " + std::to_string(at) +
-                 ", want " + (kind == Watermark::Applied ? "between " + std::to_string(applied) +
-                                                               " and " + std::to_string(last)
-                                                         : std::to_string(last));
+                 std::string(keel::watermark_name(kind)) + " at " + std::to_string(at) + ", want " +
+                 (kind == Watermark::Applied
+                      ? "between " + std::to_string(applied) + " and " + std::to_string(last)
+                      : std::to_string(last));
         }
       }
     }
@@ -1230,16 +1230,17 @@ ChildReport run_with_power_cut(keel::platform::FaultFileSystem& fs, const std::s
     // The appenders are told first: a failure they see from here on is the power cut's, never a
     // finding (told after, an appender could meet the failing disk before the flag).
     out.cut_power();
-    for (FaultOp op : {FaultOp::Write, FaultOp::SyncData, FaultOp::Rename, FaultOp::SyncDirectory}) {
+    for (FaultOp op :
+         {FaultOp::Write, FaultOp::SyncData, FaultOp::Rename, FaultOp::SyncDirectory}) {
       fs.fail_from_nth(op, 1);
     }
     for (auto& thread : threads) thread.join();
     opened->reset();  // its close fails: nothing more reaches the disk
   }
   keel::platform::CrashReport cut = fs.crash(seed);
-  how = "power cut " + std::to_string(after.count()) + " ms after open (unsynced pages: " +
-        std::to_string(cut.pages_dropped) + " dropped, " + std::to_string(cut.pages_kept) +
-        " kept, " + std::to_string(cut.pages_zeroed) + " zeroed)";
+  how = "power cut " + std::to_string(after.count()) +
+        " ms after open (unsynced pages: " + std::to_string(cut.pages_dropped) + " dropped, " +
+        std::to_string(cut.pages_kept) + " kept, " + std::to_string(cut.pages_zeroed) + " zeroed)";
   std::istringstream in(lines);
   for (std::string line; std::getline(in, line);) parse_line(line, report);
   return report;
@@ -1293,10 +1294,11 @@ int run_loop(const Args& args) {
     // The store's own negative controls run in the workload; the others falsify the oracle's view.
     std::string workload_tamper =
         args.tamper == "fences" || args.tamper == "nosync" || args.tamper == "reactor" ? args.tamper
-                                                                                        : "";
+                                                                                       : "";
     std::optional<ChildReport> report;
     if (power) {
-      report = run_with_power_cut(*fs, args.directory, child_seed, plan.after, workload_tamper, how);
+      report =
+          run_with_power_cut(*fs, args.directory, child_seed, plan.after, workload_tamper, how);
     } else {
       report = run_child_process(self, args.directory, child_seed, workload_tamper, plan, error);
       how = "killed " + std::to_string(plan.after.count()) + " ms after " +

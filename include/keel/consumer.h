@@ -7,8 +7,9 @@
 // hand-off between a catch-up reader and a live queue to get wrong, and a subscriber's memory is
 // one batch however far behind it is. Events of a fence appear when it commits, all at once; a
 // cancelled fence's never. The store's `emitted` watermark is what every live subscription has been
-// handed (at least; it never moves back, and follows visible when there is none). On a read-only store (beside a writer in another process) next() polls
-// with Store::refresh() every 20 ms instead of waiting.
+// handed (at least; it never moves back, and follows visible when there is none). On a read-only
+// store (beside a writer in another process) next() polls with Store::refresh() every 20 ms instead
+// of waiting.
 //
 // A DurableConsumer is a named subscription whose cursor is kept in the store directory (sidecar
 // CONSUMER.<name>, segments/FORMAT.md 8.9). Cursor-after-apply: the caller applies what next()
@@ -88,7 +89,7 @@ class Subscription {
   void advance(uint64_t to);
   Store& store_;
   uint64_t id_ = 0;  // its registration: live subscriptions define the emitted watermark
-  bool read_only_;  // then next() polls with Store::refresh() (a writer in another process)
+  bool read_only_;   // then next() polls with Store::refresh() (a writer in another process)
   Query query_;
   uint64_t position_;
 };

@@ -71,16 +71,16 @@ Result<size_t> Subscription::next(std::chrono::milliseconds timeout, const Visit
     page_query.after = position_;
     size_t seen = 0;
     uint64_t last = 0;
-    KEEL_ASSIGN_OR_RETURN(
-        QueryPage page, StoreInternals::query_views(store_, page_query, [&](EventView view) {
-          if (!query_.with_payload) {
-            view.payload = {};
-            view.metadata.reset();
-          }
-          visit(view);
-          ++seen;
-          last = view.sequence;
-        }));
+    KEEL_ASSIGN_OR_RETURN(QueryPage page,
+                          StoreInternals::query_views(store_, page_query, [&](EventView view) {
+                            if (!query_.with_payload) {
+                              view.payload = {};
+                              view.metadata.reset();
+                            }
+                            visit(view);
+                            ++seen;
+                            last = view.sequence;
+                          }));
     if (seen > 0) {
       // A cut page stops at its last event; a page that ended the answer covers all it read.
       advance(page.next_after ? last : std::max(last, page.visible));
@@ -106,6 +106,7 @@ Result<size_t> Subscription::next(std::chrono::milliseconds timeout, const Visit
 
 Result<std::vector<Event>> Subscription::next(std::chrono::milliseconds timeout) {
   std::vector<Event> events;
+  events.reserve(std::min<size_t>(query_.limit, 1024));
   KEEL_TRY(next(timeout, [&](const EventView& view) { events.push_back(Event::from_view(view)); }));
   return events;
 }

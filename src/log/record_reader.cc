@@ -73,8 +73,9 @@ Status RecordReader::hold_frame(uint64_t segment_id, uint64_t offset, uint64_t s
     std::span<const std::byte> in = bytes.block->span();
     const size_t at = offset - block_index * BlockCache::kBlockBytes;
     if (at + format::kFrameHeaderSize <= in.size()) {
-      uint64_t total = format::align_frame(
-          format::kFrameHeaderSize + format::load_u32(in.data() + at + format::kFrameBodyLengthOffset));
+      uint64_t total =
+          format::align_frame(format::kFrameHeaderSize +
+                              format::load_u32(in.data() + at + format::kFrameBodyLengthOffset));
       if (at + total <= in.size()) {
         held = HeldFrame{bytes.block, in.subspan(at, total)};
         return ok_status();
@@ -89,8 +90,9 @@ Status RecordReader::hold_frame(uint64_t segment_id, uint64_t offset, uint64_t s
   auto copy = std::make_shared<BlockCache::Bytes>(kFirstReadBytes);
   KEEL_ASSIGN_OR_RETURN(size_t got, f->read_at(offset, copy->span()));
   if (got >= format::kFrameHeaderSize) {
-    uint64_t total = format::align_frame(
-        format::kFrameHeaderSize + format::load_u32(copy->data.get() + format::kFrameBodyLengthOffset));
+    uint64_t total =
+        format::align_frame(format::kFrameHeaderSize +
+                            format::load_u32(copy->data.get() + format::kFrameBodyLengthOffset));
     if (total > got && total <= format::kFrameHeaderSize + format::kFrameBodyMax + 8) {
       auto whole = std::make_shared<BlockCache::Bytes>(total);
       std::memcpy(whole->data.get(), copy->data.get(), got);
@@ -128,8 +130,8 @@ Status RecordReader::hold_frames(std::span<const FrameSpot> spots, HeldFrames& h
     }
     // A run: one read from the first frame to a typical frame's length past the last.
     KEEL_ASSIGN_OR_RETURN(std::shared_ptr<platform::File> f, file(first.segment_id));
-    auto run = std::make_shared<BlockCache::Bytes>(spots[end - 1].offset - first.offset +
-                                                   kFirstReadBytes);
+    auto run =
+        std::make_shared<BlockCache::Bytes>(spots[end - 1].offset - first.offset + kFirstReadBytes);
     KEEL_ASSIGN_OR_RETURN(size_t got, f->read_at(first.offset, run->span()));
     run->size = got;
     held.owners.push_back(run);
@@ -137,8 +139,9 @@ Status RecordReader::hold_frames(std::span<const FrameSpot> spots, HeldFrames& h
     for (size_t k = i; k < end; ++k) {
       const size_t at = spots[k].offset - first.offset;
       if (at + format::kFrameHeaderSize <= in.size()) {
-        uint64_t total = format::align_frame(
-            format::kFrameHeaderSize + format::load_u32(in.data() + at + format::kFrameBodyLengthOffset));
+        uint64_t total =
+            format::align_frame(format::kFrameHeaderSize +
+                                format::load_u32(in.data() + at + format::kFrameBodyLengthOffset));
         if (at + total <= in.size()) {
           held.frames[k] = in.subspan(at, total);
           continue;
@@ -168,8 +171,8 @@ Status RecordReader::scan_frames(uint64_t segment_id, uint64_t offset, uint64_t 
   KEEL_ASSIGN_OR_RETURN(std::shared_ptr<platform::File> f, file(segment_id));
   KEEL_ASSIGN_OR_RETURN(uint64_t file_size, f->size());
   end = std::min(end, file_size);
-  size_t filled = 0;   // bytes of chunk_ holding data from `offset` on
-  size_t consumed = 0; // bytes of those already visited
+  size_t filled = 0;    // bytes of chunk_ holding data from `offset` on
+  size_t consumed = 0;  // bytes of those already visited
   while (offset + consumed < end) {
     if (consumed > 0) {  // keep the unvisited rest at the front
       std::memmove(chunk_.data(), chunk_.data() + consumed, filled - consumed);
@@ -180,8 +183,9 @@ Status RecordReader::scan_frames(uint64_t segment_id, uint64_t offset, uint64_t 
     size_t want = std::min<uint64_t>(std::max(kChunkBytes, chunk_.size()), end - offset);
     if (chunk_.size() < want) chunk_.resize(want);
     if (filled < want) {
-      KEEL_ASSIGN_OR_RETURN(size_t got, f->read_at(offset + filled,
-                                                   std::span(chunk_.data() + filled, want - filled)));
+      KEEL_ASSIGN_OR_RETURN(
+          size_t got,
+          f->read_at(offset + filled, std::span(chunk_.data() + filled, want - filled)));
       if (got == 0) return corrupt(segment_id, offset + filled, "segment shorter than expected");
       filled += got;
     }
@@ -192,9 +196,9 @@ Status RecordReader::scan_frames(uint64_t segment_id, uint64_t offset, uint64_t 
       if (result == format::FrameDecode::Truncated && offset + filled < end) {
         // The frame continues past the chunk: grow the chunk to hold it if needed.
         if (bytes.size() >= format::kFrameHeaderSize) {
-          uint64_t total = format::align_frame(
-              format::kFrameHeaderSize +
-              format::load_u32(bytes.data() + format::kFrameBodyLengthOffset));
+          uint64_t total =
+              format::align_frame(format::kFrameHeaderSize +
+                                  format::load_u32(bytes.data() + format::kFrameBodyLengthOffset));
           if (chunk_.size() < total) chunk_.resize(total);
         }
         break;

@@ -19,8 +19,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "format/frame.h"
-#include "log/block_cache.h"
 #include "keel/result.h"
+#include "log/block_cache.h"
 #include "platform/file_system.h"
 
 namespace keel::log {

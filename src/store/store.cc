@@ -39,10 +39,11 @@ Status check_record_limits(const StoreOptions& options) {
                                             " fit one record (a record body is at most 64 MiB)");
   }
   if (options.batch_bytes_max > batch_max) {
-    return too_large("batch_bytes_max",
-                     std::to_string(options.batch_bytes_max) + " bytes; a batch of batch_items_max " +
-                         std::to_string(options.batch_items_max) + " events carries at most " +
-                         std::to_string(batch_max) + " (a record body is at most 64 MiB)");
+    return too_large("batch_bytes_max", std::to_string(options.batch_bytes_max) +
+                                            " bytes; a batch of batch_items_max " +
+                                            std::to_string(options.batch_items_max) +
+                                            " events carries at most " + std::to_string(batch_max) +
+                                            " (a record body is at most 64 MiB)");
   }
   return ok_status();
 }
@@ -56,14 +57,13 @@ Store::Impl::Impl(const std::string& directory, const StoreOptions& options)
       clock_(options.clock ? *options.clock : platform::system_clock()),
       reader_(fs_, directory, options.read_cache_bytes),
       hlc_(clock_, static_cast<uint64_t>(options.hlc_jump_bound.count())),
-      id_random_(options.id_seed != 0
-                     ? options.id_seed
-                     : clock_.monotonic_ns() ^ reinterpret_cast<uintptr_t>(this) ^
-                           std::random_device{}()),
+      id_random_(options.id_seed != 0 ? options.id_seed
+                                      : clock_.monotonic_ns() ^ reinterpret_cast<uintptr_t>(this) ^
+                                            std::random_device{}()),
       marks_(options.visibility) {}
 
 Result<std::unique_ptr<Store::Impl>> Store::Impl::open(const std::string& directory,
-                                                        const StoreOptions& options) {
+                                                       const StoreOptions& options) {
   auto invalid = [](const char* argument, const char* reason) {
     return StoreError(ErrorCode::InvalidArgument).with("argument", argument).with("reason", reason);
   };
@@ -171,8 +171,10 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
   auto floor_without_image = [&] {
     return StoreError(ErrorCode::CorruptSidecar)
         .with("path", platform::join_path(directory_, format::kIndexImageFileName))
-        .with("reason", "segments below the retention floor were removed and the index image "
-                        "that holds their events could not be used (" + index_source_ + ")");
+        .with("reason",
+              "segments below the retention floor were removed and the index image "
+              "that holds their events could not be used (" +
+                  index_source_ + ")");
   };
   auto add = [&](const Pending& p, bool hidden) {
     if (failure) return;
@@ -200,9 +202,9 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
     // Keys are rebuilt from the log: a crash loses none (the sidecar holds only those the log
     // may no longer have, and those the index image covers).
     if (p.key && p.sequence > keys_through_ && !options_.unsafe_ignore_logged_keys_for_test &&
-        !keys_.add(*p.key, p.fingerprint,
-                   Receipt{facts.id, p.epoch, p.sequence, facts.clock, facts.hlc,
-                           facts.chained_hash})) {
+        !keys_.add(
+            *p.key, p.fingerprint,
+            Receipt{facts.id, p.epoch, p.sequence, facts.clock, facts.hlc, facts.chained_hash})) {
       corrupt("idempotency key " + index::printable_key(*p.key) + " repeated or out of order");
     }
   };
@@ -231,10 +233,11 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
                             ? 0
                             : format::record_event_count(frame, &ignored);
       tail_durable_through = std::max(tail_durable_through, frame.header.durable_through);
-      tail_frames.push_back(TailFrame{position.offset + frame.size, frame.header.sequence + events,
-                                      last_wall_ms});
+      tail_frames.push_back(
+          TailFrame{position.offset + frame.size, frame.header.sequence + events, last_wall_ms});
     }
-    if (frame.header.type == RecordType::FenceCommit || frame.header.type == RecordType::FenceCancel) {
+    if (frame.header.type == RecordType::FenceCommit ||
+        frame.header.type == RecordType::FenceCancel) {
       for (const Pending& p : fenced) add(p, frame.header.type == RecordType::FenceCancel);
       fenced.clear();
       return;
@@ -318,7 +321,8 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
       problem = "the writer continues at sequence " + std::to_string(writer->next_sequence()) +
                 " after recovering " + std::to_string(shown.global_sequence);
     }
-    if (!problem.empty()) return StoreError(ErrorCode::InvariantViolation).with("invariant", problem);
+    if (!problem.empty())
+      return StoreError(ErrorCode::InvariantViolation).with("invariant", problem);
     KEEL_TRY(restore_durable_consumers());
   }
   return ok_status();
@@ -368,7 +372,9 @@ Status Store::Impl::check_open() const {
 Status Store::Impl::check_writable(std::string_view operation) const {
   KEEL_TRY(check_open());
   if (log_->writer() == nullptr) {
-    return StoreError(ErrorCode::ReadOnlyStore).with("path", directory_).with("operation", operation);
+    return StoreError(ErrorCode::ReadOnlyStore)
+        .with("path", directory_)
+        .with("operation", operation);
   }
   return ok_status();
 }
@@ -463,7 +469,8 @@ uint64_t Store::Impl::segment_bytes_locked() const {
       }
     }
     sized_through_ = std::max<uint64_t>(1, first_retained_segment_) - 1;
-    if (!sealed_bytes_.empty()) sized_through_ = std::max(sized_through_, sealed_bytes_.rbegin()->first);
+    if (!sealed_bytes_.empty())
+      sized_through_ = std::max(sized_through_, sealed_bytes_.rbegin()->first);
   }
   for (uint64_t id = sized_through_ + 1; id < writer.active_segment_id(); ++id) {
     auto file = fs_.open(platform::join_path(directory_, log::segment_file_name(id)),
@@ -786,7 +793,9 @@ Result<std::unique_ptr<Fence>> Store::begin_fence() {
   return std::unique_ptr<Fence>(new Fence(impl_.get(), id));
 }
 
-platform::FileSystem& StoreInternals::file_system(Store& store) { return store.impl_->file_system(); }
+platform::FileSystem& StoreInternals::file_system(Store& store) {
+  return store.impl_->file_system();
+}
 bool StoreInternals::read_only(const Store& store) { return store.impl_->read_only(); }
 Result<std::vector<SegmentSpan>> StoreInternals::segment_spans(Store& store) {
   KEEL_TRY(check_not_in_gate(store.impl_.get(), "retention"));
@@ -797,8 +806,8 @@ Result<uint64_t> StoreInternals::retain_from(Store& store, uint64_t floor_sequen
   return store.impl_->retain_from(floor_sequence);
 }
 uint64_t StoreInternals::now_wall_ms(Store& store) { return store.impl_->now_wall_ms(); }
-Result<QueryPage> StoreInternals::query_views(
-    Store& store, const Query& query, const std::function<void(const EventView&)>& visit) {
+Result<QueryPage> StoreInternals::query_views(Store& store, const Query& query,
+                                              const std::function<void(const EventView&)>& visit) {
   KEEL_TRY(check_not_in_gate(store.impl_.get(), "query"));
   return store.impl_->query_views(query, visit);
 }

@@ -184,9 +184,9 @@ Result<std::optional<Store::Impl::Image>> Store::Impl::image_at_durable() {
 
 // The keys first: an INDEX newer than IDEMPOTENCY would not be used (restore_image).
 Status Store::Impl::write_image(const Image& image) {
-  Status written = log::write_sidecar(fs_, directory_, format::kIdempotencyFileName,
-                                      format::SidecarKind::Idempotency,
-                                      index::kIdempotencyVersion, image.keys);
+  Status written =
+      log::write_sidecar(fs_, directory_, format::kIdempotencyFileName,
+                         format::SidecarKind::Idempotency, index::kIdempotencyVersion, image.keys);
   if (written.ok()) {
     written = log::replace_file(fs_, directory_, format::kIndexImageFileName, image.index);
   }

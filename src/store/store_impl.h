@@ -4,10 +4,10 @@
 // and waits.
 #pragma once
 
-#include <map>
-#include <memory>
 #include <atomic>
 #include <condition_variable>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <shared_mutex>
@@ -15,18 +15,18 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "format/event_body.h"
 #include "frontier/hlc.h"
 #include "frontier/watermarks.h"
-#include "absl/container/flat_hash_map.h"
 #include "index/event_index.h"
 #include "index/idempotency_index.h"
 #include "keel/store.h"
-#include "store/store_internals.h"
 #include "log/log.h"
 #include "log/record_reader.h"
 #include "platform/clock.h"
 #include "platform/file_system.h"
+#include "store/store_internals.h"
 #include "writer/commit_pipeline.h"
 
 namespace keel {
@@ -152,8 +152,7 @@ class Store::Impl {
   void hide_fence_events();
   format::EventBody make_body(const Coordinate& coordinate, EventKind kind,
                               std::string_view payload, const AppendOptions& options,
-                              uint64_t clock, const std::optional<Hash128>& prev,
-                              uint64_t wall_ms);
+                              uint64_t clock, const std::optional<Hash128>& prev, uint64_t wall_ms);
   // Calls in flight that may release the mutex (appends, syncs, waits): close() waits for them,
   // polling (an append may end without the mutex, CommitPipeline::reach, so a notify could slip
   // between close's check and its wait; and a notify per append would cost every append).
@@ -163,8 +162,7 @@ class Store::Impl {
     Impl& impl_;
   };
   Status commit_accepted(writer::Lock& lock, const HlcPoint& before,
-                         std::span<const format::EventBody> bodies,
-                         std::span<const Hash128> hashes,
+                         std::span<const format::EventBody> bodies, std::span<const Hash128> hashes,
                          std::span<index::EntityStream* const> streams, uint64_t first_sequence);
   writer::Deadline deadline_after(std::chrono::milliseconds timeout) const;
   // The writer refused a record (nothing was accepted): classify and catch the frontier up.
@@ -216,7 +214,7 @@ class Store::Impl {
   frontier::Watermarks marks_;
   std::unique_ptr<writer::CommitPipeline> pipeline_;
   std::atomic<uint32_t> active_calls_{0};
-  std::vector<std::string> frontier_log_;    // explicit applied resets
+  std::vector<std::string> frontier_log_;  // explicit applied resets
   bool closed_ = false;
   log::FrameBytes read_bytes_;  // the reads made under mutex_
   // Held shared by reads made outside mutex_ (query pages); retention and refresh take it
@@ -230,8 +228,8 @@ class Store::Impl {
   std::thread image_thread_;
   std::condition_variable image_wake_;
   bool image_stopping_ = false;
-  uint64_t image_sequence_ = 0;  // the last image's last sequence
-  uint64_t image_hold_us_ = 0;   // the last image's encoding time (under mutex_)
+  uint64_t image_sequence_ = 0;     // the last image's last sequence
+  uint64_t image_hold_us_ = 0;      // the last image's encoding time (under mutex_)
   mutable std::mutex image_mutex_;  // guards the two below (written outside mutex_)
   uint64_t images_written_ = 0;
   std::string image_error_;

@@ -1,5 +1,6 @@
 // Queries and causal queries (include/keel/query.h): answered on the in-memory indexes
 // (index/selection.h, index/causal.h), with only a page's events read from the log.
+#include <algorithm>
 #include <string>
 
 #include "index/causal.h"
@@ -113,7 +114,8 @@ Result<QueryPage> Store::Impl::query_views(const Query& q, const ViewSink& visit
           .with("argument", "after")
           .with("reason", "no sequence follows 18446744073709551615");
     }
-    if (*q.after + 1 < first_retained_sequence_ && !options_.unsafe_clamp_expired_cursors_for_test) {
+    if (*q.after + 1 < first_retained_sequence_ &&
+        !options_.unsafe_clamp_expired_cursors_for_test) {
       return StoreError(ErrorCode::CursorExpired)
           .with("cursor", *q.after)
           .with("first_retained", first_retained_sequence_);
@@ -151,6 +153,7 @@ Result<QueryPage> Store::Impl::query_views(const Query& q, const ViewSink& visit
     KEEL_TRY(reader_.hold_frames(frames, held));
   }
   // The events of one batch share a frame: it is verified and decoded once for all of them.
+  std::vector<EventView> group;
   for (size_t i = 0; i < frames.size();) {
     size_t end = i + 1;
     while (end < frames.size() && frames[end].segment_id == frames[i].segment_id &&
@@ -162,21 +165,27 @@ Result<QueryPage> Store::Impl::query_views(const Query& q, const ViewSink& visit
     if (decoded != format::FrameDecode::Ok) {
       return reader_.frame_error(frames[i].segment_id, frames[i].offset, decoded);
     }
-    size_t next = i;
-    const char* problem = format::decode_record_events(
-        frame, [&](uint32_t k, const format::EventBody& body) {
+    // The group's events in record (ascending) order; a descending page visits them reversed.
+    const bool descending = end - i > 1 && sequences[i] > sequences[i + 1];
+    group.clear();
+    const char* problem =
+        format::decode_record_events(frame, [&](uint32_t k, const format::EventBody& body) {
           const uint64_t sequence = frame.header.sequence + k;
-          if (next < end && sequence == sequences[next]) {
-            visit(view_of(body, sequence, frame.header.epoch));
-            ++next;
+          const size_t at = descending ? end - 1 - group.size() : i + group.size();
+          if (group.size() < end - i && sequence == sequences[at]) {
+            group.push_back(view_of(body, sequence, frame.header.epoch));
           }
         });
     if (problem != nullptr) {
       return read_corruption(sequences[i], std::string(problem) + " (offset is the sequence)");
     }
-    if (next != end) {
-      return read_corruption(sequences[next], "the indexed record does not hold this sequence");
+    if (group.size() != end - i) {
+      const uint64_t missing =
+          descending ? sequences[end - 1 - group.size()] : sequences[i + group.size()];
+      return read_corruption(missing, "the indexed record does not hold this sequence");
     }
+    if (descending) std::reverse(group.begin(), group.end());
+    for (const EventView& view : group) visit(view);
     i = end;
   }
   return page;

@@ -49,8 +49,8 @@ uint64_t Store::Impl::stable_end_of(uint64_t segment_id) const {
 Status Store::Impl::visit_record(uint64_t first_sequence, uint64_t epoch,
                                  const format::DecodedFrame& frame, uint64_t from, uint64_t to,
                                  bool& keep_going, const EventVisitor& visit) {
-  const char* problem = format::decode_record_events(
-      frame, [&](uint32_t i, const format::EventBody& body) {
+  const char* problem =
+      format::decode_record_events(frame, [&](uint32_t i, const format::EventBody& body) {
         uint64_t sequence = first_sequence + i;
         if (!keep_going || sequence < from || sequence > to) return;
         if (!index_.visible_in_index(sequence)) return;  // hidden
@@ -76,16 +76,15 @@ std::optional<Store::Impl::FrameAt> Store::Impl::frame_at_locked(uint64_t sequen
 Status Store::Impl::read_body_at(uint64_t sequence, const FrameAt& at, log::FrameBytes& bytes,
                                  const BodyVisitor& visit) {
   format::DecodedFrame frame;
-  KEEL_TRY(reader_.read_frame(at.segment_id, at.offset, at.stable_end,
-                              bytes, frame));
+  KEEL_TRY(reader_.read_frame(at.segment_id, at.offset, at.stable_end, bytes, frame));
   return visit_event_in(sequence, frame, visit);
 }
 
 Status Store::Impl::visit_event_in(uint64_t sequence, const format::DecodedFrame& frame,
                                    const BodyVisitor& visit) const {
   bool found = false;
-  const char* problem = format::decode_record_events(
-      frame, [&](uint32_t i, const format::EventBody& body) {
+  const char* problem =
+      format::decode_record_events(frame, [&](uint32_t i, const format::EventBody& body) {
         if (frame.header.sequence + i != sequence) return;
         found = true;
         visit(body, frame.header.epoch);

@@ -122,7 +122,7 @@ Result<uint64_t> Store::Impl::retain_from(uint64_t floor_sequence) {
   }
   KEEL_TRY(write_image(*image));
   std::unique_lock removing(segments_in_use_);  // reads outside the mutex end first
-  reader_.reset();  // no handle on a removed file stays cached
+  reader_.reset();                              // no handle on a removed file stays cached
   Status retained = log_->retain_from(*cut);
   if (!retained.ok() && !retained.error().is(ErrorCode::OperationInDoubt)) return retained.error();
   // The floor moved (RETAIN is durable), even when removing what is below it is in doubt.

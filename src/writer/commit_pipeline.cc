@@ -101,7 +101,7 @@ Status CommitPipeline::republish() { return fail_closed(marks_.publish(policy_po
 
 const HlcPoint& CommitPipeline::policy_point() const {
   return marks_.point(options_.visibility == VisibilityPolicy::AfterDurable ? Watermark::Durable
-                                                                             : Watermark::Written);
+                                                                            : Watermark::Written);
 }
 
 Status CommitPipeline::fail_closed(Status failure) {
@@ -233,11 +233,11 @@ Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, De
         return ok_status();  // signalled just after the timeout
       }
       if (marks_.sequence(mark) < sequence && !writer_->poisoned()) {
-        reached = StoreError(ErrorCode::WriteInDoubt)
-                      .with("operation",
-                            std::string("wait for ") + std::string(watermark_name(mark)))
-                      .with("sequence", sequence)
-                      .caused_by(wait_timeout(mark, sequence, elapsed_ms(started)));
+        reached =
+            StoreError(ErrorCode::WriteInDoubt)
+                .with("operation", std::string("wait for ") + std::string(watermark_name(mark)))
+                .with("sequence", sequence)
+                .caused_by(wait_timeout(mark, sequence, elapsed_ms(started)));
         break;
       }
     }

@@ -9,8 +9,8 @@
 // flight. Otherwise it waits; when a stage ends, the first waiter to wake leads the next one,
 // carrying everything appended meanwhile. A write may run while the previous fdatasync does, so
 // Written appends never wait for an fdatasync (a Durable caller does not start a write then: it
-// needs the next fdatasync anyway, and waiting lets that group carry more). A lone caller pays one write + one fdatasync and no thread hand-off; N concurrent callers
-// share each fdatasync.
+// needs the next fdatasync anyway, and waiting lets that group carry more). A lone caller pays one
+// write + one fdatasync and no thread hand-off; N concurrent callers share each fdatasync.
 //
 // Waiters sleep on their own semaphore, without the mutex: a stage's end wakes only the callers
 // whose level it reached (they return without retaking the mutex) and the lowest waiter of each
@@ -25,12 +25,13 @@
 // caller.
 //
 // Poisoning: a failed group poisons the writer (log/segment_writer.h) and freezes durable in the
-// watermarks; callers waiting on it get WriteInDoubt, later waits on frozen watermarks fail at once.
+// watermarks; callers waiting on it get WriteInDoubt, later waits on frozen watermarks fail at
+// once.
 //
-// Threads: the store's commit mutex guards the pipeline, the writer and the watermarks. Every method
-// takes the caller's lock on that mutex and may release it while it waits or does I/O; on return
-// the lock is held again, except after reach() (see there). The background thread takes the same
-// mutex.
+// Threads: the store's commit mutex guards the pipeline, the writer and the watermarks. Every
+// method takes the caller's lock on that mutex and may release it while it waits or does I/O; on
+// return the lock is held again, except after reach() (see there). The background thread takes the
+// same mutex.
 #pragma once
 
 #include <chrono>
@@ -165,7 +166,7 @@ class CommitPipeline {
   std::condition_variable background_;  // unsynced bytes appeared / piled up, or stop
   log::SegmentWriter::WriteGroup write_group_;  // the write in flight
   log::SegmentWriter::SyncTicket sync_ticket_;  // the fdatasync in flight
-  bool write_leader_ = false;           // between begin_write and end_write
+  bool write_leader_ = false;                   // between begin_write and end_write
   std::optional<Deadline> unsynced_since_;
   bool stopping_ = false;
   std::thread background_thread_;
