@@ -480,6 +480,33 @@ TEST_CASE(
   CHECK(store->frontier()[Watermark::Applied].global_sequence == store->stats().sequence_visible);
 }
 
+// A new consumer starts at cursor 0, below applied: lowering applied and counting the consumer are
+// one step, or an append between them moves applied back up and the registration is refused.
+TEST_CASE("durable consumers open while appends go on", "[consumer][concurrency]") {
+  platform::MemoryFileSystem fs;
+  auto store = open_store(options_on(fs));
+  append_mixed(*store, 5);
+  std::atomic<bool> done{false};
+  std::vector<std::thread> appenders;
+  for (int t = 0; t < 4; ++t) {
+    appenders.emplace_back([&, t] {
+      for (int i = 0; !done.load(); ++i) {
+        KEEL_REQUIRE_OK(store->append({"order:" + std::to_string(t), "s"}, kKind, "p"));
+      }
+    });
+  }
+  std::vector<std::string> failures;
+  for (int c = 0; c < 5000; ++c) {
+    auto consumer = DurableConsumer::open(*store, "c" + std::to_string(c), Query{});
+    if (!consumer.ok()) failures.push_back(consumer.error().to_string());
+  }
+  done = true;
+  for (auto& appender : appenders) appender.join();
+  INFO((failures.empty() ? std::string() : failures.front()));
+  CHECK(failures.empty());
+  CHECK(store->frontier()[Watermark::Applied].global_sequence == 0);  // the consumers are at 0
+}
+
 TEST_CASE("durable consumers refuse bad names and read-only stores", "[consumer]") {
   platform::MemoryFileSystem fs;
   {

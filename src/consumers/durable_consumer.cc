@@ -57,11 +57,8 @@ Status check_writable(Store& store, std::string_view name, const char* operation
 // Counts consumer `name` at `cursor` in applied. A cursor below applied lowers it: that is the
 // explicit, logged reset (Store::reset_applied), never a silent one.
 Status count_in_applied(Store& store, const std::string& name, uint64_t cursor) {
-  (void)store.unregister_consumer(name);  // NotFound when it was not counted
-  if (store.register_consumer(name, cursor).ok()) return ok_status();
-  KEEL_TRY(store.reset_applied(
-      cursor, "durable consumer " + name + " set to cursor " + std::to_string(cursor)));
-  return store.register_consumer(name, cursor);
+  return StoreInternals::count_consumer(
+      store, name, cursor, "durable consumer " + name + " set to cursor " + std::to_string(cursor));
 }
 
 uint64_t visible_of(Store& store) { return store.frontier()[Watermark::Visible].global_sequence; }

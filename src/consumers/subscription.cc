@@ -71,16 +71,19 @@ Result<size_t> Subscription::next(std::chrono::milliseconds timeout, const Visit
     page_query.after = position_;
     size_t seen = 0;
     uint64_t last = 0;
-    KEEL_ASSIGN_OR_RETURN(QueryPage page,
-                          StoreInternals::query_views(store_, page_query, [&](EventView view) {
-                            if (!query_.with_payload) {
-                              view.payload = {};
-                              view.metadata.reset();
-                            }
-                            visit(view);
-                            ++seen;
-                            last = view.sequence;
-                          }));
+    KEEL_ASSIGN_OR_RETURN(
+        QueryPage page, StoreInternals::query_views(store_, page_query, [&](const EventView& view) {
+          if (query_.with_payload) {
+            visit(view);
+          } else {  // copied (200 bytes) only to drop them
+            EventView bare = view;
+            bare.payload = {};
+            bare.metadata.reset();
+            visit(bare);
+          }
+          ++seen;
+          last = view.sequence;
+        }));
     if (seen > 0) {
       // A cut page stops at its last event; a page that ended the answer covers all it read.
       advance(page.next_after ? last : std::max(last, page.visible));

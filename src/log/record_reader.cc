@@ -8,6 +8,20 @@
 
 namespace keel::log {
 
+namespace {
+
+// The frame starting at `at` of `in` by its header's length, or empty when `in` does not hold all
+// of it (decode_frame verifies what the header claims).
+std::span<const std::byte> frame_within(std::span<const std::byte> in, size_t at) {
+  if (at + format::kFrameHeaderSize > in.size()) return {};
+  const uint64_t total = format::align_frame(
+      format::kFrameHeaderSize + format::load_u32(in.data() + at + format::kFrameBodyLengthOffset));
+  if (at + total > in.size()) return {};
+  return in.subspan(at, total);
+}
+
+}  // namespace
+
 Result<std::shared_ptr<platform::File>> RecordReader::file(uint64_t segment_id) {
   {
     std::lock_guard lock(mutex_);
@@ -70,16 +84,10 @@ Status RecordReader::hold_frame(uint64_t segment_id, uint64_t offset, uint64_t s
   }
   if (bytes.block) {
     // A frame inside the block is held in place; one that runs past it is read on its own.
-    std::span<const std::byte> in = bytes.block->span();
-    const size_t at = offset - block_index * BlockCache::kBlockBytes;
-    if (at + format::kFrameHeaderSize <= in.size()) {
-      uint64_t total =
-          format::align_frame(format::kFrameHeaderSize +
-                              format::load_u32(in.data() + at + format::kFrameBodyLengthOffset));
-      if (at + total <= in.size()) {
-        held = HeldFrame{bytes.block, in.subspan(at, total)};
-        return ok_status();
-      }
+    auto in = frame_within(bytes.block->span(), offset - block_index * BlockCache::kBlockBytes);
+    if (!in.empty()) {
+      held = HeldFrame{bytes.block, in};
+      return ok_status();
     }
   }
   if (!f) {
@@ -135,18 +143,9 @@ Status RecordReader::hold_frames(std::span<const FrameSpot> spots, HeldFrames& h
     KEEL_ASSIGN_OR_RETURN(size_t got, f->read_at(first.offset, run->span()));
     run->size = got;
     held.owners.push_back(run);
-    const std::span<const std::byte> in = run->span();
     for (size_t k = i; k < end; ++k) {
-      const size_t at = spots[k].offset - first.offset;
-      if (at + format::kFrameHeaderSize <= in.size()) {
-        uint64_t total =
-            format::align_frame(format::kFrameHeaderSize +
-                                format::load_u32(in.data() + at + format::kFrameBodyLengthOffset));
-        if (at + total <= in.size()) {
-          held.frames[k] = in.subspan(at, total);
-          continue;
-        }
-      }
+      held.frames[k] = frame_within(run->span(), spots[k].offset - first.offset);
+      if (!held.frames[k].empty()) continue;
       // Longer than the run holds (the last frame, usually), or cut short: read on its own.
       HeldFrame one;
       KEEL_TRY(hold_frame(spots[k].segment_id, spots[k].offset, spots[k].stable_end, cursor, one));

@@ -594,6 +594,22 @@ Status Store::Impl::register_consumer(std::string_view name, uint64_t position) 
   return ok_status();
 }
 
+// One step under the mutex: between a separate reset_applied and register_consumer, applied
+// follows visible again (no consumer counted) and the registration is refused.
+Status Store::Impl::count_consumer(std::string_view name, uint64_t position,
+                                   std::string_view reason) {
+  std::lock_guard lock(mutex_);
+  KEEL_TRY(check_open());
+  (void)marks_.unregister_consumer(name);  // NotFound when it was not counted
+  if (position < marks_.sequence(Watermark::Applied)) {
+    KEEL_ASSIGN_OR_RETURN(std::string line, marks_.reset_applied(position, reason));
+    frontier_log_.push_back(line);
+  }
+  KEEL_TRY(marks_.register_consumer(name, position));
+  pipeline_->notify();
+  return ok_status();
+}
+
 uint64_t Store::Impl::add_subscription(uint64_t position) {
   std::lock_guard lock(mutex_);
   return marks_.add_subscription(position);
@@ -806,6 +822,11 @@ Result<uint64_t> StoreInternals::retain_from(Store& store, uint64_t floor_sequen
   return store.impl_->retain_from(floor_sequence);
 }
 uint64_t StoreInternals::now_wall_ms(Store& store) { return store.impl_->now_wall_ms(); }
+Status StoreInternals::count_consumer(Store& store, std::string_view name, uint64_t position,
+                                      std::string_view reason) {
+  KEEL_TRY(check_not_in_gate(store.impl_.get(), "register_consumer"));
+  return store.impl_->count_consumer(name, position, reason);
+}
 Result<QueryPage> StoreInternals::query_views(Store& store, const Query& query,
                                               const std::function<void(const EventView&)>& visit) {
   KEEL_TRY(check_not_in_gate(store.impl_.get(), "query"));

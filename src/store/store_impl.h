@@ -77,6 +77,8 @@ class Store::Impl {
   Status wait_for(Watermark kind, std::optional<uint32_t> lane, uint64_t sequence,
                   std::chrono::milliseconds timeout);
   Status register_consumer(std::string_view name, uint64_t position);
+  // StoreInternals::count_consumer.
+  Status count_consumer(std::string_view name, uint64_t position, std::string_view reason);
   // Live subscriptions (StoreInternals documents them).
   uint64_t add_subscription(uint64_t position);
   void subscription_delivered(uint64_t id, uint64_t position);

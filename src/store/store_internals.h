@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string_view>
 #include <vector>
 
 #include "keel/store.h"
@@ -38,6 +39,11 @@ struct StoreInternals {
   // the call), with no lock of the store held; the page's `events` stay empty.
   static Result<QueryPage> query_views(Store& store, const Query& query,
                                        const std::function<void(const EventView&)>& visit);
+  // Counts consumer `name` at `position` in applied (replacing its earlier registration), lowering
+  // applied first when it is above `position`: a reset_applied logged with `reason`, in one step
+  // with the registration (appends meanwhile would move an uncounted applied back up).
+  static Status count_consumer(Store& store, std::string_view name, uint64_t position,
+                               std::string_view reason);
   // Live subscriptions define `emitted` (include/keel/frontier.h): registered at their start
   // position, told what each batch handed out, removed when destroyed.
   static uint64_t add_subscription(Store& store, uint64_t position);
