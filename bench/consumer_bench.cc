@@ -3,14 +3,16 @@
 //   BM_AppendWritten        one caller appends N events at Written (the rate subscribers must
 //                           keep up with);
 //   BM_FanOut8              the same appends while 8 Subscribers (each on its own thread) receive
-//                           every event as copied Events; timed until the last subscriber has the
-//                           last event (target: >= 0.8 x BM_AppendWritten's rate, each subscriber);
+//                           every event as copied Events (into Events reused from batch to batch);
+//                           timed until the last subscriber has the last event (target: >= 0.8 x
+//                           BM_AppendWritten's rate, each subscriber);
 //   BM_FanOut8Views         the same with 8 Subscriptions read with next's visitor (views), each
 //                           on its own thread;
 //   BM_CatchUpSubscription  a subscription reads every event of a store of
 //                           KEEL_CONSUMER_BENCH_EVENTS (default 1,000,000) events from the start,
 //                           payloads included, in batches of 1,000, as views (next's visitor);
-//   BM_CatchUpSubscriptionCopies  the same as copied Events (next's vector form);
+//   BM_CatchUpSubscriptionCopies  the same as copied Events (next's vector form, new Events);
+//   BM_CatchUpSubscriptionReused  the same copied into the caller's Events (reused);
 //   BM_CatchUpScan          Store::scan over the same store (target: the subscription >= 0.8 x);
 //   BM_DeliveryLatencyDurable  append -> delivery latency p50/p99 at Durable, one live subscriber;
 //   BM_ProbeFdatasyncLatency   the disk's pwrite + fdatasync latency p50/p99, beside it.
@@ -272,7 +274,8 @@ CatchUpStore& catch_up_store() {
 
 // Reads every event through a subscription in batches of 1,000: as views (the visitor form of
 // next) or as copied Events.
-void catch_up(benchmark::State& state, bool copies) {
+enum class CatchUp { Views, Copies, Reused };
+void catch_up(benchmark::State& state, CatchUp form) {
   CatchUpStore& s = catch_up_store();
   for (auto _ : state) {
     SubscriptionOptions options;
@@ -280,8 +283,14 @@ void catch_up(benchmark::State& state, bool copies) {
     auto sub = Subscription::open(*s.store, Query{}, 0, options);
     if (!sub.ok()) fail("subscribe: " + sub.error().to_string());
     uint64_t got = 0, bytes = 0;
+    std::vector<Event> reused;
     while (got < s.events) {
-      if (copies) {
+      if (form == CatchUp::Reused) {
+        auto seen = (*sub)->next(std::chrono::milliseconds(0), reused);
+        if (!seen.ok()) fail("next: " + seen.error().to_string());
+        for (const Event& e : reused) bytes += e.payload.size();
+        got += *seen;
+      } else if (form == CatchUp::Copies) {
         auto batch = (*sub)->next(std::chrono::milliseconds(0));
         if (!batch.ok()) fail("next: " + batch.error().to_string());
         for (const Event& e : *batch) bytes += e.payload.size();
@@ -298,8 +307,9 @@ void catch_up(benchmark::State& state, bool copies) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * s.events));
 }
 
-void BM_CatchUpSubscription(benchmark::State& state) { catch_up(state, false); }
-void BM_CatchUpSubscriptionCopies(benchmark::State& state) { catch_up(state, true); }
+void BM_CatchUpSubscription(benchmark::State& state) { catch_up(state, CatchUp::Views); }
+void BM_CatchUpSubscriptionCopies(benchmark::State& state) { catch_up(state, CatchUp::Copies); }
+void BM_CatchUpSubscriptionReused(benchmark::State& state) { catch_up(state, CatchUp::Reused); }
 
 void BM_CatchUpScan(benchmark::State& state) {
   CatchUpStore& s = catch_up_store();
@@ -317,6 +327,7 @@ void BM_CatchUpScan(benchmark::State& state) {
 }
 BENCHMARK(BM_CatchUpSubscription)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CatchUpSubscriptionCopies)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CatchUpSubscriptionReused)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CatchUpScan)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

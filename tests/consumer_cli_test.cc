@@ -79,8 +79,8 @@ TEST_CASE("keel tail --follow prints what a writer in another process appends", 
   append_n(**store, 5, "order:");
   Run follow;
   std::thread follower([&] {
-    follow = test::run_command(scratch, "timeout", "3 " + std::string(KEEL_CLI) + " tail " + dir +
-                                                       " --lines 2 --follow");
+    follow = test::run_command(
+        scratch, "timeout", "3 " + std::string(KEEL_CLI) + " tail " + dir + " --lines 2 --follow");
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(800));
   append_n(**store, 5, "order:");  // durable, so the reader beside the writer may show them
@@ -111,6 +111,10 @@ TEST_CASE("keel consumers shows each durable consumer's cursor and lag", "[cli][
     KEEL_REQUIRE_OK(consumer);
     KEEL_REQUIRE_OK((*consumer)->next(std::chrono::milliseconds(1000)));
     KEEL_REQUIRE_OK((*consumer)->commit(12, "state"));
+    Query orders;
+    orders.entity_prefix = "order:";
+    orders.lane = 0;
+    KEEL_REQUIRE_OK(DurableConsumer::open(**store, "orders", orders));
   }
   Run listed = keel_cli(scratch, "consumers " + dir);
   REQUIRE(listed.exit_code == 0);
@@ -118,11 +122,15 @@ TEST_CASE("keel consumers shows each durable consumer's cursor and lag", "[cli][
   CHECK(contains(listed.out, "billing"));
   CHECK(contains(listed.out, " 12 "));  // cursor
   CHECK(contains(listed.out, " 18 "));  // 30 - 12 events behind
+  CHECK(contains(listed.out, "FILTER"));
+  CHECK(contains(listed.out, " {}\n"));  // billing reads every event
+  CHECK(contains(listed.out, R"( {"entity_prefix":"order:","lane":0})"));
 }
 
-TEST_CASE("keel retain moves the floor, is held back by a consumer unless --force, and refuses "
-          "bad usage",
-          "[cli][retention]") {
+TEST_CASE(
+    "keel retain moves the floor, is held back by a consumer unless --force, and refuses "
+    "bad usage",
+    "[cli][retention]") {
   TempDir scratch;
   const std::string dir = scratch / "store";
   {

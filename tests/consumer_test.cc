@@ -6,12 +6,16 @@
 // CursorAheadOfLog; durable consumers define applied across reopens.
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "format/byte_order.h"
+#include "format/format_constants.h"
 #include "keel/keel.h"
 #include "log/consumer_file.h"
+#include "log/sidecar_file.h"
 #include "platform/fault_file_system.h"
 #include "platform/memory_file_system.h"
 #include "test_support.h"
@@ -164,6 +168,64 @@ TEST_CASE(
   KEEL_REQUIRE_OK(seen);
   CHECK(*seen == 9);
   CHECK(payload_bytes == 0);
+}
+
+TEST_CASE(
+    "the reusing form of next fills the caller's Events exactly as the copying form, through "
+    "batches that shrink and grow",
+    "[consumer]") {
+  platform::MemoryFileSystem fs;
+  auto store = open_store(options_on(fs));
+  // Payloads from empty to 3 KiB, metadata on every third event only: a reused Event must take
+  // each field from its new event, never keep one from the last.
+  for (int i = 0; i < 150; ++i) {
+    AppendOptions with;
+    if (i % 3 == 0) with.metadata = "meta-" + std::string(i % 50, 'm');
+    if (i % 5 == 0) with.causation_id = EventId{};
+    with.lane = static_cast<uint32_t>(i % 2);
+    KEEL_REQUIRE_OK(store->append({"e:" + std::to_string(i % 7), i % 4 == 0 ? "" : "scope"}, kKind,
+                                  std::string(static_cast<size_t>((i * 97) % 3000), 'a' + i % 26),
+                                  with));
+  }
+  std::vector<Event> want;
+  {
+    auto all = Subscription::open(*store, Query{}, 0);
+    KEEL_REQUIRE_OK(all);
+    auto batch = (*all)->next(std::chrono::milliseconds(0));
+    KEEL_REQUIRE_OK(batch);
+    want = std::move(*batch);
+  }
+  REQUIRE(want.size() == 150);
+  SubscriptionOptions options;
+  options.batch_max = 20;
+  auto reusing = Subscription::open(*store, Query{}, 0, options);
+  KEEL_REQUIRE_OK(reusing);
+  std::vector<Event> batch;
+  size_t at = 0;
+  // Seeking back and forth makes the batches start at other events: the Events kept from one
+  // batch are filled with different ones in the next.
+  const uint64_t seeks[] = {0, 7, 3, 60, 59, 149, 100, 150};
+  for (uint64_t after : seeks) {
+    (*reusing)->seek(after);
+    at = after;
+    auto seen = (*reusing)->next(std::chrono::milliseconds(0), batch);
+    KEEL_REQUIRE_OK(seen);
+    REQUIRE(*seen == batch.size());
+    REQUIRE(batch.size() == std::min<size_t>(20, 150 - at));
+    for (size_t i = 0; i < batch.size(); ++i) CHECK(batch[i] == want[at + i]);
+  }
+  // A timeout delivers nothing and leaves an empty batch.
+  CHECK(batch.empty());
+  // Read through from 0 with the same vector: every event once, in order.
+  (*reusing)->seek(0);
+  std::vector<Event> got;
+  for (;;) {
+    auto seen = (*reusing)->next(std::chrono::milliseconds(0), batch);
+    KEEL_REQUIRE_OK(seen);
+    if (*seen == 0) break;
+    got.insert(got.end(), batch.begin(), batch.end());
+  }
+  CHECK(got == want);
 }
 
 // Query pages read their frames outside the store's mutex (store_query.cc): appends go on, and
@@ -540,7 +602,8 @@ TEST_CASE("a committed cursor beyond the recovered log is CursorAheadOfLog, neve
     KEEL_REQUIRE_OK(store->close());
   }
   // What a lost log end leaves behind: a cursor file naming sequence 25 of a 10-event log.
-  KEEL_REQUIRE_OK(log::write_consumer_cursor(fs, kDir, log::ConsumerCursor{"late", 1, 25, "s"}));
+  KEEL_REQUIRE_OK(
+      log::write_consumer_cursor(fs, kDir, log::ConsumerCursor{"late", 1, 25, "s", std::nullopt}));
   auto store = open_store(options_on(fs));
   CHECK(store->frontier()[Watermark::Applied].global_sequence == 10);  // it does not count
   auto consumer = DurableConsumer::open(*store, "late", Query{});
@@ -557,6 +620,130 @@ TEST_CASE("a committed cursor beyond the recovered log is CursorAheadOfLog, neve
   KEEL_REQUIRE_OK(reopened);
   CHECK((*reopened)->cursor() == 10);
   CHECK((*reopened)->state() == "rebuilt");
+}
+
+// The filter a consumer's cursor was committed under, as list_consumers shows it ("" when none).
+std::string recorded_filter(Store& store, const std::string& name) {
+  auto consumers = list_consumers(store);
+  KEEL_REQUIRE_OK(consumers);
+  for (const ConsumerInfo& c : *consumers) {
+    if (c.name == name) return c.filter;
+  }
+  FAIL("no consumer " << name);
+  return {};
+}
+
+TEST_CASE(
+    "a durable consumer keeps the filter its cursor was committed under: another is refused until "
+    "reset",
+    "[consumer]") {
+  platform::MemoryFileSystem fs;
+  {
+    auto store = open_store(options_on(fs));
+    append_mixed(*store, 30);
+    auto consumer = DurableConsumer::open(*store, "proj", entity_prefix("order:"));
+    KEEL_REQUIRE_OK(consumer);
+    KEEL_REQUIRE_OK((*consumer)->next(kWait));
+    KEEL_REQUIRE_OK((*consumer)->commit((*consumer)->position(), "orders-state"));
+    KEEL_REQUIRE_OK(store->close());
+  }
+  auto store = open_store(options_on(fs));
+  CHECK(recorded_filter(*store, "proj") == R"({"entity_prefix":"order:"})");
+  const uint64_t committed = (*log::read_consumer_cursor(fs, kDir, "proj"))->cursor;
+  REQUIRE(committed > 0);
+  // Every event, or other entities: its cursor does not vouch for those events.
+  for (const Query& other : {Query{}, entity_prefix("user:"), entity_prefix("order")}) {
+    auto refused = DurableConsumer::open(*store, "proj", other);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().code() == ErrorCode::InvalidArgument);
+    CHECK(*refused.error().field("argument") == ErrorFieldValue(std::string("filter")));
+  }
+  CHECK((*log::read_consumer_cursor(fs, kDir, "proj"))->cursor == committed);
+  // The page fields are not part of a filter.
+  Query same = entity_prefix("order:");
+  same.limit = 7;
+  same.with_payload = true;
+  {
+    auto reopened = DurableConsumer::open(*store, "proj", same);
+    KEEL_REQUIRE_OK(reopened);
+    CHECK((*reopened)->cursor() == committed);
+    CHECK((*reopened)->state() == "orders-state");
+  }
+  // The way to another filter: rebuild the state, reset, open with the new filter.
+  KEEL_REQUIRE_OK(DurableConsumer::reset(*store, "proj", 0, "rebuilt-for-all"));
+  CHECK(recorded_filter(*store, "proj").empty());
+  {
+    auto all = DurableConsumer::open(*store, "proj", Query{});
+    KEEL_REQUIRE_OK(all);
+    CHECK((*all)->state() == "rebuilt-for-all");
+  }
+  CHECK(recorded_filter(*store, "proj") == "{}");
+  CHECK_FALSE(DurableConsumer::open(*store, "proj", entity_prefix("order:")).ok());
+}
+
+TEST_CASE("a consumer's filter is recorded as canonical JSON of the fields set", "[consumer]") {
+  platform::MemoryFileSystem fs;
+  auto store = open_store(options_on(fs));
+  append_mixed(*store, 5);
+  Query every;
+  every.entity = "ord\"er\\1";
+  every.lane = 2;
+  every.clock_from = 3;
+  every.clock_to = 9;
+  every.scope = "s";
+  every.kind = EventKind::make(1, 5);
+  every.category = 1;
+  every.correlation_id = EventId{1, 2};
+  every.sequence_from = 4;
+  every.sequence_to = 400;
+  every.hlc_from = Hlc{10, 1};
+  every.hlc_to = Hlc{20, 0};
+  KEEL_REQUIRE_OK(DurableConsumer::open(*store, "every", every));
+  CHECK(recorded_filter(*store, "every") ==
+        R"({"entity":"ord\"er\\1","lane":2,"clock_from":3,"clock_to":9,"scope":"s","kind":4101,)"
+        R"("category":1,"correlation_id":"00000000000000010000000000000002","sequence_from":4,)"
+        R"("sequence_to":400,"hlc_from":[10,1],"hlc_to":[20,0]})");
+  // Fields at their defaults are left out: they match the same events as unset ones.
+  Query defaults = entity_prefix("order:");
+  defaults.clock_from = 1;
+  defaults.sequence_to = UINT64_MAX;
+  KEEL_REQUIRE_OK(DurableConsumer::open(*store, "defaults", defaults));
+  CHECK(recorded_filter(*store, "defaults") == R"({"entity_prefix":"order:"})");
+}
+
+TEST_CASE("a version 1 consumer file, which has no filter, opens and records the filter",
+          "[consumer]") {
+  platform::MemoryFileSystem fs;
+  {
+    auto store = open_store(options_on(fs));
+    append_mixed(*store, 10);
+    KEEL_REQUIRE_OK(store->close());
+  }
+  // FORMAT.md 8.9, version 1: epoch, cursor, state length, name length, name, state.
+  const std::string name = "old", state = "st";
+  std::vector<std::byte> payload(26 + name.size() + state.size());
+  format::store_u64(payload.data(), 1);
+  format::store_u64(payload.data() + 8, 4);
+  format::store_u64(payload.data() + 16, state.size());
+  format::store_u16(payload.data() + 24, static_cast<uint16_t>(name.size()));
+  std::memcpy(payload.data() + 26, name.data(), name.size());
+  std::memcpy(payload.data() + 26 + name.size(), state.data(), state.size());
+  KEEL_REQUIRE_OK(
+      log::write_sidecar(fs, kDir, "CONSUMER.old", format::SidecarKind::Cursor, 1, payload));
+  auto store = open_store(options_on(fs));
+  CHECK(store->frontier()[Watermark::Applied].global_sequence == 4);
+  CHECK(recorded_filter(*store, "old").empty());
+  {
+    auto consumer = DurableConsumer::open(*store, "old", entity_prefix("user:"));
+    KEEL_REQUIRE_OK(consumer);
+    CHECK((*consumer)->cursor() == 4);
+    CHECK((*consumer)->state() == "st");
+  }
+  CHECK(recorded_filter(*store, "old") == R"({"entity_prefix":"user:"})");
+  auto file = log::read_consumer_cursor(fs, kDir, "old");
+  KEEL_REQUIRE_OK(file);
+  CHECK((*file)->cursor == 4);
+  CHECK((*file)->state == "st");
 }
 
 TEST_CASE("a failed commit changes nothing and the next commit covers both", "[consumer][fault]") {

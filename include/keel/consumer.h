@@ -76,6 +76,10 @@ class Subscription {
   // how many it saw: 0 when the timeout passed first.
   using Visit = std::function<void(const EventView&)>;
   Result<size_t> next(std::chrono::milliseconds timeout, const Visit& visit);
+  // The same into `batch` (replaced by the batch; empty when the timeout passed first), reusing
+  // the Events the caller passes back and those the subscription kept from earlier batches: a
+  // reader that passes the same vector each time copies bytes without allocating. Returns its size.
+  Result<size_t> next(std::chrono::milliseconds timeout, std::vector<Event>& batch);
 
   // Every matching event at or below position() has been delivered, and none above it: it moves
   // past the last delivered event, and past events that do not match once they are visible.
@@ -92,6 +96,7 @@ class Subscription {
   bool read_only_;   // then next() polls with Store::refresh() (a writer in another process)
   Query query_;
   uint64_t position_;
+  std::vector<Event> spare_;  // Events a shorter batch left over, reused by the next (one batch)
 };
 
 // A Subscription on a thread it owns: `deliver` is called with each batch, in order, until stop(),
@@ -124,6 +129,7 @@ class Subscriber {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> running_{true};
   std::atomic<uint64_t> delivered_{0};
+  std::vector<Event> batch_;  // reused from batch to batch
   Status ended_;
   std::thread thread_;
 };
@@ -144,8 +150,12 @@ class DurableConsumer {
   // writable store, creating it with cursor 0 (every matching event to come, from the first) when
   // it does not exist (in a store whose retention removed events that is CursorExpired and
   // nothing is created: create it with reset(), at first_retained - 1 or at the visible sequence).
-  // It resumes after its committed cursor. Errors: InvalidArgument (name,
-  // filter as Subscription::open, already open in this process), ReadOnlyStore, CorruptSidecar
+  // It resumes after its committed cursor. Its filter is kept in its file: a later open must pass
+  // a filter matching the same events (the same fields set to the same values), since its cursor
+  // only vouches for events of that filter. To change the filter, rebuild its state for the new
+  // one and reset() it: the next open records the filter it passes. Errors: InvalidArgument (name,
+  // filter as Subscription::open or not the recorded one, already open in this process),
+  // ReadOnlyStore, CorruptSidecar
   // (its file is damaged: remove() it and start again), CursorAheadOfLog {consumer, cursor,
   // recovered} (its cursor names events the recovered log does not hold: a crash or an accepted
   // data loss took them), CursorExpired (events after its cursor were removed), Io.
@@ -185,8 +195,9 @@ class DurableConsumer {
   // in this process; absent is fine. Io.
   static Status remove(Store& store, std::string_view name);
   // Sets consumer `name`'s cursor and state (creating it when absent), durably: the resync after
-  // CursorExpired (cursor = first_retained - 1, the state rebuilt from a snapshot), or a new
-  // consumer that starts now (cursor = the visible sequence). Moving a cursor back lowers applied
+  // CursorExpired (cursor = first_retained - 1, the state rebuilt from a snapshot), a new
+  // consumer that starts now (cursor = the visible sequence), or a change of filter. It clears the
+  // recorded filter: the next open records the one it passes. Moving a cursor back lowers applied
   // through Store::reset_applied (logged). InvalidArgument while it is open in this process, or a
   // cursor above visible; ReadOnlyStore; PayloadTooLarge; Io, NoSpace.
   static Status reset(Store& store, std::string_view name, uint64_t cursor, std::string_view state);
@@ -196,6 +207,7 @@ class DurableConsumer {
   Status commit_locked(uint64_t cursor, std::string_view state);
   Store& store_;
   std::string name_;
+  std::string filter_;  // its canonical text, kept in its file
   ConsumerOptions options_;
   uint64_t cursor_ = 0;
   std::string state_;
@@ -208,6 +220,7 @@ struct ConsumerInfo {
   uint64_t cursor = 0;
   uint64_t epoch = 0;  // the store epoch that committed it
   uint64_t state_bytes = 0;
+  std::string filter;   // its filter as canonical JSON; empty when none is recorded (after reset)
   std::string problem;  // non-empty when the file is damaged (cursor then unknown)
 };
 // Errors: Io.

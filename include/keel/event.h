@@ -20,8 +20,8 @@ struct Hlc {
 
 // What an append returns. (epoch, sequence, chained_hash) identify the event even across a crash:
 // a crash can reissue a sequence above the durable point to another event, but never in the same
-// epoch with the same hash. A receipt from an append at Durability::Accepted or Written is void if a
-// crash or a poisoned writer comes before the event is durable.
+// epoch with the same hash. A receipt from an append at Durability::Accepted or Written is void if
+// a crash or a poisoned writer comes before the event is durable.
 struct Receipt {
   EventId event_id;
   uint64_t epoch = 0;
@@ -70,9 +70,13 @@ struct Event {
   Hash128 chained_hash;
 
   static Event from_view(const EventView& view);
+  // The same into this event, reusing its strings' capacity (a reader that keeps its Events
+  // between batches copies bytes without allocating).
+  void assign(const EventView& view);
   Receipt receipt() const {
     return Receipt{event_id, epoch, sequence, entity_clock, hlc, chained_hash};
   }
+  friend bool operator==(const Event&, const Event&) = default;
 };
 
 }  // namespace keel

@@ -5,6 +5,7 @@
 #include <set>
 #include <utility>
 
+#include "consumers/filter_text.h"
 #include "consumers/invalid_argument.h"
 #include "keel/consumer.h"
 #include "log/consumer_file.h"
@@ -82,6 +83,7 @@ Result<std::unique_ptr<DurableConsumer>> DurableConsumer::open(Store& store, std
   }
   // From here the handle owns the claim: its destructor releases it on every error path.
   std::unique_ptr<DurableConsumer> consumer(new DurableConsumer(store, owned, options));
+  consumer->filter_ = consumers::filter_text(filter);
   platform::FileSystem& fs = StoreInternals::file_system(store);
   KEEL_ASSIGN_OR_RETURN(auto file, log::read_consumer_cursor(fs, store.directory(), owned));
   if (file) {
@@ -92,6 +94,14 @@ Result<std::unique_ptr<DurableConsumer>> DurableConsumer::open(Store& store, std
           .with("cursor", file->cursor)
           .with("recovered", visible);
     }
+    // Its cursor says which events matching its filter were applied: under another filter the
+    // events that match only the new one would be skipped, never applied.
+    if (file->filter && *file->filter != consumer->filter_) {
+      return invalid_argument("filter",
+                              "consumer " + owned + " committed its cursor under the filter " +
+                                  *file->filter + ", this open passes " + consumer->filter_ +
+                                  " (to change it, rebuild its state and reset() it)");
+    }
     consumer->cursor_ = file->cursor;
     consumer->state_ = std::move(file->state);
   }
@@ -99,9 +109,14 @@ Result<std::unique_ptr<DurableConsumer>> DurableConsumer::open(Store& store, std
       consumer->subscription_,
       Subscription::open(store, std::move(filter), consumer->cursor_, options.subscription));
   if (!file) {  // created only once it can start (not expired, the filter valid)
-    KEEL_TRY(log::write_consumer_cursor(fs, store.directory(),
-                                        log::ConsumerCursor{owned, store.epoch(), 0, {}}));
+    KEEL_TRY(log::write_consumer_cursor(
+        fs, store.directory(),
+        log::ConsumerCursor{owned, store.epoch(), 0, {}, consumer->filter_}));
     KEEL_TRY(count_in_applied(store, owned, 0));
+  } else if (!file->filter) {  // its first open since reset() (or since a version 1 file)
+    file->state = consumer->state_;
+    file->filter = consumer->filter_;
+    KEEL_TRY(log::write_consumer_cursor(fs, store.directory(), *file));
   }
   return consumer;
 }
@@ -131,7 +146,7 @@ Status DurableConsumer::commit_locked(uint64_t cursor, std::string_view state) {
   }
   // Nothing persisted may name a sequence a crash could take back (DESIGN.md §4).
   KEEL_TRY(store_.wait_for(Watermark::Durable, cursor, options_.commit_timeout));
-  log::ConsumerCursor file{name_, store_.epoch(), cursor, std::string(state)};
+  log::ConsumerCursor file{name_, store_.epoch(), cursor, std::string(state), filter_};
   KEEL_TRY(
       log::write_consumer_cursor(StoreInternals::file_system(store_), store_.directory(), file));
   cursor_ = cursor;
@@ -168,7 +183,7 @@ Status DurableConsumer::reset(Store& store, std::string_view name, uint64_t curs
   KEEL_TRY(store.wait_for(Watermark::Durable, cursor, std::chrono::milliseconds(5'000)));
   KEEL_TRY(log::write_consumer_cursor(
       StoreInternals::file_system(store), store.directory(),
-      log::ConsumerCursor{owned, store.epoch(), cursor, std::string(state)}));
+      log::ConsumerCursor{owned, store.epoch(), cursor, std::string(state), std::nullopt}));
   return count_in_applied(store, owned, cursor);
 }
 
@@ -187,6 +202,7 @@ Result<std::vector<ConsumerInfo>> list_consumers(Store& store) {
       info.cursor = (*file)->cursor;
       info.epoch = (*file)->epoch;
       info.state_bytes = (*file)->state.size();
+      info.filter = (*file)->filter.value_or("");
     } else {
       continue;  // removed since it was listed
     }

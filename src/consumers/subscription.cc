@@ -114,6 +114,29 @@ Result<std::vector<Event>> Subscription::next(std::chrono::milliseconds timeout)
   return events;
 }
 
+Result<size_t> Subscription::next(std::chrono::milliseconds timeout, std::vector<Event>& batch) {
+  size_t filled = 0;
+  auto seen = next(timeout, [&](const EventView& view) {
+    if (filled == batch.size()) {
+      if (spare_.empty()) {
+        batch.emplace_back();
+      } else {
+        batch.push_back(std::move(spare_.back()));
+        spare_.pop_back();
+      }
+    }
+    batch[filled++].assign(view);
+  });
+  if (!seen.ok()) filled = 0;  // nothing delivered: the position did not move
+  // The Events past this batch keep their buffers for the next one (at most one batch of them).
+  while (batch.size() > filled && spare_.size() < query_.limit) {
+    spare_.push_back(std::move(batch.back()));
+    batch.pop_back();
+  }
+  batch.resize(filled);
+  return seen;
+}
+
 // ---- Subscriber ----
 
 namespace {
@@ -139,13 +162,13 @@ Result<std::unique_ptr<Subscriber>> Subscriber::start(Store& store, Query filter
 
 void Subscriber::run() {
   while (!stopping_.load()) {
-    auto batch = subscription_->next(kStopPoll);
-    if (!batch.ok()) {
-      ended_ = std::move(batch).error();
+    auto seen = subscription_->next(kStopPoll, batch_);
+    if (!seen.ok()) {
+      ended_ = std::move(seen).error();
       break;
     }
-    if (!batch->empty()) {
-      Status delivered = deliver_(*batch);
+    if (*seen > 0) {
+      Status delivered = deliver_(batch_);
       if (!delivered.ok()) {
         ended_ = std::move(delivered);
         break;

@@ -14,14 +14,15 @@ std::vector<std::byte> encode_sidecar(SidecarKind kind, uint32_t version,
   store_u32(bytes.data() + 16, static_cast<uint32_t>(kind));
   store_u32(bytes.data() + 20, version);
   store_u32(bytes.data() + 24, static_cast<uint32_t>(payload.size()));
-  if (!payload.empty()) std::memcpy(bytes.data() + kSidecarHeaderSize, payload.data(), payload.size());
+  if (!payload.empty())
+    std::memcpy(bytes.data() + kSidecarHeaderSize, payload.data(), payload.size());
   store_u64(bytes.data() + 8, checksum64(std::span(bytes).subspan(16)));
   return bytes;
 }
 
 Result<std::span<const std::byte>> decode_sidecar(std::span<const std::byte> bytes,
                                                   SidecarKind kind, uint32_t supported_version,
-                                                  const std::string& path) {
+                                                  const std::string& path, uint32_t* version_out) {
   auto corrupt = [&](const char* reason) {
     return StoreError(ErrorCode::CorruptSidecar).with("path", path).with("reason", reason);
   };
@@ -43,6 +44,7 @@ Result<std::span<const std::byte>> decode_sidecar(std::span<const std::byte> byt
         .with("supported", uint64_t{supported_version});
   }
   if (version == 0) return corrupt("version 0");
+  if (version_out != nullptr) *version_out = version;
   return bytes.subspan(kSidecarHeaderSize, length);
 }
 

@@ -22,9 +22,11 @@ std::vector<std::byte> encode_sidecar(SidecarKind kind, uint32_t version,
 
 // Returns the payload (a view into `bytes`). A damaged envelope, another kind, or a length that
 // does not match is CorruptSidecar; a version above `supported_version` is UnsupportedVersion.
-// `path` only names the file in errors.
+// `path` only names the file in errors; `version`, when given, receives the file's version (1 to
+// supported_version).
 Result<std::span<const std::byte>> decode_sidecar(std::span<const std::byte> bytes,
                                                   SidecarKind kind, uint32_t supported_version,
-                                                  const std::string& path);
+                                                  const std::string& path,
+                                                  uint32_t* version = nullptr);
 
 }  // namespace keel::format

@@ -34,35 +34,49 @@ std::optional<std::string> consumer_name_of_file(std::string_view file_name) {
 }
 
 std::vector<std::byte> encode_consumer_cursor(const ConsumerCursor& c) {
-  std::vector<std::byte> out(kConsumerFixedBytes + c.name.size() + c.state.size());
+  const std::string_view filter = c.filter ? std::string_view(*c.filter) : std::string_view();
+  std::vector<std::byte> out(kConsumerFixedBytes + c.name.size() + filter.size() + c.state.size());
   std::byte* p = out.data();
   format::store_u64(p, c.epoch);
   format::store_u64(p + 8, c.cursor);
   format::store_u64(p + 16, c.state.size());
   format::store_u16(p + 24, static_cast<uint16_t>(c.name.size()));
-  if (!c.name.empty()) std::memcpy(p + kConsumerFixedBytes, c.name.data(), c.name.size());
-  if (!c.state.empty()) {
-    std::memcpy(p + kConsumerFixedBytes + c.name.size(), c.state.data(), c.state.size());
+  format::store_u32(p + 26, static_cast<uint32_t>(filter.size()));
+  p += kConsumerFixedBytes;
+  for (std::string_view field : {std::string_view(c.name), filter, std::string_view(c.state)}) {
+    if (!field.empty()) std::memcpy(p, field.data(), field.size());
+    p += field.size();
   }
   return out;
 }
 
-const char* decode_consumer_cursor(std::span<const std::byte> payload, ConsumerCursor& c) {
-  if (payload.size() < kConsumerFixedBytes) return "shorter than its fixed fields";
+const char* decode_consumer_cursor(std::span<const std::byte> payload, uint32_t version,
+                                   ConsumerCursor& c) {
+  if (version != 1 && version != 2) return "an unknown version";
+  const size_t fixed = version == 1 ? kConsumerFixedBytesV1 : kConsumerFixedBytes;
+  if (payload.size() < fixed) return "shorter than its fixed fields";
   const std::byte* p = payload.data();
   c.epoch = format::load_u64(p);
   c.cursor = format::load_u64(p + 8);
   const uint64_t state_length = format::load_u64(p + 16);
   const uint16_t name_length = format::load_u16(p + 24);
+  const uint32_t filter_length = version == 1 ? 0 : format::load_u32(p + 26);
   if (state_length > kConsumerStateMax) return "its state is longer than the limit";
-  if (payload.size() != kConsumerFixedBytes + name_length + state_length) {
-    return "its length does not match its name and state lengths";
+  if (filter_length > kConsumerFilterMax) return "its filter is longer than the limit";
+  if (payload.size() != fixed + name_length + filter_length + state_length) {
+    return "its length does not match its name, filter and state lengths";
   }
   if (c.epoch == 0) return "a zero epoch";
-  const char* name = reinterpret_cast<const char*>(p + kConsumerFixedBytes);
+  const char* name = reinterpret_cast<const char*>(p + fixed);
   c.name.assign(name, name_length);
   if (check_consumer_name(c.name) != nullptr) return "a name that is not a consumer name";
-  c.state.assign(name + name_length, state_length);
+  const char* filter = name + name_length;
+  if (filter_length == 0) {
+    c.filter.reset();
+  } else {
+    c.filter.emplace(filter, filter_length);
+  }
+  c.state.assign(filter + filter_length, state_length);
   return nullptr;
 }
 
@@ -73,11 +87,12 @@ Result<std::optional<ConsumerCursor>> read_consumer_cursor(platform::FileSystem&
     return StoreError(ErrorCode::InvalidArgument).with("argument", "name").with("reason", problem);
   }
   const std::string file = consumer_file_name(name);
+  uint32_t version = 0;
   KEEL_ASSIGN_OR_RETURN(auto payload, read_sidecar(fs, directory, file, format::SidecarKind::Cursor,
-                                                   kConsumerFileVersion));
+                                                   kConsumerFileVersion, &version));
   if (!payload) return std::optional<ConsumerCursor>();
   ConsumerCursor cursor;
-  const char* problem = decode_consumer_cursor(*payload, cursor);
+  const char* problem = decode_consumer_cursor(*payload, version, cursor);
   if (problem == nullptr && cursor.name != name) problem = "it names another consumer";
   if (problem != nullptr) {
     return StoreError(ErrorCode::CorruptSidecar)
@@ -102,6 +117,11 @@ Status write_consumer_cursor(platform::FileSystem& fs, const std::string& direct
                              const ConsumerCursor& cursor) {
   if (const char* problem = check_consumer_name(cursor.name)) {
     return StoreError(ErrorCode::InvalidArgument).with("argument", "name").with("reason", problem);
+  }
+  if (cursor.filter && (cursor.filter->empty() || cursor.filter->size() > kConsumerFilterMax)) {
+    return StoreError(ErrorCode::InvalidArgument)
+        .with("argument", "filter")
+        .with("reason", "its text must be 1 to 4096 bytes");
   }
   if (cursor.state.size() > kConsumerStateMax) {
     return StoreError(ErrorCode::PayloadTooLarge)

@@ -19,10 +19,15 @@
 
 namespace keel::log {
 
-inline constexpr uint32_t kConsumerFileVersion = 1;
+// Version 2 added the filter; version 1 files (no filter recorded) are still read.
+inline constexpr uint32_t kConsumerFileVersion = 2;
 inline constexpr char kConsumerFilePrefix[] = "CONSUMER.";
 inline constexpr size_t kConsumerNameMax = 64;
-inline constexpr size_t kConsumerFixedBytes = 26;  // epoch, cursor, state length, name length
+// epoch, cursor, state length, name length[, filter length (version 2)]
+inline constexpr size_t kConsumerFixedBytesV1 = 26;
+inline constexpr size_t kConsumerFixedBytes = 30;
+// The filter's canonical text (consumers/filter_text.h) is far shorter.
+inline constexpr size_t kConsumerFilterMax = 4096;
 // The state kept with a cursor; larger state belongs in a snapshot.
 inline constexpr uint64_t kConsumerStateMax = 16ull << 20;
 
@@ -31,6 +36,9 @@ struct ConsumerCursor {
   uint64_t epoch = 0;   // the store epoch that committed it
   uint64_t cursor = 0;  // the consumer applied every matching event up to this sequence (0: none)
   std::string state;    // the consumer's own bytes, committed with the cursor
+  // The filter the cursor was committed under, as canonical text (consumers/filter_text.h);
+  // nullopt when none is recorded (a version 1 file, or reset: the next open records its own).
+  std::optional<std::string> filter;
   friend bool operator==(const ConsumerCursor&, const ConsumerCursor&) = default;
 };
 
@@ -43,9 +51,12 @@ std::string consumer_file_name(std::string_view name);
 // after the prefix, and nothing else: `CONSUMER.x.tmp` is not one).
 std::optional<std::string> consumer_name_of_file(std::string_view file_name);
 
+// The payload of a current-version file.
 std::vector<std::byte> encode_consumer_cursor(const ConsumerCursor& cursor);
-// Decodes the payload (the envelope checked); nullptr on success, else what is wrong.
-const char* decode_consumer_cursor(std::span<const std::byte> payload, ConsumerCursor& cursor);
+// Decodes the payload of a file of `version` (1 or 2; the envelope checked); nullptr on success,
+// else what is wrong.
+const char* decode_consumer_cursor(std::span<const std::byte> payload, uint32_t version,
+                                   ConsumerCursor& cursor);
 
 // The cursor of consumer `name`, or nullopt when it has none. A file whose name disagrees with
 // its content is CorruptSidecar (a copied file). Errors: CorruptSidecar, UnsupportedVersion, Io.
@@ -55,8 +66,8 @@ Result<std::optional<ConsumerCursor>> read_consumer_cursor(platform::FileSystem&
 // The names of every consumer file in `directory`, sorted. Io.
 Result<std::vector<std::string>> list_consumers(platform::FileSystem& fs,
                                                 const std::string& directory);
-// Durably replaces the cursor file (atomic, log/sidecar_file.h). InvalidArgument (name),
-// PayloadTooLarge (state above kConsumerStateMax), Io, NoSpace.
+// Durably replaces the cursor file (atomic, log/sidecar_file.h). InvalidArgument (name, a filter
+// empty or above kConsumerFilterMax), PayloadTooLarge (state above kConsumerStateMax), Io, NoSpace.
 Status write_consumer_cursor(platform::FileSystem& fs, const std::string& directory,
                              const ConsumerCursor& cursor);
 // Removes the cursor file and syncs the directory; absent is fine. Io.

@@ -31,18 +31,16 @@ Status replace_file(platform::FileSystem& fs, const std::string& directory, cons
   return fs.sync_directory(directory);
 }
 
-Result<std::optional<std::vector<std::byte>>> read_sidecar(platform::FileSystem& fs,
-                                                           const std::string& directory,
-                                                           const std::string& name,
-                                                           format::SidecarKind kind,
-                                                           uint32_t supported_version) {
+Result<std::optional<std::vector<std::byte>>> read_sidecar(
+    platform::FileSystem& fs, const std::string& directory, const std::string& name,
+    format::SidecarKind kind, uint32_t supported_version, uint32_t* version) {
   std::string path = platform::join_path(directory, name);
   KEEL_ASSIGN_OR_RETURN(bool present, fs.exists(path));
   if (!present) return std::optional<std::vector<std::byte>>();
   KEEL_ASSIGN_OR_RETURN(auto file, fs.open(path, platform::OpenMode::ReadOnly));
   KEEL_ASSIGN_OR_RETURN(auto bytes, platform::read_file(*file));
   KEEL_ASSIGN_OR_RETURN(auto payload,
-                        format::decode_sidecar(bytes, kind, supported_version, path));
+                        format::decode_sidecar(bytes, kind, supported_version, path, version));
   return std::optional<std::vector<std::byte>>(
       std::vector<std::byte>(payload.begin(), payload.end()));
 }

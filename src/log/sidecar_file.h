@@ -16,7 +16,7 @@ namespace keel::log {
 // Atomically replaces `directory/name` with `bytes`: NAME.tmp written and fdatasync'd, renamed over
 // NAME, the directory fsync'd. After a failure (or crash) the file holds the old or the new bytes.
 Status replace_file(platform::FileSystem& fs, const std::string& directory, const std::string& name,
-                   std::span<const std::byte> bytes);
+                    std::span<const std::byte> bytes);
 
 // Atomically replaces `directory/name` with a sidecar holding `payload`. After success the new
 // content is durable; after a failure (or crash) the file holds either the old or the new content.
@@ -27,10 +27,9 @@ Status write_sidecar(platform::FileSystem& fs, const std::string& directory,
 
 // The payload of `directory/name`, or nullopt if the file does not exist. A damaged file is
 // CorruptSidecar, a newer version UnsupportedVersion, a read failure Io: never "absent".
-Result<std::optional<std::vector<std::byte>>> read_sidecar(platform::FileSystem& fs,
-                                                           const std::string& directory,
-                                                           const std::string& name,
-                                                           format::SidecarKind kind,
-                                                           uint32_t supported_version);
+// `version`, when given, receives the file's version.
+Result<std::optional<std::vector<std::byte>>> read_sidecar(
+    platform::FileSystem& fs, const std::string& directory, const std::string& name,
+    format::SidecarKind kind, uint32_t supported_version, uint32_t* version = nullptr);
 
 }  // namespace keel::log

@@ -4,21 +4,31 @@ namespace keel {
 
 Event Event::from_view(const EventView& v) {
   Event e;
-  e.sequence = v.sequence;
-  e.epoch = v.epoch;
-  e.event_id = v.event_id;
-  e.coordinate = Coordinate{std::string(v.entity), std::string(v.scope)};
-  e.kind = v.kind;
-  e.lane = v.lane;
-  e.entity_clock = v.entity_clock;
-  e.hlc = v.hlc;
-  e.correlation_id = v.correlation_id;
-  e.causation_id = v.causation_id;
-  if (v.metadata) e.metadata = std::string(*v.metadata);
-  e.payload = std::string(v.payload);
-  e.prev_hash = v.prev_hash;
-  e.chained_hash = v.chained_hash;
+  e.assign(v);
   return e;
+}
+
+void Event::assign(const EventView& v) {
+  sequence = v.sequence;
+  epoch = v.epoch;
+  event_id = v.event_id;
+  coordinate.entity.assign(v.entity);
+  coordinate.scope.assign(v.scope);
+  kind = v.kind;
+  lane = v.lane;
+  entity_clock = v.entity_clock;
+  hlc = v.hlc;
+  correlation_id = v.correlation_id;
+  causation_id = v.causation_id;
+  if (v.metadata) {
+    if (!metadata) metadata.emplace();
+    metadata->assign(*v.metadata);
+  } else {
+    metadata.reset();
+  }
+  payload.assign(v.payload);
+  prev_hash = v.prev_hash;
+  chained_hash = v.chained_hash;
 }
 
 }  // namespace keel

@@ -421,8 +421,9 @@ const std::vector<Command>& commands() {
         "One row per consumer: NAME, CURSOR (the last sequence it committed as applied),\n"
         "LAG_EVENTS (visible sequences after the cursor, matching its filter or not), LAG_MS (HLC\n"
         "wall time from the cursor's event to the newest visible one; '-' when that event is not\n"
-        "readable), EPOCH (of its last commit) and STATE_BYTES. A damaged cursor file is reported\n"
-        "on its row and the command exits 1.\n\n"
+        "readable), EPOCH (of its last commit), STATE_BYTES and FILTER (the filter its cursor was\n"
+        "committed under, as JSON; '-' when none is recorded, after a reset). A damaged cursor\n"
+        "file is reported on its row and the command exits 1.\n\n"
         "example: keel consumers ./orders",
         {},
         1, 1},

@@ -24,8 +24,8 @@ int run_consumers(const ParsedArgs& args) {
   if (visible > 0) {
     if (auto newest = store->read(visible); newest.ok()) newest_ms = newest->hlc.wall_ms;
   }
-  std::printf("%-24s %12s %12s %12s %8s %12s\n", "NAME", "CURSOR", "LAG_EVENTS", "LAG_MS", "EPOCH",
-              "STATE_BYTES");
+  std::printf("%-24s %12s %12s %12s %8s %12s  %s\n", "NAME", "CURSOR", "LAG_EVENTS", "LAG_MS",
+              "EPOCH", "STATE_BYTES", "FILTER");
   int damaged = 0;
   for (const ConsumerInfo& c : *consumers) {
     if (!c.problem.empty()) {
@@ -42,10 +42,11 @@ int run_consumers(const ParsedArgs& args) {
     } else if (auto at = store->read(c.cursor); at.ok() && newest_ms >= at->hlc.wall_ms) {
       lag_ms = std::to_string(newest_ms - at->hlc.wall_ms);
     }
-    std::printf("%-24s %12llu %12s %12s %8llu %12llu\n", c.name.c_str(),
+    std::printf("%-24s %12llu %12s %12s %8llu %12llu  %s\n", c.name.c_str(),
                 static_cast<unsigned long long>(c.cursor), lag_events.c_str(), lag_ms.c_str(),
                 static_cast<unsigned long long>(c.epoch),
-                static_cast<unsigned long long>(c.state_bytes));
+                static_cast<unsigned long long>(c.state_bytes),
+                c.filter.empty() ? "-" : c.filter.c_str());
   }
   return damaged == 0 ? 0 : 1;
 }
