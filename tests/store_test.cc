@@ -1,6 +1,7 @@
 // Store API unit tests: every call's happy path and every Domain error path.
 #include <sys/wait.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <string>
@@ -286,6 +287,125 @@ TEST_CASE("open refuses bad options and a missing directory", "[store]") {
   options.segment_size = 8192;
   options.lanes_max = 0;
   CHECK(Store::open(dir / "x", options).error().is(ErrorCode::InvalidArgument));
+}
+
+AppendOptions written() {
+  AppendOptions options;
+  options.durability = Durability::Written;
+  return options;
+}
+
+// The POSIX file system, counting the bytes read through it.
+class ReadCountingFileSystem final : public platform::FileSystem {
+ public:
+  uint64_t bytes_read() const { return bytes_read_.load(); }
+  Result<std::unique_ptr<platform::File>> open(const std::string& path,
+                                               platform::OpenMode mode) override {
+    KEEL_ASSIGN_OR_RETURN(auto file, base_.open(path, mode));
+    return std::unique_ptr<platform::File>(new Counted(std::move(file), bytes_read_));
+  }
+  Status rename(const std::string& from, const std::string& to) override {
+    return base_.rename(from, to);
+  }
+  Status remove(const std::string& path) override { return base_.remove(path); }
+  Status sync_directory(const std::string& path) override { return base_.sync_directory(path); }
+  Status create_directory(const std::string& path) override {
+    return base_.create_directory(path);
+  }
+  Result<std::vector<std::string>> list_directory(const std::string& path) override {
+    return base_.list_directory(path);
+  }
+  Result<bool> exists(const std::string& path) override { return base_.exists(path); }
+  Result<std::unique_ptr<platform::FileLock>> lock(const std::string& path,
+                                                   platform::LockMode mode) override {
+    return base_.lock(path, mode);
+  }
+
+ private:
+  class Counted final : public platform::File {
+   public:
+    Counted(std::unique_ptr<platform::File> file, std::atomic<uint64_t>& read)
+        : file_(std::move(file)), read_(read) {}
+    Result<size_t> read_at(uint64_t offset, std::span<std::byte> out) override {
+      KEEL_ASSIGN_OR_RETURN(size_t got, file_->read_at(offset, out));
+      read_ += got;
+      return got;
+    }
+    Status write_at(uint64_t offset, std::span<const std::byte> data) override {
+      return file_->write_at(offset, data);
+    }
+    Status sync_data() override { return file_->sync_data(); }
+    Status truncate(uint64_t size) override { return file_->truncate(size); }
+    Status allocate(uint64_t offset, uint64_t length) override {
+      return file_->allocate(offset, length);
+    }
+    Result<uint64_t> size() override { return file_->size(); }
+    const std::string& path() const override { return file_->path(); }
+
+   private:
+    std::unique_ptr<platform::File> file_;
+    std::atomic<uint64_t>& read_;
+  };
+  platform::FileSystem& base_ = platform::posix_file_system();
+  std::atomic<uint64_t> bytes_read_{0};
+};
+
+TEST_CASE(
+    "a read-only store's refresh reads the log again only when the writer added to it, and "
+    "then shows what it added",
+    "[store][read-only]") {
+  TempDir dir;
+  StoreOptions small = create_options();
+  small.segment_size = 64 << 10;  // several segments
+  auto writer = open_store(dir.path(), small);
+  for (int i = 0; i < 2000; ++i) {
+    KEEL_REQUIRE_OK(writer->append({"order:" + std::to_string(i % 50), ""}, kPlaced,
+                                   std::string(100, 'p'), written()));
+  }
+  KEEL_REQUIRE_OK(writer->sync());
+  ReadCountingFileSystem counting;
+  StoreOptions read_only;
+  read_only.read_only = true;
+  read_only.file_system = &counting;
+  auto reader = Store::open(dir.path(), read_only);
+  KEEL_REQUIRE_OK(reader);
+  // What the frames vouch for: less than the writer synced, as the frames written since its last
+  // sync wait for a later frame to say so.
+  const uint64_t shown = (*reader)->stats().sequence_visible;
+  CHECK(shown > 0);
+  const uint64_t open_read = counting.bytes_read();
+  REQUIRE(open_read > 200'000);  // the open read the log
+  // Nothing new: each refresh reads a frame header's worth, not the log.
+  for (int i = 0; i < 10; ++i) {
+    const uint64_t before = counting.bytes_read();
+    KEEL_REQUIRE_OK((*reader)->refresh());
+    CHECK(counting.bytes_read() - before <= 64);
+    CHECK((*reader)->stats().sequence_visible == shown);
+  }
+  // The writer appends: the next refresh reads again and shows it (through the frame before the
+  // newest, which the newest vouches for).
+  KEEL_REQUIRE_OK(writer->append({"order:1", ""}, kPlaced, "late"));
+  KEEL_REQUIRE_OK(writer->append({"order:1", ""}, kPlaced, "later"));
+  uint64_t before = counting.bytes_read();
+  KEEL_REQUIRE_OK((*reader)->refresh());
+  CHECK(counting.bytes_read() - before > 64);
+  CHECK((*reader)->stats().sequence_visible == 2001);
+  // The writer goes away: everything it wrote is shown.
+  KEEL_REQUIRE_OK(writer->close());
+  KEEL_REQUIRE_OK((*reader)->refresh());
+  CHECK((*reader)->stats().sequence_visible == 2002);
+  before = counting.bytes_read();
+  KEEL_REQUIRE_OK((*reader)->refresh());
+  CHECK(counting.bytes_read() - before <= 64);
+  // A new segment (rotation) reloads too.
+  auto again = open_store(dir.path(), small);
+  for (int i = 0; i < 1000; ++i) {
+    KEEL_REQUIRE_OK(again->append({"order:2", ""}, kPlaced, std::string(100, 'q'), written()));
+  }
+  KEEL_REQUIRE_OK(again->sync());
+  KEEL_REQUIRE_OK(again->append({"order:2", ""}, kPlaced, "vouches"));
+  KEEL_REQUIRE_OK((*reader)->refresh());
+  CHECK((*reader)->stats().sequence_visible == 3002);
 }
 
 TEST_CASE("a second writable open is StoreLocked, a read-only open works beside the writer",

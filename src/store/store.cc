@@ -1,9 +1,11 @@
 // Store: open, load (recovery -> index), close, stats, and the public facade.
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <map>
 #include <thread>
 
+#include "format/format_constants.h"
 #include "format/record.h"
 #include "keel/coordinate.h"
 #include "log/consumer_file.h"
@@ -118,6 +120,11 @@ Result<std::unique_ptr<Store::Impl>> Store::Impl::open(const std::string& direct
 // before it is believed; a writable open is never retried (nothing writes beside it).
 Status Store::Impl::load(const log::LogOptions& log_options) {
   constexpr int kReadOnlyAttempts = 5;
+  files_seen_.reset();
+  if (log_options.read_only) {
+    // Unseen (a missing directory: the load says so), the next refresh reloads.
+    if (auto seen = see_files(); seen.ok()) files_seen_ = std::move(*seen);
+  }
   for (int attempt = 1;; ++attempt) {
     Status loaded = load_once(log_options);
     if (loaded.ok() || !log_options.read_only || attempt == kReadOnlyAttempts ||
@@ -351,6 +358,36 @@ Status Store::Impl::restore_durable_consumers() {
   return ok_status();
 }
 
+Result<Store::Impl::FilesSeen> Store::Impl::see_files() {
+  FilesSeen seen;
+  KEEL_ASSIGN_OR_RETURN(seen.entries, fs_.list_directory(directory_));
+  std::sort(seen.entries.begin(), seen.entries.end());
+  KEEL_ASSIGN_OR_RETURN(seen.writer_live, writer_is_live());
+  return seen;
+}
+
+// A writer only appends to its last segment (or starts the next one, a new file): with the same
+// files and no byte after the recovered end, a reload would recover the same log and show the
+// same prefix. Anything else (a sidecar replaced through its .tmp, a truncated tail, a new epoch
+// that wrote a record) reloads.
+Result<bool> Store::Impl::files_changed() {
+  if (!files_seen_ || log_->recovered().segments.empty()) return true;
+  KEEL_ASSIGN_OR_RETURN(FilesSeen now, see_files());
+  if (now.entries != files_seen_->entries || now.writer_live != files_seen_->writer_live) {
+    return true;
+  }
+  const log::RecoveredSegment& last = log_->recovered().segments.back();
+  KEEL_ASSIGN_OR_RETURN(auto file, fs_.open(last.path, platform::OpenMode::ReadOnly));
+  KEEL_ASSIGN_OR_RETURN(uint64_t size, file->size());
+  if (size < last.data_end) return true;
+  std::array<std::byte, format::kFrameHeaderSize> after{};
+  const size_t want = static_cast<size_t>(std::min<uint64_t>(after.size(), size - last.data_end));
+  KEEL_ASSIGN_OR_RETURN(size_t got, file->read_at(last.data_end, std::span(after.data(), want)));
+  if (got != want) return true;
+  return std::any_of(after.begin(), after.begin() + want,
+                     [](std::byte b) { return b != std::byte{0}; });
+}
+
 // Whether a writable open holds the store's lock (probed with a shared lock, never creating LOCK).
 Result<bool> Store::Impl::writer_is_live() {
   std::string path = platform::join_path(directory_, format::kLockFileName);
@@ -383,6 +420,8 @@ Status Store::Impl::refresh() {
   std::lock_guard lock(mutex_);
   KEEL_TRY(check_open());
   if (log_->writer() != nullptr) return ok_status();  // a writable store is always current
+  KEEL_ASSIGN_OR_RETURN(bool changed, files_changed());
+  if (!changed) return ok_status();
   // Re-run read-only recovery into a fresh index: simple and exactly as strict as open. The
   // frontier restarts from the new prefix (consumers of a read-only store re-register).
   std::unique_lock rereading(segments_in_use_);  // reads outside the mutex end first

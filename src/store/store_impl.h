@@ -126,6 +126,17 @@ class Store::Impl {
   void image_loop();
   void stop_image_thread(writer::Lock& lock);
   Result<bool> writer_is_live();
+  // What a read-only load saw of the store's files before it read them: refresh() reloads only
+  // when they changed, so a follower polling an idle store does not re-read its log.
+  struct FilesSeen {
+    std::vector<std::string> entries;  // the directory's names, sorted
+    bool writer_live = false;
+  };
+  Result<FilesSeen> see_files();
+  // Whether a load now could show anything the last one did not: another set of files, a writer
+  // that came or went, or bytes after the last segment's recovered end (a frame begun).
+  Result<bool> files_changed();
+  std::optional<FilesSeen> files_seen_;
   Status check_open() const;
   Status check_writable(std::string_view operation) const;
 
