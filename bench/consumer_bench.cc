@@ -147,9 +147,17 @@ void run_appends(benchmark::State& state, int subscribers, bool views) {
 void BM_AppendWritten(benchmark::State& state) { run_appends(state, 0, false); }
 void BM_FanOut8(benchmark::State& state) { run_appends(state, 8, false); }
 void BM_FanOut8Views(benchmark::State& state) { run_appends(state, 8, true); }
-BENCHMARK(BM_AppendWritten)->Arg(100'000)->Arg(1'000'000)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_AppendWritten)
+    ->Arg(100'000)
+    ->Arg(1'000'000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_FanOut8)->Arg(100'000)->Arg(1'000'000)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_FanOut8Views)->Arg(100'000)->Arg(1'000'000)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_FanOut8Views)
+    ->Arg(100'000)
+    ->Arg(1'000'000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 // Append -> delivery latency at Durable: one caller appends one event at a time at
 // Durability::Durable (visible once durable, the default policy) while a subscription waits live on
