@@ -19,6 +19,7 @@
 //   BM_CatchUpScan          Store::scan over the same store (target: the subscription >= 0.8 x);
 //   BM_ReadOnlyRefresh      Store::refresh() of a read-only handle on that store beside its writer
 //                           (what a follower in another process pays per 20 ms poll);
+//   BM_ReadOnlyRefreshAfterAppends  the same after the writer appended 100 events;
 //   BM_DeliveryLatencyDurable  append -> delivery latency p50/p99 at Durable, one live subscriber;
 //   BM_ProbeFdatasyncLatency   the disk's pwrite + fdatasync latency p50/p99, beside it.
 // Wall time (the first two run threads that sleep and wake); medians over repetitions
@@ -357,6 +358,30 @@ void BM_ReadOnlyRefresh(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ReadOnlyRefresh)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// The same after the writer appended 100 events (not timed; the last one Durable, so its frame
+// vouches for the others): what a follower pays per poll beside a busy writer (it reads on from
+// where its last refresh ended).
+void BM_ReadOnlyRefreshAfterAppends(benchmark::State& state) {
+  CatchUpStore& s = catch_up_store();
+  StoreOptions options;
+  options.read_only = true;
+  auto follower = Store::open(s.dir + "/store", options);
+  if (!follower.ok()) fail("read-only open: " + follower.error().to_string());
+  for (auto _ : state) {
+    state.PauseTiming();
+    append_written(*s.store, 99);
+    if (!s.store->sync().ok()) fail("sync");
+    // A Durable append: its frame vouches for the 99 before it.
+    if (!s.store->append({"entity:0", "s"}, EventKind::make(1, 1), kPayload).ok()) fail("append");
+    s.events += 100;
+    const uint64_t shown = (*follower)->stats().sequence_visible;
+    state.ResumeTiming();
+    if (!(*follower)->refresh().ok()) fail("refresh");
+    if ((*follower)->stats().sequence_visible <= shown) fail("the refresh showed nothing new");
+  }
+}
+BENCHMARK(BM_ReadOnlyRefreshAfterAppends)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

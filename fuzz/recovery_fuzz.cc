@@ -23,7 +23,9 @@
 // - after a successful writable open, one appended event and a close, the store reopens with no
 //   repair to make, the sequence advanced by one and the event read back intact;
 // - recovery from a checkpoint taken at any record full recovery kept (as an index image names
-//   one) is used and keeps exactly the records after it, ending where full recovery ended; a
+//   one) is used and keeps exactly the records after it, ending where full recovery ended, also
+//   as a follower reads it (RecoveryOptions::follow: the resume segment read only as far as
+//   frames go); a
 //   checkpoint made of input bytes is used or rejected, never a crash, and fails only FailClosed;
 // - a tail dropped as torn (row TornTail) holds no frame that would have continued the log, at any
 //   byte offset (checked here by brute force): libFuzzer's own insert and erase mutations shift
@@ -325,6 +327,17 @@ void check_checkpoint_at(platform::MemoryFileSystem& fs, uint8_t epoch,
             recovered->segments.size() == full.segments.size() &&
             recovered->tail_rule == full.tail_rule,
         "recovery from a checkpoint ends elsewhere than full recovery");
+  // A follower (Store::refresh) reads the resume segment only as far as frames go: it keeps the
+  // same records and ends at the same sequence.
+  options.follow = true;
+  Visited followed;
+  auto follow = log::recover_log(fs, kDirectory, options, visitor(followed, nullptr));
+  if (!follow.ok()) std::fprintf(stderr, "%s\n", follow.error().to_string().c_str());
+  check(follow.ok() && follow->checkpoint_used, "a follower's recovery from a kept record failed");
+  check(followed.records == visited.records && follow->next_sequence == full.next_sequence &&
+            follow->segments.size() == full.segments.size() &&
+            follow->segments.back().data_end == full.segments.back().data_end,
+        "a follower's recovery keeps other records than recovery from the same checkpoint");
 }
 
 // A checkpoint made of input bytes: used or rejected, never a crash or an unexpected error.
@@ -341,6 +354,9 @@ void check_arbitrary_checkpoint(platform::MemoryFileSystem& fs, uint8_t epoch,
                                        fields[3] % (kSegmentSize * 2), fields[4] % (kSegmentSize * 2)};
   auto recovered = log::recover_log(fs, kDirectory, options, {});
   if (!recovered.ok()) check_error_class(recovered.error());
+  options.follow = true;  // as a follower reads it: never outside what it read
+  auto followed = log::recover_log(fs, kDirectory, options, {});
+  if (!followed.ok()) check_error_class(followed.error());
 }
 
 }  // namespace

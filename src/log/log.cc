@@ -51,8 +51,13 @@ Result<std::unique_ptr<Log>> Log::open(platform::FileSystem& fs, const std::stri
 
 // Reads END, which must not be later than the epoch file, and adds its point to the references.
 RecoveryOptions Log::recovery_options(RecoveryMode mode, uint64_t epoch, const LogOptions& options) {
-  RecoveryOptions recovery{mode, epoch, options.checkpoint, options.checkpoint_rejected,
-                           options.references, options.accept_data_loss};
+  RecoveryOptions recovery{mode,
+                           epoch,
+                           options.checkpoint,
+                           options.checkpoint_rejected,
+                           options.references,
+                           options.accept_data_loss,
+                           mode == RecoveryMode::ReadOnly && options.follow};
   if (log_end_) {  // first: among references to the same sequence, the error names END's point
     recovery.references.insert(
         recovery.references.begin(),

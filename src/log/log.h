@@ -21,6 +21,8 @@ namespace keel::log {
 struct LogOptions {
   bool create_if_missing = false;
   bool read_only = false;
+  // Read-only, with a checkpoint at the end of the last load: RecoveryOptions::follow.
+  bool follow = false;
   SegmentWriterOptions writer;
   // Recovery resumes at this checkpoint (log/recovery.h) when the log matches it.
   std::optional<Checkpoint> checkpoint;

@@ -270,6 +270,61 @@ class FenceTracker {
   std::vector<FenceRange> fences_;
 };
 
+// The segment a follower resumes in (RecoveryOptions::follow): its header and its frames from
+// the record before the resume point, read frame by frame in reads of at least 1 MiB, up to the
+// first place where no whole frame starts (zeros, a frame still being written, damage) or the end
+// of the file. The bytes between the header and that record are never read: the buffer is left
+// uninitialized there (nothing looks at them), so a 64 MiB preallocated segment costs what its
+// new frames cost.
+class FollowedSegment {
+ public:
+  Status read(platform::File& file, uint64_t size, uint64_t from) {
+    size_ = size;
+    buffer_.reset(new std::byte[size]);  // uninitialized
+    const uint64_t header = std::min<uint64_t>(size, format::kSegmentHeaderSize);
+    KEEL_ASSIGN_OR_RETURN(size_t got, file.read_at(0, std::span(buffer_.get(), header)));
+    end_ = got;
+    if (got < header) return ok_status();
+    uint64_t at = std::min(std::max<uint64_t>(from, header), size);
+    read_to_ = at;
+    for (;;) {
+      KEEL_TRY(read_up_to(file, at + format::kFrameHeaderSize));
+      if (read_to_ < at + format::kFrameHeaderSize) break;
+      format::FrameHeader frame;
+      uint64_t frame_size = 0;
+      auto decoded = format::decode_frame_header(
+          std::span<const std::byte>(buffer_.get() + at, read_to_ - at), frame, frame_size);
+      if (decoded == FrameDecode::Truncated && at + frame_size <= size) {
+        KEEL_TRY(read_up_to(file, at + frame_size));
+        decoded = format::decode_frame_header(
+            std::span<const std::byte>(buffer_.get() + at, read_to_ - at), frame, frame_size);
+      }
+      if (decoded != FrameDecode::Ok) break;
+      at += frame_size;
+    }
+    end_ = read_to_;
+    return ok_status();
+  }
+  std::span<const std::byte> bytes() const { return {buffer_.get(), end_}; }
+
+ private:
+  static constexpr uint64_t kReadMin = 1 << 20;
+  // Reads on from read_to_ to at least `want` (at least kReadMin; short only at the end).
+  Status read_up_to(platform::File& file, uint64_t want) {
+    if (want <= read_to_ || read_to_ >= size_) return ok_status();
+    const uint64_t length = std::min(size_ - read_to_, std::max(want - read_to_, kReadMin));
+    KEEL_ASSIGN_OR_RETURN(size_t got,
+                          file.read_at(read_to_, std::span(buffer_.get() + read_to_, length)));
+    read_to_ += got;
+    if (got < length) size_ = read_to_;  // the file is shorter than it was
+    return ok_status();
+  }
+  std::unique_ptr<std::byte[]> buffer_;
+  uint64_t size_ = 0;
+  uint64_t read_to_ = 0;  // [from, read_to_) is read
+  uint64_t end_ = 0;
+};
+
 class Recovery {
  public:
   Recovery(platform::FileSystem& fs, const std::string& directory, const RecoveryOptions& options,
@@ -490,16 +545,23 @@ class Recovery {
     const size_t resume_index = cp.resume_segment_id - first_id;
     std::vector<format::SegmentHeader> headers;
     std::vector<uint64_t> sizes;
-    std::vector<std::byte> bytes;
+    std::vector<std::byte> read;
+    FollowedSegment followed;
+    std::span<const std::byte> bytes;
     for (size_t i = 0; i <= resume_index; ++i) {
       KEEL_ASSIGN_OR_RETURN(auto handle, fs_.open(files[i].path, platform::OpenMode::ReadOnly));
       KEEL_ASSIGN_OR_RETURN(uint64_t size, handle->size());
-      if (i == resume_index) {
-        KEEL_ASSIGN_OR_RETURN(bytes, platform::read_file(*handle));
+      if (i == resume_index && options_.follow) {
+        KEEL_TRY(followed.read(*handle, size, cp.last_record_offset));
+        bytes = followed.bytes();
+      } else if (i == resume_index) {
+        KEEL_ASSIGN_OR_RETURN(read, platform::read_file(*handle));
+        bytes = read;
       } else {
-        bytes.assign(std::min<uint64_t>(size, format::kSegmentHeaderSize), std::byte{0});
-        KEEL_ASSIGN_OR_RETURN(size_t got, handle->read_at(0, bytes));
-        bytes.resize(got);
+        read.assign(std::min<uint64_t>(size, format::kSegmentHeaderSize), std::byte{0});
+        KEEL_ASSIGN_OR_RETURN(size_t got, handle->read_at(0, read));
+        read.resize(got);
+        bytes = read;
       }
       format::SegmentHeader header;
       uint32_t version = 0;
@@ -535,8 +597,8 @@ class Recovery {
       DecodedFrame last;
       const char* count_error = nullptr;
       if (cp.last_record_offset >= bytes.size() ||
-          format::decode_frame(std::span<const std::byte>(bytes).subspan(cp.last_record_offset),
-                               resume.segment_id, last) != FrameDecode::Ok ||
+          format::decode_frame(bytes.subspan(cp.last_record_offset), resume.segment_id, last) !=
+              FrameDecode::Ok ||
           cp.last_record_offset + last.size != cp.resume_offset ||
           last.header.epoch > state.max_epoch) {
         return reject("the record before its resume point is not there");

@@ -68,6 +68,12 @@ struct RecoveryOptions {
   // touched), or, with accept_data_loss, RecoveredLog::data_loss and the repairs as usual.
   std::vector<LogReference> references;
   bool accept_data_loss = false;
+  // A read-only store following a live writer from the end of its last load (the checkpoint):
+  // the checkpoint's segment is read from the record before the resume point frame by frame, up
+  // to where no frame starts, not to the end of its preallocation. What lies past that point the
+  // writer is still writing (or its own recovery will judge); the rows about bytes after damage
+  // see only what was read.
+  bool follow = false;
 };
 
 struct RecordPosition {

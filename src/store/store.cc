@@ -9,6 +9,7 @@
 #include "format/record.h"
 #include "keel/coordinate.h"
 #include "log/consumer_file.h"
+#include "log/epoch_file.h"
 #include "log/segment_files.h"
 #include "store/store_impl.h"
 #include "store/store_internals.h"
@@ -140,22 +141,34 @@ Status Store::Impl::load(const log::LogOptions& log_options) {
 
 // Builds the index from the records recovery keeps. A fence's events wait until its end record:
 // committed ones are added, cancelled ones (or a fence still open at the tail) stay hidden.
-Status Store::Impl::load_once(log::LogOptions log_options) {
-  index_source_ = "log";
+Status Store::Impl::load_once(log::LogOptions log_options, bool follow) {
   records_replayed_ = 0;
-  image_sequence_ = 0;
-  // A read-only open beside a live writer shows only the prefix the frames vouch for, reading the
-  // last segment as it grows: it recovers the log. Any other open starts from the image.
-  bool beside_writer = false;
-  if (log_options.read_only) {
-    KEEL_ASSIGN_OR_RETURN(beside_writer, writer_is_live());
+  bool rejected = false;
+  if (follow) {
+    // The index, the keys and the read tail go on; the log must continue where it ended.
+    log_options.checkpoint = follow_from_;
+    log_options.checkpoint_rejected = [&rejected](const std::string&) { rejected = true; };
+  } else {
+    index_source_ = "log";
+    image_sequence_ = 0;
+    tail_ = ReadTail();
+    shown_ = HlcPoint{};
+    KEEL_ASSIGN_OR_RETURN(keys_through_, load_keys());
+    if (keys_through_ != 0) {  // its keys were cut at a durable sequence: the log must hold it
+      log_options.references.push_back(log::LogReference{
+          platform::join_path(directory_, format::kIdempotencyFileName), keys_through_ + 1});
+    }
+    KEEL_TRY(restore_image(log_options, keys_through_));
   }
-  KEEL_ASSIGN_OR_RETURN(keys_through_, load_keys());
-  if (keys_through_ != 0) {  // its keys were cut at a durable sequence: the log must hold it
-    log_options.references.push_back(log::LogReference{
-        platform::join_path(directory_, format::kIdempotencyFileName), keys_through_ + 1});
+  follow_from_.reset();
+  // Beside a live writer the prefix shown reaches at least what is known durable before the scan:
+  // what the last load showed (follow), or the index image's point (written at a durable one).
+  HlcPoint durable_floor = shown_;
+  if (!follow && log_options.checkpoint) {
+    durable_floor.global_sequence = log_options.checkpoint->next_sequence - 1;
+    const uint64_t last = index_.last_visible_sequence();
+    durable_floor.wall_ms = last != 0 ? index_.hlc_at(last).wall_ms : 0;
   }
-  if (!beside_writer) KEEL_TRY(restore_image(log_options, keys_through_));
   log_options.accept_data_loss = options_.accept_data_loss;
   log_options.before_loss_recorded = [this](const log::DataLoss& loss) {
     return drop_references_above(loss);
@@ -216,32 +229,24 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
     }
   };
   // Read-only opens beside a live writer see only its durable prefix: the frames of the last
-  // segment that a later frame's durable_through claims were synced.
-  uint64_t tail_segment = 0;
-  uint64_t tail_durable_through = 0;
-  struct TailFrame {
-    uint64_t end;            // the frame's end offset
-    uint64_t next_sequence;  // the sequence after its events
-    uint64_t wall_ms;        // the HLC wall time of its last event
-  };
-  std::vector<TailFrame> tail_frames;
-  uint64_t last_wall_ms = 0;  // of the last recovered event
+  // segment that a later frame's durable_through claims were synced (tail_).
   auto visit = [&](const log::RecordPosition& position, const format::DecodedFrame& frame) {
     using format::RecordType;
+    if (rejected) return;  // follow: the log no longer continues there, and it starts over
     ++records_replayed_;
     if (log_options.read_only) {
-      if (position.segment_id != tail_segment) {
-        tail_segment = position.segment_id;
-        tail_durable_through = 0;
-        tail_frames.clear();
+      if (position.segment_id != tail_.segment) {
+        tail_.segment = position.segment_id;
+        tail_.durable_through = 0;
+        tail_.frames.clear();
       }
       const char* ignored;
       uint64_t events = format::is_system_record(frame.header.type)
                             ? 0
                             : format::record_event_count(frame, &ignored);
-      tail_durable_through = std::max(tail_durable_through, frame.header.durable_through);
-      tail_frames.push_back(
-          TailFrame{position.offset + frame.size, frame.header.sequence + events, last_wall_ms});
+      tail_.durable_through = std::max(tail_.durable_through, frame.header.durable_through);
+      tail_.frames.push_back(TailFrame{position.offset + frame.size, frame.header.sequence + events,
+                                       tail_.last_wall_ms});
     }
     if (frame.header.type == RecordType::FenceCommit ||
         frame.header.type == RecordType::FenceCancel) {
@@ -252,8 +257,8 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
     if (format::is_system_record(frame.header.type)) return;
     (void)format::decode_record_events(frame, [&](uint32_t i, const format::EventBody& e) {
       hlc_.observe(Hlc{e.hlc_wall_ms, e.hlc_logical});
-      last_wall_ms = e.hlc_wall_ms;
-      if (log_options.read_only) tail_frames.back().wall_ms = e.hlc_wall_ms;
+      tail_.last_wall_ms = e.hlc_wall_ms;
+      if (log_options.read_only) tail_.frames.back().wall_ms = e.hlc_wall_ms;
       marks_.note_lane(e.lane);
       Pending p{frame.header.sequence + i,
                 index::EventLocation{static_cast<uint32_t>(position.segment_id),
@@ -274,6 +279,12 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
     });
   };
   KEEL_ASSIGN_OR_RETURN(log_, log::Log::open(fs_, directory_, log_options, visit));
+  if (follow && (rejected || log_->epoch() != follow_epoch_)) {
+    // Another writer since (it may have cut what was not durable), or the log's start moved.
+    return StoreError(ErrorCode::InvalidArgument)
+        .with("argument", "follow")
+        .with("reason", "the log does not continue where the last load ended");
+  }
   for (const Pending& p : fenced) add(p, true);  // a fence open at the tail stays hidden
   if (failure) return *failure;
   const log::RecoveredLog& recovered = log_->recovered();
@@ -289,16 +300,16 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
                static_cast<uint64_t>(options_.idempotency_window.count()));
   if (recovered.checkpoint_used) {
     // What the tail's events did for the HLC and the lanes, the image's events do here.
-    index_source_ = "image";
+    if (!follow) index_source_ = "image";
     for (uint32_t lane : index_.lanes()) marks_.note_lane(lane);
     if (uint64_t last = index_.last_visible_sequence(); last != 0) {
       Hlc hlc = index_.hlc_at(last);
       hlc_.observe(hlc);
-      if (last_wall_ms == 0) last_wall_ms = hlc.wall_ms;
+      if (tail_.last_wall_ms == 0) tail_.last_wall_ms = hlc.wall_ms;
     }
   }
   // What this open shows: everything recovered, or a read-only open's durable prefix (below).
-  HlcPoint shown{last_wall_ms, recovered.next_sequence - 1};
+  HlcPoint shown{tail_.last_wall_ms, recovered.next_sequence - 1};
   if (log_options.read_only && !recovered.segments.empty() && !recovered.segments.back().sealed) {
     KEEL_ASSIGN_OR_RETURN(bool writer_live, writer_is_live());
     if (writer_live) {
@@ -308,17 +319,24 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
       const log::RecoveredSegment& last = recovered.segments.back();
       uint64_t durable_next = last.header.first_sequence;
       uint64_t durable_wall_ms = 0;  // unknown when the prefix ends before the last segment
-      if (tail_segment == last.header.segment_id) {
-        for (const TailFrame& frame : tail_frames) {
-          if (frame.end <= tail_durable_through) {
-            durable_next = frame.next_sequence;
-            durable_wall_ms = frame.wall_ms;
+      if (tail_.segment == last.header.segment_id) {
+        size_t vouched = 0;  // frames before the last vouched one are of no further use
+        for (size_t i = 0; i < tail_.frames.size(); ++i) {
+          if (tail_.frames[i].end <= tail_.durable_through) {
+            durable_next = tail_.frames[i].next_sequence;
+            durable_wall_ms = tail_.frames[i].wall_ms;
+            vouched = i;
           }
         }
+        tail_.frames.erase(tail_.frames.begin(), tail_.frames.begin() + vouched);
       }
       shown = HlcPoint{durable_wall_ms, durable_next - 1};
+      if (recovered.checkpoint_used && shown.global_sequence < durable_floor.global_sequence) {
+        shown = durable_floor;
+      }
     }
   }
+  shown_ = shown;
   // Every recovered event the store shows has reached every level (DESIGN.md §4: checked on load).
   marks_.bootstrap(shown);
   if (const log::SegmentWriter* writer = log_->writer()) {
@@ -331,6 +349,14 @@ Status Store::Impl::load_once(log::LogOptions log_options) {
     if (!problem.empty())
       return StoreError(ErrorCode::InvariantViolation).with("invariant", problem);
     KEEL_TRY(restore_durable_consumers());
+  } else if (!recovered.segments.empty() && recovered.open_fence() == nullptr) {
+    // A read-only store follows on from the end of this log. Not from inside an open fence: its
+    // end record would come without its begin (recovery refuses that), so the next refresh loads
+    // again at once.
+    const log::RecoveredSegment& last = recovered.segments.back();
+    follow_from_ = log::Checkpoint{recovered.next_sequence, recovered.max_epoch,
+                                   last.header.segment_id, last.data_end, last.last_frame_offset};
+    follow_epoch_ = log_->epoch();
   }
   return ok_status();
 }
@@ -363,6 +389,7 @@ Result<Store::Impl::FilesSeen> Store::Impl::see_files() {
   KEEL_ASSIGN_OR_RETURN(seen.entries, fs_.list_directory(directory_));
   std::sort(seen.entries.begin(), seen.entries.end());
   KEEL_ASSIGN_OR_RETURN(seen.writer_live, writer_is_live());
+  KEEL_ASSIGN_OR_RETURN(seen.epoch, log::read_epoch(fs_, directory_));
   return seen;
 }
 
@@ -373,7 +400,8 @@ Result<Store::Impl::FilesSeen> Store::Impl::see_files() {
 Result<bool> Store::Impl::files_changed() {
   if (!files_seen_ || log_->recovered().segments.empty()) return true;
   KEEL_ASSIGN_OR_RETURN(FilesSeen now, see_files());
-  if (now.entries != files_seen_->entries || now.writer_live != files_seen_->writer_live) {
+  if (now.entries != files_seen_->entries || now.writer_live != files_seen_->writer_live ||
+      now.epoch != files_seen_->epoch) {
     return true;
   }
   const log::RecoveredSegment& last = log_->recovered().segments.back();
@@ -422,14 +450,28 @@ Status Store::Impl::refresh() {
   if (log_->writer() != nullptr) return ok_status();  // a writable store is always current
   KEEL_ASSIGN_OR_RETURN(bool changed, files_changed());
   if (!changed) return ok_status();
-  // Re-run read-only recovery into a fresh index: simple and exactly as strict as open. The
-  // frontier restarts from the new prefix (consumers of a read-only store re-register).
   std::unique_lock rereading(segments_in_use_);  // reads outside the mutex end first
-  index_ = index::EventIndex();
+  // The frontier restarts from the new prefix (consumers of a read-only store re-register).
   reader_.reset();
   marks_ = frontier::Watermarks(options_.visibility);
   log::LogOptions log_options;
   log_options.read_only = true;
+  // Read on from where the last load ended when the log continues there; else re-run read-only
+  // recovery into a fresh index, exactly as strict as open.
+  if (follow_from_) {
+    if (auto seen = see_files(); seen.ok()) {
+      log_options.follow = true;
+      if (load_once(log_options, /*follow=*/true).ok()) {
+        files_seen_ = std::move(*seen);
+        pipeline_->notify();
+        return ok_status();
+      }
+      reader_.reset();
+      marks_ = frontier::Watermarks(options_.visibility);
+      log_options.follow = false;
+    }
+  }
+  index_ = index::EventIndex();
   Status loaded = load(log_options);
   pipeline_->notify();
   return loaded;

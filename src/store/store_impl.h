@@ -96,7 +96,9 @@ class Store::Impl {
 
   // Open: recovery feeds every record to the index builder.
   Status load(const log::LogOptions& log_options);
-  Status load_once(log::LogOptions log_options);
+  // `follow`: a read-only store's refresh continues the index from where the last load ended
+  // (follow_from_) instead of building it again; it fails when the log no longer continues there.
+  Status load_once(log::LogOptions log_options, bool follow = false);
   Status restore_durable_consumers();
   Result<std::vector<SegmentSpan>> segment_spans_locked();
   // The index image (store_image.cc): restores index_ and sets the log's checkpoint when the image
@@ -131,12 +133,34 @@ class Store::Impl {
   struct FilesSeen {
     std::vector<std::string> entries;  // the directory's names, sorted
     bool writer_live = false;
+    std::optional<uint64_t> epoch;  // EPOCH's: a new writer (one may follow another unseen)
   };
   Result<FilesSeen> see_files();
   // Whether a load now could show anything the last one did not: another set of files, a writer
-  // that came or went, or bytes after the last segment's recovered end (a frame begun).
+  // that came or went, another epoch, or bytes after the last segment's recovered end (a frame
+  // begun).
   Result<bool> files_changed();
   std::optional<FilesSeen> files_seen_;
+  // A read-only load's view of the last segment, kept so that a follow() goes on from it: the
+  // frames of the last segment not yet vouched durable (a writer is live) and the largest
+  // durable_through its frames claim.
+  struct TailFrame {
+    uint64_t end;            // the frame's end offset
+    uint64_t next_sequence;  // the sequence after its events
+    uint64_t wall_ms;        // the HLC wall time of its last event
+  };
+  struct ReadTail {
+    uint64_t segment = 0;
+    uint64_t durable_through = 0;
+    std::vector<TailFrame> frames;
+    uint64_t last_wall_ms = 0;  // of the last recovered event
+  };
+  ReadTail tail_;
+  HlcPoint shown_;  // what the last load showed
+  // Where the last read-only load's log ended (nullopt: follow() cannot go on from it, e.g. a
+  // fence was open there), and the epoch it was written in.
+  std::optional<log::Checkpoint> follow_from_;
+  uint64_t follow_epoch_ = 0;
   Status check_open() const;
   Status check_writable(std::string_view operation) const;
 
