@@ -347,14 +347,18 @@ BENCHMARK(BM_CatchUpScan)->UseRealTime()->Unit(benchmark::kMillisecond);
 // What one poll of a follower in another process costs (a Subscription or `keel tail --follow` on
 // a read-only store calls Store::refresh() every 20 ms while nothing is new): refresh() of a
 // read-only handle on the catch-up store, beside its live writer, with nothing appended.
-void BM_ReadOnlyRefresh(benchmark::State& state) {
-  CatchUpStore& s = catch_up_store();
+std::unique_ptr<Store> open_follower(CatchUpStore& s) {
   StoreOptions options;
   options.read_only = true;
   auto follower = Store::open(s.dir + "/store", options);
   if (!follower.ok()) fail("read-only open: " + follower.error().to_string());
+  return std::move(*follower);
+}
+
+void BM_ReadOnlyRefresh(benchmark::State& state) {
+  auto follower = open_follower(catch_up_store());
   for (auto _ : state) {
-    if (!(*follower)->refresh().ok()) fail("refresh");
+    if (!follower->refresh().ok()) fail("refresh");
   }
 }
 BENCHMARK(BM_ReadOnlyRefresh)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -364,10 +368,7 @@ BENCHMARK(BM_ReadOnlyRefresh)->UseRealTime()->Unit(benchmark::kMillisecond);
 // where its last refresh ended).
 void BM_ReadOnlyRefreshAfterAppends(benchmark::State& state) {
   CatchUpStore& s = catch_up_store();
-  StoreOptions options;
-  options.read_only = true;
-  auto follower = Store::open(s.dir + "/store", options);
-  if (!follower.ok()) fail("read-only open: " + follower.error().to_string());
+  auto follower = open_follower(s);
   for (auto _ : state) {
     state.PauseTiming();
     append_written(*s.store, 99);
@@ -375,10 +376,10 @@ void BM_ReadOnlyRefreshAfterAppends(benchmark::State& state) {
     // A Durable append: its frame vouches for the 99 before it.
     if (!s.store->append({"entity:0", "s"}, EventKind::make(1, 1), kPayload).ok()) fail("append");
     s.events += 100;
-    const uint64_t shown = (*follower)->stats().sequence_visible;
+    const uint64_t shown = follower->stats().sequence_visible;
     state.ResumeTiming();
-    if (!(*follower)->refresh().ok()) fail("refresh");
-    if ((*follower)->stats().sequence_visible <= shown) fail("the refresh showed nothing new");
+    if (!follower->refresh().ok()) fail("refresh");
+    if (follower->stats().sequence_visible <= shown) fail("the refresh showed nothing new");
   }
 }
 BENCHMARK(BM_ReadOnlyRefreshAfterAppends)->UseRealTime()->Unit(benchmark::kMillisecond);

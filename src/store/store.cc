@@ -394,9 +394,9 @@ Result<Store::Impl::FilesSeen> Store::Impl::see_files() {
 }
 
 // A writer only appends to its last segment (or starts the next one, a new file): with the same
-// files and no byte after the recovered end, a reload would recover the same log and show the
-// same prefix. Anything else (a sidecar replaced through its .tmp, a truncated tail, a new epoch
-// that wrote a record) reloads.
+// files, writer and epoch and no byte after the recovered end, a reload would recover the same log
+// and show the same prefix. Anything else (a sidecar replaced through its .tmp, a truncated tail,
+// a new writer) reads again.
 Result<bool> Store::Impl::files_changed() {
   if (!files_seen_ || log_->recovered().segments.empty()) return true;
   KEEL_ASSIGN_OR_RETURN(FilesSeen now, see_files());
