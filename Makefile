@@ -98,7 +98,7 @@ power-loss-loop: deps
 golden: build
 	rm -rf segments/golden/store
 	$(BUILD)/tools/keel-golden segments/golden/store
-	rm -f segments/golden/store/LOCK
+	rm -f segments/golden/store/LOCK segments/golden/store/SYNCED
 
 clean:
 	rm -rf build build-asan build-tsan build-release build-release-lib build-fuzz build-bench demo-store

@@ -1,16 +1,21 @@
-// libFuzzer target: the END sidecar (src/log/log_end.cc, segments/FORMAT.md 8.8). Each input is
-// decoded as the payload alone (decode_log_end) and as a whole END file (decode_sidecar, which
-// mostly stops at the checksum, then decode_log_end); the payload is also wrapped in a valid
-// envelope, which must change nothing.
+// libFuzzer target: the two files that name a durable end of the log, END (src/log/log_end.cc,
+// segments/FORMAT.md 8.8) and SYNCED (src/log/synced_point.cc, 8.10). Each input is decoded as an
+// END payload alone (decode_log_end) and as a whole END file (decode_sidecar, which mostly stops at
+// the checksum, then decode_log_end); the payload is also wrapped in a valid envelope, which must
+// change nothing. Each input is also decoded as a whole SYNCED file, and its first 24 bytes as a
+// SYNCED payload in a valid envelope.
 //
 // Invariants checked beyond "no crash, no hang, no allocation above the limit":
 // - a refused payload has a reason; the payload alone and under an envelope give the same outcome;
 // - an accepted payload holds what FORMAT.md 8.8 allows (non-zero epoch, segment id and sequence,
 //   an offset past the segment header, every loss from an epoch no later than the file's and
-//   losing at least one sequence) and re-encodes to exactly the input: every byte is a field.
+//   losing at least one sequence) and re-encodes to exactly the input: every byte is a field;
+// - a SYNCED point is accepted only whole (exactly 56 bytes) with a non-zero epoch and segment id
+//   and an offset past the segment header, and re-encodes to exactly the file.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -18,6 +23,7 @@
 #include "format/sidecar.h"
 #include "fuzz_support.h"
 #include "log/log_end.h"
+#include "log/synced_point.h"
 
 namespace keel::fuzz {
 namespace {
@@ -49,6 +55,17 @@ void check_payload(std::span<const std::byte> payload) {
         "an accepted payload does not re-encode to itself");
 }
 
+void check_synced_point(std::span<const std::byte> file) {
+  std::optional<log::SyncedPoint> point = log::decode_synced_point(file);
+  if (!point) return;
+  check(point->epoch != 0 && point->segment_id != 0 &&
+            point->offset >= format::kSegmentHeaderSize,
+        "accepted a SYNCED point with a zero field or an offset inside the header");
+  std::vector<std::byte> encoded = log::encode_synced_point(*point);
+  check(encoded.size() == file.size() && std::equal(encoded.begin(), encoded.end(), file.begin()),
+        "an accepted SYNCED point does not re-encode to itself");
+}
+
 }  // namespace
 }  // namespace keel::fuzz
 
@@ -58,5 +75,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto payload = keel::format::decode_sidecar(bytes, keel::format::SidecarKind::LogEnd,
                                               keel::log::kLogEndVersion, "/fuzz/END");
   if (payload.ok()) keel::fuzz::check_payload(*payload);
+  keel::fuzz::check_synced_point(bytes);
+  if (size >= keel::log::kSyncedPointPayloadBytes) {
+    keel::fuzz::check_synced_point(keel::format::encode_sidecar(
+        keel::format::SidecarKind::SyncedPoint, keel::log::kSyncedPointVersion,
+        bytes.first(keel::log::kSyncedPointPayloadBytes)));
+  }
   return 0;
 }

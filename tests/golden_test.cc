@@ -48,12 +48,14 @@ constexpr uint64_t kGoldenEventCount = 35;
 
 keel::platform::FileSystem& fs() { return keel::platform::posix_file_system(); }
 
-// The files of a store directory (name -> bytes), without the LOCK file (it is empty, and the
-// committed copy leaves it out).
+// The files of a store directory (name -> bytes), without LOCK (it is empty) and SYNCED (advisory,
+// for live followers only): the committed copy leaves them out.
 std::map<std::string, std::vector<std::byte>> store_files(const std::string& directory) {
   std::map<std::string, std::vector<std::byte>> files;
   for (auto& [name, bytes] : keel::test::snapshot_directory(directory)) {
-    if (name != keel::format::kLockFileName) files.emplace(name, std::move(bytes));
+    if (name != keel::format::kLockFileName && name != keel::format::kSyncedPointFileName) {
+      files.emplace(name, std::move(bytes));
+    }
   }
   return files;
 }

@@ -225,11 +225,11 @@ class Store {
                                      std::optional<uint32_t> lane = std::nullopt);
 
   // Read-only stores: picks up what the writer made durable since open (or the last refresh).
-  // When the store's files show nothing new (the same files, writer and epoch, no byte after the
-  // log's recovered end) it reads nothing more (tens of us); otherwise it reads on from where the
-  // last load ended (milliseconds for a hundred new events), or loads again as open does when the
-  // log does not continue there (a new writer, retention past that point). A no-op on a writable
-  // store.
+  // When the store's files show nothing new (the same files, writer, epoch and synced point, no
+  // byte after the log's recovered end) it reads nothing more (tens of us); otherwise it reads on
+  // from where the last load ended (milliseconds for a hundred new events), or loads again as open
+  // does when the log does not continue there (a new writer, retention past that point). A no-op
+  // on a writable store.
   Status refresh();
 
   // Syncs, trims the active segment and releases the lock. Later calls fail with InvalidArgument.

@@ -66,6 +66,7 @@ enum class SidecarKind : uint32_t {
   SnapshotPointer = 6,
   RetentionFloor = 7,  // RETAIN: the first retained segment (FORMAT.md 8.6)
   LogEnd = 8,          // END: a durable point of the log, and the losses accepted (FORMAT.md 8.8)
+  SyncedPoint = 9,     // SYNCED: where a live writer's last fdatasync reached (FORMAT.md 8.10)
 };
 inline constexpr char kEpochFileName[] = "EPOCH";
 inline constexpr char kLockFileName[] = "LOCK";
@@ -73,6 +74,7 @@ inline constexpr char kIndexImageFileName[] = "INDEX";
 inline constexpr char kIdempotencyFileName[] = "IDEMPOTENCY";
 inline constexpr char kRetentionFloorFileName[] = "RETAIN";
 inline constexpr char kLogEndFileName[] = "END";
+inline constexpr char kSyncedPointFileName[] = "SYNCED";
 inline constexpr char kTempSuffix[] = ".tmp";
 
 static_assert(kSegmentHeaderSize % kFrameAlignment == 0, "first frame must be aligned");

@@ -54,6 +54,14 @@ Result<std::unique_ptr<SegmentWriter>> SegmentWriter::open(platform::FileSystem&
   } else {
     KEEL_TRY(writer->continue_segment(recovered.segments.back()));
   }
+  // What recovery kept is durable now (continue_segment synced it): followers may show it.
+  KEEL_ASSIGN_OR_RETURN(writer->synced_point_,
+                        fs.open(platform::join_path(directory, format::kSyncedPointFileName),
+                                platform::OpenMode::CreateOrOpen));
+  const auto point = encode_synced_point({epoch, writer->segment_id_, writer->durable_offset_});
+  if (writer->synced_point_->write_at(0, point).ok()) {
+    (void)writer->synced_point_->truncate(point.size());  // a longer file is not a point
+  }
   return writer;
 }
 
@@ -251,13 +259,20 @@ Status SegmentWriter::begin_sync(SyncTicket& ticket) {
   ticket.offset = written_offset_;
   ticket.last_sequence = sequence_written_;
   ticket.skip_sync_for_test = options_.skip_sync_for_test;
+  ticket.synced_point = synced_point_.get();
+  ticket.point = SyncedPoint{epoch_, segment_id_, written_offset_};
   sync_in_flight_ = true;
   return ok_status();
 }
 
 Status SegmentWriter::run_sync(SyncTicket& ticket) {
   if (ticket.file == nullptr || ticket.skip_sync_for_test) return ok_status();
-  return ticket.file->sync_data();
+  KEEL_TRY(ticket.file->sync_data());
+  // Advisory (log/synced_point.h): a failed write leaves followers to the frames' own claims.
+  if (ticket.synced_point != nullptr) {
+    (void)ticket.synced_point->write_at(0, encode_synced_point(ticket.point));
+  }
+  return ok_status();
 }
 
 Status SegmentWriter::end_sync(SyncTicket& ticket, Status outcome) {

@@ -31,6 +31,7 @@
 #include "format/record.h"
 #include "keel/result.h"
 #include "log/recovery.h"
+#include "log/synced_point.h"
 #include "platform/file_system.h"
 
 namespace keel::log {
@@ -120,6 +121,8 @@ class SegmentWriter {
     uint64_t offset = 0;         // the written end this fdatasync covers
     uint64_t last_sequence = 0;  // the last event it covers
     bool skip_sync_for_test = false;
+    platform::File* synced_point = nullptr;  // SYNCED, told the new point after the fdatasync
+    SyncedPoint point;
   };
   bool write_in_flight() const { return write_in_flight_; }
   bool sync_in_flight() const { return sync_in_flight_; }
@@ -133,7 +136,8 @@ class SegmentWriter {
   Status end_write(WriteGroup& group, Status outcome);
   // Takes a ticket covering everything written so far. InvariantViolation with a sync in flight.
   Status begin_sync(SyncTicket& ticket);
-  // One fdatasync; touches nothing but `ticket` (call it without the lock).
+  // One fdatasync, then SYNCED (log/synced_point.h) overwritten with the point it covers; touches
+  // nothing but `ticket` (call it without the lock).
   static Status run_sync(SyncTicket& ticket);
   // Records run_sync()'s outcome: advances durable to the ticket, or poisons the writer. A poisoned
   // writer's durable never advances again, even when an fdatasync in flight succeeds.
@@ -169,6 +173,7 @@ class SegmentWriter {
   uint64_t epoch_;
 
   std::unique_ptr<platform::File> file_;  // null after a failed rotation, until a retry
+  std::unique_ptr<platform::File> synced_point_;  // SYNCED, for read-only followers
   uint64_t segment_id_ = 0;
   uint64_t segment_event_count_ = 0;
   uint64_t issued_offset_ = 0;   // end of the bytes given to groups (pending_ starts here)

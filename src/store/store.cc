@@ -315,14 +315,22 @@ Status Store::Impl::load_once(log::LogOptions log_options, bool follow) {
     if (writer_live) {
       // Every segment before the last is sealed, so synced whole: the prefix reaches at least the
       // last segment's first sequence. Its own frames (if the visitor saw any: it may hold none
-      // yet, and then tail_frames are an earlier segment's) add what their claims vouch for.
+      // yet, and then tail_frames are an earlier segment's) add what their claims vouch for, and
+      // so does the writer's SYNCED point (its newest frames have no later frame to claim them).
       const log::RecoveredSegment& last = recovered.segments.back();
       uint64_t durable_next = last.header.first_sequence;
       uint64_t durable_wall_ms = 0;  // unknown when the prefix ends before the last segment
       if (tail_.segment == last.header.segment_id) {
+        uint64_t durable_through = tail_.durable_through;
+        KEEL_ASSIGN_OR_RETURN(std::optional<log::SyncedPoint> synced,
+                              log::read_synced_point(fs_, directory_));
+        if (synced && synced->epoch == log_->epoch() &&
+            synced->segment_id == last.header.segment_id) {
+          durable_through = std::max(durable_through, synced->offset);
+        }
         size_t vouched = 0;  // frames before the last vouched one are of no further use
         for (size_t i = 0; i < tail_.frames.size(); ++i) {
-          if (tail_.frames[i].end <= tail_.durable_through) {
+          if (tail_.frames[i].end <= durable_through) {
             durable_next = tail_.frames[i].next_sequence;
             durable_wall_ms = tail_.frames[i].wall_ms;
             vouched = i;
@@ -390,6 +398,7 @@ Result<Store::Impl::FilesSeen> Store::Impl::see_files() {
   std::sort(seen.entries.begin(), seen.entries.end());
   KEEL_ASSIGN_OR_RETURN(seen.writer_live, writer_is_live());
   KEEL_ASSIGN_OR_RETURN(seen.epoch, log::read_epoch(fs_, directory_));
+  KEEL_ASSIGN_OR_RETURN(seen.synced, log::read_synced_point(fs_, directory_));
   return seen;
 }
 
@@ -401,7 +410,7 @@ Result<bool> Store::Impl::files_changed() {
   if (!files_seen_ || log_->recovered().segments.empty()) return true;
   KEEL_ASSIGN_OR_RETURN(FilesSeen now, see_files());
   if (now.entries != files_seen_->entries || now.writer_live != files_seen_->writer_live ||
-      now.epoch != files_seen_->epoch) {
+      now.epoch != files_seen_->epoch || now.synced != files_seen_->synced) {
     return true;
   }
   const log::RecoveredSegment& last = log_->recovered().segments.back();

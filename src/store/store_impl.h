@@ -24,6 +24,7 @@
 #include "keel/store.h"
 #include "log/log.h"
 #include "log/record_reader.h"
+#include "log/synced_point.h"
 #include "platform/clock.h"
 #include "platform/file_system.h"
 #include "store/store_internals.h"
@@ -134,11 +135,12 @@ class Store::Impl {
     std::vector<std::string> entries;  // the directory's names, sorted
     bool writer_live = false;
     std::optional<uint64_t> epoch;  // EPOCH's: a new writer (one may follow another unseen)
+    std::optional<log::SyncedPoint> synced;  // SYNCED's: the writer's newest frames now durable
   };
   Result<FilesSeen> see_files();
   // Whether a load now could show anything the last one did not: another set of files, a writer
-  // that came or went, another epoch, or bytes after the last segment's recovered end (a frame
-  // begun).
+  // that came or went, another epoch, another SYNCED point, or bytes after the last segment's
+  // recovered end (a frame begun).
   Result<bool> files_changed();
   std::optional<FilesSeen> files_seen_;
   // A read-only load's view of the last segment, kept so that a follow() goes on from it: the
