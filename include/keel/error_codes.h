@@ -31,6 +31,9 @@
   X(CursorExpired, Domain,                                                                         \
     "cursor {cursor} expired: the first retained sequence is {first_retained}, so events after "   \
     "the cursor were removed; resync from a snapshot or from the first retained sequence")         \
+  X(StaleSequence, Domain,                                                                         \
+    "snapshot {name}: the save at sequence {next} is stale: {reason} (published: sequence "         \
+    "{floor})")                                                                                    \
   /* Retryable: it did not happen and may succeed later. */                                        \
   X(Io, Retryable, "I/O error in {operation} on {path}: {detail} (errno {errno})")                 \
   X(NoSpace, Retryable, "no space left for {operation} on {path} ({bytes} bytes)")                 \
@@ -53,7 +56,7 @@
     "{recovered} ({found}): durable events are missing; open with accept_data_loss to go on "      \
     "without them (rule {rule})")                                                                  \
   X(CursorAheadOfLog, FailClosed,                                                                 \
-    "consumer {consumer} committed cursor {cursor}, beyond the recovered log's last sequence "     \
+    "{consumer} committed cursor {cursor}, beyond the recovered log's last sequence "              \
     "{recovered}: a crash or an accepted data loss took events it applied")                        \
   X(UnsupportedVersion, FailClosed,                                                                \
     "{path} has format version {found}, newer than the supported {supported}")                     \

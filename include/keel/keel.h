@@ -12,4 +12,5 @@
 #include "keel/reactor.h"
 #include "keel/result.h"
 #include "keel/retention.h"
+#include "keel/snapshot.h"
 #include "keel/store.h"

@@ -6,9 +6,10 @@
 // being written is never removed, so a floor lands on a segment boundary at or below the one asked
 // for: events at or above the asked sequence always stay.
 //
-// It never removes an event a durable consumer (include/keel/consumer.h) has not committed past:
-// the floor stays at or below the lowest committed cursor + 1, unless the caller forces it (those
-// consumers then get CursorExpired and resync). What outlives removed events: their idempotency
+// It never removes an event a durable consumer (include/keel/consumer.h) has not committed past,
+// nor one after a published snapshot (include/keel/snapshot.h): the floor stays at or below the
+// lowest committed cursor + 1 and each snapshot name's published sequence + 1, unless the caller
+// forces it (those consumers then get CursorExpired and resync; a snapshot's tail is gone). What outlives removed events: their idempotency
 // keys answer within the window (segments/FORMAT.md 8.7); reads, queries, entity streams and causal
 // queries no longer return them (NotFound, or a walk that ends at an external cause); the entity
 // streams keep counting clocks from where they were.
@@ -28,7 +29,7 @@
 namespace keel {
 
 struct RetentionOptions {
-  // Remove past the lowest durable consumer cursor too.
+  // Remove past the lowest durable consumer cursor and the published snapshots too.
   bool force = false;
 };
 
@@ -40,7 +41,8 @@ struct RetentionResult {
   uint64_t bytes_removed = 0;
   // The sequence asked for (retain_from) or that the policy chose; first_retained is at most this.
   uint64_t wanted = 1;
-  // When a durable consumer held the floor lower than wanted: "consumer NAME at cursor N".
+  // When a durable consumer or a snapshot held the floor lower than wanted: "consumer NAME at
+  // cursor N", "snapshot NAME at sequence N".
   std::string held_by;
 };
 

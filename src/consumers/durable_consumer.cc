@@ -90,7 +90,7 @@ Result<std::unique_ptr<DurableConsumer>> DurableConsumer::open(Store& store, std
     const uint64_t visible = visible_of(store);
     if (file->cursor > visible) {
       return StoreError(ErrorCode::CursorAheadOfLog)
-          .with("consumer", owned)
+          .with("consumer", "consumer " + owned)
           .with("cursor", file->cursor)
           .with("recovered", visible);
     }

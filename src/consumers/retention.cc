@@ -1,4 +1,5 @@
-// Retention as a policy (include/keel/retention.h): which floor, and what holds it back. The
+// Retention as a policy (include/keel/retention.h): which floor, and what holds it back (durable
+// consumers, published snapshots). The
 // mechanism (persist what outlives the events, write RETAIN, remove files) is the store's
 // (src/store/store_retention.cc).
 #include "keel/retention.h"
@@ -7,6 +8,7 @@
 
 #include "consumers/invalid_argument.h"
 #include "keel/consumer.h"
+#include "log/snapshot_files.h"
 #include "store/store_internals.h"
 
 namespace keel {
@@ -15,22 +17,42 @@ namespace {
 
 using consumers::invalid_argument;
 
-// The highest floor the durable consumers allow: every event after the lowest committed cursor
-// stays. A damaged cursor file holds the floor at 1 (its position is unknown).
-struct ConsumerBound {
+// The highest floor the durable consumers and the published snapshots allow: every event after
+// the lowest committed cursor, and after each name's published snapshot (replaying from it needs
+// them), stays. A damaged cursor or pointer holds the floor at 1 (its position is unknown).
+struct Bound {
   uint64_t floor = UINT64_MAX;
   std::string held_by;
+  void hold(uint64_t at, std::string by) {
+    if (at < floor) {
+      floor = at;
+      held_by = std::move(by);
+    }
+  }
 };
 
-Result<ConsumerBound> consumer_bound(Store& store) {
+Result<Bound> bound_of(Store& store) {
   KEEL_ASSIGN_OR_RETURN(std::vector<ConsumerInfo> consumers, list_consumers(store));
-  ConsumerBound bound;
+  Bound bound;
   for (const ConsumerInfo& c : consumers) {
-    uint64_t floor = c.problem.empty() ? c.cursor + 1 : 1;
-    if (floor < bound.floor) {
-      bound.floor = floor;
-      bound.held_by = "consumer " + c.name + " at cursor " + std::to_string(c.cursor) +
-                      (c.problem.empty() ? "" : " (its file is damaged)");
+    bound.hold(c.problem.empty() ? c.cursor + 1 : 1,
+               "consumer " + c.name + " at cursor " + std::to_string(c.cursor) +
+                   (c.problem.empty() ? "" : " (its file is damaged)"));
+  }
+  platform::FileSystem& fs = StoreInternals::file_system(store);
+  KEEL_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                        log::list_snapshot_names(fs, store.directory()));
+  for (const std::string& name : names) {
+    auto pointer = log::read_snapshot_pointer(fs, store.directory(), name);
+    if (!pointer.ok()) {
+      if (!pointer.error().is(ErrorCode::CorruptSidecar) &&
+          !pointer.error().is(ErrorCode::UnsupportedVersion)) {
+        return std::move(pointer).error();
+      }
+      bound.hold(1, "snapshot " + name + " (its pointer is damaged)");
+    } else if (*pointer) {
+      bound.hold((*pointer)->sequence + 1,
+                 "snapshot " + name + " at sequence " + std::to_string((*pointer)->sequence));
     }
   }
   return bound;
@@ -42,7 +64,7 @@ Result<RetentionResult> retain(Store& store, uint64_t wanted, const RetentionOpt
   result.first_retained_before = store.stats().first_retained_sequence;
   uint64_t floor = wanted;
   if (!options.force) {
-    KEEL_ASSIGN_OR_RETURN(ConsumerBound bound, consumer_bound(store));
+    KEEL_ASSIGN_OR_RETURN(Bound bound, bound_of(store));
     if (bound.floor < floor) {
       floor = bound.floor;
       result.held_by = bound.held_by;

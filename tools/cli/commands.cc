@@ -432,16 +432,37 @@ const std::vector<Command>& commands() {
         "Removes sealed segments and moves the first retained sequence forward (never back).\n"
         "--from keeps every event from SEQ on; --max-bytes and --max-age-ms remove the oldest\n"
         "sealed segments while the store is larger or they are older. The segment being written\n"
-        "always stays. Never past a durable consumer's committed cursor unless --force (that\n"
-        "consumer then gets CursorExpired and must resync).\n\n"
+        "always stays. Never past a durable consumer's committed cursor, nor past the sequence of\n"
+        "a published snapshot (replaying from it needs the events after it), unless --force\n"
+        "(that consumer then gets CursorExpired and must resync).\n\n"
         "example: keel retain ./orders --from 100000\n"
         "         keel retain ./orders --max-bytes 1073741824 --max-age-ms 604800000",
         {{"from", "SEQ", "keep every event from SEQ on"},
          {"max-bytes", "N", "keep at most N bytes of segments"},
          {"max-age-ms", "MS", "remove segments whose newest event is older than MS"},
-         {"force", "", "remove past durable consumers' cursors"}},
+         {"force", "", "remove past durable consumers' cursors and published snapshots"}},
         1, 1},
        run_retain},
+      {{"snapshot", "ACTION DIR [NAME]", "list, show or prune the named snapshots of a store",
+        "A snapshot is a caller's state saved under a name at the last sequence it covers\n"
+        "(keel::save_snapshot); only the newest is published (its pointer), older payloads are\n"
+        "kept until pruned.\n"
+        "  list DIR          one row per name: published SEQUENCE, BYTES, EPOCH, HASH and how\n"
+        "                    many payload files it has; a damaged pointer is reported on its row\n"
+        "                    and the command exits 1\n"
+        "  show DIR NAME     the name's payload files, then loads the published one and checks it\n"
+        "                    whole (size and XXH3-128 against the pointer, sequence against the\n"
+        "                    log); --output FILE writes its bytes there\n"
+        "  prune DIR NAME    keeps the published payload and the newest below it (--keep in all,\n"
+        "                    default 2); removes older ones and orphans a crash left (opens the\n"
+        "                    store writable)\n\n"
+        "example: keel snapshot list ./orders\n"
+        "         keel snapshot show ./orders totals --output totals.bin\n"
+        "         keel snapshot prune ./orders totals --keep 3",
+        {{"output", "FILE", "show: write the published snapshot's bytes to FILE"},
+         {"keep", "K", "prune: payloads to keep, the published one included (default 2)"}},
+        2, 3},
+       run_snapshot},
   };
   return all;
 }

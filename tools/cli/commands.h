@@ -29,6 +29,7 @@ int run_repair(const ParsedArgs& args);    // repair_command.cc
 int run_tail(const ParsedArgs& args);      // query_command.cc
 int run_consumers(const ParsedArgs& args); // consumer_commands.cc
 int run_retain(const ParsedArgs& args);    // consumer_commands.cc
+int run_snapshot(const ParsedArgs& args);  // snapshot_command.cc
 inline constexpr uint64_t kEffectsLimitDefault = 1000;
 
 // Helpers shared by the commands.

@@ -88,7 +88,7 @@ int run_retain(const ParsedArgs& args) {
               static_cast<unsigned long long>(result->segments_removed),
               static_cast<unsigned long long>(result->bytes_removed));
   if (!result->held_by.empty()) {
-    std::printf("held back from %llu by %s (--force removes past it; that consumer must resync)\n",
+    std::printf("held back from %llu by %s (--force removes past it; it must resync)\n",
                 static_cast<unsigned long long>(result->wanted), result->held_by.c_str());
   }
   Status closed = store->close();
