@@ -8,6 +8,7 @@
 #include "keel/gate.h"
 #include "keel/ids.h"
 #include "keel/options.h"
+#include "keel/projection.h"
 #include "keel/query.h"
 #include "keel/reactor.h"
 #include "keel/result.h"

@@ -129,6 +129,14 @@ Result<std::vector<Event>> DurableConsumer::next(std::chrono::milliseconds timeo
   return batch;
 }
 
+Result<size_t> DurableConsumer::next(std::chrono::milliseconds timeout, const Visit& visit) {
+  KEEL_ASSIGN_OR_RETURN(size_t seen, subscription_->next(timeout, visit));
+  if (options_.unsafe_commit_at_receipt_for_test && position() > cursor_) {
+    KEEL_TRY(commit_locked(position(), state_));  // the negative control: before any apply
+  }
+  return seen;
+}
+
 Status DurableConsumer::commit(uint64_t cursor) { return commit_locked(cursor, state_); }
 
 Status DurableConsumer::commit(uint64_t cursor, std::string_view state) {
