@@ -37,8 +37,10 @@ namespace keel {
 
 struct ProjectionOptions {
   // Publish the state after this many folded events (0: not by count).
-  uint64_t save_every_events = 10'000;
-  // Publish the state when this long passed since the last save (0: not by time).
+  uint64_t save_every_events = 0;
+  // Publish the state when this long passed since the last save (0: not by time). A save costs two
+  // fdatasyncs and two directory syncs (and a commit of the consumer, one more): by time, a
+  // projection catching up on millions of events saves a few times, not once per N events.
   std::chrono::milliseconds save_every{1'000};
   // The batches run() reads (with_payload is always on).
   SubscriptionOptions subscription;
