@@ -96,12 +96,11 @@ Status Projection::save() {
   SaveOptions save_options;
   save_options.based_on = saved_;
   KEEL_ASSIGN_OR_RETURN(SaveResult saved, save_snapshot(store_, name_, state_, at, save_options));
-  if (saved.outcome == SaveOutcome::SupersededByNewer) {  // based_on makes it StaleSequence first
-    return StoreError(ErrorCode::StaleSequence)
-        .with("name", name_)
-        .with("next", at)
-        .with("floor", saved.published.sequence)
-        .with("reason", "a newer snapshot is published");
+  // Based on the published sequence and above it: published, or StaleSequence before this.
+  if (saved.outcome != SaveOutcome::Published) {
+    return StoreError(ErrorCode::InvariantViolation)
+        .with("invariant", "a save above the snapshot it is based on is published (got " +
+                               std::string(save_outcome_name(saved.outcome)) + ")");
   }
   saved_ = at;
   folded_since_save_ = 0;
