@@ -111,6 +111,12 @@ std::vector<Case> contract_table() {
       {"StaleSequence",
        StoreError(ErrorCode::StaleSequence).with("name", "orders").with("next", uint64_t{15}).with("floor", uint64_t{20}).with("reason", "the state was loaded from sequence 10"),
        ErrorClass::Domain, {"snapshot orders", "sequence 15 is stale", "loaded from sequence 10", "published: sequence 20"}, nullptr},
+      {"DestinationExists",
+       StoreError(ErrorCode::DestinationExists).with("path", "/backup/s").with("reason", "it holds 3 entries"),
+       ErrorClass::Domain, {"/backup/s", "it holds 3 entries", "missing or empty directory"}, nullptr},
+      {"ArtifactInvalid",
+       StoreError(ErrorCode::ArtifactInvalid).with("path", "/in/s").with("reason", "file EPOCH does not hash to what MANIFEST says"),
+       ErrorClass::FailClosed, {"/in/s", "refused", "EPOCH does not hash"}, nullptr},
       {"CursorAheadOfLog",
        StoreError(ErrorCode::CursorAheadOfLog).with("consumer", "consumer billing").with("cursor", uint64_t{90}).with("recovered", uint64_t{77}),
        ErrorClass::FailClosed, {"consumer billing committed cursor 90", "last sequence 77"}, nullptr},
@@ -147,7 +153,7 @@ std::set<std::string> template_fields(std::string_view tmpl) {
 TEST_CASE("StoreError contract table pins every code's class, message fields and cause",
           "[error]") {
   auto table = contract_table();
-  static_assert(keel::kErrorCodeCount == 33,
+  static_assert(keel::kErrorCodeCount == 35,
                 "STORE_ERROR CONTRACT TABLE OUT OF DATE: add a row for the new code, then bump");
   REQUIRE(table.size() == keel::kErrorCodeCount);
   std::set<ErrorCode> covered;

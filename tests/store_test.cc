@@ -310,6 +310,9 @@ class ReadCountingFileSystem final : public platform::FileSystem {
     return base_.rename(from, to);
   }
   Status remove(const std::string& path) override { return base_.remove(path); }
+  Status remove_directory(const std::string& path) override {
+    return base_.remove_directory(path);
+  }
   Status sync_directory(const std::string& path) override { return base_.sync_directory(path); }
   Status create_directory(const std::string& path) override {
     return base_.create_directory(path);
@@ -318,6 +321,9 @@ class ReadCountingFileSystem final : public platform::FileSystem {
     return base_.list_directory(path);
   }
   Result<bool> exists(const std::string& path) override { return base_.exists(path); }
+  Result<platform::FileKind> file_kind(const std::string& path) override {
+    return base_.file_kind(path);
+  }
   Result<std::unique_ptr<platform::FileLock>> lock(const std::string& path,
                                                    platform::LockMode mode) override {
     return base_.lock(path, mode);

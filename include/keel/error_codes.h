@@ -34,6 +34,8 @@
   X(StaleSequence, Domain,                                                                         \
     "snapshot {name}: the save at sequence {next} is stale: {reason} (published: sequence "         \
     "{floor})")                                                                                    \
+  X(DestinationExists, Domain,                                                                     \
+    "destination {path} is refused: {reason}; name a missing or empty directory")                  \
   /* Retryable: it did not happen and may succeed later. */                                        \
   X(Io, Retryable, "I/O error in {operation} on {path}: {detail} (errno {errno})")                 \
   X(NoSpace, Retryable, "no space left for {operation} on {path} ({bytes} bytes)")                 \
@@ -58,6 +60,7 @@
   X(CursorAheadOfLog, FailClosed,                                                                 \
     "{consumer} committed cursor {cursor}, beyond the recovered log's last sequence "              \
     "{recovered}: a crash or an accepted data loss took events it applied")                        \
+  X(ArtifactInvalid, FailClosed, "artifact {path} is refused: {reason}")                           \
   X(UnsupportedVersion, FailClosed,                                                                \
     "{path} has format version {found}, newer than the supported {supported}")                     \
   X(WriterPoisoned, FailClosed, "writer poisoned by an earlier failure in {operation}; reopen")     \

@@ -98,7 +98,7 @@ class FaultFile final : public File {
   Status truncate(uint64_t size) override {
     if (!writable_) return file_error("ftruncate", path_, EBADF);
     std::lock_guard lock(fs_.mutex_);
-    if (stale()) return file_error("ftruncate", path_, EIO);
+    if (stale() || fs_.powered_off_) return file_error("ftruncate", path_, EIO);
     uint64_t old_size = node_->cache.size();
     node_->cache.resize(size);
     // Growth reads as zeros; a cut is a size change only (a crash restores the synced size).
@@ -109,7 +109,7 @@ class FaultFile final : public File {
   Status allocate(uint64_t offset, uint64_t length) override {
     if (!writable_) return file_error("fallocate", path_, EBADF);
     std::lock_guard lock(fs_.mutex_);
-    if (stale()) return file_error("fallocate", path_, EIO);
+    if (stale() || fs_.powered_off_) return file_error("fallocate", path_, EIO);
     uint64_t old_size = node_->cache.size();
     if (offset + length <= old_size) return ok_status();
     uint64_t growth = offset + length - old_size;
@@ -176,8 +176,11 @@ FaultFileSystem::~FaultFileSystem() = default;
 bool FaultFileSystem::should_fail(FaultOp op) {
   const Trigger& trigger = triggers_[op_index(op)];
   uint64_t call = calls_[op_index(op)];
+  if (powered_off_) return true;
   if (trigger.at == 0) return false;
-  return trigger.and_after ? call >= trigger.at : call == trigger.at;
+  const bool fires = trigger.and_after ? call >= trigger.at : call == trigger.at;
+  if (fires && trigger.power_cut) powered_off_ = true;
+  return fires;
 }
 
 std::optional<StoreError> FaultFileSystem::check_space(const std::string& operation,
@@ -190,6 +193,7 @@ std::optional<StoreError> FaultFileSystem::check_space(const std::string& operat
 
 Result<std::unique_ptr<File>> FaultFileSystem::open(const std::string& path, OpenMode mode) {
   std::lock_guard lock(mutex_);
+  if (powered_off_ && mode != OpenMode::ReadOnly) return file_error("open", path, EIO);
   KEEL_ASSIGN_OR_RETURN(auto node, tree_.open(path, mode));
   return std::unique_ptr<File>(
       new FaultFile(*this, std::move(node), path, mode != OpenMode::ReadOnly, generation_));
@@ -199,11 +203,15 @@ Status FaultFileSystem::rename(const std::string& from, const std::string& to) {
   std::lock_guard lock(mutex_);
   ++calls_[op_index(FaultOp::Rename)];
   if (should_fail(FaultOp::Rename)) return file_error("rename", from, EIO).with("to", to);
-  return tree_.rename(from, to);
+  const bool directory = tree_.has_directory(from);
+  KEEL_TRY(tree_.rename(from, to));
+  if (directory && from != to) pending_directory_renames_.emplace_back(from, to);
+  return ok_status();
 }
 
 Status FaultFileSystem::remove(const std::string& path) {
   std::lock_guard lock(mutex_);
+  if (powered_off_) return file_error("unlink", path, EIO);
   return tree_.remove(path);
 }
 
@@ -212,6 +220,12 @@ Status FaultFileSystem::sync_directory(const std::string& path) {
   ++calls_[op_index(FaultOp::SyncDirectory)];
   if (should_fail(FaultOp::SyncDirectory)) return file_error("fsync directory", path, EIO);
   if (!tree_.has_directory(path)) return file_error("open directory", path, ENOENT);
+  // Directories renamed into it move on disk too, with their durable entries.
+  std::erase_if(pending_directory_renames_, [&](const auto& rename) {
+    if (parent_of(rename.second) != path) return false;
+    move_durable_entries(rename.first, rename.second);
+    return true;
+  });
   // The directory's entries become what the live view says: creates, renames, removes.
   std::erase_if(durable_files_, [&](const auto& entry) { return parent_of(entry.first) == path; });
   for (const auto& [file, node] : tree_.files()) {
@@ -222,8 +236,23 @@ Status FaultFileSystem::sync_directory(const std::string& path) {
 
 Status FaultFileSystem::create_directory(const std::string& path) {
   std::lock_guard lock(mutex_);
+  if (powered_off_) return file_error("mkdir", path, EIO);
   tree_.create_directory(path);
   return ok_status();
+}
+
+Status FaultFileSystem::remove_directory(const std::string& path) {
+  std::lock_guard lock(mutex_);
+  if (powered_off_) return file_error("rmdir", path, EIO);
+  return tree_.remove_directory(path);
+}
+
+void FaultFileSystem::move_durable_entries(const std::string& from, const std::string& to) {
+  std::map<std::string, std::shared_ptr<Node>> moved;
+  for (auto& [file, node] : durable_files_) {
+    moved[MemoryFileTree<Node>::under(file, from) ? to + file.substr(from.size()) : file] = node;
+  }
+  durable_files_ = std::move(moved);
 }
 
 Result<std::vector<std::string>> FaultFileSystem::list_directory(const std::string& path) {
@@ -234,6 +263,11 @@ Result<std::vector<std::string>> FaultFileSystem::list_directory(const std::stri
 Result<bool> FaultFileSystem::exists(const std::string& path) {
   std::lock_guard lock(mutex_);
   return tree_.exists(path);
+}
+
+Result<FileKind> FaultFileSystem::file_kind(const std::string& path) {
+  std::lock_guard lock(mutex_);
+  return tree_.kind(path);
 }
 
 Result<std::unique_ptr<FileLock>> FaultFileSystem::lock(const std::string& path, LockMode mode) {
@@ -251,6 +285,11 @@ void FaultFileSystem::fail_nth(FaultOp op, uint64_t n) {
 void FaultFileSystem::fail_from_nth(FaultOp op, uint64_t n) {
   std::lock_guard lock(mutex_);
   triggers_[op_index(op)] = Trigger{calls_[op_index(op)] + n, true};
+}
+
+void FaultFileSystem::power_cut_at(FaultOp op, uint64_t n) {
+  std::lock_guard lock(mutex_);
+  triggers_[op_index(op)] = Trigger{calls_[op_index(op)] + n, false, true};
 }
 
 void FaultFileSystem::short_write(uint64_t n, uint64_t prefix_bytes) {
@@ -320,6 +359,13 @@ CrashReport FaultFileSystem::crash(uint64_t seed) {
   std::lock_guard lock(mutex_);
   std::mt19937_64 rng(seed);
   CrashReport report;
+  // Directory renames not made durable are undone, newest first.
+  for (auto it = pending_directory_renames_.rbegin(); it != pending_directory_renames_.rend();
+       ++it) {
+    tree_.move_tree(it->second, it->first);
+    move_durable_entries(it->second, it->first);
+  }
+  pending_directory_renames_.clear();
   // One new inode per old one (a file may have two synced names), each fate drawn once.
   std::map<const Node*, std::shared_ptr<Node>> survivors;
   std::map<std::string, std::shared_ptr<Node>> mounted;
@@ -350,6 +396,7 @@ CrashReport FaultFileSystem::crash(uint64_t seed) {
   tree_.files() = mounted;
   durable_files_ = std::move(mounted);
   tree_.clear_locks();
+  powered_off_ = false;
   ++generation_;
   release_stalled_syncs();  // they wake to a void handle: EIO
   for (Trigger& trigger : triggers_) trigger = Trigger{};

@@ -28,7 +28,10 @@
 //                          threads keep reading and writing, until stall_syncs(false) or crash();
 //                          then it proceeds as if just called (it applies the sync, or fails if a
 //                          fault is armed by then; after a crash its handle is void: EIO).
-// Directories themselves (create_directory) are durable at once: the tests create one store root.
+// Directories themselves (create_directory, remove_directory) are durable at once: the tests
+// create one store root. Renaming a directory moves it and its entries at once in the live view;
+// on disk the move is durable only after sync_directory of the new name's parent: a crash before
+// puts the directory back under its old name, with whatever of its entries were durable.
 //
 // Threads: one mutex guards everything; handles share it. Safe to share between threads. A stalled
 // sync waits on a condition variable of that mutex, so it holds nothing while it waits.
@@ -74,13 +77,20 @@ class FaultFileSystem final : public FileSystem {
   Status remove(const std::string& path) override;
   Status sync_directory(const std::string& path) override;
   Status create_directory(const std::string& path) override;
+  Status remove_directory(const std::string& path) override;
   Result<std::vector<std::string>> list_directory(const std::string& path) override;
   Result<bool> exists(const std::string& path) override;
+  Result<FileKind> file_kind(const std::string& path) override;
   Result<std::unique_ptr<FileLock>> lock(const std::string& path, LockMode mode) override;
 
   // ---- injection (n counts from 1, among calls of that kind made after arming) ----
   void fail_nth(FaultOp op, uint64_t n);
   void fail_from_nth(FaultOp op, uint64_t n);
+  // The power goes off at the n-th call of `op`: that call and every later one that would change
+  // something (any write, sync, rename, truncate, allocate, create or remove, of any kind) fails
+  // with EIO, so nothing the caller does afterwards (its clean-up included) reaches the disk. Reads
+  // still work. Until crash(), which clear_faults() does not replace.
+  void power_cut_at(FaultOp op, uint64_t n);
   void short_write(uint64_t n, uint64_t prefix_bytes);
   void limit_space(uint64_t bytes);
   void fail_reads_of(const std::string& path);
@@ -122,6 +132,7 @@ class FaultFileSystem final : public FileSystem {
   struct Trigger {
     uint64_t at = 0;  // absolute call number that fires (0: disarmed)
     bool and_after = false;
+    bool power_cut = false;  // firing powers the disk off (power_cut_at)
   };
 
   // All take mutex_ held.
@@ -131,11 +142,16 @@ class FaultFileSystem final : public FileSystem {
   // Waits (releasing mutex_) while syncs are stalled; returns with mutex_ held again.
   void wait_while_stalled(std::unique_lock<std::mutex>& lock);
   void release_stalled_syncs();
+  // Renames the durable entries under directory `from` to be under `to`.
+  void move_durable_entries(const std::string& from, const std::string& to);
 
   mutable std::mutex mutex_;
   uint64_t generation_ = 0;    // bumped by crash(): older handles and locks are void
+  bool powered_off_ = false;   // power_cut_at fired; crash() turns it back on
   MemoryFileTree<Node> tree_;  // live directory entries, locks
   std::map<std::string, std::shared_ptr<Node>> durable_files_;  // synced directory entries
+  // Directory renames (from, to) not yet made durable by a sync of to's parent, oldest first.
+  std::vector<std::pair<std::string, std::string>> pending_directory_renames_;
 
   // The stall: waiters block until stall_releases_ moves past the value they saw on arrival.
   std::condition_variable stall_changed_;  // a release, or a sync starting to wait

@@ -13,6 +13,27 @@ std::string join_path(std::string_view directory, std::string_view name) {
   return path;
 }
 
+namespace {
+std::string_view without_trailing_slashes(std::string_view path) {
+  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  return path;
+}
+}  // namespace
+
+std::string parent_directory(std::string_view path) {
+  path = without_trailing_slashes(path);
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string_view::npos) return ".";
+  if (slash == 0) return "/";
+  return std::string(path.substr(0, slash));
+}
+
+std::string base_name(std::string_view path) {
+  path = without_trailing_slashes(path);
+  size_t slash = path.find_last_of('/');
+  return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
 StoreError file_error(std::string_view operation, const std::string& path, int err,
                       uint64_t bytes) {
   if (err == EACCES || err == EPERM || err == EROFS) {

@@ -56,19 +56,26 @@ class FileLock {
 
 enum class LockMode : uint8_t { Shared, Exclusive };
 
+// What a path names, without following a final symbolic link (lstat).
+enum class FileKind : uint8_t { Missing, Regular, Directory, SymbolicLink, Other };
+
 class FileSystem {
  public:
   virtual ~FileSystem() = default;
 
   virtual Result<std::unique_ptr<File>> open(const std::string& path, OpenMode mode) = 0;
+  // rename(2), of a file or a directory (a directory replaces only a missing or empty one).
   virtual Status rename(const std::string& from, const std::string& to) = 0;
   virtual Status remove(const std::string& path) = 0;
   // fsync on the directory: makes creates, renames, removes and truncates in it durable.
   virtual Status sync_directory(const std::string& path) = 0;
   virtual Status create_directory(const std::string& path) = 0;
+  // rmdir(2): removes an empty directory.
+  virtual Status remove_directory(const std::string& path) = 0;
   // Names (not paths) of the entries of `path`, excluding "." and "..", in no particular order.
   virtual Result<std::vector<std::string>> list_directory(const std::string& path) = 0;
   virtual Result<bool> exists(const std::string& path) = 0;
+  virtual Result<FileKind> file_kind(const std::string& path) = 0;
   // Takes a lock without waiting. Returns null when another holder (this process or another)
   // has a conflicting lock. Exclusive: opens `path` for writing, creating it if missing. Shared
   // (a reader's probe): opens an existing `path` for reading only, so it needs no write access.
@@ -79,6 +86,11 @@ class FileSystem {
 FileSystem& posix_file_system();
 
 std::string join_path(std::string_view directory, std::string_view name);
+// The directory that holds `path` ("." for a bare name, "/" for a name under the root); trailing
+// slashes of `path` are ignored.
+std::string parent_directory(std::string_view path);
+// The last component of `path` (trailing slashes ignored).
+std::string base_name(std::string_view path);
 
 // How every FileSystem implementation reports a failed call: PermissionDenied (Domain) for
 // EACCES/EPERM/EROFS, naming what was needed; InvalidArgument for ENOTDIR (a path through a file);

@@ -103,6 +103,11 @@ Status MemoryFileSystem::create_directory(const std::string& path) {
   return ok_status();
 }
 
+Status MemoryFileSystem::remove_directory(const std::string& path) {
+  std::lock_guard lock(mutex_);
+  return tree_.remove_directory(path);
+}
+
 Result<std::vector<std::string>> MemoryFileSystem::list_directory(const std::string& path) {
   std::lock_guard lock(mutex_);
   return tree_.list_directory(path);
@@ -111,6 +116,11 @@ Result<std::vector<std::string>> MemoryFileSystem::list_directory(const std::str
 Result<bool> MemoryFileSystem::exists(const std::string& path) {
   std::lock_guard lock(mutex_);
   return tree_.exists(path);
+}
+
+Result<FileKind> MemoryFileSystem::file_kind(const std::string& path) {
+  std::lock_guard lock(mutex_);
+  return tree_.kind(path);
 }
 
 Result<std::unique_ptr<FileLock>> MemoryFileSystem::lock(const std::string& path, LockMode mode) {

@@ -22,8 +22,10 @@ class MemoryFileSystem final : public FileSystem {
   Status remove(const std::string& path) override;
   Status sync_directory(const std::string& path) override;
   Status create_directory(const std::string& path) override;
+  Status remove_directory(const std::string& path) override;
   Result<std::vector<std::string>> list_directory(const std::string& path) override;
   Result<bool> exists(const std::string& path) override;
+  Result<FileKind> file_kind(const std::string& path) override;
   Result<std::unique_ptr<FileLock>> lock(const std::string& path, LockMode mode) override;
 
   // Test access: the bytes of a file (empty if absent), and replacing them.

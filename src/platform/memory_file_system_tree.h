@@ -46,10 +46,13 @@ class MemoryFileTree {
     return it->second;
   }
 
-  // rename(2): `to` now names from's node (replacing any other); onto itself is a no-op.
+  // rename(2): `to` now names from's node (replacing any other); onto itself is a no-op. A
+  // directory moves with everything under it, onto a missing or empty directory only.
   Status rename(const std::string& from, const std::string& to) {
+    if (has_directory(from)) return rename_directory(from, to);
     auto it = files_.find(from);
     if (it == files_.end()) return file_error("rename", from, ENOENT).with("to", to);
+    if (has_directory(to)) return file_error("rename", from, EISDIR).with("to", to);
     if (from == to) return ok_status();
     files_[to] = it->second;
     files_.erase(it);
@@ -62,9 +65,35 @@ class MemoryFileTree {
   }
 
   void create_directory(const std::string& path) { directories_.insert(path); }
+  Status remove_directory(const std::string& path) {
+    if (!has_directory(path)) return file_error("rmdir", path, ENOENT);
+    if (!empty_directory(path)) return file_error("rmdir", path, ENOTEMPTY);
+    directories_.erase(path);
+    return ok_status();
+  }
   bool has_directory(const std::string& path) const { return directories_.count(path) > 0; }
   bool exists(const std::string& path) const {
     return files_.count(path) > 0 || has_directory(path);
+  }
+  FileKind kind(const std::string& path) const {
+    if (files_.count(path) > 0) return FileKind::Regular;
+    return has_directory(path) ? FileKind::Directory : FileKind::Missing;
+  }
+
+  // Moves every directory and file under `from` (and `from` itself) to `to`, unchecked.
+  void move_tree(const std::string& from, const std::string& to) {
+    auto moved = [&](const std::string& path) { return to + path.substr(from.size()); };
+    std::set<std::string> directories;
+    for (const std::string& d : directories_) directories.insert(under(d, from) ? moved(d) : d);
+    directories_ = std::move(directories);
+    Files files;
+    for (auto& [path, node] : files_) files[under(path, from) ? moved(path) : path] = node;
+    files_ = std::move(files);
+  }
+  // `path` is `root` or inside it.
+  static bool under(const std::string& path, const std::string& root) {
+    return path == root || (path.size() > root.size() && path.compare(0, root.size(), root) == 0 &&
+                            path[root.size()] == '/');
   }
 
   Result<std::vector<std::string>> list_directory(const std::string& path) const {
@@ -73,7 +102,32 @@ class MemoryFileTree {
     for (const auto& [file, node] : files_) {
       if (parent_of(file) == path) names.push_back(file.substr(path.size() + 1));
     }
+    for (const std::string& d : directories_) {
+      if (d != path && parent_of(d) == path) names.push_back(d.substr(path.size() + 1));
+    }
     return names;
+  }
+
+  Status rename_directory(const std::string& from, const std::string& to) {
+    if (from == to) return ok_status();
+    if (files_.count(to) > 0) return file_error("rename", from, ENOTDIR).with("to", to);
+    if (has_directory(to) && !empty_directory(to)) {
+      return file_error("rename", from, ENOTEMPTY).with("to", to);
+    }
+    if (!has_directory(parent_of(to))) return file_error("rename", from, ENOENT).with("to", to);
+    if (under(to, from)) return file_error("rename", from, EINVAL).with("to", to);
+    directories_.erase(to);
+    move_tree(from, to);
+    return ok_status();
+  }
+  bool empty_directory(const std::string& path) const {
+    for (const std::string& d : directories_) {
+      if (d != path && under(d, path)) return false;
+    }
+    for (const auto& [file, node] : files_) {
+      if (under(file, path)) return false;
+    }
+    return true;
   }
 
   // flock(2) without waiting, on the file `path` (an exclusive lock creates it if missing, as

@@ -148,6 +148,11 @@ class PosixFileSystem final : public FileSystem {
     return ok_status();
   }
 
+  Status remove_directory(const std::string& path) override {
+    if (::rmdir(path.c_str()) != 0) return file_error("rmdir", path, errno);
+    return ok_status();
+  }
+
   Result<std::vector<std::string>> list_directory(const std::string& path) override {
     DIR* dir = ::opendir(path.c_str());
     if (dir == nullptr) return file_error("opendir", path, errno);
@@ -168,6 +173,18 @@ class PosixFileSystem final : public FileSystem {
     if (::stat(path.c_str(), &st) == 0) return true;
     if (errno == ENOENT) return false;
     return file_error("stat", path, errno);
+  }
+
+  Result<FileKind> file_kind(const std::string& path) override {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+      if (errno == ENOENT) return FileKind::Missing;
+      return file_error("lstat", path, errno);
+    }
+    if (S_ISREG(st.st_mode)) return FileKind::Regular;
+    if (S_ISDIR(st.st_mode)) return FileKind::Directory;
+    if (S_ISLNK(st.st_mode)) return FileKind::SymbolicLink;
+    return FileKind::Other;
   }
 
   Result<std::unique_ptr<FileLock>> lock(const std::string& path, LockMode mode) override {

@@ -907,6 +907,10 @@ Result<std::vector<SegmentSpan>> StoreInternals::segment_spans(Store& store) {
   KEEL_TRY(check_not_in_gate(store.impl_.get(), "retention"));
   return store.impl_->segment_spans();
 }
+Result<std::optional<StoreCut>> StoreInternals::cut_for_export(Store& store) {
+  KEEL_TRY(check_not_in_gate(store.impl_.get(), "export"));
+  return store.impl_->cut_for_export();
+}
 Result<uint64_t> StoreInternals::retain_from(Store& store, uint64_t floor_sequence) {
   KEEL_TRY(check_not_in_gate(store.impl_.get(), "retention"));
   return store.impl_->retain_from(floor_sequence);

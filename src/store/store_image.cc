@@ -179,7 +179,8 @@ Result<std::optional<Store::Impl::Image>> Store::Impl::image_at_durable() {
                                              std::chrono::steady_clock::now() - started)
                                              .count());
   if (failure) return *failure;
-  return std::optional<Image>(Image{std::move(bytes), keys_.encode(durable), durable});
+  return std::optional<Image>(Image{std::move(bytes), keys_.encode(durable), durable,
+                                    checkpoint.resume_segment_id, checkpoint.resume_offset});
 }
 
 // The keys first: an INDEX newer than IDEMPOTENCY would not be used (restore_image).

@@ -53,6 +53,8 @@ class Store::Impl {
   // Retention's mechanism (store_retention.cc; StoreInternals documents them).
   Result<uint64_t> retain_from(uint64_t floor_sequence);
   Result<std::vector<SegmentSpan>> segment_spans();
+  // Export's cut (store_cut.cc; StoreInternals documents it).
+  Result<std::optional<StoreCut>> cut_for_export();
   uint64_t now_wall_ms();
   Status sync();
   Result<Event> get(const EventId& id);
@@ -121,6 +123,8 @@ class Store::Impl {
     std::vector<std::byte> index;
     std::vector<std::byte> keys;
     uint64_t sequence = 0;  // the durable sequence both were cut at
+    uint64_t segment_id = 0;  // where the record holding `sequence` ends: the checkpoint
+    uint64_t end_offset = 0;
   };
   // With the lock held: the image at the durable watermark (none when nothing is durable, the
   // writer is poisoned, or the durable prefix ends inside a fence).
