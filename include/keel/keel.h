@@ -1,6 +1,7 @@
 // keel: the whole public API.
 #pragma once
 
+#include "keel/artifact.h"
 #include "keel/consumer.h"
 #include "keel/coordinate.h"
 #include "keel/error.h"

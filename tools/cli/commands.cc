@@ -463,6 +463,31 @@ const std::vector<Command>& commands() {
          {"keep", "K", "prune: payloads to keep, the published one included (default 2)"}},
         2, 3},
        run_snapshot},
+      {{"export", "STORE DEST", "copy a store, while it is in use, into a verified artifact",
+        "Copies the store as of its durable sequence into DEST (a missing directory, or an empty\n"
+        "one): its segments (the last one up to that sequence), an index image and idempotency\n"
+        "keys cut at it, EPOCH, RETAIN and END, each durable consumer's cursor and each\n"
+        "snapshot's published payload. The copy is opened to check that it holds exactly those\n"
+        "events; then MANIFEST (every file's size and XXH3-128, the epoch and the sequence) is\n"
+        "written last. Appends wait only while the cut is taken (reported). Opens STORE\n"
+        "writable; in a program that holds the store, call keel::export_store instead.\n"
+        "Progress on stderr: a bar on a terminal, a line per 10% otherwise.\n\n"
+        "example: keel export ./orders /backup/orders-2026-12-06",
+        {},
+        2, 2},
+       run_export},
+      {{"import", "ARTIFACT DEST", "check an exported artifact and make it a store at DEST",
+        "Treats ARTIFACT as untrusted: every file must be a regular file that MANIFEST lists and\n"
+        "hash to what it says; no other entries, no symbolic links, no names outside the store's\n"
+        "own; MANIFEST at most 1 MiB with known fields and versions. The copy is staged beside\n"
+        "DEST (a hidden .NAME.import-* directory), opened and verified (it must hold MANIFEST's\n"
+        "sequence), then renamed to DEST, which must be missing or an empty directory: after a\n"
+        "failure or a crash nothing is at DEST (a crash may leave the staging directory; remove\n"
+        "it). Exit 1 with the reason when the artifact is refused.\n\n"
+        "example: keel import /backup/orders-2026-12-06 ./orders-restored",
+        {},
+        2, 2},
+       run_import},
   };
   return all;
 }
