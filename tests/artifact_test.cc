@@ -127,7 +127,7 @@ TEST_CASE("an export imports as the same store: events, consumers, snapshots, re
 }
 
 TEST_CASE("an export under concurrent appends is the store at one durable sequence",
-          "[artifact]") {
+          "[artifact][concurrency]") {
   TempDir scratch;
   auto store = open_at(scratch / "source");
   append_n(*store, 2000);
@@ -190,13 +190,18 @@ TEST_CASE("after an import, subscribing to the original from the manifest's sequ
 
 // ---- import of an untrusted artifact: the rejection matrix ----
 
-// A fresh, valid artifact of 120 events with a snapshot and a consumer, at scratch/artifact.
+// A fresh, valid artifact of 120 events with a snapshot, a consumer and an index image (the
+// store was closed once), at scratch/artifact.
 void make_artifact(const TempDir& scratch) {
+  {
+    auto store = open_at(scratch / "source");
+    append_n(*store, 120);
+    KEEL_REQUIRE_OK(save_snapshot(*store, "totals", "state", 100));
+    KEEL_REQUIRE_OK(DurableConsumer::reset(*store, "billing", 90, "billing state"));
+  }
   auto store = open_at(scratch / "source");
-  append_n(*store, 120);
-  KEEL_REQUIRE_OK(save_snapshot(*store, "totals", "state", 100));
-  KEEL_REQUIRE_OK(DurableConsumer::reset(*store, "billing", 90, "billing state"));
   KEEL_REQUIRE_OK(export_store(*store, scratch / "artifact"));
+  REQUIRE(std::filesystem::exists(scratch / "artifact/INDEX"));
 }
 
 std::string read_text(const std::string& path) {
@@ -319,10 +324,11 @@ TEST_CASE("import refuses each kind of bad artifact and leaves the destination a
        ErrorCode::ArtifactInvalid, "holds events up to sequence 120; MANIFEST says 121"},
       {"epoch forged",
        [](const TempDir& s) {
-         edit_manifest(s, [](std::string& t) { replace_line(t, "epoch 1\n", "epoch 7\n"); });
+         edit_manifest(s, [](std::string& t) { replace_line(t, "epoch 2\n", "epoch 7\n"); });
        },
        ErrorCode::ArtifactInvalid, "MANIFEST says 7"},
-      {"a consistent forgery of the log",  // files and manifest agree; the log does not open
+      {"a consistent forgery of the log",  // files and manifest agree; the index image covers
+                                           // the damaged frame, so only verify finds it
        [](const TempDir& s) {
          const std::string segment = first_segment(s);
          test::flip_byte(s / ("artifact/" + segment), 64 + 60, 0x01);
@@ -332,7 +338,7 @@ TEST_CASE("import refuses each kind of bad artifact and leaves the destination a
            t.replace(at - 32, 32, format::hash128(bytes).to_hex());
          });
        },
-       ErrorCode::ArtifactInvalid, "its log does not verify"},
+       ErrorCode::ArtifactInvalid, "not a sound store: its log does not verify"},
   };
   for (const Rejection& rejection : rejections) {
     DYNAMIC_SECTION(rejection.name) {

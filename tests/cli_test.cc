@@ -19,13 +19,8 @@ namespace {
 using Run = keel::test::CommandRun;
 
 // Runs `keel ARGS` with `input` on stdin (args are passed through the shell: quote them).
-Run keel_cli(const TempDir& scratch, const std::string& args, const std::string& input = "") {
-  return keel::test::run_command(scratch, KEEL_CLI, args, input);
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using keel::test::keel_cli;
+using keel::test::contains;
 
 size_t lines(const std::string& text) {
   size_t n = 0;

@@ -20,9 +20,7 @@ Run crash_loop(const TempDir& scratch, const std::string& args) {
   return keel::test::run_command(scratch, KEEL_CRASH_LOOP, args);
 }
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using keel::test::contains;
 
 // Sums "<n> durable" over the per-iteration progress lines.
 uint64_t durable_receipts_checked(const std::string& out) {

@@ -14,13 +14,8 @@ namespace {
 using test::TempDir;
 using Run = test::CommandRun;
 
-Run keel_cli(const TempDir& scratch, const std::string& args) {
-  return test::run_command(scratch, KEEL_CLI, args);
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using test::keel_cli;
+using test::contains;
 
 TEST_CASE("keel snapshot lists, shows, checks and prunes the snapshots of a store",
           "[cli][snapshot]") {

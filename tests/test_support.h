@@ -56,6 +56,17 @@ struct CommandRun {
 // files in `scratch`.
 CommandRun run_command(const TempDir& scratch, const std::string& program, const std::string& args,
                        const std::string& input = "");
+#ifdef KEEL_CLI
+// Runs the keel CLI built with the tests the same way.
+inline CommandRun keel_cli(const TempDir& scratch, const std::string& args,
+                           const std::string& input = "") {
+  return run_command(scratch, KEEL_CLI, args, input);
+}
+#endif
+
+inline bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
 
 // Fails the test with the error's text when `status` is not ok.
 #define KEEL_REQUIRE_OK(expr)                                                   \

@@ -62,6 +62,7 @@ struct ExportReport {
   uint64_t consumers = 0;  // durable consumers' cursors exported
   uint64_t snapshots = 0;  // snapshots exported (the published one of each name)
   uint64_t writer_blocked_us = 0;  // how long appends waited for the cut
+  uint64_t check_ms = 0;           // opening the copy to check it (part of elapsed_ms)
   uint64_t elapsed_ms = 0;
 };
 
@@ -90,6 +91,7 @@ struct ImportReport {
   uint64_t epoch = 0;
   uint64_t files = 0;
   uint64_t bytes = 0;
+  uint64_t check_ms = 0;  // opening and verifying the staged copy (part of elapsed_ms)
   uint64_t elapsed_ms = 0;
 };
 

@@ -19,13 +19,13 @@ namespace keel {
 
 namespace {
 
-// A file of the export that is not a segment: its bytes in memory, or (a snapshot payload) a
-// handle opened when its pointer was read.
+// A file of the export: its bytes in memory, or the first `handle_bytes` of a file opened before
+// (in the cut, or when a snapshot's pointer was read).
 struct ExportFile {
   std::string name;
   std::vector<std::byte> bytes;
-  std::unique_ptr<platform::File> payload;
-  uint64_t payload_bytes = 0;
+  std::unique_ptr<platform::File> handle;
+  uint64_t handle_bytes = 0;
 };
 
 // The consumers' cursors and the snapshots' pointers (with the payloads they name), read before
@@ -58,7 +58,7 @@ Result<std::vector<ExportFile>> read_layers_above(platform::FileSystem& fs,
                                nullptr, 0});
     ExportFile payload{log::snapshot_payload_file_name(name, pointer->sequence, pointer->hash), {},
                        nullptr, pointer->size};
-    KEEL_ASSIGN_OR_RETURN(payload.payload,
+    KEEL_ASSIGN_OR_RETURN(payload.handle,
                           fs.open(platform::join_path(directory, payload.name),
                                   platform::OpenMode::ReadOnly));
     files.push_back(std::move(payload));
@@ -132,52 +132,42 @@ Result<ExportReport> export_store(Store& store, std::string_view destination_vie
   report.sequence = cut.sequence;
   report.epoch = cut.epoch;
   report.writer_blocked_us = cut.writer_blocked_us;
-  for (auto& [name, bytes] : cut.files) files.push_back(ExportFile{name, std::move(bytes), nullptr, 0});
+  for (StoreCut::File& file : cut.files) {
+    files.push_back(ExportFile{std::move(file.name), {}, std::move(file.file), file.bytes});
+  }
 
   uint64_t total = 0;
-  for (const StoreCut::Segment& segment : cut.segments) total += segment.bytes;
-  for (const ExportFile& file : files) total += file.payload ? file.payload_bytes : file.bytes.size();
-  artifact::ProgressMeter meter(options.progress, total, cut.segments.size() + files.size());
+  for (const ExportFile& file : files) total += file.handle ? file.handle_bytes : file.bytes.size();
+  artifact::ProgressMeter meter(options.progress, total, files.size());
 
   if (!existed) KEEL_TRY(fs.create_directory(destination));
   std::vector<std::string> written;
   artifact::Manifest manifest{format::kFormatVersion, cut.epoch, cut.sequence, {}};
   auto copy_all = [&]() -> Status {
-    auto copied = [&](const std::string& name, uint64_t expected,
-                      const artifact::Copied& got) -> Status {
-      if (got.size != expected) {
-        return StoreError(ErrorCode::Io)
-            .with("operation", "export copy")
-            .with("path", platform::join_path(store.directory(), name))
-            .with("detail", "it ended after " + std::to_string(got.size) + " of " +
-                                std::to_string(expected) + " bytes")
-            .with("errno", 0);
-      }
-      manifest.files.push_back(artifact::ManifestFile{name, got.size, got.hash});
-      return ok_status();
-    };
-    for (StoreCut::Segment& segment : cut.segments) {
-      written.push_back(segment.name);
-      KEEL_ASSIGN_OR_RETURN(
-          artifact::Copied got,
-          artifact::copy_prefix(fs, *segment.file, platform::join_path(destination, segment.name),
-                                segment.bytes, meter));
-      KEEL_TRY(copied(segment.name, segment.bytes, got));
-    }
     for (ExportFile& file : files) {
       written.push_back(file.name);
       const std::string to = platform::join_path(destination, file.name);
-      if (file.payload) {
-        KEEL_ASSIGN_OR_RETURN(artifact::Copied got, artifact::copy_prefix(fs, *file.payload, to,
-                                                                          file.payload_bytes, meter));
-        KEEL_TRY(copied(file.name, file.payload_bytes, got));
-      } else {
+      if (!file.handle) {
         KEEL_ASSIGN_OR_RETURN(Hash128 hash, artifact::write_new_file(fs, to, file.bytes, meter));
         manifest.files.push_back(artifact::ManifestFile{file.name, file.bytes.size(), hash});
+        continue;
       }
+      KEEL_ASSIGN_OR_RETURN(artifact::Copied got, artifact::copy_prefix(fs, *file.handle, to,
+                                                                        file.handle_bytes, meter));
+      if (got.size != file.handle_bytes) {
+        return StoreError(ErrorCode::Io)
+            .with("operation", "export copy")
+            .with("path", file.handle->path())
+            .with("detail", "it ended after " + std::to_string(got.size) + " of " +
+                                std::to_string(file.handle_bytes) + " bytes")
+            .with("errno", 0);
+      }
+      manifest.files.push_back(artifact::ManifestFile{file.name, got.size, got.hash});
     }
     KEEL_TRY(fs.sync_directory(destination));
+    const auto check_started = std::chrono::steady_clock::now();
     KEEL_TRY(verify_copy(fs, destination, cut.sequence));
+    report.check_ms = artifact::elapsed_ms_since(check_started);
     std::sort(manifest.files.begin(), manifest.files.end(),
               [](const auto& a, const auto& b) { return a.name < b.name; });
     const std::string text = artifact::encode_manifest(manifest);

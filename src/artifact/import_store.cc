@@ -86,7 +86,7 @@ Status check_copy(platform::FileSystem& fs, const std::string& artifact, const s
   options.file_system = &fs;
   auto opened = Store::open(staged, options);
   if (!opened.ok()) {
-    return invalid(artifact, "its files do not open as a store: " + opened.error().to_string());
+    return invalid(artifact, "it is not a sound store: its files do not open: " + opened.error().to_string());
   }
   Store& copy = **opened;
   const StoreStats stats = copy.stats();
@@ -99,9 +99,9 @@ Status check_copy(platform::FileSystem& fs, const std::string& artifact, const s
   // checks every chain.
   auto verified = copy.verify();
   if (!verified.ok()) {
-    return invalid(artifact, "its log does not verify: " + verified.error().to_string());
+    return invalid(artifact, "it is not a sound store: its log does not verify: " + verified.error().to_string());
   }
-  if (!verified->ok) return invalid(artifact, "its log does not verify: " + verified->problem);
+  if (!verified->ok) return invalid(artifact, "it is not a sound store: its log does not verify: " + verified->problem);
   if (copy.epoch() != manifest.epoch) {
     return invalid(artifact, "its EPOCH is " + std::to_string(copy.epoch()) + "; MANIFEST says " +
                                  std::to_string(manifest.epoch));
@@ -193,7 +193,9 @@ Result<ImportReport> import_store(std::string_view artifact_view, std::string_vi
       report.bytes += copied.size;
     }
     KEEL_TRY(fs.sync_directory(staged));
+    const auto check_started = std::chrono::steady_clock::now();
     KEEL_TRY(check_copy(fs, artifact, staged, manifest));
+    report.check_ms = artifact::elapsed_ms_since(check_started);
     if (in_place) return ok_status();
     return fs.rename(staged, destination);
   };

@@ -133,19 +133,19 @@ Status Store::Impl::drop_references_above(const log::DataLoss& loss) {
   return ok_status();
 }
 
-Result<std::optional<Store::Impl::Image>> Store::Impl::image_at_durable() {
+Result<std::optional<log::Checkpoint>> Store::Impl::durable_checkpoint() {
   log::SegmentWriter* writer = log_->writer();
   const uint64_t durable = marks_.sequence(Watermark::Durable);
   if (writer == nullptr || writer->poisoned() || durable == 0 ||
       durable >= index_.next_sequence()) {
-    return std::optional<Image>();
+    return std::optional<log::Checkpoint>();
   }
-  // The checkpoint: the end of the record holding the last durable event (durable moves by whole
-  // records, so that event ends its record). A checkpoint must not fall inside a fence (FORMAT.md
-  // 8.4): when the last durable event is hidden (a cancelled fence) or fenced (its fence's end
-  // record comes after it), the image waits for a later unfenced record.
+  // The end of the record holding the last durable event (durable moves by whole records, so that
+  // event ends its record). A checkpoint must not fall inside a fence (FORMAT.md 8.4): when the
+  // last durable event is hidden (a cancelled fence) or fenced (its fence's end record comes after
+  // it), there is none until a later unfenced record.
   std::optional<index::EventLocation> at = index_.locate(durable);
-  if (!at) return std::optional<Image>();
+  if (!at) return std::optional<log::Checkpoint>();
   format::DecodedFrame frame;
   KEEL_TRY(reader_.read_frame(at->segment_id, at->frame_offset, stable_end_of(at->segment_id),
                               read_bytes_, frame));
@@ -159,10 +159,18 @@ Result<std::optional<Store::Impl::Image>> Store::Impl::image_at_durable() {
   bool fenced = false;
   (void)format::decode_record_events(
       frame, [&](uint32_t, const format::EventBody& body) { fenced |= body.fence_id.has_value(); });
-  if (fenced) return std::optional<Image>();
+  if (fenced) return std::optional<log::Checkpoint>();
   // Frames' epochs never decrease along the log: the last covered frame's is the largest covered.
-  log::Checkpoint checkpoint{durable + 1, frame.header.epoch, at->segment_id,
-                             at->frame_offset + frame.size, at->frame_offset};
+  return std::optional<log::Checkpoint>(log::Checkpoint{
+      durable + 1, frame.header.epoch, at->segment_id, at->frame_offset + frame.size,
+      at->frame_offset});
+}
+
+Result<std::optional<Store::Impl::Image>> Store::Impl::image_at_durable() {
+  KEEL_ASSIGN_OR_RETURN(std::optional<log::Checkpoint> cut, durable_checkpoint());
+  if (!cut) return std::optional<Image>();
+  const log::Checkpoint& checkpoint = *cut;
+  const uint64_t durable = checkpoint.next_sequence - 1;
   std::optional<StoreError> failure;
   auto hash_at = [&](uint64_t sequence) {
     Hash128 hash;
@@ -179,8 +187,7 @@ Result<std::optional<Store::Impl::Image>> Store::Impl::image_at_durable() {
                                              std::chrono::steady_clock::now() - started)
                                              .count());
   if (failure) return *failure;
-  return std::optional<Image>(Image{std::move(bytes), keys_.encode(durable), durable,
-                                    checkpoint.resume_segment_id, checkpoint.resume_offset});
+  return std::optional<Image>(Image{std::move(bytes), keys_.encode(durable), durable});
 }
 
 // The keys first: an INDEX newer than IDEMPOTENCY would not be used (restore_image).

@@ -123,9 +123,10 @@ class Store::Impl {
     std::vector<std::byte> index;
     std::vector<std::byte> keys;
     uint64_t sequence = 0;  // the durable sequence both were cut at
-    uint64_t segment_id = 0;  // where the record holding `sequence` ends: the checkpoint
-    uint64_t end_offset = 0;
   };
+  // With the lock held: where the log can be cut at the durable watermark (none when nothing is
+  // durable, the writer is poisoned, or the durable prefix ends inside a fence).
+  Result<std::optional<log::Checkpoint>> durable_checkpoint();
   // With the lock held: the image at the durable watermark (none when nothing is durable, the
   // writer is poisoned, or the durable prefix ends inside a fence).
   Result<std::optional<Image>> image_at_durable();

@@ -27,21 +27,20 @@ struct SegmentSpan {
 };
 
 // The store's files as of one durable sequence, for export (src/artifact/): what a copy needs to
-// open as a store holding exactly the events up to `sequence`.
+// open as a store holding exactly the events up to `sequence`. Each file is opened in the cut, so
+// it reads as it was then even if it is replaced (an index image) or removed (retention) later.
 struct StoreCut {
   uint64_t sequence = 0;  // the last event the cut holds (0: none)
   uint64_t epoch = 0;
-  struct Segment {
-    std::string name;                      // its file name
-    std::unique_ptr<platform::File> file;  // opened in the cut: readable even if retention
-                                           // removes the file afterwards
-    uint64_t bytes = 0;                    // copy [0, bytes): all of a sealed segment, or the
-                                           // last one up to the end of the record of `sequence`
+  struct File {
+    std::string name;                      // its name in the store directory
+    std::unique_ptr<platform::File> file;  // opened in the cut
+    uint64_t bytes = 0;                    // copy [0, bytes)
   };
-  std::vector<Segment> segments;  // the retained segments through the one holding `sequence`
-  // Sidecars at the cut, by file name: EPOCH, and RETAIN and END when present; INDEX and
-  // IDEMPOTENCY as an image cut at `sequence` (absent when it is 0).
-  std::vector<std::pair<std::string, std::vector<std::byte>>> files;
+  // INDEX and IDEMPOTENCY as they are on disk (each cut at a durable sequence <= `sequence`),
+  // EPOCH, RETAIN and END (each when present), and the retained segments through the one holding
+  // `sequence`: whole, except that last one, up to the end of the record holding `sequence`.
+  std::vector<File> files;
   uint64_t writer_blocked_us = 0;  // how long the cut held the store's commit mutex
 };
 
@@ -56,10 +55,10 @@ struct StoreInternals {
   // retained sequence. InvalidArgument (a fence open, the floor above durable + 1, no image can be
   // cut now), ReadOnlyStore, WriterPoisoned, OperationInDoubt, Io, NoSpace.
   static Result<uint64_t> retain_from(Store& store, uint64_t floor_sequence);
-  // A cut at the durable sequence, taken under the commit mutex (appends wait meanwhile; the
-  // index image is encoded then, so the wait grows with the index). nullopt when none can be cut
-  // now: the durable prefix ends inside a fence, or its last event is hidden; a later durable
-  // record allows one. ReadOnlyStore, WriterPoisoned, Io, Corruption.
+  // A cut at the durable sequence, taken under the commit mutex (appends wait meanwhile: it opens
+  // files and reads one frame, it copies nothing). nullopt when none can be cut now: the durable
+  // prefix ends inside a fence, or its last event is hidden; a later durable record allows one.
+  // ReadOnlyStore, WriterPoisoned, Io, Corruption.
   static Result<std::optional<StoreCut>> cut_for_export(Store& store);
   // The store clock's wall time (StoreOptions::clock).
   static uint64_t now_wall_ms(Store& store);
