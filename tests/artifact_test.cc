@@ -169,6 +169,7 @@ TEST_CASE("after an import, subscribing to the original from the manifest's sequ
   auto exported = export_store(*store, scratch / "artifact");
   KEEL_REQUIRE_OK(exported);
   append_n(*store, 77, 300);
+  std::filesystem::create_directory(scratch / "copy");  // an empty directory is taken over
   auto imported = import_store(scratch / "artifact", scratch / "copy");
   KEEL_REQUIRE_OK(imported);
   auto subscription = Subscription::open(*store, Query{}, imported->sequence);
