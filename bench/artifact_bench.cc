@@ -27,21 +27,16 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.h"
 #include "keel/keel.h"
 
 namespace {
 
+using keel::bench::fail;
+using keel::bench::seconds_since;
+
 using namespace keel;
 namespace fs = std::filesystem;
-
-[[noreturn]] void fail(const std::string& what) {
-  std::fprintf(stderr, "artifact_bench: %s\n", what.c_str());
-  std::abort();
-}
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 struct Fixture {
   std::string root;
@@ -63,11 +58,9 @@ uint64_t directory_bytes(const std::string& dir) {
 Fixture& fixture() {
   static Fixture* f = [] {
     auto* fixture = new Fixture();
-    std::string pattern = fs::temp_directory_path() / "keel-artifact-bench-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) fail("mkdtemp");
-    fixture->root = pattern;
-    fixture->store_dir = pattern + "/store";
-    fixture->artifact_dir = pattern + "/artifact";
+    fixture->root = keel::bench::temp_dir();
+    fixture->store_dir = fixture->root + "/store";
+    fixture->artifact_dir = fixture->root + "/artifact";
     uint64_t target = 1ull << 30;
     if (const char* env = std::getenv("KEEL_EXPORT_BENCH_BYTES")) target = std::stoull(env);
     StoreOptions options;

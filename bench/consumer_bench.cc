@@ -40,9 +40,13 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.h"
 #include "keel/keel.h"
 
 namespace {
+
+using keel::bench::fail;
+using keel::bench::temp_dir;
 
 using namespace keel;
 
@@ -53,17 +57,6 @@ int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-[[noreturn]] void fail(const std::string& what) {
-  std::fprintf(stderr, "consumer_bench: %s\n", what.c_str());
-  std::abort();
-}
-
-std::string temp_dir() {
-  std::string pattern = std::filesystem::temp_directory_path() / "keel-consumer-bench-XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) fail("mkdtemp");
-  return pattern;
 }
 
 std::unique_ptr<Store> open_new(const std::string& dir) {

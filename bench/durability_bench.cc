@@ -44,9 +44,13 @@
 #include <rocksdb/statistics.h>
 #include <sqlite3.h>
 
+#include "bench_support.h"
 #include "keel/keel.h"
 
 namespace {
+
+using keel::bench::fail;
+using keel::bench::temp_dir;
 
 using namespace keel;
 
@@ -55,17 +59,6 @@ constexpr int kEntitiesPerCaller = 100;
 
 // The same base directory as the store benchmarks ($TMPDIR or /tmp), so the probe and the stores
 // share one disk.
-std::string temp_dir() {
-  std::string pattern = std::filesystem::temp_directory_path() / "keel-bench-XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) std::abort();
-  return pattern;
-}
-
-[[noreturn]] void fail(const std::string& what) {
-  std::fprintf(stderr, "durability_bench: %s\n", what.c_str());
-  std::abort();
-}
-
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())

@@ -28,9 +28,12 @@
 #include <string>
 #include <vector>
 
+#include "bench_support.h"
 #include "keel/keel.h"
 
 namespace {
+
+using keel::bench::fail;
 
 using namespace keel;
 
@@ -39,11 +42,6 @@ constexpr int kEntities = 100'000;
 constexpr int kHotEntities = 10;
 constexpr int kHotEvery = 100;
 const std::string kPayload(64, 'p');
-
-[[noreturn]] void fail(const std::string& what) {
-  std::fprintf(stderr, "query_bench: %s\n", what.c_str());
-  std::abort();
-}
 
 uint64_t events_wanted() {
   const char* value = std::getenv("KEEL_QUERY_BENCH_EVENTS");
@@ -71,9 +69,7 @@ struct BuiltStore {
   std::string hot_entity = "hot:0";
 
   BuiltStore() {
-    std::string pattern = std::filesystem::temp_directory_path() / "keel-query-bench-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) fail("mkdtemp");
-    dir = pattern + "/store";
+    dir = keel::bench::temp_dir() + "/store";
     events = events_wanted();
     auto opened = Store::open(dir, store_options());
     if (!opened.ok()) fail("open: " + opened.error().to_string());

@@ -27,22 +27,16 @@
 #include <memory>
 #include <string>
 
+#include "bench_support.h"
 #include "keel/keel.h"
 
 namespace {
 
+using keel::bench::fail;
+using keel::bench::seconds_since;
+using keel::bench::temp_dir;
+
 using namespace keel;
-
-[[noreturn]] void fail(const std::string& what) {
-  std::fprintf(stderr, "snapshot_bench: %s\n", what.c_str());
-  std::abort();
-}
-
-std::string temp_dir() {
-  std::string pattern = std::filesystem::temp_directory_path() / "keel-snapshot-bench-XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) fail("mkdtemp");
-  return pattern;
-}
 
 std::unique_ptr<Store> open_new(const std::string& dir) {
   StoreOptions options;
@@ -56,10 +50,6 @@ std::string state_of(size_t bytes, uint64_t salt) {
   std::string state(bytes, 's');
   for (size_t i = 0; i < bytes; i += 4096) state[i] = static_cast<char>('a' + (salt + i) % 26);
   return state;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 void BM_SnapshotSave(benchmark::State& state) {

@@ -17,20 +17,17 @@
 #include <string>
 #include <vector>
 
+#include "bench_support.h"
 #include "keel/keel.h"
 
 namespace {
+
+using keel::bench::temp_dir;
 
 using namespace keel;
 
 const std::string kPayload(100, 'p');
 constexpr int kEntities = 1000;
-
-std::string temp_dir() {
-  std::string pattern = std::filesystem::temp_directory_path() / "keel-bench-XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) std::abort();
-  return pattern;
-}
 
 struct StoreFixture {
   std::string dir = temp_dir();
