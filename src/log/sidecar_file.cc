@@ -1,5 +1,7 @@
 #include "log/sidecar_file.h"
 
+#include <algorithm>
+
 #include "format/sidecar.h"
 
 namespace keel::log {
@@ -24,7 +26,14 @@ Status replace_file(platform::FileSystem& fs, const std::string& directory, cons
   {
     KEEL_ASSIGN_OR_RETURN(auto file, fs.open(temp, platform::OpenMode::CreateOrOpen));
     KEEL_TRY(file->truncate(0));
-    KEEL_TRY(file->write_at(0, bytes));
+    // A large file in pieces, each handed to the disk as soon as it is written: the device works
+    // while the next piece is copied, and the fdatasync waits for the last piece only.
+    constexpr size_t kPiece = 8 << 20;
+    for (size_t at = 0; at < bytes.size(); at += kPiece) {
+      const auto piece = bytes.subspan(at, std::min(kPiece, bytes.size() - at));
+      KEEL_TRY(file->write_at(at, piece));
+      if (bytes.size() > kPiece) file->start_writeback(at, piece.size());
+    }
     KEEL_TRY(file->sync_data());
   }
   KEEL_TRY(fs.rename(temp, path));

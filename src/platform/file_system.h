@@ -39,6 +39,13 @@ class File {
   virtual Status write_at(uint64_t offset, std::span<const std::byte> data) = 0;
   // fdatasync: the file's data and the metadata needed to read it (its size) reach stable storage.
   virtual Status sync_data() = 0;
+  // A hint: starts writing [offset, offset + length) back to the disk without waiting for it, so
+  // that a later sync_data has less left to wait for. Promises nothing; errors surface at
+  // sync_data. Implementations without a page cache do nothing.
+  virtual void start_writeback(uint64_t offset, uint64_t length) {
+    (void)offset;
+    (void)length;
+  }
   // Sets the size; new bytes read as zero.
   virtual Status truncate(uint64_t size) = 0;
   // Reserves [offset, offset+length) on disk so later writes there cannot run out of space; extends

@@ -1,5 +1,5 @@
 // PosixFileSystem: the platform seam on Linux system calls. The only file in keel that calls
-// open/pread/pwrite/fdatasync/ftruncate/fallocate/rename/unlink/flock.
+// open/pread/pwrite/fdatasync/sync_file_range/ftruncate/fallocate/rename/unlink/flock.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -61,6 +61,11 @@ class PosixFile final : public File {
       if (errno != EINTR) return file_error("ftruncate", path_, errno, size);
     }
     return ok_status();
+  }
+
+  void start_writeback(uint64_t offset, uint64_t length) override {
+    (void)::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(length),
+                            SYNC_FILE_RANGE_WRITE);
   }
 
   Status allocate(uint64_t offset, uint64_t length) override {
