@@ -45,6 +45,7 @@ Result<Copied> copy_prefix(platform::FileSystem& fs, platform::File& from, const
     if (got == 0) break;  // the source ended
     chunk = chunk.first(got);
     KEEL_TRY(out->write_at(copied.size, chunk));
+    out->start_writeback(copied.size, got);  // the disk works while the next piece is read
     hasher.update(chunk);
     copied.size += got;
     meter.copied(got);
