@@ -189,6 +189,21 @@ TEST_CASE("after an import, subscribing to the original from the manifest's sequ
   CHECK(joined == events_of(*store));
 }
 
+TEST_CASE("a store without events exports and imports as an empty store", "[artifact]") {
+  TempDir scratch;
+  {
+    auto store = open_at(scratch / "source");
+    auto exported = export_store(*store, scratch / "artifact");
+    KEEL_REQUIRE_OK(exported);
+    CHECK(exported->sequence == 0);
+  }
+  KEEL_REQUIRE_OK(import_store(scratch / "artifact", scratch / "copy"));
+  auto copy = open_at(scratch / "copy");
+  CHECK(copy->stats().sequence_next == 1);
+  append_n(*copy, 3);
+  CHECK(copy->stats().sequence_next == 4);
+}
+
 // ---- import of an untrusted artifact: the rejection matrix ----
 
 // A fresh, valid artifact of 120 events with a snapshot, a consumer and an index image (the
