@@ -2,8 +2,8 @@
 // opening the copy, then MANIFEST written last (segments/FORMAT.md 13).
 #include <algorithm>
 #include <chrono>
-#include <thread>
 
+#include "artifact/copy_check.h"
 #include "artifact/file_copy.h"
 #include "artifact/manifest.h"
 #include "format/format_constants.h"
@@ -86,26 +86,6 @@ Result<StoreCut> take_cut(Store& store, std::chrono::milliseconds timeout) {
   }
 }
 
-// Opens the copy read-only: it must hold exactly the events up to `sequence`, and each exported
-// snapshot must load from it.
-Status verify_copy(platform::FileSystem& fs, const std::string& destination, uint64_t sequence) {
-  StoreOptions options;
-  options.read_only = true;
-  options.file_system = &fs;
-  KEEL_ASSIGN_OR_RETURN(std::unique_ptr<Store> copy, Store::open(destination, options));
-  const StoreStats stats = copy->stats();
-  if (stats.sequence_next != sequence + 1 || stats.sequence_durable != sequence) {
-    return StoreError(ErrorCode::InvariantViolation)
-        .with("invariant", "the export at " + destination + " holds events up to " +
-                               std::to_string(stats.sequence_next - 1) + " (durable " +
-                               std::to_string(stats.sequence_durable) + "), not the cut's " +
-                               std::to_string(sequence));
-  }
-  KEEL_ASSIGN_OR_RETURN(std::vector<std::string> names, log::list_snapshot_names(fs, destination));
-  for (const std::string& name : names) KEEL_TRY(load_snapshot(*copy, name));
-  return ok_status();
-}
-
 }  // namespace
 
 Result<ExportReport> export_store(Store& store, std::string_view destination_view,
@@ -166,7 +146,15 @@ Result<ExportReport> export_store(Store& store, std::string_view destination_vie
     }
     KEEL_TRY(fs.sync_directory(destination));
     const auto check_started = std::chrono::steady_clock::now();
-    KEEL_TRY(verify_copy(fs, destination, cut.sequence));
+    // Copied from checked files: a problem here is keel's own.
+    KEEL_ASSIGN_OR_RETURN(std::string problem,
+                          artifact::problem_with_copy(fs, destination, cut.sequence, cut.epoch,
+                                                      /*verify=*/false));
+    if (!problem.empty()) {
+      return StoreError(ErrorCode::InvariantViolation)
+          .with("invariant", "the export at " + destination + " is the store at the cut: " +
+                                 problem);
+    }
     report.check_ms = artifact::elapsed_ms_since(check_started);
     std::sort(manifest.files.begin(), manifest.files.end(),
               [](const auto& a, const auto& b) { return a.name < b.name; });

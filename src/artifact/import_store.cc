@@ -7,12 +7,10 @@
 #include <random>
 #include <set>
 
+#include "artifact/copy_check.h"
 #include "artifact/file_copy.h"
 #include "artifact/manifest.h"
 #include "keel/artifact.h"
-#include "keel/snapshot.h"
-#include "log/consumer_file.h"
-#include "log/snapshot_files.h"
 
 namespace keel {
 
@@ -71,58 +69,6 @@ Status check_entries(platform::FileSystem& fs, const std::string& artifact,
   for (const std::string& name : listed) {
     if (!std::binary_search(entries.begin(), entries.end(), name)) {
       return invalid(artifact, "missing file " + name + ": MANIFEST lists it");
-    }
-  }
-  return ok_status();
-}
-
-// Opens the staged copy read-only: it must hold exactly MANIFEST's events in MANIFEST's epoch, its
-// log must verify (every frame's checksum, every chain), its snapshots must load and its
-// consumers' cursors must lie within the log.
-Status check_copy(platform::FileSystem& fs, const std::string& artifact, const std::string& staged,
-                  const artifact::Manifest& manifest) {
-  StoreOptions options;
-  options.read_only = true;
-  options.file_system = &fs;
-  auto opened = Store::open(staged, options);
-  if (!opened.ok()) {
-    return invalid(artifact, "it is not a sound store: its files do not open: " + opened.error().to_string());
-  }
-  Store& copy = **opened;
-  const StoreStats stats = copy.stats();
-  if (stats.sequence_next != manifest.sequence + 1 || stats.sequence_durable != manifest.sequence) {
-    return invalid(artifact, "its log holds events up to sequence " +
-                                 std::to_string(stats.sequence_next - 1) + "; MANIFEST says " +
-                                 std::to_string(manifest.sequence));
-  }
-  // The open trusts an index image for the events it covers; verify reads every frame and
-  // checks every chain.
-  auto verified = copy.verify();
-  if (!verified.ok()) {
-    return invalid(artifact, "it is not a sound store: its log does not verify: " + verified.error().to_string());
-  }
-  if (!verified->ok) return invalid(artifact, "it is not a sound store: its log does not verify: " + verified->problem);
-  if (copy.epoch() != manifest.epoch) {
-    return invalid(artifact, "its EPOCH is " + std::to_string(copy.epoch()) + "; MANIFEST says " +
-                                 std::to_string(manifest.epoch));
-  }
-  KEEL_ASSIGN_OR_RETURN(std::vector<std::string> snapshots, log::list_snapshot_names(fs, staged));
-  for (const std::string& name : snapshots) {
-    auto loaded = load_snapshot(copy, name);
-    if (!loaded.ok()) {
-      return invalid(artifact, "snapshot " + name + " does not load: " + loaded.error().to_string());
-    }
-  }
-  KEEL_ASSIGN_OR_RETURN(std::vector<std::string> consumers, log::list_consumers(fs, staged));
-  for (const std::string& name : consumers) {
-    auto cursor = log::read_consumer_cursor(fs, staged, name);
-    if (!cursor.ok()) {
-      return invalid(artifact, "consumer " + name + " is unreadable: " + cursor.error().to_string());
-    }
-    if (*cursor && (*cursor)->cursor > manifest.sequence) {
-      return invalid(artifact, "consumer " + name + " committed cursor " +
-                                   std::to_string((*cursor)->cursor) + ", beyond the log's " +
-                                   std::to_string(manifest.sequence));
     }
   }
   return ok_status();
@@ -194,7 +140,10 @@ Result<ImportReport> import_store(std::string_view artifact_view, std::string_vi
     }
     KEEL_TRY(fs.sync_directory(staged));
     const auto check_started = std::chrono::steady_clock::now();
-    KEEL_TRY(check_copy(fs, artifact, staged, manifest));
+    KEEL_ASSIGN_OR_RETURN(std::string problem,
+                          artifact::problem_with_copy(fs, staged, manifest.sequence,
+                                                      manifest.epoch, /*verify=*/true));
+    if (!problem.empty()) return invalid(artifact, problem);
     report.check_ms = artifact::elapsed_ms_since(check_started);
     if (in_place) return ok_status();
     return fs.rename(staged, destination);
