@@ -5,6 +5,8 @@
 #   make release-test  every test of a Release build (what `cmake -DCMAKE_BUILD_TYPE=Release` builds)
 #   make release-demo  a Release build without tests (what an embedding user builds), demo run on it
 #   make fuzz-smoke a short run of every fuzz target  make bench      the benchmarks
+#   make compare    keel beside LevelDB, RocksDB and SQLite on the same workloads (COMPARE_ARGS,
+#                   e.g. COMPARE_ARGS="--events 100000 --repetitions 1"; keel-compare --help)
 #   make crash-loop the SIGKILL crash loop of real processes, ITERATIONS (500) kills in a temp dir
 #   make power-loss-loop  the same workload and oracle with ITERATIONS power losses (fault FS)
 BUILD ?= build
@@ -16,7 +18,7 @@ WERROR := -DKEEL_WERROR=ON
 FUZZ_SECONDS ?= 30
 ITERATIONS ?= 500
 
-.PHONY: deps build test demo asan-test tsan-test release-test release-demo fuzz-build fuzz-smoke bench crash-loop \
+.PHONY: deps build test demo asan-test tsan-test release-test release-demo fuzz-build fuzz-smoke bench compare crash-loop \
 	power-loss-loop golden format \
 	clean
 
@@ -79,6 +81,13 @@ bench:
 	@cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEEL_BENCH=ON -DKEEL_TESTS=OFF >/dev/null
 	@cmake --build build-bench -j $(JOBS)
 	scripts/run-benchmarks build-bench
+
+COMPARE_ARGS ?=
+compare:
+	@scripts/install-deps bench
+	@cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEEL_BENCH=ON -DKEEL_TESTS=OFF >/dev/null
+	@cmake --build build-bench -j $(JOBS) --target keel-compare
+	build-bench/bench/compare/keel-compare --csv build-bench/compare.csv $(COMPARE_ARGS)
 
 # The long crash loop (tests/crash_loop_test.cc runs a short one): the store is removed when the
 # run passes and kept for inspection when it fails.
