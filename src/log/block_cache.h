@@ -21,12 +21,12 @@ namespace keel::log {
 
 class BlockCache {
  public:
-  static constexpr uint64_t kBlockBytes = 32 << 10;
+  static constexpr uint64_t kBlockBytes = 4 << 10;
 
   explicit BlockCache(uint64_t capacity_bytes) : capacity_blocks_(capacity_bytes / kBlockBytes) {}
 
   bool enabled() const { return capacity_blocks_ > 0; }
-  // A block's bytes (uninitialized until read into: a 32 KiB memset per block read showed up).
+  // A block's bytes (uninitialized until read into: a memset per block read showed up).
   struct Bytes {
     explicit Bytes(size_t n) : data(std::make_unique_for_overwrite<std::byte[]>(n)), size(n) {}
     std::unique_ptr<std::byte[]> data;
