@@ -29,7 +29,11 @@ class KvSubject final : public Subject {
     // The next sequence follows the last event key.
     std::unique_ptr<typename Api::Iterator> it(db_->NewIterator(typename Api::ReadOptions()));
     it->Seek("f");
-    it->Valid() ? it->Prev() : it->SeekToLast();
+    if (it->Valid()) {
+      it->Prev();
+    } else {
+      it->SeekToLast();
+    }
     uint64_t last = 0;
     if (it->Valid() && it->key().size() == 9 && it->key()[0] == 'e') last = be64(it->key().data() + 1);
     check(it->status(), "seek last");

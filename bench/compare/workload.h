@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <functional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "subject.h"
@@ -26,8 +25,7 @@ struct Config {
   int repetitions = 3;
 };
 
-// One measured value: metric name (see metric_info in report.h) and value.
-using Measurement = std::pair<std::string, double>;
+// Receives each measured value: the metric's name (report.h, metrics()) and the value.
 using Sink = std::function<void(const std::string& metric, double value)>;
 
 // Runs every workload of `config` on `subject` in fresh directories under `dir` (removed after),
