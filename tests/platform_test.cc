@@ -1,6 +1,9 @@
 // The platform seam (src/platform/file_system.h): PosixFileSystem and MemoryFileSystem must behave
 // the same, because tests, fuzzers and the fault-injecting file system stand in for the real one.
 // Every case runs against both.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cerrno>
@@ -15,6 +18,7 @@
 
 #include "platform/file_system.h"
 #include "platform/memory_file_system.h"
+#include "platform/read_ring.h"
 #include "test_support.h"
 
 using keel::ErrorCode;
@@ -386,4 +390,83 @@ TEMPLATE_TEST_CASE("rename of a file onto itself keeps it", "[platform]",
   create_with(env.fs, env.path("same"), "content");
   KEEL_REQUIRE_OK(env.fs.rename(env.path("same"), env.path("same")));
   CHECK(*env.fs.exists(env.path("same")));
+}
+
+// read_batch: each request gets what read_at would give, whether the batch went through io_uring
+// (POSIX, more than one request per ring submission of 64) or one by one.
+TEMPLATE_TEST_CASE("read_batch gives every request what read_at gives: bytes, short reads, errors",
+                   "[platform]", PosixEnvironment, MemoryEnvironment) {
+  TestType env;
+  std::string text;
+  for (int i = 0; i < 5000; ++i) text += static_cast<char>('a' + i % 26);
+  create_with(env.fs, env.path("a"), text);
+  create_with(env.fs, env.path("b"), "short");
+  auto a = open_file(env.fs, env.path("a"), OpenMode::ReadOnly);
+  auto b = open_file(env.fs, env.path("b"), OpenMode::ReadOnly);
+  std::vector<std::vector<std::byte>> buffers;
+  std::vector<keel::platform::ReadRequest> requests;
+  for (uint64_t i = 0; i < 150; ++i) {  // three ring submissions
+    File* file = i % 3 == 2 ? b.get() : a.get();
+    const uint64_t offset = i % 3 == 2 ? i % 7 : (i * 37) % 5100;  // some past the end of "a"
+    buffers.emplace_back(1 + (i * 13) % 300, std::byte{0x55});
+    requests.push_back({file, offset, buffers.back()});
+  }
+  env.fs.read_batch(requests);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    INFO("request " << i);
+    std::vector<std::byte> expected(requests[i].out.size(), std::byte{0x55});
+    auto n = requests[i].file->read_at(requests[i].offset, expected);
+    REQUIRE(n.ok());
+    REQUIRE(requests[i].got.ok());
+    CHECK(*requests[i].got == *n);
+    CHECK(buffers[i] == expected);
+  }
+}
+
+TEST_CASE("read_batch reports a failed read as read_at does (Io, errno, path)", "[platform]") {
+  PosixEnvironment env;
+  create_with(env.fs, env.path("a"), "0123456789");
+  auto a = open_file(env.fs, env.path("a"), OpenMode::ReadOnly);
+  // A directory opens read-only, and reading it fails with EISDIR.
+  auto dir = open_file(env.fs, env.root, OpenMode::ReadOnly);
+  std::vector<std::byte> one(4), two(4), three(4);
+  std::vector<keel::platform::ReadRequest> requests = {
+      {a.get(), 0, one}, {dir.get(), 0, two}, {a.get(), 6, three}};
+  env.fs.read_batch(requests);
+  REQUIRE(requests[0].got.ok());
+  CHECK(one == bytes_of("0123"));
+  require_io_error(requests[1].got, EISDIR, env.root);
+  CHECK(requests[1].got.error().field_string("operation") == dir->read_at(0, two).error().field_string("operation"));
+  REQUIRE(requests[2].got.ok());
+  CHECK(three == bytes_of("6789"));
+}
+
+// The io_uring path itself (where the build and the kernel have it): every read done, as pread
+// would, across ring submissions; where there is no ring it must say so and read nothing.
+TEST_CASE("ring_read reads as pread does, or says it has no ring", "[platform]") {
+  PosixEnvironment env;
+  std::string text;
+  for (int i = 0; i < 3000; ++i) text += static_cast<char>('A' + i % 23);
+  create_with(env.fs, env.path("a"), text);
+  const int fd = ::open(env.path("a").c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  std::vector<std::vector<std::byte>> buffers;
+  std::vector<keel::platform::RingRead> reads;
+  for (uint64_t i = 0; i < 200; ++i) {
+    buffers.emplace_back(1 + (i * 31) % 257, std::byte{0x55});
+    reads.push_back({fd, (i * 53) % 3100, buffers.back(), 12345});
+  }
+  if (!keel::platform::ring_read(reads)) {
+    for (const auto& r : reads) CHECK(r.result == 12345);  // nothing was read
+    WARN("no io_uring here: read_batch reads one by one");
+  } else {
+    for (size_t i = 0; i < reads.size(); ++i) {
+      INFO("read " << i);
+      std::vector<std::byte> expected(buffers[i].size(), std::byte{0x55});
+      const ssize_t n = ::pread(fd, expected.data(), expected.size(), static_cast<off_t>(reads[i].offset));
+      CHECK(reads[i].result == n);
+      CHECK(buffers[i] == expected);
+    }
+  }
+  ::close(fd);
 }

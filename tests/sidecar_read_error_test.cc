@@ -100,5 +100,38 @@ TEST_CASE("retention whose removal cannot be synced is OperationInDoubt, the flo
   CHECK((*reopened)->stats().sequence_next == 61);
 }
 
+// A segment the disk cannot read makes an entity stream Io naming it (its reads go in a batch),
+// never a shorter stream.
+TEST_CASE("an entity stream whose segment cannot be read is Io, not fewer events", "[store]") {
+  platform::FaultFileSystem fs;
+  write_store(fs, false);
+  auto store = Store::open(kDir, options_on(fs));
+  KEEL_REQUIRE_OK(store);
+  size_t seen = 0;
+  KEEL_REQUIRE_OK((*store)->entity_stream("e", 0, 1, UINT64_MAX, [&](const EventView&) {
+    ++seen;
+    return true;
+  }));
+  REQUIRE(seen == 60);
+  auto names = fs.list_directory(kDir);
+  KEEL_REQUIRE_OK(names);
+  std::string segment;
+  for (const std::string& name : *names) {
+    if (name.starts_with("segment-")) segment = std::string(kDir) + "/" + name;
+  }
+  REQUIRE_FALSE(segment.empty());
+  fs.fail_reads_of(segment);
+  seen = 0;
+  Status read = (*store)->entity_stream("e", 0, 1, UINT64_MAX, [&](const EventView&) {
+    ++seen;
+    return true;
+  });
+  REQUIRE_FALSE(read.ok());
+  INFO(read.error().to_string());
+  CHECK(read.error().is(ErrorCode::Io));
+  CHECK(read.error().field_string("path") == segment);
+  CHECK(seen == 0);
+}
+
 }  // namespace
 }  // namespace keel

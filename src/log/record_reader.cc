@@ -117,7 +117,7 @@ Status RecordReader::hold_frame(uint64_t segment_id, uint64_t offset, uint64_t s
 Status RecordReader::hold_frames(std::span<const FrameSpot> spots, HeldFrames& held) {
   held.frames.assign(spots.size(), {});
   held.owners.clear();
-  FrameBytes cursor;
+  std::vector<size_t> isolated;
   size_t i = 0;
   while (i < spots.size()) {
     const FrameSpot& first = spots[i];
@@ -128,12 +128,8 @@ Status RecordReader::hold_frames(std::span<const FrameSpot> spots, HeldFrames& h
            spots[end].offset - first.offset + kFirstReadBytes <= kChunkBytes) {
       ++end;
     }
-    if (end - i == 1) {  // an isolated frame: the point read's path (and its cache)
-      HeldFrame one;
-      KEEL_TRY(hold_frame(first.segment_id, first.offset, first.stable_end, cursor, one));
-      held.frames[i] = one.bytes;
-      held.owners.push_back(std::move(one.owner));
-      ++i;
+    if (end - i == 1) {  // an isolated frame: read with the others, below
+      isolated.push_back(i++);
       continue;
     }
     // A run: one read from the first frame to a typical frame's length past the last.
@@ -145,14 +141,44 @@ Status RecordReader::hold_frames(std::span<const FrameSpot> spots, HeldFrames& h
     held.owners.push_back(run);
     for (size_t k = i; k < end; ++k) {
       held.frames[k] = frame_within(run->span(), spots[k].offset - first.offset);
-      if (!held.frames[k].empty()) continue;
-      // Longer than the run holds (the last frame, usually), or cut short: read on its own.
-      HeldFrame one;
-      KEEL_TRY(hold_frame(spots[k].segment_id, spots[k].offset, spots[k].stable_end, cursor, one));
-      held.frames[k] = one.bytes;
-      held.owners.push_back(std::move(one.owner));
+      if (held.frames[k].empty()) isolated.push_back(k);  // longer than the run holds, or cut short
     }
     i = end;
+  }
+  return hold_isolated(spots, isolated, held);
+}
+
+// The frames in one batch of reads (FileSystem::read_batch: one system call where the kernel
+// allows), kFirstReadBytes at each, not through the cache: a frame read among many is rarely read
+// again soon, and caching its block cost more (a 4 KiB copy, an allocation and an eviction) than
+// it saved (1M-event store: 271 us per 101-event stream with the cache, 146 us without; a store
+// that fits the cache: 127 us and 124 us). A frame longer than that goes the point read's way.
+Status RecordReader::hold_isolated(std::span<const FrameSpot> spots, std::span<const size_t> which,
+                                   HeldFrames& held) {
+  std::vector<std::shared_ptr<platform::File>> files;  // alive until the batch is read
+  std::vector<std::shared_ptr<BlockCache::Bytes>> buffers;
+  std::vector<platform::ReadRequest> reads;
+  for (size_t k : which) {
+    KEEL_ASSIGN_OR_RETURN(std::shared_ptr<platform::File> f, file(spots[k].segment_id));
+    buffers.push_back(std::make_shared<BlockCache::Bytes>(kFirstReadBytes));
+    reads.push_back(platform::ReadRequest{f.get(), spots[k].offset, buffers.back()->span()});
+    files.push_back(std::move(f));
+  }
+  fs_.read_batch(reads);
+  FrameBytes cursor;
+  for (size_t r = 0; r < reads.size(); ++r) {
+    KEEL_ASSIGN_OR_RETURN(size_t got, std::move(reads[r].got));
+    const FrameSpot& spot = spots[which[r]];
+    buffers[r]->size = got;
+    BlockCache::Block bytes = std::move(buffers[r]);
+    held.frames[which[r]] = frame_within(bytes->span(), 0);
+    if (held.frames[which[r]].empty()) {  // longer than was read
+      HeldFrame one;
+      KEEL_TRY(hold_frame(spot.segment_id, spot.offset, spot.stable_end, cursor, one));
+      held.frames[which[r]] = one.bytes;
+      bytes = std::move(one.owner);
+    }
+    held.owners.push_back(std::move(bytes));
   }
   return ok_status();
 }

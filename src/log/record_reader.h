@@ -73,7 +73,8 @@ class RecordReader {
   StoreError frame_error(uint64_t segment_id, uint64_t offset, format::FrameDecode result) const;
   // The bytes of the frames at `spots` (in log order), undecoded. Frames of one segment within
   // kRunGapBytes of each other are read together, one read per run of up to kChunkBytes, without
-  // the cache (as a scan reads); the others as read_frame reads them. A read failure is Io.
+  // the cache (as a scan reads); the others in one batch of reads (FileSystem::read_batch), also
+  // without the cache. A read failure is Io.
   Status hold_frames(std::span<const FrameSpot> spots, HeldFrames& held);
 
   // Visits the verified frames of segment `segment_id` in [offset, min(end, file size)) in order,
@@ -100,6 +101,9 @@ class RecordReader {
   Result<BlockCache::Block> block(uint64_t segment_id, uint64_t block, uint64_t stable_end,
                                   platform::File& file);
   StoreError corrupt(uint64_t segment_id, uint64_t offset, std::string_view reason) const;
+  // hold_frames' frames at spots[which[...]], read in one batch.
+  Status hold_isolated(std::span<const FrameSpot> spots, std::span<const size_t> which,
+                       HeldFrames& held);
 
   platform::FileSystem& fs_;
   const std::string directory_;

@@ -55,6 +55,15 @@ class File {
   virtual const std::string& path() const = 0;
 };
 
+// One read of a batch (FileSystem::read_batch): `got` is what file->read_at(offset, out) would
+// return (the count read, short only at end of file, or the error).
+struct ReadRequest {
+  File* file = nullptr;
+  uint64_t offset = 0;
+  std::span<std::byte> out;
+  Result<size_t> got = size_t{0};
+};
+
 // An advisory lock on a path (flock). Released when destroyed.
 class FileLock {
  public:
@@ -87,6 +96,11 @@ class FileSystem {
   // has a conflicting lock. Exclusive: opens `path` for writing, creating it if missing. Shared
   // (a reader's probe): opens an existing `path` for reading only, so it needs no write access.
   virtual Result<std::unique_ptr<FileLock>> lock(const std::string& path, LockMode mode) = 0;
+  // Reads every request, each as its file's read_at would. The POSIX file system hands a batch to
+  // the kernel in one system call where it can (io_uring); others read them one by one.
+  virtual void read_batch(std::span<ReadRequest> requests) {
+    for (ReadRequest& r : requests) r.got = r.file->read_at(r.offset, r.out);
+  }
 };
 
 // The process's POSIX file system. Never null; lives for the whole program.

@@ -1,5 +1,6 @@
 // PosixFileSystem: the platform seam on Linux system calls. The only file in keel that calls
-// open/pread/pwrite/fdatasync/sync_file_range/ftruncate/fallocate/rename/unlink/flock.
+// open/pread/pwrite/fdatasync/sync_file_range/ftruncate/fallocate/rename/unlink/flock (batches of
+// reads go through read_ring.cc's io_uring).
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -8,8 +9,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "platform/file_system.h"
+#include "platform/read_ring.h"
 
 namespace keel::platform {
 namespace {
@@ -81,6 +84,7 @@ class PosixFile final : public File {
   }
 
   const std::string& path() const override { return path_; }
+  int fd() const { return fd_; }
 
  private:
   int fd_;
@@ -100,6 +104,32 @@ class PosixFileLock final : public FileLock {
 
 class PosixFileSystem final : public FileSystem {
  public:
+  // One io_uring submission for the whole batch where the kernel allows; each read it did not
+  // finish (an error is taken as it is, EINTR and EAGAIN aside) goes on with read_at.
+  void read_batch(std::span<ReadRequest> requests) override {
+    std::vector<RingRead> reads(requests.size());
+    for (size_t i = 0; i < requests.size(); ++i) {
+      auto* file = dynamic_cast<PosixFile*>(requests[i].file);
+      reads[i] = RingRead{file != nullptr ? file->fd() : -1, requests[i].offset, requests[i].out};
+      reads[i].result = -EAGAIN;
+    }
+    bool ringed = reads.size() > 1 && ring_read(reads);
+    for (size_t i = 0; i < requests.size(); ++i) {
+      ReadRequest& r = requests[i];
+      const ssize_t n = ringed && reads[i].fd >= 0 ? reads[i].result : -EAGAIN;
+      if (n == -EAGAIN || n == -EINTR) {
+        r.got = r.file->read_at(r.offset, r.out);
+      } else if (n < 0) {
+        r.got = file_error("pread", r.file->path(), static_cast<int>(-n));
+      } else if (static_cast<size_t>(n) < r.out.size() && n > 0) {
+        auto rest = r.file->read_at(r.offset + static_cast<uint64_t>(n), r.out.subspan(static_cast<size_t>(n)));
+        r.got = rest.ok() ? Result<size_t>(static_cast<size_t>(n) + *rest) : Result<size_t>(rest.error());
+      } else {
+        r.got = static_cast<size_t>(n);
+      }
+    }
+  }
+
   Result<std::unique_ptr<File>> open(const std::string& path, OpenMode mode) override {
     int flags = O_CLOEXEC;
     switch (mode) {

@@ -227,17 +227,42 @@ Status Store::Impl::entity_stream(std::string_view entity, uint32_t lane, uint64
   }
   const index::EntityStream* stream = index_.stream(entity, lane);
   if (stream == nullptr) return ok_status();
-  uint64_t visible = sequence_visible();
+  // The frames of up to kStreamWindow events are read in one batch (FileSystem::read_batch), then
+  // decoded and visited in clock order: a visitor that stops early costs at most a window's reads.
+  constexpr size_t kStreamWindow = 128;
+  const uint64_t visible = sequence_visible();
+  const uint64_t last = std::min(clock_to, stream->clock());
+  std::vector<uint64_t> sequences;
+  std::vector<FrameAt> frames;
+  log::HeldFrames held;
   bool keep_going = true;
-  for (uint64_t clock = std::max<uint64_t>(clock_from, 1);
-       keep_going && clock <= std::min(clock_to, stream->clock()); ++clock) {
-    uint64_t sequence = stream->sequences[clock - 1];
-    if (sequence > visible) break;
-    if (sequence < first_retained_sequence_) continue;  // removed below the retention floor
-    KEEL_TRY(read_locked(sequence, [&](const EventView& view) {
-      keep_going = visit(view);
-      return keep_going;
-    }));
+  bool past_visible = false;
+  for (uint64_t clock = std::max<uint64_t>(clock_from, 1); keep_going && !past_visible && clock <= last;) {
+    sequences.clear();
+    frames.clear();
+    for (; clock <= last && sequences.size() < kStreamWindow; ++clock) {
+      const uint64_t sequence = stream->sequences[clock - 1];
+      if (sequence > visible) {
+        past_visible = true;
+        break;
+      }
+      if (sequence < first_retained_sequence_) continue;  // removed below the retention floor
+      std::optional<FrameAt> at = frame_at_locked(sequence);
+      if (!at) return not_found("sequence " + std::to_string(sequence));
+      sequences.push_back(sequence);
+      frames.push_back(*at);
+    }
+    KEEL_TRY(reader_.hold_frames(frames, held));
+    for (size_t i = 0; keep_going && i < sequences.size(); ++i) {
+      format::DecodedFrame frame;
+      auto decoded = format::decode_frame(held.frames[i], frames[i].segment_id, frame);
+      if (decoded != format::FrameDecode::Ok) {
+        return reader_.frame_error(frames[i].segment_id, frames[i].offset, decoded);
+      }
+      KEEL_TRY(visit_event_in(sequences[i], frame, [&](const format::EventBody& body, uint64_t epoch) {
+        keep_going = visit(to_view(body, sequences[i], epoch));
+      }));
+    }
   }
   return ok_status();
 }
