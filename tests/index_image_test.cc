@@ -9,6 +9,9 @@
 // writer never writes one.
 #include "index/index_image.h"
 
+#include <sys/stat.h>
+
+
 #include <catch2/catch.hpp>
 #include <map>
 #include <memory>
@@ -1434,4 +1437,64 @@ TEST_CASE("a failed periodic image write is not counted, and the next interval t
   StoreStats stats = store->stats();
   CHECK(stats.index_images_written == 1);  // the failed try is not an image
   CHECK(stats.index_image_error.find("rename") != std::string::npos);
+}
+
+// Close rewrites INDEX only when the indexes changed since it was written: an open that appended
+// nothing keeps the same file (same inode); an append makes a new one. An image older than the log
+// is still right (an open replays the log after it, as after a crash): a fence cancelled in a
+// session that appended nothing else is replayed at the next open.
+TEST_CASE("close writes the index image again only when the indexes changed", "[image]") {
+  keel::test::TempDir dir;
+  keel::StoreOptions options;
+  options.create_if_missing = true;
+  const std::string index_path = dir.path() + "/INDEX";
+  auto inode = [&] {
+    struct stat st;
+    REQUIRE(::stat(index_path.c_str(), &st) == 0);
+    return st.st_ino;
+  };
+  auto open = [&] {
+    auto store = keel::Store::open(dir.path(), options);
+    KEEL_REQUIRE_OK(store);
+    return std::move(*store);
+  };
+  {
+    auto store = open();
+    for (int i = 0; i < 50; ++i) {
+      KEEL_REQUIRE_OK(store->append({"e" + std::to_string(i % 7), ""}, keel::EventKind::make(1, 1), "p"));
+    }
+    KEEL_REQUIRE_OK(store->close());
+  }
+  const auto first = inode();
+  {
+    auto store = open();
+    CHECK(store->stats().index_source == "image");
+    CHECK(store->entity_events("e1", 0)->size() == 7);
+    KEEL_REQUIRE_OK(store->close());
+  }
+  CHECK(inode() == first);  // nothing changed: not written again
+  {
+    auto store = open();
+    CHECK(store->stats().index_source == "image");
+    KEEL_REQUIRE_OK(store->append({"e1", ""}, keel::EventKind::make(1, 1), "p"));
+    KEEL_REQUIRE_OK(store->close());
+  }
+  const auto second = inode();
+  CHECK(second != first);  // an append: written again
+  {
+    auto store = open();
+    CHECK(store->stats().index_source == "image");
+    CHECK(store->stats().records_replayed == 0);
+    auto fence = store->begin_fence();
+    KEEL_REQUIRE_OK(fence);
+    KEEL_REQUIRE_OK((*fence)->append({"e2", ""}, keel::EventKind::make(1, 1), "hidden"));
+    KEEL_REQUIRE_OK((*fence)->cancel());
+    KEEL_REQUIRE_OK(store->close());
+  }
+  auto store = open();
+  CHECK(store->stats().index_source == "image");
+  CHECK(store->stats().events == 51);
+  CHECK(store->stats().hidden_events == 1);
+  CHECK(store->entity_events("e2", 0)->size() == 7);  // the hidden event is not read
+  KEEL_REQUIRE_OK(store->verify());
 }

@@ -103,10 +103,12 @@ Status Store::Impl::restore_image(log::LogOptions& log_options, uint64_t keys_th
   }
   index_ = std::move(image);
   image_sequence_ = checkpoint.next_sequence - 1;  // no new image until enough events follow it
+  image_on_disk_.emplace(index_.next_sequence(), index_.event_count());
   log_options.checkpoint = checkpoint;
   log_options.checkpoint_rejected = [this](const std::string& why) {
     index_ = index::EventIndex();
     image_sequence_ = 0;
+    image_on_disk_.reset();
     index_source_ = "log (image not used: the log does not match it: " + why + ")";
   };
   return ok_status();
@@ -119,6 +121,7 @@ Status Store::Impl::restore_image(log::LogOptions& log_options, uint64_t keys_th
 Status Store::Impl::drop_references_above(const log::DataLoss& loss) {
   const std::string keys_path = platform::join_path(directory_, format::kIdempotencyFileName);
   const std::string image_path = platform::join_path(directory_, format::kIndexImageFileName);
+  image_on_disk_.reset();  // the INDEX may go: close writes a new one
   for (const log::LogReference& reference : loss.not_reached) {
     if (reference.name == keys_path) {
       keys_.remove_from(loss.recovered_next_sequence);

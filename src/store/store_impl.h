@@ -273,6 +273,9 @@ class Store::Impl {
   std::condition_variable image_wake_;
   bool image_stopping_ = false;
   uint64_t image_sequence_ = 0;     // the last image's last sequence
+  // The indexes the INDEX on disk holds, as (next_sequence, event_count), when they are this
+  // open's (restored from it, nothing replayed after): close then need not write it again.
+  std::optional<std::pair<uint64_t, uint64_t>> image_on_disk_;
   uint64_t image_hold_us_ = 0;      // the last image's encoding time (under mutex_)
   mutable std::mutex image_mutex_;  // guards the two below (written outside mutex_)
   uint64_t images_written_ = 0;
