@@ -11,7 +11,6 @@
 
 #include <sys/stat.h>
 
-
 #include <catch2/catch.hpp>
 #include <map>
 #include <memory>
@@ -1461,7 +1460,8 @@ TEST_CASE("close writes the index image again only when the indexes changed", "[
   {
     auto store = open();
     for (int i = 0; i < 50; ++i) {
-      KEEL_REQUIRE_OK(store->append({"e" + std::to_string(i % 7), ""}, keel::EventKind::make(1, 1), "p"));
+      KEEL_REQUIRE_OK(
+          store->append({"e" + std::to_string(i % 7), ""}, keel::EventKind::make(1, 1), "p"));
     }
     KEEL_REQUIRE_OK(store->close());
   }

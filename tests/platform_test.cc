@@ -436,7 +436,8 @@ TEST_CASE("read_batch reports a failed read as read_at does (Io, errno, path)", 
   REQUIRE(requests[0].got.ok());
   CHECK(one == bytes_of("0123"));
   require_io_error(requests[1].got, EISDIR, env.root);
-  CHECK(requests[1].got.error().field_string("operation") == dir->read_at(0, two).error().field_string("operation"));
+  CHECK(requests[1].got.error().field_string("operation") ==
+        dir->read_at(0, two).error().field_string("operation"));
   REQUIRE(requests[2].got.ok());
   CHECK(three == bytes_of("6789"));
 }
@@ -463,7 +464,8 @@ TEST_CASE("ring_read reads as pread does, or says it has no ring", "[platform]")
     for (size_t i = 0; i < reads.size(); ++i) {
       INFO("read " << i);
       std::vector<std::byte> expected(buffers[i].size(), std::byte{0x55});
-      const ssize_t n = ::pread(fd, expected.data(), expected.size(), static_cast<off_t>(reads[i].offset));
+      const ssize_t n =
+          ::pread(fd, expected.data(), expected.size(), static_cast<off_t>(reads[i].offset));
       CHECK(reads[i].result == n);
       CHECK(buffers[i] == expected);
     }

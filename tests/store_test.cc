@@ -927,9 +927,8 @@ TEST_CASE("entity_stream in batches gives what point reads give, across windows 
     // Early stops, inside the first window and in a later one; a range starting mid-window.
     for (size_t stop : {size_t{1}, size_t{5}, size_t{200}}) {
       size_t seen = 0;
-      KEEL_REQUIRE_OK(store->entity_stream("a", 0, 1, UINT64_MAX, [&](const EventView&) {
-        return ++seen < stop;
-      }));
+      KEEL_REQUIRE_OK(store->entity_stream("a", 0, 1, UINT64_MAX,
+                                           [&](const EventView&) { return ++seen < stop; }));
       CHECK(seen == stop);
     }
     std::vector<uint64_t> clocks;

@@ -35,7 +35,8 @@ class KvSubject final : public Subject {
       it->SeekToLast();
     }
     uint64_t last = 0;
-    if (it->Valid() && it->key().size() == 9 && it->key()[0] == 'e') last = be64(it->key().data() + 1);
+    if (it->Valid() && it->key().size() == 9 && it->key()[0] == 'e')
+      last = be64(it->key().data() + 1);
     check(it->status(), "seek last");
     next_ = last + 1;
   }

@@ -22,7 +22,8 @@ struct LevelDbApi {
 }  // namespace
 
 std::unique_ptr<Subject> make_leveldb(bool entity_key) {
-  return std::make_unique<KvSubject<LevelDbApi>>(entity_key ? "leveldb+key" : "leveldb", entity_key);
+  return std::make_unique<KvSubject<LevelDbApi>>(entity_key ? "leveldb+key" : "leveldb",
+                                                 entity_key);
 }
 
 }  // namespace keel::compare

@@ -79,7 +79,8 @@ options:
 )";
 
 [[noreturn]] void usage_error(const std::string& what) {
-  std::fprintf(stderr, "keel-compare: %s\nRun 'keel-compare --help' for the options.\n", what.c_str());
+  std::fprintf(stderr, "keel-compare: %s\nRun 'keel-compare --help' for the options.\n",
+               what.c_str());
   std::exit(2);
 }
 
@@ -88,7 +89,8 @@ uint64_t parse_count(const std::string& flag, const std::string& text, uint64_t 
   errno = 0;
   const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
   if (text.empty() || text[0] == '-' || *end != '\0' || errno != 0 || v < min) {
-    usage_error(flag + " wants a whole number of at least " + std::to_string(min) + ", got '" + text + "'");
+    usage_error(flag + " wants a whole number of at least " + std::to_string(min) + ", got '" +
+                text + "'");
   }
   return v;
 }
@@ -111,8 +113,8 @@ std::vector<std::string> split(const std::string& text) {
 
 // Runs one repetition of one subject in a child process; its measurements come back as
 // "metric value" lines on a pipe. False when the child failed.
-bool run_child(const Config& config, const std::string& name, const std::string& dir, int repetition,
-               Results& results) {
+bool run_child(const Config& config, const std::string& name, const std::string& dir,
+               int repetition, Results& results) {
   int fds[2];
   if (::pipe(fds) != 0) fail("pipe");
   std::fflush(nullptr);
@@ -134,7 +136,8 @@ bool run_child(const Config& config, const std::string& name, const std::string&
   FILE* in = ::fdopen(fds[0], "r");
   char metric[128];
   double value;
-  while (std::fscanf(in, "%127s %lf", metric, &value) == 2) results.add(name, metric, repetition, value);
+  while (std::fscanf(in, "%127s %lf", metric, &value) == 2)
+    results.add(name, metric, repetition, value);
   std::fclose(in);
   int status = 0;
   ::waitpid(pid, &status, 0);
@@ -151,7 +154,9 @@ int run(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    if (i + 1 >= argc) usage_error(flag.starts_with("--") ? flag + " wants a value" : "unknown argument '" + flag + "'");
+    if (i + 1 >= argc)
+      usage_error(flag.starts_with("--") ? flag + " wants a value"
+                                         : "unknown argument '" + flag + "'");
     const std::string value = argv[++i];
     if (flag == "--subjects") {
       subjects = split(value);
@@ -175,7 +180,8 @@ int run(int argc, char** argv) {
       config.batch_size = parse_count(flag, value, 1);
     } else if (flag == "--callers") {
       config.callers.clear();
-      for (const std::string& c : split(value)) config.callers.push_back(static_cast<int>(parse_count(flag, c, 1)));
+      for (const std::string& c : split(value))
+        config.callers.push_back(static_cast<int>(parse_count(flag, c, 1)));
       if (config.callers.empty()) usage_error("--callers is empty");
     } else if (flag == "--durable-seconds") {
       config.durable_seconds = parse_positive(flag, value);
@@ -206,14 +212,17 @@ int run(int argc, char** argv) {
   }
 
   const double probe_before = fdatasync_probe_us(dir);
-  std::fprintf(stderr, "keel-compare: %zu subjects x %d repetitions in %s; fdatasync probe %.0f us\n",
+  std::fprintf(stderr,
+               "keel-compare: %zu subjects x %d repetitions in %s; fdatasync probe %.0f us\n",
                subjects.size(), config.repetitions, dir.c_str(), probe_before);
   Results results;
   const auto start = std::chrono::steady_clock::now();
   for (int rep = 1; rep <= config.repetitions; ++rep) {
     for (const std::string& name : subjects) {
-      const double at = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::fprintf(stderr, "[repetition %d/%d, %s, at %.0f s]\n", rep, config.repetitions, name.c_str(), at);
+      const double at =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::fprintf(stderr, "[repetition %d/%d, %s, at %.0f s]\n", rep, config.repetitions,
+                   name.c_str(), at);
       std::string sub = name;
       std::replace(sub.begin(), sub.end(), '+', '_');
       if (!run_child(config, name, dir + "/" + sub, rep, results)) {
@@ -225,15 +234,17 @@ int run(int argc, char** argv) {
   const double probe_after = fdatasync_probe_us(dir);
   if (made_dir) std::filesystem::remove_all(dir);
 
-  std::printf("keel-compare: %llu entities (%s), %zu-byte payloads, %llu single appends, %llu in batches "
-              "of %zu, %.1f s per durable caller count, %d repetitions\n",
-              static_cast<unsigned long long>(config.entities),
-              config.zipf > 0 ? ("zipf " + std::to_string(config.zipf)).c_str() : "uniform",
-              config.payload_bytes, static_cast<unsigned long long>(config.events),
-              static_cast<unsigned long long>(config.batch_events), config.batch_size,
-              config.durable_seconds, config.repetitions);
-  std::printf("fdatasync probe (4 KiB pwrite + fdatasync, median): %.0f us before, %.0f us after\n\n",
-              probe_before, probe_after);
+  std::printf(
+      "keel-compare: %llu entities (%s), %zu-byte payloads, %llu single appends, %llu in batches "
+      "of %zu, %.1f s per durable caller count, %d repetitions\n",
+      static_cast<unsigned long long>(config.entities),
+      config.zipf > 0 ? ("zipf " + std::to_string(config.zipf)).c_str() : "uniform",
+      config.payload_bytes, static_cast<unsigned long long>(config.events),
+      static_cast<unsigned long long>(config.batch_events), config.batch_size,
+      config.durable_seconds, config.repetitions);
+  std::printf(
+      "fdatasync probe (4 KiB pwrite + fdatasync, median): %.0f us before, %.0f us after\n\n",
+      probe_before, probe_after);
   std::fputs(results.table(subjects).c_str(), stdout);
   std::ofstream csv(csv_path);
   csv << results.csv();

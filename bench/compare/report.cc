@@ -49,10 +49,14 @@ namespace {
 std::string number(double v) {
   char buf[32];
   if (v < 0) return "-";
-  if (v >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
-  else if (v >= 1e4) std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
-  else if (v >= 100) std::snprintf(buf, sizeof buf, "%.0f", v);
-  else std::snprintf(buf, sizeof buf, "%.2f", v);
+  if (v >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
+  else if (v >= 1e4)
+    std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
+  else if (v >= 100)
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  else
+    std::snprintf(buf, sizeof buf, "%.2f", v);
   return buf;
 }
 
@@ -89,11 +93,14 @@ std::string Results::table(const std::vector<std::string>& subjects) const {
       if (s != "keel" && v > 0 && (best < 0 || (m.higher_better ? v > best : v < best))) best = v;
     }
     const double keel = median("keel", m.name);
-    std::snprintf(cell, sizeof cell, "   %12s  %16s  %14s\n", ratio(keel, median("leveldb", m.name)).c_str(),
+    std::snprintf(cell, sizeof cell, "   %12s  %16s  %14s\n",
+                  ratio(keel, median("leveldb", m.name)).c_str(),
                   ratio(keel, median("leveldb+key", m.name)).c_str(), ratio(keel, best).c_str());
     out += cell;
   }
-  out += "(ratios are keel / peer of the medians: above 1 is keel ahead for events/s, below 1 for times and bytes)\n";
+  out +=
+      "(ratios are keel / peer of the medians: above 1 is keel ahead for events/s, below 1 for "
+      "times and bytes)\n";
   return out;
 }
 
@@ -103,7 +110,8 @@ std::string Results::csv() const {
   for (const auto& [subject, by_metric] : values_) {
     for (const auto& [metric, values] : by_metric) {
       for (const auto& [rep, value] : values) {
-        std::snprintf(line, sizeof line, "%s,%s,%d,%.6g\n", subject.c_str(), metric.c_str(), rep, value);
+        std::snprintf(line, sizeof line, "%s,%s,%d,%.6g\n", subject.c_str(), metric.c_str(), rep,
+                      value);
         out += line;
       }
     }

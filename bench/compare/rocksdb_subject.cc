@@ -26,7 +26,8 @@ struct RocksDbApi {
 }  // namespace
 
 std::unique_ptr<Subject> make_rocksdb(bool entity_key) {
-  return std::make_unique<KvSubject<RocksDbApi>>(entity_key ? "rocksdb+key" : "rocksdb", entity_key);
+  return std::make_unique<KvSubject<RocksDbApi>>(entity_key ? "rocksdb+key" : "rocksdb",
+                                                 entity_key);
 }
 
 }  // namespace keel::compare

@@ -22,8 +22,9 @@ class SqliteSubject final : public Subject {
     if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) fail("mkdir " + dir);
     if (sqlite3_open((dir + "/events.db").c_str(), &db_) != SQLITE_OK) fail("sqlite open " + dir);
     exec("PRAGMA journal_mode=WAL");
-    exec("CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, entity TEXT NOT NULL, "
-         "payload BLOB NOT NULL)");
+    exec(
+        "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, entity TEXT NOT NULL, "
+        "payload BLOB NOT NULL)");
     if (entity_key_) exec("CREATE INDEX IF NOT EXISTS events_entity ON events (entity, seq)");
     set_synchronous(false);
     insert_ = prepare("INSERT INTO events (entity, payload) VALUES (?, ?)");
@@ -80,7 +81,8 @@ class SqliteSubject final : public Subject {
   void insert(std::string_view entity, std::string_view payload) {
     sqlite3_bind_text(insert_, 1, entity.data(), static_cast<int>(entity.size()), SQLITE_STATIC);
     sqlite3_bind_blob(insert_, 2, payload.data(), static_cast<int>(payload.size()), SQLITE_STATIC);
-    if (sqlite3_step(insert_) != SQLITE_DONE) fail(std::string("sqlite insert: ") + sqlite3_errmsg(db_));
+    if (sqlite3_step(insert_) != SQLITE_DONE)
+      fail(std::string("sqlite insert: ") + sqlite3_errmsg(db_));
     sqlite3_reset(insert_);
   }
   uint64_t read_all(sqlite3_stmt* s) {

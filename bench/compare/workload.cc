@@ -60,7 +60,8 @@ class Events {
     std::vector<double> cdf;
     if (config.zipf > 0) {
       double sum = 0;
-      for (uint64_t i = 0; i < config.entities; ++i) cdf.push_back(sum += 1 / std::pow(i + 1.0, config.zipf));
+      for (uint64_t i = 0; i < config.entities; ++i)
+        cdf.push_back(sum += 1 / std::pow(i + 1.0, config.zipf));
       for (double& c : cdf) c /= sum;
     }
     std::uniform_real_distribution<double> unit(0, 1);
@@ -69,7 +70,8 @@ class Events {
       if (cdf.empty()) {
         d = static_cast<uint32_t>(rng() % config.entities);
       } else {
-        d = static_cast<uint32_t>(std::lower_bound(cdf.begin(), cdf.end(), unit(rng)) - cdf.begin());
+        d = static_cast<uint32_t>(std::lower_bound(cdf.begin(), cdf.end(), unit(rng)) -
+                                  cdf.begin());
         d = std::min<uint32_t>(d, static_cast<uint32_t>(config.entities - 1));
       }
     }
@@ -104,7 +106,8 @@ void append_in_batches(Subject& subject, const Events& events, uint64_t count, s
 
 }  // namespace
 
-void run_workloads(const Config& config, Subject& subject, const std::string& dir, const Sink& sink) {
+void run_workloads(const Config& config, Subject& subject, const std::string& dir,
+                   const Sink& sink) {
   const Events events(config);
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
@@ -114,7 +117,8 @@ void run_workloads(const Config& config, Subject& subject, const std::string& di
   double heap_before = heap_in_use();
   subject.open(main);
   auto start = Clock::now();
-  for (uint64_t k = 0; k < config.events; ++k) subject.append_written(events.entity(k), events.payload(k));
+  for (uint64_t k = 0; k < config.events; ++k)
+    subject.append_written(events.entity(k), events.payload(k));
   sink("append_written", config.events / seconds_since(start));
   sink("heap_after_appends", (heap_in_use() - heap_before) / config.events);
   start = Clock::now();

@@ -122,8 +122,10 @@ class PosixFileSystem final : public FileSystem {
       } else if (n < 0) {
         r.got = file_error("pread", r.file->path(), static_cast<int>(-n));
       } else if (static_cast<size_t>(n) < r.out.size() && n > 0) {
-        auto rest = r.file->read_at(r.offset + static_cast<uint64_t>(n), r.out.subspan(static_cast<size_t>(n)));
-        r.got = rest.ok() ? Result<size_t>(static_cast<size_t>(n) + *rest) : Result<size_t>(rest.error());
+        auto rest = r.file->read_at(r.offset + static_cast<uint64_t>(n),
+                                    r.out.subspan(static_cast<size_t>(n)));
+        r.got = rest.ok() ? Result<size_t>(static_cast<size_t>(n) + *rest)
+                          : Result<size_t>(rest.error());
       } else {
         r.got = static_cast<size_t>(n);
       }

@@ -72,7 +72,8 @@ bool ring_read(std::span<RingRead> reads) {
   thread_local Ring ring;
   if (!ring.ok()) return false;
   for (size_t at = 0; at < reads.size(); at += Ring::kEntries) {
-    std::span<RingRead> part = reads.subspan(at, std::min<size_t>(Ring::kEntries, reads.size() - at));
+    std::span<RingRead> part =
+        reads.subspan(at, std::min<size_t>(Ring::kEntries, reads.size() - at));
     if (ring.ok()) {
       ring.run(part);
     } else {

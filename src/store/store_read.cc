@@ -237,7 +237,8 @@ Status Store::Impl::entity_stream(std::string_view entity, uint32_t lane, uint64
   log::HeldFrames held;
   bool keep_going = true;
   bool past_visible = false;
-  for (uint64_t clock = std::max<uint64_t>(clock_from, 1); keep_going && !past_visible && clock <= last;) {
+  for (uint64_t clock = std::max<uint64_t>(clock_from, 1);
+       keep_going && !past_visible && clock <= last;) {
     sequences.clear();
     frames.clear();
     for (; clock <= last && sequences.size() < kStreamWindow; ++clock) {
@@ -259,9 +260,10 @@ Status Store::Impl::entity_stream(std::string_view entity, uint32_t lane, uint64
       if (decoded != format::FrameDecode::Ok) {
         return reader_.frame_error(frames[i].segment_id, frames[i].offset, decoded);
       }
-      KEEL_TRY(visit_event_in(sequences[i], frame, [&](const format::EventBody& body, uint64_t epoch) {
-        keep_going = visit(to_view(body, sequences[i], epoch));
-      }));
+      KEEL_TRY(
+          visit_event_in(sequences[i], frame, [&](const format::EventBody& body, uint64_t epoch) {
+            keep_going = visit(to_view(body, sequences[i], epoch));
+          }));
     }
   }
   return ok_status();
