@@ -4,8 +4,26 @@
 
 namespace keel::format {
 
+// Above XXH3's mid-size limit (every event frame is), a seeded hash derives a 192-byte secret from
+// the seed on each call: 27 ns for a 260-byte frame, against 16.5 ns with the secret kept
+// (measured here, -O3). Frames of one segment share their seed, so the secret of the last seed is
+// kept per thread; XXH3_64bits_withSecretandSeed with the secret
+// XXH3_generateSecret_fromSeed derives gives exactly XXH3_64bits_withSeed's value (xxhash.h).
 uint64_t checksum64(std::span<const std::byte> bytes, uint64_t seed) {
-  return XXH3_64bits_withSeed(bytes.data(), bytes.size(), seed);
+  if (seed == 0 || bytes.size() <= XXH3_MIDSIZE_MAX) {
+    return XXH3_64bits_withSeed(bytes.data(), bytes.size(), seed);
+  }
+  struct SeedSecret {
+    uint64_t seed = 0;  // 0: none yet (seed 0 never comes here)
+    alignas(64) unsigned char secret[XXH3_SECRET_DEFAULT_SIZE];
+  };
+  thread_local SeedSecret kept;
+  if (kept.seed != seed) {
+    XXH3_generateSecret_fromSeed(kept.secret, seed);
+    kept.seed = seed;
+  }
+  return XXH3_64bits_withSecretandSeed(bytes.data(), bytes.size(), kept.secret, sizeof(kept.secret),
+                                       seed);
 }
 
 Hash128 hash128(std::span<const std::byte> bytes, uint64_t seed) {
