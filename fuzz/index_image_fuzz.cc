@@ -33,6 +33,13 @@ namespace {
 
 using Bytes = std::vector<std::byte>;
 
+// encode_image's bytes as the Bytes the rest of this file handles.
+template <typename... Args>
+Bytes encode_image(const Args&... args) {
+  index::ImageBytes image = index::encode_image(args...);
+  return Bytes(image.begin(), image.end());
+}
+
 constexpr size_t kWalkLimit = 64;
 
 struct Decoded {
@@ -153,7 +160,7 @@ void check_decoded(std::span<const std::byte> bytes, bool valid_header) {
     check(false, "encoding a whole index asked for a stream head");
     return Hash128{};
   };
-  Bytes again = index::encode_image(d.index, d.checkpoint, no_hash);
+  Bytes again = encode_image(d.index, d.checkpoint, no_hash);
   Decoded re = decode_bytes(again);
   if (re.result != index::ImageDecode::Ok) std::fprintf(stderr, "%s\n", re.reason.c_str());
   check(re.result == index::ImageDecode::Ok, "a decoded image does not re-encode to a valid one");

@@ -26,6 +26,13 @@
 using namespace keel;
 using Bytes = std::vector<std::byte>;
 
+// encode_image's bytes as the Bytes the rest of this file handles.
+template <typename... Args>
+Bytes encode_image(const Args&... args) {
+  index::ImageBytes image = index::encode_image(args...);
+  return Bytes(image.begin(), image.end());
+}
+
 namespace {
 
 // One event as the store hands it to the index (or a hidden slot).
@@ -69,7 +76,7 @@ Hash128 no_hash(uint64_t sequence) {
 // The image of the whole index; decoding it must pass the decoder's consistency checks.
 Bytes image_of(const index::EventIndex& x) {
   const uint64_t n = x.next_sequence() - 1;
-  Bytes bytes = index::encode_image(x, index::ImageCheckpoint{n + 1, 1, 1, 64, 0}, no_hash);
+  Bytes bytes = encode_image(x, index::ImageCheckpoint{n + 1, 1, 1, 64, 0}, no_hash);
   index::EventIndex decoded;
   index::ImageCheckpoint cp;
   std::string reason;

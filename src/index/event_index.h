@@ -37,6 +37,7 @@
 #include "index/sequence_links.h"
 #include "keel/event.h"
 #include "keel/ids.h"
+#include "platform/table_memory.h"
 
 namespace keel {
 
@@ -186,11 +187,11 @@ class EventIndex {
   void restore_ordering_after_truncate(uint64_t first_removed, bool largest_id_removed);
 
   // Columns by sequence - 1.
-  std::vector<uint32_t> offsets_;  // 0: hidden
-  std::vector<EventId> ids_;
-  std::vector<uint16_t> kinds_;
-  std::vector<uint32_t> scopes_;
-  std::vector<uint32_t> stream_numbers_;
+  Column<uint32_t> offsets_;  // 0: hidden
+  Column<EventId> ids_;
+  Column<uint16_t> kinds_;
+  Column<uint32_t> scopes_;
+  Column<uint32_t> stream_numbers_;
   std::vector<bool> own_correlation_;
   SequenceLinks causes_;
   SequenceLinks newest_effects_{SequenceLinks::Direction::Forward};

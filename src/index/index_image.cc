@@ -19,7 +19,7 @@ static_assert(sizeof(EventId) == 16 && std::is_trivially_copyable_v<EventId>);
 
 class Writer {
  public:
-  explicit Writer(std::vector<std::byte>& out) : out_(out) {}
+  explicit Writer(ImageBytes& out) : out_(out) {}
   void u64(uint64_t v) { raw(&v, sizeof v); }
   void u32(uint32_t v) { raw(&v, sizeof v); }
   void bytes(std::string_view s) {
@@ -27,9 +27,9 @@ class Writer {
     raw(s.data(), s.size());
   }
   // The first `n` elements of `v`.
-  template <typename T>
-  void array(const std::vector<T>& v, size_t n) {
-    raw(v.data(), n * sizeof(T));
+  template <typename Vector>
+  void array(const Vector& v, size_t n) {
+    raw(v.data(), n * sizeof(typename Vector::value_type));
   }
   void raw(const void* p, size_t n) {
     const auto* bytes = static_cast<const std::byte*>(p);
@@ -37,7 +37,7 @@ class Writer {
   }
 
  private:
-  std::vector<std::byte>& out_;
+  ImageBytes& out_;
 };
 
 // Where an image's bytes come from: memory, or a file read front to back (small reads through a
@@ -145,11 +145,11 @@ class Reader {
     return s;
   }
   // Reads `count` elements into `v`, refusing counts the bytes left cannot hold before allocating.
-  template <typename T>
-  void array(std::vector<T>& v, uint64_t count) {
-    if (!ok_ || count > left() / sizeof(T)) return fail();
+  template <typename Vector>
+  void array(Vector& v, uint64_t count) {
+    if (!ok_ || count > left() / sizeof(typename Vector::value_type)) return fail();
     v.resize(count);
-    raw(v.data(), count * sizeof(T));
+    raw(v.data(), count * sizeof(typename Vector::value_type));
   }
   // A count of records of at least `record_bytes` each, checked against the bytes left.
   uint64_t count(uint64_t record_bytes) {
@@ -193,7 +193,7 @@ struct ImageCodec {
     if (next == nullptr) {
       w.array(links.distances_, n);
     } else {
-      std::vector<uint32_t> distances(links.distances_.begin(), links.distances_.begin() + n);
+      Column<uint32_t> distances(links.distances_.begin(), links.distances_.begin() + n);
       overflow.clear();
       for (uint64_t from = 1; from <= n; ++from) {
         uint32_t& distance = distances[from - 1];
@@ -535,9 +535,9 @@ struct ImageCodec {
   }
 };
 
-std::vector<std::byte> encode_image(const EventIndex& index, const ImageCheckpoint& checkpoint,
-                                    const std::function<Hash128(uint64_t)>& hash_at) {
-  std::vector<std::byte> out(kImageHeaderSize);
+ImageBytes encode_image(const EventIndex& index, const ImageCheckpoint& checkpoint,
+                        const std::function<Hash128(uint64_t)>& hash_at) {
+  ImageBytes out(kImageHeaderSize);
   const uint64_t n = checkpoint.next_sequence - 1;
   out.reserve(kImageHeaderSize + 4096 + n * 56 + index.stream_count() * 64);  // most of it
   Writer body(out);

@@ -30,11 +30,15 @@ using ImageCheckpoint = log::Checkpoint;
 
 enum class ImageDecode : uint8_t { Ok, Damaged, OlderVersion, NewerVersion };
 
+// An encoded image, in huge-page memory as the columns it copies (index/sequence_links.h): tens of
+// megabytes written once, where each first touch of a normal page is a fault.
+using ImageBytes = Column<std::byte>;
+
 // The index as it was at checkpoint.next_sequence - 1 (at most index.next_sequence() - 1): events
 // above it are left out, links to them moved back. `hash_at(sequence)` gives the chained hash of an
 // event at or below the cut that was its stream's head then (the index keeps only current heads).
-std::vector<std::byte> encode_image(const EventIndex& index, const ImageCheckpoint& checkpoint,
-                                    const std::function<Hash128(uint64_t)>& hash_at);
+ImageBytes encode_image(const EventIndex& index, const ImageCheckpoint& checkpoint,
+                        const std::function<Hash128(uint64_t)>& hash_at);
 
 // Restores `index` and `checkpoint` from `bytes`. Anything but Ok leaves `reason` saying why and
 // `index` unspecified (the caller discards it).

@@ -183,7 +183,7 @@ Result<std::optional<Store::Impl::Image>> Store::Impl::image_at_durable() {
     return hash;
   };
   auto started = std::chrono::steady_clock::now();
-  std::vector<std::byte> bytes = index::encode_image(index_, checkpoint, hash_at);
+  index::ImageBytes bytes = index::encode_image(index_, checkpoint, hash_at);
   keys_.expire(index_.next_sequence(), hlc_.physical_ms(), options_.idempotency_window_events,
                static_cast<uint64_t>(options_.idempotency_window.count()));
   image_hold_us_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(

@@ -120,7 +120,7 @@ class Store::Impl {
   // An image of the index at the durable watermark and the idempotency keys cut at the same
   // sequence, written together (keys first).
   struct Image {
-    std::vector<std::byte> index;
+    index::Column<std::byte> index;  // index::ImageBytes
     std::vector<std::byte> keys;
     uint64_t sequence = 0;  // the durable sequence both were cut at
   };
