@@ -1,7 +1,7 @@
 // libFuzzer target: the index image decoder (src/index/index_image.cc, segments/FORMAT.md 8.4).
-// Each input is decoded twice: as a whole INDEX file, and as the body under a valid header (magic,
-// version, body length and checksum made right by the harness), so mutations reach the section
-// decoder instead of dying at the checksum. Both go through decode_image (bytes in memory) and
+// Each input is decoded three times: as a whole INDEX file, and as the body under a valid header
+// (magic, version, body length and checksum made right by the harness) of each version read, 1 and
+// 2, so mutations reach the section decoder instead of dying at the checksum. Both go through decode_image (bytes in memory) and
 // decode_image_file (a file read front to back).
 //
 // Invariants checked beyond "no crash, no hang, no allocation above the limit":
@@ -168,12 +168,12 @@ void check_decoded(std::span<const std::byte> bytes, bool valid_header) {
   check(exercise(re.index) == answers, "the index changed in a round trip");
 }
 
-// The input as the body of an image with a valid header.
-Bytes under_valid_header(std::span<const std::byte> body) {
+// The input as the body of an image of `version` with a valid header.
+Bytes under_valid_header(std::span<const std::byte> body, uint32_t version) {
   Bytes image(index::kImageHeaderSize, std::byte{0});
   const char magic[8] = {'K', 'E', 'E', 'L', 'I', 'N', 'D', 'X'};
   std::memcpy(image.data(), magic, sizeof magic);
-  format::store_u32(image.data() + 16, index::kImageVersion);
+  format::store_u32(image.data() + 16, version);
   format::store_u64(image.data() + 24, body.size());
   image.insert(image.end(), body.begin(), body.end());
   format::store_u64(image.data() + 8,
@@ -187,6 +187,9 @@ Bytes under_valid_header(std::span<const std::byte> body) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const std::byte> input(reinterpret_cast<const std::byte*>(data), size);
   keel::fuzz::check_decoded(input, false);
-  keel::fuzz::check_decoded(keel::fuzz::under_valid_header(input), true);
+  for (uint32_t version = keel::index::kOldestImageVersion; version <= keel::index::kImageVersion;
+       ++version) {
+    keel::fuzz::check_decoded(keel::fuzz::under_valid_header(input, version), true);
+  }
   return 0;
 }

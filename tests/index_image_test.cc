@@ -1,17 +1,18 @@
 // The index image (segments/FORMAT.md 8.4 and 8.5, src/index/index_image.h,
 // src/store/store_image.cc, recovery from a checkpoint in src/log/recovery.cc): a clean close
 // writes INDEX, an open (read-only too, unless a writer is live) restores the indexes from it and
-// recovers only the log after its checkpoint. Every answer of a store opened from an image is compared with the answers of the same
-// log recovered in full (a copy of the store without INDEX): scans, point reads, entity streams,
-// query pages both ways, ancestors, descendants, correlation graphs, happened_before and the
-// counts. The image is a cache: damaged, older, foreign or stale images are rebuilt from the log
-// (stats().index_source says why), a newer one fails closed without touching a byte, and a poisoned
-// writer never writes one.
+// recovers only the log after its checkpoint. Every answer of a store opened from an image is
+// compared with the answers of the same log recovered in full (a copy of the store without INDEX):
+// scans, point reads, entity streams, query pages both ways, ancestors, descendants, correlation
+// graphs, happened_before and the counts. The image is a cache: damaged, older, foreign or stale
+// images are rebuilt from the log (stats().index_source says why), a newer one fails closed without
+// touching a byte, and a poisoned writer never writes one.
 #include "index/index_image.h"
 
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -881,8 +882,8 @@ TEST_CASE("an image of an older version is rebuilt from the log and replaced at 
   fs.set_contents(path, bytes);
   {
     auto store = open_store(dir, options_on(&fs, 4096));
-    CHECK(store->stats().index_source ==
-          kImagePrefix + "version 0 is older than " + std::to_string(index::kImageVersion) + ")");
+    CHECK(store->stats().index_source == kImagePrefix + "version 0 is older than " +
+                                             std::to_string(index::kOldestImageVersion) + ")");
     CHECK(store->stats().records_replayed > 0);
     check_same_answers(answers_of(*store), expected);
     KEEL_REQUIRE_OK(store->close());
@@ -891,6 +892,34 @@ TEST_CASE("an image of an older version is rebuilt from the log and replaced at 
   auto store = open_store(dir, options_on(&fs, 4096));
   CHECK(store->stats().index_source == "image");
   check_same_answers(answers_of(*store), expected);
+}
+
+TEST_CASE(
+    "a version-1 image (link columns always there, streams' sequences listed) is still read: it "
+    "decodes to the index of its log, the open uses it, and it re-encodes as version 2",
+    "[image]") {
+  // segments/golden/index-v1: the golden store after a writable open and close by the build that
+  // wrote version 1 (causes, a correlation chain and a cancelled fence's hidden slots).
+  TempDir root;
+  platform::FileSystem& fs = platform::posix_file_system();
+  const std::string dir = root / "store";
+  std::filesystem::copy(KEEL_SOURCE_DIR "/segments/golden/index-v1", dir);
+  const Bytes v1 = read_file(fs, dir + "/" + kImageName);
+  REQUIRE(format::load_u32(v1.data() + 16) == 1);
+  index::ImageCheckpoint cp;
+  const index::EventIndex decoded = decode_ok(v1, &cp);
+  check_lines("version-1 image", dump(decoded), dump(replay_log(fs, dir).index));
+  const Bytes v2 = encode_image(decoded, cp, no_hash);
+  CHECK(format::load_u32(v2.data() + 16) == 2);
+  CHECK(v2.size() < v1.size());
+  check_lines("version-2 image", dump(decode_ok(v2)), dump(decoded));
+
+  const Answers expected = rebuilt_answers(fs, dir, root / "rebuild", 4096);
+  auto store = open_store(dir, options_on(nullptr, 4096));
+  CHECK(store->stats().index_source == "image");
+  CHECK(store->stats().records_replayed == 0);
+  check_same_answers(answers_of(*store), expected);
+  check_verifies(*store);
 }
 
 // ---- 6. an image from a lost epoch ----
@@ -1260,13 +1289,14 @@ namespace {
 struct ImageLayout {
   uint64_t n = 0;
   static constexpr uint64_t kBody = 64;
+  // Link columns: 0 cause, 1 newest effect, 2 older sibling, 3 previous of the correlation; where
+  // each one's distances start, 0 for a column without links (FORMAT.md 8.4: its flag word alone).
+  uint64_t columns[4] = {};
   uint64_t stream_number(uint64_t s) const { return kBody + 48 + 26 * n + 4 * (s - 1); }
-  // Link columns: 0 cause, 1 newest effect, 2 older sibling, 3 previous of the correlation.
-  uint64_t links(int column) const {
-    return kBody + 48 + 30 * n + (n + 7) / 8 + column * (4 * n + 8);
+  uint64_t link(int column, uint64_t s) const {
+    REQUIRE(columns[column] != 0);
+    return columns[column] + 4 * (s - 1);
   }
-  uint64_t link(int column, uint64_t s) const { return links(column) + 4 * (s - 1); }
-  uint64_t overflow_count(int column) const { return links(column) + 4 * n; }
 };
 
 struct LinkEdit {
@@ -1301,8 +1331,16 @@ void check_link_edits(platform::MemoryFileSystem& fs, const std::string& dir, co
 // The layout of a store's own image, with no link overflow entries (checked).
 ImageLayout layout_of(const Bytes& image) {
   ImageLayout layout{format::load_u64(image.data() + 64 + 40)};
+  uint64_t at = ImageLayout::kBody + 48 + 30 * layout.n + (layout.n + 7) / 8;
   for (int column = 0; column < 4; ++column) {
-    REQUIRE(format::load_u64(image.data() + layout.overflow_count(column)) == 0);
+    const uint64_t present = format::load_u64(image.data() + at);
+    at += 8;
+    if (present == 0) continue;
+    REQUIRE(present == 1);
+    layout.columns[column] = at;
+    at += 4 * layout.n;
+    REQUIRE(format::load_u64(image.data() + at) == 0);
+    at += 8;
   }
   return layout;
 }
@@ -1396,8 +1434,8 @@ TEST_CASE("a store opened from its image writes no new image until enough events
   {
     auto store = open_store(dir, options);
     for (int i = 0; i < 20; ++i) {
-      KEEL_REQUIRE_OK(store->append({"order:" + std::to_string(i % 3), ""}, EventKind::make(1, 1),
-                                    "x"));
+      KEEL_REQUIRE_OK(
+          store->append({"order:" + std::to_string(i % 3), ""}, EventKind::make(1, 1), "x"));
     }
     KEEL_REQUIRE_OK(store->close());
   }
@@ -1430,8 +1468,8 @@ TEST_CASE("a failed periodic image write is not counted, and the next interval t
   auto store = open_store(dir, options);
   fs.fail_nth(platform::FaultOp::Rename, 1);  // the first sidecar rename after now: IDEMPOTENCY
   for (int i = 0; i < 10; ++i) {
-    KEEL_REQUIRE_OK(store->append({"order:" + std::to_string(i % 3), ""}, EventKind::make(1, 1),
-                                  "x"));
+    KEEL_REQUIRE_OK(
+        store->append({"order:" + std::to_string(i % 3), ""}, EventKind::make(1, 1), "x"));
   }
   auto index_on_disk = [&] { return fs.exists(dir + "/" + format::kIndexImageFileName).value(); };
   // Counted once durable, a moment after INDEX appears: wait for the count, not the file.
@@ -1504,4 +1542,46 @@ TEST_CASE("close writes the index image again only when the indexes changed", "[
   CHECK(store->stats().hidden_events == 1);
   CHECK(store->entity_events("e2", 0)->size() == 7);  // the hidden event is not read
   KEEL_REQUIRE_OK(store->verify());
+}
+
+TEST_CASE(
+    "an image leaves out link columns without links and the streams' sequences (derived from the "
+    "streams column): about 30 bytes per event, and the same answers",
+    "[image]") {
+  platform::MemoryFileSystem fs;
+  const std::string dir = "/plain";
+  constexpr uint64_t kEvents = 500;
+  {
+    auto store = open_store(dir, options_on(&fs));
+    for (uint64_t i = 0; i < kEvents; ++i) {
+      KEEL_REQUIRE_OK(store->append({"entity-" + std::to_string(i % 13), "s"},
+                                    EventKind::make(1, 1), "payload " + std::to_string(i)));
+    }
+    KEEL_REQUIRE_OK(store->close());
+  }
+  const Bytes image = fs.contents(dir + "/" + kImageName);
+  const ImageLayout layout = layout_of(image);
+  REQUIRE(layout.n == kEvents);
+  for (int column = 0; column < 4; ++column) CHECK(layout.columns[column] == 0);
+  // Columns (30 bytes and a bit per event), the flag words, then tables of a few streams.
+  CHECK(image.size() < ImageLayout::kBody + 48 + 31 * kEvents + 2048);
+  const Answers expected = rebuilt_answers(fs, dir, "/rebuild");
+  auto store = open_store(dir, options_on(&fs));
+  CHECK(store->stats().index_source == "image");
+  check_same_answers(answers_of(*store), expected);
+  // Links after an image without them: the columns start holding memory then.
+  Receipt first = *store->append({"entity-0", "s"}, EventKind::make(1, 1), "root");
+  AppendOptions caused;
+  caused.causation_id = first.event_id;
+  KEEL_REQUIRE_OK(store->append({"entity-1", "s"}, EventKind::make(1, 1), "effect", caused));
+  KEEL_REQUIRE_OK(store->close());
+  const Answers after = rebuilt_answers(fs, dir, "/rebuild-2");
+  auto reopened = open_store(dir, options_on(&fs));
+  CHECK(reopened->stats().index_source == "image");
+  check_same_answers(answers_of(*reopened), after);
+  const ImageLayout with_links = layout_of(fs.contents(dir + "/" + kImageName));
+  CHECK(with_links.columns[0] != 0);  // cause
+  CHECK(with_links.columns[1] != 0);  // newest effect
+  CHECK(with_links.columns[2] == 0);  // no older siblings
+  CHECK(with_links.columns[3] == 0);  // no correlation chain
 }

@@ -181,30 +181,38 @@ class Reader {
 }  // namespace
 
 struct ImageCodec {
-  // The links of sequences 1..n. Backward links of those point at or below n already; a forward
-  // link past n is moved along `next` (an effect's older siblings) to the newest target at or
-  // below n, or to none.
+  // The links of sequences 1..n: a column with none is the word 0 alone; otherwise the word 1,
+  // then u32 distances and the overflow list. Backward links of those point at or below n already;
+  // a forward link past n is moved along `next` (an effect's older siblings) to the newest target
+  // at or below n, or to none.
   static void write_links(Writer& w, const SequenceLinks& links, uint64_t n,
                           const SequenceLinks* next = nullptr) {
+    if (links.none_up_to(n)) return w.u64(0);
+    w.u64(1);
     std::vector<std::pair<uint64_t, uint64_t>> overflow;
     for (const auto& [from, to] : links.overflow_) {
       if (from <= n) overflow.emplace_back(from, to);
     }
-    if (next == nullptr) {
+    const uint64_t stored = std::min<uint64_t>(n, links.distances_.size());
+    if (next == nullptr && stored == n) {
       w.array(links.distances_, n);
     } else {
-      Column<uint32_t> distances(links.distances_.begin(), links.distances_.begin() + n);
-      overflow.clear();
-      for (uint64_t from = 1; from <= n; ++from) {
-        uint32_t& distance = distances[from - 1];
-        if (distance == 0) continue;
-        uint64_t to = links.get(from);
-        if (to <= n && distance != SequenceLinks::kOverflow) continue;
-        while (to > n) to = next->get(to);
-        distance = to == 0                                 ? 0
-                   : to - from >= SequenceLinks::kOverflow ? SequenceLinks::kOverflow
-                                                           : static_cast<uint32_t>(to - from);
-        if (distance == SequenceLinks::kOverflow) overflow.emplace_back(from, to);
+      // Sequences past the column's end link nowhere (SequenceLinks::get).
+      Column<uint32_t> distances(n, 0);
+      std::copy(links.distances_.begin(), links.distances_.begin() + stored, distances.begin());
+      if (next != nullptr) {
+        overflow.clear();
+        for (uint64_t from = 1; from <= n; ++from) {
+          uint32_t& distance = distances[from - 1];
+          if (distance == 0) continue;
+          uint64_t to = links.get(from);
+          if (to <= n && distance != SequenceLinks::kOverflow) continue;
+          while (to > n) to = next->get(to);
+          distance = to == 0                                 ? 0
+                     : to - from >= SequenceLinks::kOverflow ? SequenceLinks::kOverflow
+                                                             : static_cast<uint32_t>(to - from);
+          if (distance == SequenceLinks::kOverflow) overflow.emplace_back(from, to);
+        }
       }
       w.array(distances, n);
     }
@@ -216,7 +224,13 @@ struct ImageCodec {
     }
   }
 
-  static const char* read_links(Reader& r, SequenceLinks& links, uint64_t n) {
+  static const char* read_links(Reader& r, SequenceLinks& links, uint64_t n, uint32_t version) {
+    if (version >= 2) {
+      uint64_t present = r.u64();
+      if (!r.ok()) return "truncated links";
+      if (present == 0) return nullptr;  // no links: the column stays empty
+      if (present != 1) return "a bad link column flag";
+    }
     r.array(links.distances_, n);
     uint64_t overflow = r.count(16);
     for (uint64_t i = 0; i < overflow && r.ok(); ++i) {
@@ -317,8 +331,6 @@ struct ImageCodec {
     w.u64(x.scope_names_.size());
     for (const std::string& name : x.scope_names_) w.bytes(name);
     w.u64(x.stream_list_.size());
-    std::vector<size_t> sizes;
-    uint64_t total = 0;
     for (const EntityStream* s : x.stream_list_) {
       size_t size = static_cast<size_t>(
           std::upper_bound(s->sequences.begin(), s->sequences.end(), n) - s->sequences.begin());
@@ -329,15 +341,11 @@ struct ImageCodec {
       w.u32(s->lane);
       w.u64(head.high);
       w.u64(head.low);
-      w.u64(size);
-      sizes.push_back(size);
-      total += size;
+      w.u64(size);  // its sequences are the visible events the streams column gives it
     }
-    w.u64(total);
-    for (size_t i = 0; i < sizes.size(); ++i) w.array(x.stream_list_[i]->sequences, sizes[i]);
   }
 
-  static const char* decode(Reader& r, EventIndex& x, ImageCheckpoint& cp) {
+  static const char* decode(Reader& r, EventIndex& x, ImageCheckpoint& cp, uint32_t version) {
     cp.next_sequence = r.u64();
     cp.epoch = r.u64();
     cp.resume_segment_id = r.u64();
@@ -348,8 +356,9 @@ struct ImageCodec {
     if (cp.next_sequence == 0 || n != cp.next_sequence - 1) {
       return "the event count does not match next_sequence";
     }
-    // Every event takes at least 46 bytes of columns: refuse a count the file cannot hold.
-    if (n > r.left() / 46) return "more events than the image holds";
+    // Every event takes at least 30 bytes of columns (46 in version 1, whose link columns are
+    // always there): refuse a count the file cannot hold.
+    if (n > r.left() / (version == 1 ? 46 : 30)) return "more events than the image holds";
     r.array(x.offsets_, n);
     r.array(x.ids_, n);
     r.array(x.kinds_, n);
@@ -362,7 +371,7 @@ struct ImageCodec {
     for (uint64_t i = 0; i < n; ++i) x.own_correlation_[i] = (own[i / 8] >> (i % 8)) & 1;
     for (SequenceLinks* links :
          {&x.causes_, &x.newest_effects_, &x.older_siblings_, &x.correlation_chain_}) {
-      if (const char* e = read_links(r, *links, n)) return e;
+      if (const char* e = read_links(r, *links, n, version)) return e;
     }
     uint64_t segments = r.count(16);
     uint64_t previous_first = 0;
@@ -431,18 +440,23 @@ struct ImageCodec {
       s.head_hash = head;
       sizes.push_back(size);
     }
+    const char* sequences = version == 1 ? read_stream_sequences(r, x, n, sizes)
+                                         : derive_stream_sequences(r, x, n, sizes);
+    if (sequences != nullptr) return sequences;
+    if (!r.at_end()) return "bytes after the last section";
+    return check_columns(x, n);
+  }
+
+  // Version 1: the streams' sequences, stream after stream, after their total.
+  static const char* read_stream_sequences(Reader& r, EventIndex& x, uint64_t n,
+                                           const std::vector<uint64_t>& sizes) {
     uint64_t total = r.u64();
     if (!r.ok()) return "truncated streams";
     if (total != x.visible_count_ || total > n || total > r.left() / 8) {
       return "stream sizes do not match the visible events";
     }
-    uint64_t sum = 0;
-    for (uint64_t size : sizes) {
-      if (size > total - sum) return "stream sizes do not match the visible events";
-      sum += size;
-    }
-    if (sum != total) return "stream sizes do not match the visible events";
-    for (uint64_t i = 0; i < streams; ++i) {
+    if (const char* e = check_sizes(sizes, total)) return e;
+    for (uint64_t i = 0; i < sizes.size(); ++i) {
       EntityStream& s = *x.stream_list_[i];
       r.array(s.sequences, sizes[i]);
       if (!r.ok()) return "truncated stream sequences";
@@ -455,8 +469,42 @@ struct ImageCodec {
         }
       }
     }
-    if (!r.at_end()) return "bytes after the last section";
-    return check_columns(x, n);
+    return nullptr;
+  }
+
+  // Version 2: a stream's sequences are the visible events whose streams column names it, in
+  // order; the table's sizes must match them.
+  static const char* derive_stream_sequences(Reader& r, EventIndex& x, uint64_t n,
+                                             const std::vector<uint64_t>& sizes) {
+    if (!r.ok()) return "truncated streams";
+    if (x.visible_count_ > n) return "stream sizes do not match the visible events";
+    if (const char* e = check_sizes(sizes, x.visible_count_)) return e;
+    for (uint64_t i = 0; i < sizes.size(); ++i) x.stream_list_[i]->sequences.reserve(sizes[i]);
+    for (uint64_t sequence = 1; sequence <= n; ++sequence) {
+      if (x.offsets_[sequence - 1] == 0) continue;
+      uint32_t number = x.stream_numbers_[sequence - 1];
+      if (number >= sizes.size()) return "a stream number out of range";
+      std::vector<uint64_t>& sequences = x.stream_list_[number]->sequences;
+      if (sequences.size() == sizes[number]) return "a stream's sequences disagree with the columns";
+      sequences.push_back(sequence);
+    }
+    for (uint64_t i = 0; i < sizes.size(); ++i) {
+      const EntityStream& s = *x.stream_list_[i];
+      if (s.sequences.size() != sizes[i]) return "a stream's sequences disagree with the columns";
+      if (!s.sequences.empty()) ++x.stream_count_;
+    }
+    return nullptr;
+  }
+
+  // The sizes add up to `total` (without overflowing on the way).
+  static const char* check_sizes(const std::vector<uint64_t>& sizes, uint64_t total) {
+    uint64_t sum = 0;
+    for (uint64_t size : sizes) {
+      if (size > total - sum) return "stream sizes do not match the visible events";
+      sum += size;
+    }
+    if (sum != total) return "stream sizes do not match the visible events";
+    return nullptr;
   }
 
   // What the sections must agree on beyond their own bounds.
@@ -565,7 +613,7 @@ ImageDecode decode_from(Source& source, EventIndex& index, ImageCheckpoint& chec
   if (format::load_u64(header + 24) != source.size() - kImageHeaderSize) {
     return damaged("body length does not match the file size");
   }
-  if (version != kImageVersion) {
+  if (version < kOldestImageVersion || version > kImageVersion) {
     // Every version keeps this header, so the checksum tells a version from a damaged byte (a
     // flipped bit must not make the store refuse to open as if a newer build wrote it).
     Reader whole(source, kImageHeaderSize);
@@ -575,7 +623,7 @@ ImageDecode decode_from(Source& source, EventIndex& index, ImageCheckpoint& chec
     }
     reason = "version " + std::to_string(version) + " is " +
              (version > kImageVersion ? "newer" : "older") + " than " +
-             std::to_string(kImageVersion);
+             std::to_string(version > kImageVersion ? kImageVersion : kOldestImageVersion);
     return version > kImageVersion ? ImageDecode::NewerVersion : ImageDecode::OlderVersion;
   }
   for (size_t i = 20; i < kImageHeaderSize; ++i) {
@@ -585,7 +633,7 @@ ImageDecode decode_from(Source& source, EventIndex& index, ImageCheckpoint& chec
   index = EventIndex();
   Reader r(source, kImageHeaderSize);
   r.hash(header + 16, kImageHeaderSize - 16);
-  const char* why = ImageCodec::decode(r, index, checkpoint);
+  const char* why = ImageCodec::decode(r, index, checkpoint, version);
   // A checksum mismatch explains any inconsistency: it is checked over the whole file either way.
   if (why != nullptr && !r.drain()) return damaged(why);
   if (r.digest() != format::load_u64(header + 8)) return damaged("checksum mismatch");

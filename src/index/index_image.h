@@ -22,7 +22,10 @@
 
 namespace keel::index {
 
-inline constexpr uint32_t kImageVersion = 1;
+// Written: version 2. Read: versions 1 and 2 (segments/FORMAT.md 8.4); an image of another version
+// is not used (older) or fails the open (newer).
+inline constexpr uint32_t kImageVersion = 2;
+inline constexpr uint32_t kOldestImageVersion = 1;
 inline constexpr uint64_t kImageHeaderSize = 64;
 
 // The image's checkpoint (log/recovery.h) says where the log continues after what it covers.

@@ -10,6 +10,7 @@
 // Threads: not thread-safe; the store serializes access.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -31,12 +32,15 @@ class SequenceLinks {
   explicit SequenceLinks(Direction direction = Direction::Backward) : direction_(direction) {}
   Direction direction() const { return direction_; }
 
-  // Makes room for links from sequences up to `sequence` (unset ones are "none").
+  // Makes room for links from sequences up to `sequence` (unset ones are "none"). A column holds
+  // no memory until its first link: a store that never names a cause or a correlation keeps its
+  // four link columns empty (16 bytes per event).
   void extend_to(uint64_t sequence) {
-    if (sequence > distances_.size()) distances_.resize(sequence, 0);
+    if (!distances_.empty() && sequence > distances_.size()) distances_.resize(sequence, 0);
   }
-  // The sequence `from` links to, or 0 for none. `from` must be within extend_to().
+  // The sequence `from` links to, or 0 for none.
   uint64_t get(uint64_t from) const {
+    if (from > distances_.size()) return 0;  // a column with no link from here on
     uint32_t distance = distances_[from - 1];
     if (distance == 0) return 0;
     if (distance != kOverflow)
@@ -44,8 +48,12 @@ class SequenceLinks {
     return overflow_.at(from);
   }
   // Links `from` to `to` (before `from` in a backward column, after it in a forward one), or to
-  // none when `to` is 0.
+  // none when `to` is 0. The first link makes room up to `from`; extend_to() grows it from then on.
   void set(uint64_t from, uint64_t to) {
+    if (from > distances_.size()) {
+      if (to == 0) return;
+      distances_.resize(from, 0);
+    }
     uint64_t distance = to == 0 ? 0 : direction_ == Direction::Backward ? from - to : to - from;
     if (distance >= kOverflow) {
       distances_[from - 1] = kOverflow;
@@ -67,6 +75,14 @@ class SequenceLinks {
     if (!overflow_.empty()) {
       absl::erase_if(overflow_, [size](const auto& entry) { return entry.first > size; });
     }
+  }
+  // Whether no sequence up to `n` links anywhere.
+  bool none_up_to(uint64_t n) const {
+    const uint64_t end = std::min<uint64_t>(n, distances_.size());
+    for (uint64_t i = 0; i < end; ++i) {
+      if (distances_[i] != 0) return false;
+    }
+    return true;
   }
   uint64_t memory_bytes() const {
     return distances_.capacity() * sizeof(uint32_t) +
