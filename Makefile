@@ -108,7 +108,8 @@ power-loss-loop: deps
 	@cmake --build $(BUILD) -j $(JOBS) --target keel-crash-loop
 	$(BUILD)/tools/keel-crash-loop power --dir /store --iterations $(ITERATIONS)
 
-# Regenerates segments/golden/ (commit the result together with any format change).
+# Regenerates segments/golden/store (commit the result together with any format change).
+# segments/golden/index-v1 is not regenerated: the last build that wrote index image version 1 wrote it.
 golden: build
 	rm -rf segments/golden/store
 	$(BUILD)/tools/keel-golden segments/golden/store

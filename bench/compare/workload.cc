@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -23,10 +24,17 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Bytes malloc has handed out (in use), arenas and mmapped chunks together.
-double heap_in_use() {
-  struct mallinfo2 info = mallinfo2();
-  return static_cast<double>(info.uordblks + info.hblkhd);
+// Anonymous memory the process holds (RssAnon), after malloc returned to the system what it can:
+// the heap and mappings made outside malloc alike (keel's index columns are huge-page mappings,
+// which malloc's own counters do not see). Mapped files (LevelDB's tables) are not anonymous.
+double memory_in_use() {
+  malloc_trim(0);
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("RssAnon:", 0) == 0) return std::stod(line.substr(8)) * 1024;  // in kB
+  }
+  return 0;
 }
 
 // Bytes the files under `dir` occupy on disk (allocated blocks, as du counts them).
@@ -114,19 +122,19 @@ void run_workloads(const Config& config, Subject& subject, const std::string& di
 
   // Single appends at Written into a fresh store; then close, disk use, reopen, reads.
   const std::string main = dir + "/main";
-  double heap_before = heap_in_use();
+  double memory_before = memory_in_use();
   subject.open(main);
   auto start = Clock::now();
   for (uint64_t k = 0; k < config.events; ++k)
     subject.append_written(events.entity(k), events.payload(k));
   sink("append_written", config.events / seconds_since(start));
-  sink("heap_after_appends", (heap_in_use() - heap_before) / config.events);
+  sink("memory_after_appends", (memory_in_use() - memory_before) / config.events);
   start = Clock::now();
   subject.close();
   sink("close_ms", seconds_since(start) * 1e3);
   sink("disk_bytes", disk_bytes(main) / config.events);
 
-  heap_before = heap_in_use();
+  memory_before = memory_in_use();
   start = Clock::now();
   subject.open(main);
   sink("reopen_ms", seconds_since(start) * 1e3);
@@ -142,7 +150,7 @@ void run_workloads(const Config& config, Subject& subject, const std::string& di
     sink("entity_stream_us", median(micros));
     sink("entity_stream_events", read / config.streams);
   }
-  sink("heap_after_reopen", (heap_in_use() - heap_before) / config.events);
+  sink("memory_after_reopen", (memory_in_use() - memory_before) / config.events);
   subject.scan();  // the page cache and the subject's caches warm
   start = Clock::now();
   const uint64_t scanned = subject.scan();

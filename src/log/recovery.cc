@@ -270,15 +270,17 @@ class FenceTracker {
   std::vector<FenceRange> fences_;
 };
 
-// The segment a follower resumes in (RecoveryOptions::follow): its header and its frames from
-// the record before the resume point, read frame by frame in reads of at least 1 MiB, up to the
-// first place where no whole frame starts (zeros, a frame still being written, damage) or the end
-// of the file. The bytes between the header and that record are never read: the buffer is left
-// uninitialized there (nothing looks at them), so a 64 MiB preallocated segment costs what its
-// new frames cost.
-class FollowedSegment {
+// The segment a recovery from a checkpoint resumes in: its header and its bytes from the record
+// before the resume point on. A writer's recovery reads them to the end of the file (the tail is
+// classified there, damage searched past); a follower's (RecoveryOptions::follow) frame by frame,
+// up to the first place where no whole frame starts (zeros, a frame still being written, damage).
+// Reads are of at least 1 MiB. The bytes between the header and that record are never read: the
+// buffer is left uninitialized there (recovery from a checkpoint only looks forward from it), so a
+// 64 MiB segment costs what its frames after the checkpoint cost, not a 64 MiB read into fresh
+// memory (measured: 210 of the 267 ms of a clean reopen of 1M events).
+class ResumedSegment {
  public:
-  Status read(platform::File& file, uint64_t size, uint64_t from) {
+  Status read(platform::File& file, uint64_t size, uint64_t from, bool follow) {
     size_ = size;
     buffer_.reset(new std::byte[size]);  // uninitialized
     const uint64_t header = std::min<uint64_t>(size, format::kSegmentHeaderSize);
@@ -287,6 +289,11 @@ class FollowedSegment {
     if (got < header) return ok_status();
     uint64_t at = std::min(std::max<uint64_t>(from, header), size);
     read_to_ = at;
+    if (!follow) {
+      while (read_to_ < size_) KEEL_TRY(read_up_to(file, size_));
+      end_ = read_to_;
+      return ok_status();
+    }
     for (;;) {
       KEEL_TRY(read_up_to(file, at + format::kFrameHeaderSize));
       if (read_to_ < at + format::kFrameHeaderSize) break;
@@ -546,17 +553,14 @@ class Recovery {
     std::vector<format::SegmentHeader> headers;
     std::vector<uint64_t> sizes;
     std::vector<std::byte> read;
-    FollowedSegment followed;
+    ResumedSegment resumed;
     std::span<const std::byte> bytes;
     for (size_t i = 0; i <= resume_index; ++i) {
       KEEL_ASSIGN_OR_RETURN(auto handle, fs_.open(files[i].path, platform::OpenMode::ReadOnly));
       KEEL_ASSIGN_OR_RETURN(uint64_t size, handle->size());
-      if (i == resume_index && options_.follow) {
-        KEEL_TRY(followed.read(*handle, size, cp.last_record_offset));
-        bytes = followed.bytes();
-      } else if (i == resume_index) {
-        KEEL_ASSIGN_OR_RETURN(read, platform::read_file(*handle));
-        bytes = read;
+      if (i == resume_index) {
+        KEEL_TRY(resumed.read(*handle, size, cp.last_record_offset, options_.follow));
+        bytes = resumed.bytes();
       } else {
         read.assign(std::min<uint64_t>(size, format::kSegmentHeaderSize), std::byte{0});
         KEEL_ASSIGN_OR_RETURN(size_t got, handle->read_at(0, read));
