@@ -3,16 +3,18 @@
 // are in no other index), extended by every append, and cut back by truncate() when a fence whose
 // events it added live is cancelled.
 //
-// Columns by sequence (index sequence - 1), about 50 bytes per event in all:
+// Columns by sequence (index sequence - 1), 38 to 54 bytes per event in all, in huge-page memory
+// once large (Column, index/sequence_links.h):
 //   frame offset        4   where its frame is; the segment comes from a table of segment starts;
 //                           0 marks a hidden event (no frame starts at 0: the segment header does)
 //   event id           16   ids made by the store increase with the sequence, so the column is
 //                           sorted and find() is a binary search; an id out of that order (a
 //                           foreign or damaged writer) switches find() to a hash map of all ids
 //   kind, scope, stream 2+4+4  scope and stream as small numbers (scopes interned)
-//   cause, newest effect, older sibling, previous of its correlation  4 each (SequenceLinks)
+//   cause, newest effect, older sibling, previous of its correlation  4 each (SequenceLinks), from
+//                           a column's first link on (a store without causes holds none)
 //   and 8 per event in its (entity, lane) stream: the sequences by clock. Measured: 56 B per event
-//   at 10M events in 100,010 streams (bench/query_bench.cc).
+//   at 10M events in 100,010 streams with causes (bench/query_bench.cc).
 // The HLC of an event made by the store is in its id (the high word is wall_ms << 16 | logical);
 // the few that are not are kept aside, so HLC ranges need no column of their own.
 //
@@ -37,7 +39,6 @@
 #include "index/sequence_links.h"
 #include "keel/event.h"
 #include "keel/ids.h"
-#include "platform/table_memory.h"
 
 namespace keel {
 
