@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <new>
 
 namespace keel::index {
 
@@ -19,36 +20,84 @@ uint64_t EntityStream::clock_of(uint64_t sequence) const {
              : 0;
 }
 
-// entity + '\0' + lane (4 bytes, big-endian so that keys sort by lane): entities never contain
-// NUL, so keys are unambiguous and all lanes of an entity sort together, before any longer entity.
-std::string_view EventIndex::stream_key(std::string_view entity, uint32_t lane) const {
-  key_scratch_.assign(entity);
-  key_scratch_.push_back('\0');
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    key_scratch_.push_back(static_cast<char>((lane >> shift) & 0xff));
-  }
-  return key_scratch_;
+namespace detail {
+
+void StreamDelete::operator()(EntityStream* stream) const {
+  stream->~EntityStream();
+  ::operator delete(static_cast<void*>(stream));
+}
+
+StreamNode make_stream(std::string_view entity, uint32_t lane, uint32_t number) {
+  void* memory = ::operator new(sizeof(EntityStream) + entity.size() + 5);
+  char* key = static_cast<char*>(memory) + sizeof(EntityStream);
+  std::memcpy(key, entity.data(), entity.size());
+  key[entity.size()] = '\0';
+  for (int i = 0; i < 4; ++i) key[entity.size() + 1 + i] = static_cast<char>(lane >> (24 - 8 * i));
+  StreamNode stream(new (memory) EntityStream{});
+  stream->number = number;
+  stream->entity = std::string_view(key, entity.size());
+  stream->lane = lane;
+  return stream;
+}
+
+}  // namespace detail
+
+uint64_t EventIndex::hash_of(const StreamKey& key) {
+  return absl::HashOf(absl::string_view(key.entity.data(), key.entity.size()), key.lane);
+}
+
+EntityStream* EventIndex::find_stream(const StreamKey& key, uint64_t hash) const {
+  auto it = streams_.find(hash);
+  EntityStream* s = it == streams_.end() ? nullptr : it->second;
+  while (s != nullptr && (s->lane != key.lane || s->entity != key.entity)) s = s->same_hash;
+  return s;
 }
 
 EntityStream& EventIndex::stream_for(std::string_view entity, uint32_t lane) {
-  std::string_view key = stream_key(entity, lane);
-  auto it = streams_.find(absl::string_view(key.data(), key.size()));
-  if (it == streams_.end()) {
-    it = streams_.emplace(std::string(key), EntityStream{}).first;
-    EntityStream& created = it->second;
-    created.number = static_cast<uint32_t>(stream_list_.size());
-    created.entity = std::string_view(it->first.data(), entity.size());
-    created.lane = lane;
-    stream_list_.push_back(&created);
-    sorted_keys_.insert(std::string_view(it->first.data(), it->first.size()));
+  const StreamKey key{entity, lane};
+  const uint64_t hash = stream_hash_(key);
+  if (EntityStream* found = find_stream(key, hash)) return *found;
+  detail::StreamNode& created = stream_list_.emplace_back(
+      detail::make_stream(entity, lane, static_cast<uint32_t>(stream_list_.size())));
+  EntityStream*& newest = streams_[hash];
+  created->same_hash = newest;
+  newest = created.get();
+  sorted_keys_.emplace(created->sorted_key(), created.get());
+  return *created;
+}
+
+void EventIndex::find_streams(const StreamKey* keys, size_t count, EntityStream** out) {
+  // In rounds of up to 64 keys: hash and prefetch each table slot; read the slots and prefetch
+  // the nodes they name; compare the keys and prefetch where add() will append the sequence.
+  constexpr size_t kRound = 64;
+  uint64_t hashes[kRound];
+  for (size_t start = 0; start < count; start += kRound) {
+    const size_t n = std::min(kRound, count - start);
+    for (size_t i = 0; i < n; ++i) {
+      hashes[i] = stream_hash_(keys[start + i]);
+      streams_.prefetch(hashes[i]);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      auto it = streams_.find(hashes[i]);
+      out[start + i] = it == streams_.end() ? nullptr : it->second;
+      if (EntityStream* s = out[start + i]) {
+        __builtin_prefetch(s);
+        __builtin_prefetch(reinterpret_cast<const char*>(s) + sizeof(EntityStream));  // its key
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      EntityStream*& s = out[start + i];
+      const StreamKey& key = keys[start + i];
+      while (s != nullptr && (s->lane != key.lane || s->entity != key.entity)) s = s->same_hash;
+      if (s != nullptr) __builtin_prefetch(s->sequences.data() + s->sequences.size(), 1);
+    }
   }
-  return it->second;
 }
 
 const EntityStream* EventIndex::stream(std::string_view entity, uint32_t lane) const {
-  std::string_view key = stream_key(entity, lane);
-  auto it = streams_.find(absl::string_view(key.data(), key.size()));
-  return it == streams_.end() || it->second.sequences.empty() ? nullptr : &it->second;
+  const StreamKey key{entity, lane};
+  const EntityStream* s = find_stream(key, stream_hash_(key));
+  return s == nullptr || s->sequences.empty() ? nullptr : s;
 }
 
 std::vector<const EntityStream*> EventIndex::streams_of(std::string_view entity) const {
@@ -56,9 +105,8 @@ std::vector<const EntityStream*> EventIndex::streams_of(std::string_view entity)
   std::string first(entity);
   first.push_back('\0');
   for (auto it = sorted_keys_.lower_bound(first); it != sorted_keys_.end(); ++it) {
-    std::string_view key = *it;
-    if (key.size() != first.size() + 4 || key.substr(0, first.size()) != first) break;
-    const EntityStream& s = streams_.find(absl::string_view(key.data(), key.size()))->second;
+    const EntityStream& s = *it->second;
+    if (s.entity != entity) break;
     if (!s.sequences.empty()) found.push_back(&s);
   }
   return found;
@@ -67,12 +115,11 @@ std::vector<const EntityStream*> EventIndex::streams_of(std::string_view entity)
 std::vector<const EntityStream*> EventIndex::streams_with_prefix(std::string_view prefix) const {
   std::vector<const EntityStream*> found;
   for (auto it = sorted_keys_.lower_bound(prefix); it != sorted_keys_.end(); ++it) {
-    std::string_view key = *it;
-    if (key.substr(0, prefix.size()) != prefix) break;
-    auto node = streams_.find(absl::string_view(key.data(), key.size()));
+    if (it->first.substr(0, prefix.size()) != prefix) break;
+    const EntityStream& s = *it->second;
     // The prefix must match within the entity, not run into the lane bytes.
-    if (node->second.entity.size() < prefix.size()) continue;
-    if (!node->second.sequences.empty()) found.push_back(&node->second);
+    if (s.entity.size() < prefix.size()) continue;
+    if (!s.sequences.empty()) found.push_back(&s);
   }
   return found;
 }
@@ -305,7 +352,7 @@ uint64_t EventIndex::newest_of_correlation(const EventId& correlation) const {
 
 std::vector<uint32_t> EventIndex::lanes() const {
   std::vector<uint32_t> found;
-  for (const EntityStream* s : stream_list_) {
+  for (const detail::StreamNode& s : stream_list_) {
     if (!s->sequences.empty()) found.push_back(s->lane);
   }
   std::sort(found.begin(), found.end());
@@ -334,14 +381,13 @@ uint64_t EventIndex::memory_bytes() const {
   bytes += correlation_heads_.capacity() * (sizeof(EventId) + 8 + 1);
   for (const std::string& name : scope_names_) bytes += sizeof(name) + name.capacity();
   bytes += scope_numbers_.capacity() * (sizeof(std::string) + 4 + 1);
-  bytes += streams_.capacity() * (sizeof(void*) + 1);
-  for (const auto& [key, stream] : streams_) {
-    bytes += sizeof(std::string) + sizeof(EntityStream) + 16;  // node, allocator header
-    if (key.size() >= 16) bytes += key.capacity() + 1;         // beyond the inline buffer
-    bytes += stream.sequences.capacity() * sizeof(uint64_t);
+  bytes += streams_.capacity() * (8 + sizeof(void*) + 1);
+  for (const detail::StreamNode& stream : stream_list_) {
+    bytes += sizeof(EntityStream) + stream->sorted_key().size() + 16;  // node, allocator header
+    bytes += stream->sequences.capacity() * sizeof(uint64_t);
   }
   bytes += vector_bytes(stream_list_);
-  bytes += sorted_keys_.size() * (sizeof(std::string_view) + 2);  // btree nodes are ~full
+  bytes += sorted_keys_.size() * (sizeof(std::string_view) + sizeof(void*) + 2);  // ~full nodes
   return bytes;
 }
 

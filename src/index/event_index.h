@@ -27,14 +27,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "absl/container/btree_set.h"
+#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/node_hash_map.h"
 #include "format/event_body.h"
 #include "index/sequence_links.h"
 #include "keel/event.h"
@@ -83,7 +83,28 @@ struct EntityStream {
   }
   // The clock of `sequence` in this stream, 0 when it is not one of its events.
   uint64_t clock_of(uint64_t sequence) const;
+  // The next older stream whose key hashes the same (EventIndex's table holds the newest).
+  EntityStream* same_hash = nullptr;
+  // entity + '\0' + lane (4 bytes, big-endian): entities never contain NUL, so keys are
+  // unambiguous, all lanes of an entity sort together and before any longer entity.
+  std::string_view sorted_key() const { return {entity.data(), entity.size() + 5}; }
 };
+
+// A stream's identity: (entity, lane).
+struct StreamKey {
+  std::string_view entity;
+  uint32_t lane = 0;
+};
+
+namespace detail {
+// A stream is one allocation: the EntityStream, then its sorted_key() bytes, which `entity` views,
+// so comparing a key reads only the stream's own node.
+struct StreamDelete {
+  void operator()(EntityStream* stream) const;
+};
+using StreamNode = std::unique_ptr<EntityStream, StreamDelete>;
+StreamNode make_stream(std::string_view entity, uint32_t lane, uint32_t number);
+}  // namespace detail
 
 class EventIndex {
  public:
@@ -97,6 +118,13 @@ class EventIndex {
   // The stream of (entity, lane), created empty if it has no event yet. The reference stays valid
   // for the life of the index (the append path looks a stream up once and adds to it).
   EntityStream& stream_for(std::string_view entity, uint32_t lane);
+  // The streams of `count` keys, null for a key without one (none is created). Looked up together,
+  // in stages, so that the cache misses of many streams overlap: appends in batches touch streams
+  // at random among thousands. out[i] is what stream() would find, even when empty.
+  void find_streams(const StreamKey* keys, size_t count, EntityStream** out);
+  // Tests: hash every stream key with `hash` (before the first stream), e.g. one constant, so that
+  // streams sharing a hash are exercised.
+  void set_stream_hash_for_test(uint64_t (*hash)(const StreamKey&)) { stream_hash_ = hash; }
   // Null when (entity, lane) has no event.
   const EntityStream* stream(std::string_view entity, uint32_t lane) const;
   // The streams of `entity` on every lane, or of every entity starting with `prefix`, in order of
@@ -180,7 +208,6 @@ class EventIndex {
     uint64_t first_sequence;
     uint32_t segment_id;
   };
-  std::string_view stream_key(std::string_view entity, uint32_t lane) const;
   uint32_t intern_scope(std::string_view scope);
   void grow_columns(uint64_t sequence);
   void undo_add(uint64_t sequence);
@@ -215,13 +242,17 @@ class EventIndex {
   std::vector<std::string> scope_names_;
   absl::flat_hash_map<std::string, uint32_t> scope_numbers_;
   uint32_t last_scope_ = 0;  // the scope interned last (a cache: appends repeat scopes)
-  // Node map: stream references (and their keys) stay valid while other streams are added.
-  absl::node_hash_map<std::string, EntityStream> streams_;
-  std::vector<EntityStream*> stream_list_;         // by number
-  absl::btree_set<std::string_view> sorted_keys_;  // keys of streams_, for prefix queries
+  // Streams own their nodes, so references stay valid while other streams are added. The table
+  // maps a key's 64-bit hash to the newest stream with that hash; older ones chain by same_hash.
+  // Its slots hold the hash itself, so a lookup reads a slot and then the one node it names.
+  static uint64_t hash_of(const StreamKey& key);
+  EntityStream* find_stream(const StreamKey& key, uint64_t hash) const;
+  uint64_t (*stream_hash_)(const StreamKey&) = &hash_of;
+  std::vector<detail::StreamNode> stream_list_;  // by number
+  absl::flat_hash_map<uint64_t, EntityStream*> streams_;
+  absl::btree_map<std::string_view, EntityStream*> sorted_keys_;  // by sorted_key(), for prefixes
   uint64_t visible_count_ = 0;
   uint64_t stream_count_ = 0;  // streams with at least one event
-  mutable std::string key_scratch_;
 };
 
 // The HLC an id made by the store carries (wall_ms << 16 | logical in the high word).

@@ -331,7 +331,7 @@ struct ImageCodec {
     w.u64(x.scope_names_.size());
     for (const std::string& name : x.scope_names_) w.bytes(name);
     w.u64(x.stream_list_.size());
-    for (const EntityStream* s : x.stream_list_) {
+    for (const detail::StreamNode& s : x.stream_list_) {
       size_t size = static_cast<size_t>(
           std::upper_bound(s->sequences.begin(), s->sequences.end(), n) - s->sequences.begin());
       Hash128 head = size == s->sequences.size() ? s->head_hash

@@ -375,6 +375,12 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
   heads.reserve(items.size());
   std::vector<int32_t> chain_to(items.size(), -1);
   std::vector<index::EntityStream*> streams(items.size());
+  {
+    std::vector<index::StreamKey> keys;
+    keys.reserve(items.size());
+    for (const BatchItem& item : items) keys.push_back({item.coordinate.entity, item.options.lane});
+    index_.find_streams(keys.data(), keys.size(), streams.data());
+  }
   batch_bodies_.clear();
   log::SegmentWriter& writer = *log_->writer();
   const uint64_t first = writer.next_sequence();
@@ -387,7 +393,9 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
     Head& head = it->second;
     std::optional<Hash128> prev;
     if (inserted) {
-      head.stream = &index_.stream_for(item.coordinate.entity, item.options.lane);
+      head.stream = streams[i] != nullptr
+                        ? streams[i]
+                        : &index_.stream_for(item.coordinate.entity, item.options.lane);
       head.clock = head.stream->clock();
       prev = head.stream->head();
     }
