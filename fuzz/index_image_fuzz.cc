@@ -1,8 +1,8 @@
 // libFuzzer target: the index image decoder (src/index/index_image.cc, segments/FORMAT.md 8.4).
-// Each input is decoded three times: as a whole INDEX file, and as the body under a valid header
-// (magic, version, body length and checksum made right by the harness) of each version read, 1 and
-// 2, so mutations reach the section decoder instead of dying at the checksum. Both go through decode_image (bytes in memory) and
-// decode_image_file (a file read front to back).
+// Each input is decoded four times: as a whole INDEX file, and as the body under a valid header
+// (magic, version, body length and checksum made right by the harness) of each version read, 1 to
+// 3, so mutations reach the section decoder instead of dying at the checksum. Both go through
+// decode_image (bytes in memory) and decode_image_file (a file read front to back).
 //
 // Invariants checked beyond "no crash, no hang, no allocation above the limit":
 // - decode_image and decode_image_file agree on the outcome and the reason;

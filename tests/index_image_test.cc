@@ -895,31 +895,36 @@ TEST_CASE("an image of an older version is rebuilt from the log and replaced at 
 }
 
 TEST_CASE(
-    "a version-1 image (link columns always there, streams' sequences listed) is still read: it "
-    "decodes to the index of its log, the open uses it, and it re-encodes as version 2",
+    "older images are still read: version 1 (link columns always there, streams' sequences "
+    "listed) and version 2 (fixed-width columns) decode to the index of their log, the open uses "
+    "them, and they re-encode as the current version",
     "[image]") {
-  // segments/golden/index-v1: the golden store after a writable open and close by the build that
-  // wrote version 1 (causes, a correlation chain and a cancelled fence's hidden slots).
-  TempDir root;
-  platform::FileSystem& fs = platform::posix_file_system();
-  const std::string dir = root / "store";
-  std::filesystem::copy(KEEL_SOURCE_DIR "/segments/golden/index-v1", dir);
-  const Bytes v1 = read_file(fs, dir + "/" + kImageName);
-  REQUIRE(format::load_u32(v1.data() + 16) == 1);
-  index::ImageCheckpoint cp;
-  const index::EventIndex decoded = decode_ok(v1, &cp);
-  check_lines("version-1 image", dump(decoded), dump(replay_log(fs, dir).index));
-  const Bytes v2 = encode_image(decoded, cp, no_hash);
-  CHECK(format::load_u32(v2.data() + 16) == 2);
-  CHECK(v2.size() < v1.size());
-  check_lines("version-2 image", dump(decode_ok(v2)), dump(decoded));
+  // segments/golden/index-v<N>: the golden store after a writable open and close by the last
+  // build that wrote version N (causes, a correlation chain and a cancelled fence's hidden slots).
+  for (uint32_t version : {1u, 2u}) {
+    CAPTURE(version);
+    TempDir root;
+    platform::FileSystem& fs = platform::posix_file_system();
+    const std::string dir = root / "store";
+    std::filesystem::copy(KEEL_SOURCE_DIR "/segments/golden/index-v" + std::to_string(version),
+                          dir);
+    const Bytes old = read_file(fs, dir + "/" + kImageName);
+    REQUIRE(format::load_u32(old.data() + 16) == version);
+    index::ImageCheckpoint cp;
+    const index::EventIndex decoded = decode_ok(old, &cp);
+    check_lines("old image", dump(decoded), dump(replay_log(fs, dir).index));
+    const Bytes current = encode_image(decoded, cp, no_hash);
+    CHECK(format::load_u32(current.data() + 16) == index::kImageVersion);
+    CHECK(current.size() < old.size());
+    check_lines("current image", dump(decode_ok(current)), dump(decoded));
 
-  const Answers expected = rebuilt_answers(fs, dir, root / "rebuild", 4096);
-  auto store = open_store(dir, options_on(nullptr, 4096));
-  CHECK(store->stats().index_source == "image");
-  CHECK(store->stats().records_replayed == 0);
-  check_same_answers(answers_of(*store), expected);
-  check_verifies(*store);
+    const Answers expected = rebuilt_answers(fs, dir, root / "rebuild", 4096);
+    auto store = open_store(dir, options_on(nullptr, 4096));
+    CHECK(store->stats().index_source == "image");
+    CHECK(store->stats().records_replayed == 0);
+    check_same_answers(answers_of(*store), expected);
+    check_verifies(*store);
+  }
 }
 
 // ---- 6. an image from a lost epoch ----
@@ -1284,15 +1289,22 @@ TEST_CASE(
 
 namespace {
 
-// Where the per-event columns of an image body start (FORMAT.md 8.4), for n events and no link
+// Where the per-event columns of an image body are (FORMAT.md 8.4), for n events and no link
 // overflow entries: the byte offset (in the file) of column `which` for sequence `s`.
 struct ImageLayout {
   uint64_t n = 0;
   static constexpr uint64_t kBody = 64;
+  uint64_t streams = 0;  // where the streams column's values start, and their width
+  unsigned stream_width = 0;
   // Link columns: 0 cause, 1 newest effect, 2 older sibling, 3 previous of the correlation; where
   // each one's distances start, 0 for a column without links (FORMAT.md 8.4: its flag word alone).
   uint64_t columns[4] = {};
-  uint64_t stream_number(uint64_t s) const { return kBody + 48 + 26 * n + 4 * (s - 1); }
+  // Sets the stream number of sequence s to the largest its column's width holds.
+  void set_largest_stream_number(Bytes& b, uint64_t s) const {
+    REQUIRE(stream_width != 0);
+    for (unsigned i = 0; i < stream_width; ++i)
+      b[streams + stream_width * (s - 1) + i] = std::byte{0xff};
+  }
   uint64_t link(int column, uint64_t s) const {
     REQUIRE(columns[column] != 0);
     return columns[column] + 4 * (s - 1);
@@ -1330,8 +1342,22 @@ void check_link_edits(platform::MemoryFileSystem& fs, const std::string& dir, co
 
 // The layout of a store's own image, with no link overflow entries (checked).
 ImageLayout layout_of(const Bytes& image) {
+  REQUIRE(format::load_u32(image.data() + 16) == 3);
   ImageLayout layout{format::load_u64(image.data() + 64 + 40)};
-  uint64_t at = ImageLayout::kBody + 48 + 30 * layout.n + (layout.n + 7) / 8;
+  uint64_t at = ImageLayout::kBody + 48;
+  at += 8 + format::load_u64(image.data() + at);  // frame offsets (delta column)
+  at += 8 + format::load_u64(image.data() + at);  // id high words (delta column)
+  at += 8 * layout.n;                             // id low words
+  for (int narrow = 0; narrow < 3; ++narrow) {    // kinds, scopes, streams
+    const unsigned width = std::to_integer<unsigned>(image[at]);
+    at += 1;
+    if (narrow == 2) {
+      layout.streams = at;
+      layout.stream_width = width;
+    }
+    at += width * layout.n;
+  }
+  at += (layout.n + 7) / 8;
   for (int column = 0; column < 4; ++column) {
     const uint64_t present = format::load_u64(image.data() + at);
     at += 8;
@@ -1372,7 +1398,7 @@ TEST_CASE(
                        [&](Bytes& b) {
                          format::store_u32(b.data() + layout.link(0, after),
                                            static_cast<uint32_t>(after - hidden));
-                         format::store_u32(b.data() + layout.stream_number(hidden), 0xffff);
+                         layout.set_largest_stream_number(b, hidden);
                          // Its former cause forgets it, so the link is the only thing wrong.
                          if (uint64_t cause = x.cause_of(after))
                            format::store_u32(b.data() + layout.link(1, cause), 0);
@@ -1546,7 +1572,7 @@ TEST_CASE("close writes the index image again only when the indexes changed", "[
 
 TEST_CASE(
     "an image leaves out link columns without links and the streams' sequences (derived from the "
-    "streams column): about 30 bytes per event, and the same answers",
+    "streams column) and narrows its columns: under 16 bytes per event, and the same answers",
     "[image]") {
   platform::MemoryFileSystem fs;
   const std::string dir = "/plain";
@@ -1563,8 +1589,11 @@ TEST_CASE(
   const ImageLayout layout = layout_of(image);
   REQUIRE(layout.n == kEvents);
   for (int column = 0; column < 4; ++column) CHECK(layout.columns[column] == 0);
-  // Columns (30 bytes and a bit per event), the flag words, then tables of a few streams.
-  CHECK(image.size() < ImageLayout::kBody + 48 + 31 * kEvents + 2048);
+  // Columns: offsets and id high words as deltas (2 + 1 or 3 bytes: frames are ~100 bytes apart,
+  // ids in one millisecond 1 apart), id low words (8), kinds (2), no scope column (one scope, 0),
+  // streams (1: 13 streams) and a bit; then the flag words and tables of a few streams.
+  CHECK(layout.stream_width == 1);
+  CHECK(image.size() < ImageLayout::kBody + 48 + 16 * kEvents + 2048);
   const Answers expected = rebuilt_answers(fs, dir, "/rebuild");
   auto store = open_store(dir, options_on(&fs));
   CHECK(store->stats().index_source == "image");

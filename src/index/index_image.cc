@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <type_traits>
 
 #include "format/byte_order.h"
@@ -35,8 +36,75 @@ class Writer {
     const auto* bytes = static_cast<const std::byte*>(p);
     out_.insert(out_.end(), bytes, bytes + n);
   }
+  // A delta column: a u64 byte count, then value_at(0..n) as LEB128 varints of the zigzagged
+  // difference from the value before (the first from 0).
+  template <typename ValueAt>
+  void deltas(uint64_t n, ValueAt value_at) {
+    const size_t count_at = out_.size();
+    u64(0);
+    Buffered b(*this);
+    uint64_t previous = 0;
+    for (uint64_t i = 0; i < n; ++i) {
+      const uint64_t value = value_at(i);
+      const uint64_t d = value - previous;
+      previous = value;
+      uint64_t z = (d << 1) ^ (0 - (d >> 63));
+      uint8_t* p = b.room(10);
+      while (z >= 0x80) {
+        *p++ = static_cast<uint8_t>(z | 0x80);
+        z >>= 7;
+      }
+      *p++ = static_cast<uint8_t>(z);
+      b.used(p);
+    }
+    b.flush();
+    const uint64_t bytes = out_.size() - count_at - 8;
+    std::memcpy(out_.data() + count_at, &bytes, sizeof bytes);
+  }
+  // A narrow column: a u8 width (0 when every value is 0, else the fewest of 1, 2 or 4 bytes that
+  // hold the largest), then the first n values in that width.
+  template <typename Vector>
+  void narrow(const Vector& v, uint64_t n) {
+    uint64_t largest = 0;
+    for (uint64_t i = 0; i < n; ++i) largest = std::max<uint64_t>(largest, v[i]);
+    const uint8_t width = largest == 0 ? 0 : largest <= 0xff ? 1 : largest <= 0xffff ? 2 : 4;
+    raw(&width, 1);
+    fixed(n, width, [&](uint64_t i) { return uint64_t{v[i]}; });
+  }
+  // value_at(0..n), each in its low `width` bytes.
+  template <typename ValueAt>
+  void fixed(uint64_t n, unsigned width, ValueAt value_at) {
+    if (width == 0) return;
+    Buffered b(*this);
+    for (uint64_t i = 0; i < n; ++i) {
+      const uint64_t value = value_at(i);
+      uint8_t* p = b.room(8);
+      std::memcpy(p, &value, width);
+      b.used(p + width);
+    }
+    b.flush();
+  }
 
  private:
+  // Small writes gathered into one insert per 4 KiB.
+  class Buffered {
+   public:
+    explicit Buffered(Writer& w) : w_(w) {}
+    uint8_t* room(size_t n) {
+      if (sizeof(buffer_) - used_ < n) flush();
+      return buffer_ + used_;
+    }
+    void used(const uint8_t* end) { used_ = static_cast<size_t>(end - buffer_); }
+    void flush() {
+      w_.raw(buffer_, used_);
+      used_ = 0;
+    }
+
+   private:
+    Writer& w_;
+    uint8_t buffer_[4096];
+    size_t used_ = 0;
+  };
   ImageBytes& out_;
 };
 
@@ -151,6 +219,35 @@ class Reader {
     v.resize(count);
     raw(v.data(), count * sizeof(typename Vector::value_type));
   }
+  // `count` values of `width` bytes each (little-endian) to store(i, value), through a buffer.
+  template <typename Store>
+  void fixed(uint64_t count, unsigned width, Store store) {
+    if (width == 0) return;
+    if (!ok_ || count > left() / width) return fail();
+    switch (width) {
+      case 1:
+        return fixed_of<uint8_t>(count, store);
+      case 2:
+        return fixed_of<uint16_t>(count, store);
+      case 4:
+        return fixed_of<uint32_t>(count, store);
+      case 8:
+        return fixed_of<uint64_t>(count, store);
+      default:
+        return fail();
+    }
+  }
+  template <typename T, typename Store>
+  void fixed_of(uint64_t count, Store store) {
+    T buffer[8192 / sizeof(T)];
+    for (uint64_t i = 0; i < count && ok_;) {
+      const uint64_t k = std::min<uint64_t>(count - i, std::size(buffer));
+      raw(buffer, k * sizeof(T));
+      if (!ok_) return;
+      for (uint64_t j = 0; j < k; ++j) store(i + j, uint64_t{buffer[j]});
+      i += k;
+    }
+  }
   // A count of records of at least `record_bytes` each, checked against the bytes left.
   uint64_t count(uint64_t record_bytes) {
     uint64_t n = u64();
@@ -256,6 +353,74 @@ struct ImageCodec {
     return nullptr;
   }
 
+  // Version 3's per-event columns: offsets and id high words as delta columns, id low words, then
+  // kinds, scopes and streams as narrow columns (Writer::deltas, Writer::narrow).
+  static const char* read_columns(Reader& r, EventIndex& x, uint64_t n) {
+    x.offsets_.resize(n);
+    x.ids_.resize(n);
+    x.kinds_.resize(n);
+    x.scopes_.resize(n);
+    x.stream_numbers_.resize(n);
+    if (const char* e = read_deltas(r, n, [&](uint64_t i, uint64_t v) {
+          x.offsets_[i] = static_cast<uint32_t>(v);
+          return v <= UINT32_MAX;
+        })) {
+      return e;
+    }
+    if (const char* e = read_deltas(r, n, [&](uint64_t i, uint64_t v) {
+          x.ids_[i].high = v;
+          return true;
+        })) {
+      return e;
+    }
+    r.fixed(n, 8, [&](uint64_t i, uint64_t v) { x.ids_[i].low = v; });
+    if (!r.ok()) return "truncated columns";
+    if (const char* e = read_narrow(r, x.kinds_, n, 2)) return e;
+    if (const char* e = read_narrow(r, x.scopes_, n, 4)) return e;
+    return read_narrow(r, x.stream_numbers_, n, 4);
+  }
+
+  // A delta column of n values to store(i, value), which returns false for a value out of range.
+  template <typename Store>
+  static const char* read_deltas(Reader& r, uint64_t n, Store store) {
+    const uint64_t bytes = r.u64();
+    if (!r.ok()) return "truncated columns";
+    if (bytes < n) return "a delta column shorter than its values";
+    Column<uint8_t> varints;
+    r.array(varints, bytes);
+    if (!r.ok()) return "truncated columns";
+    const uint8_t* p = varints.data();
+    const uint8_t* const end = p + bytes;
+    uint64_t value = 0;
+    for (uint64_t i = 0; i < n; ++i) {
+      uint64_t z = 0;
+      for (unsigned shift = 0;; shift += 7) {
+        if (p == end) return "a delta column ends inside a value";
+        const uint8_t b = *p++;
+        if (shift == 63 && b > 1) return "a delta beyond 64 bits";
+        z |= uint64_t{b & 0x7fu} << shift;
+        if ((b & 0x80) == 0) break;
+      }
+      value += (z >> 1) ^ (0 - (z & 1));
+      if (!store(i, value)) return "a column value out of range";
+    }
+    if (p != end) return "bytes after a delta column's values";
+    return nullptr;
+  }
+
+  // A narrow column into `v` (already n long), whose values fit `max_width` bytes.
+  template <typename Vector>
+  static const char* read_narrow(Reader& r, Vector& v, uint64_t n, unsigned max_width) {
+    uint8_t width = 0;
+    r.raw(&width, 1);
+    if (!r.ok()) return "truncated columns";
+    if (width != 0 && width != 1 && width != 2 && width != 4) return "a bad column width";
+    if (width > max_width) return "a column wider than its values";
+    using T = typename Vector::value_type;
+    r.fixed(n, width, [&](uint64_t i, uint64_t value) { v[i] = static_cast<T>(value); });
+    return r.ok() ? nullptr : "truncated columns";
+  }
+
   // The index as it was when sequence n was the last one: everything above n left out.
   static void encode(const EventIndex& x, uint64_t n, const ImageCheckpoint& cp,
                      const std::function<Hash128(uint64_t)>& hash_at, Writer& w) {
@@ -265,11 +430,12 @@ struct ImageCodec {
     w.u64(cp.resume_offset);
     w.u64(cp.last_record_offset);
     w.u64(n);
-    w.array(x.offsets_, n);
-    w.array(x.ids_, n);
-    w.array(x.kinds_, n);
-    w.array(x.scopes_, n);
-    w.array(x.stream_numbers_, n);
+    w.deltas(n, [&](uint64_t i) { return uint64_t{x.offsets_[i]}; });
+    w.deltas(n, [&](uint64_t i) { return x.ids_[i].high; });
+    w.fixed(n, 8, [&](uint64_t i) { return x.ids_[i].low; });
+    w.narrow(x.kinds_, n);
+    w.narrow(x.scopes_, n);
+    w.narrow(x.stream_numbers_, n);
     std::vector<uint8_t> own((n + 7) / 8, 0);
     for (uint64_t i = 0; i < n; ++i) {
       if (x.own_correlation_[i]) own[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
@@ -356,14 +522,21 @@ struct ImageCodec {
     if (cp.next_sequence == 0 || n != cp.next_sequence - 1) {
       return "the event count does not match next_sequence";
     }
-    // Every event takes at least 30 bytes of columns (46 in version 1, whose link columns are
-    // always there): refuse a count the file cannot hold.
-    if (n > r.left() / (version == 1 ? 46 : 30)) return "more events than the image holds";
-    r.array(x.offsets_, n);
-    r.array(x.ids_, n);
-    r.array(x.kinds_, n);
-    r.array(x.scopes_, n);
-    r.array(x.stream_numbers_, n);
+    // Every event takes at least 10 bytes of columns (30 in version 2, whose columns have fixed
+    // widths, and 46 in version 1, whose link columns are always there): refuse a count the file
+    // cannot hold.
+    if (n > r.left() / (version == 1 ? 46 : version == 2 ? 30 : 10)) {
+      return "more events than the image holds";
+    }
+    if (version <= 2) {
+      r.array(x.offsets_, n);
+      r.array(x.ids_, n);
+      r.array(x.kinds_, n);
+      r.array(x.scopes_, n);
+      r.array(x.stream_numbers_, n);
+    } else if (const char* e = read_columns(r, x, n)) {
+      return e;
+    }
     std::vector<uint8_t> own;
     r.array(own, (n + 7) / 8);
     if (!r.ok()) return "truncated columns";

@@ -22,9 +22,9 @@
 
 namespace keel::index {
 
-// Written: version 2. Read: versions 1 and 2 (segments/FORMAT.md 8.4); an image of another version
+// Written: version 3. Read: versions 1 to 3 (segments/FORMAT.md 8.4); an image of another version
 // is not used (older) or fails the open (newer).
-inline constexpr uint32_t kImageVersion = 2;
+inline constexpr uint32_t kImageVersion = 3;
 inline constexpr uint32_t kOldestImageVersion = 1;
 inline constexpr uint64_t kImageHeaderSize = 64;
 
