@@ -51,7 +51,8 @@ Runs keel, LevelDB, RocksDB and SQLite on the same event-log workloads in one ru
 medians, the ratios of keel to each peer, and the disk's fdatasync latency measured in the same run.
 Each subject uses its default options; "+key" peers also write a per-entity secondary key in the
 same batch as each event (keel always keeps one). Every (subject, repetition) runs in a fresh
-directory in its own process.
+directory in its own process, after a sync() so that it does not wait behind the writeback of the
+files the one before it left unsynced.
 
 workloads, per subject and repetition:
   single appends at Written (--events), then close, disk use, reopen, entity streams after the
@@ -225,6 +226,9 @@ int run(int argc, char** argv) {
                    name.c_str(), at);
       std::string sub = name;
       std::replace(sub.begin(), sub.end(), '+', '_');
+      // The previous subject's unsynced files would be written back during this one's run, and
+      // its fdatasyncs (keel's close, every durable caller) would wait behind them.
+      ::sync();
       if (!run_child(config, name, dir + "/" + sub, rep, results)) {
         std::fprintf(stderr, "keel-compare: %s failed in repetition %d\n", name.c_str(), rep);
         return 1;
