@@ -51,8 +51,9 @@ Runs keel, LevelDB, RocksDB and SQLite on the same event-log workloads in one ru
 medians, the ratios of keel to each peer, and the disk's fdatasync latency measured in the same run.
 Each subject uses its default options; "+key" peers also write a per-entity secondary key in the
 same batch as each event (keel always keeps one). Every (subject, repetition) runs in a fresh
-directory in its own process, after a sync() so that it does not wait behind the writeback of the
-files the one before it left unsynced.
+directory in its own process, once the disk has settled: after a sync(), fdatasync probes until
+their median is within 1.5 x the run's first probe (at most 60 s), so that no subject's fdatasyncs
+wait behind the writeback of what the one before it wrote.
 
 workloads, per subject and repetition:
   single appends at Written (--events), then close, disk use, reopen, entity streams after the
@@ -110,6 +111,25 @@ std::vector<std::string> split(const std::string& text) {
   std::stringstream in(text);
   for (std::string part; std::getline(in, part, ',');) parts.push_back(part);
   return parts;
+}
+
+// Before each subject: sync(), then fdatasync probes until their median is back within 1.5 x
+// the run's first probe (at most 60 s). The previous subject's unsynced files would otherwise be
+// written back during this one's run, and on a virtual disk a guest's flush also waits for the
+// host to drain what it was handed: seconds after a subject that wrote gigabytes, every
+// fdatasync (keel's close, each durable caller) would pay for the writes of the one before.
+void settle_disk(const std::string& dir, double baseline_us) {
+  ::sync();
+  const auto start = std::chrono::steady_clock::now();
+  double probe = fdatasync_probe_us(dir, 20);
+  while (probe > 1.5 * baseline_us) {
+    if (std::chrono::steady_clock::now() - start > std::chrono::seconds(60)) {
+      std::fprintf(stderr, "keel-compare: the disk did not settle (fdatasync %.0f us)\n", probe);
+      return;
+    }
+    ::usleep(200'000);
+    probe = fdatasync_probe_us(dir, 20);
+  }
 }
 
 // Runs one repetition of one subject in a child process; its measurements come back as
@@ -226,9 +246,7 @@ int run(int argc, char** argv) {
                    name.c_str(), at);
       std::string sub = name;
       std::replace(sub.begin(), sub.end(), '+', '_');
-      // The previous subject's unsynced files would be written back during this one's run, and
-      // its fdatasyncs (keel's close, every durable caller) would wait behind them.
-      ::sync();
+      settle_disk(dir, probe_before);
       if (!run_child(config, name, dir + "/" + sub, rep, results)) {
         std::fprintf(stderr, "keel-compare: %s failed in repetition %d\n", name.c_str(), rep);
         return 1;

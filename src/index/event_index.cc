@@ -66,6 +66,13 @@ EntityStream& EventIndex::stream_for(std::string_view entity, uint32_t lane) {
   return *created;
 }
 
+void EventIndex::prefetch_stream(const StreamKey& key) const {
+  auto it = streams_.find(stream_hash_(key));
+  if (it == streams_.end()) return;
+  __builtin_prefetch(it->second);
+  __builtin_prefetch(reinterpret_cast<const char*>(it->second) + sizeof(EntityStream));  // its key
+}
+
 void EventIndex::find_streams(const StreamKey* keys, size_t count, EntityStream** out) {
   // In rounds of up to 64 keys: hash and prefetch each table slot; read the slots and prefetch
   // the nodes they name; compare the keys and prefetch where add() will append the sequence.

@@ -122,6 +122,9 @@ class EventIndex {
   // in stages, so that the cache misses of many streams overlap: appends in batches touch streams
   // at random among thousands. out[i] is what stream() would find, even when empty.
   void find_streams(const StreamKey* keys, size_t count, EntityStream** out);
+  // Starts loading the stream of `key` into the cache (a single append calls it first thing, so
+  // that the miss overlaps its checks).
+  void prefetch_stream(const StreamKey& key) const;
   // Tests: hash every stream key with `hash` (before the first stream), e.g. one constant, so that
   // streams sharing a hash are exercised.
   void set_stream_hash_for_test(uint64_t (*hash)(const StreamKey&)) { stream_hash_ = hash; }

@@ -158,6 +158,7 @@ Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind
                                     std::string_view payload, const AppendOptions& options,
                                     uint64_t fence_id) {
   writer::Lock lock(mutex_);
+  index_.prefetch_stream({coordinate.entity, options.lane});
   KEEL_TRY(check_writable("append"));
   KEEL_TRY(check_fence(fence_id, "append"));
   KEEL_TRY(validate_item(coordinate, kind, payload, options, /*in_batch=*/false));
