@@ -73,7 +73,7 @@ struct StoreStats {
   // REASON)" when an image was there but damaged, older, or not matching the log.
   std::string index_source;
   uint64_t records_replayed = 0;              // log records the open read into the indexes
-  uint64_t index_images_written = 0;          // made durable since open, periodic and at close
+  uint64_t index_images_written = 0;          // written since open (periodic ones made durable)
   std::string index_image_error;              // the last failed image write, if any (retried at
                                               // the next interval)
   uint64_t index_image_hold_us = 0;           // how long the last image held appends (encoding)
@@ -232,7 +232,10 @@ class Store {
   // on a writable store.
   Status refresh();
 
-  // Syncs, trims the active segment and releases the lock. Later calls fail with InvalidArgument.
+  // Syncs, trims the active segment, writes the index image (a cache, handed to the kernel without
+  // waiting for the disk: after a power loss right after close, the next open may replay the log
+  // instead; the writable open that uses the image makes it durable) and releases the lock. Later
+  // calls fail with InvalidArgument.
   Status close();
 
   StoreStats stats() const;

@@ -20,7 +20,7 @@ Status write_sidecar(platform::FileSystem& fs, const std::string& directory,
 }
 
 Status replace_file(platform::FileSystem& fs, const std::string& directory, const std::string& name,
-                    std::span<const std::byte> bytes) {
+                    std::span<const std::byte> bytes, Replace how) {
   std::string path = platform::join_path(directory, name);
   std::string temp = path + format::kTempSuffix;
   {
@@ -32,12 +32,12 @@ Status replace_file(platform::FileSystem& fs, const std::string& directory, cons
     for (size_t at = 0; at < bytes.size(); at += kPiece) {
       const auto piece = bytes.subspan(at, std::min(kPiece, bytes.size() - at));
       KEEL_TRY(file->write_at(at, piece));
-      if (bytes.size() > kPiece) file->start_writeback(at, piece.size());
+      if (bytes.size() > kPiece || how == Replace::Cached) file->start_writeback(at, piece.size());
     }
-    KEEL_TRY(file->sync_data());
+    if (how == Replace::Durable) KEEL_TRY(file->sync_data());
   }
   KEEL_TRY(fs.rename(temp, path));
-  return fs.sync_directory(directory);
+  return how == Replace::Durable ? fs.sync_directory(directory) : ok_status();
 }
 
 Result<std::optional<std::vector<std::byte>>> read_sidecar(

@@ -13,10 +13,15 @@
 
 namespace keel::log {
 
-// Atomically replaces `directory/name` with `bytes`: NAME.tmp written and fdatasync'd, renamed over
-// NAME, the directory fsync'd. After a failure (or crash) the file holds the old or the new bytes.
+// How replace_file leaves the new file. Durable: NAME.tmp fdatasync'd, renamed over NAME, the
+// directory fsync'd; after a failure or a crash NAME holds the old or the new bytes. Cached (for a
+// file that is a cache its reader validates): NAME.tmp's writeback started, renamed over NAME, no
+// wait for the disk; after a crash NAME may hold the old bytes, the new ones, or a damaged file.
+enum class Replace { Durable, Cached };
+
+// Replaces `directory/name` with `bytes` through NAME.tmp, as `how` says.
 Status replace_file(platform::FileSystem& fs, const std::string& directory, const std::string& name,
-                    std::span<const std::byte> bytes);
+                    std::span<const std::byte> bytes, Replace how = Replace::Durable);
 
 // Atomically replaces `directory/name` with a sidecar holding `payload`. After success the new
 // content is durable; after a failure (or crash) the file holds either the old or the new content.

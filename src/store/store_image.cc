@@ -101,6 +101,12 @@ Status Store::Impl::restore_image(log::LogOptions& log_options, uint64_t keys_th
     return not_used("the idempotency keys are saved only through sequence " +
                     std::to_string(keys_through));
   }
+  // A clean close hands its image to the kernel without waiting for the disk (close()): the
+  // writable open that uses it makes it durable, so that a crash from here on reopens from it.
+  if (!log_options.read_only) {
+    KEEL_TRY(file->sync_data());
+    KEEL_TRY(fs_.sync_directory(directory_));
+  }
   index_ = std::move(image);
   image_sequence_ = checkpoint.next_sequence - 1;  // no new image until enough events follow it
   image_on_disk_.emplace(index_.next_sequence(), index_.event_count());
@@ -194,16 +200,17 @@ Result<std::optional<Store::Impl::Image>> Store::Impl::image_at_durable() {
 }
 
 // The keys first: an INDEX newer than IDEMPOTENCY would not be used (restore_image).
-Status Store::Impl::write_image(const Image& image) {
+Status Store::Impl::write_image(const Image& image, log::Replace index) {
   Status written =
       log::write_sidecar(fs_, directory_, format::kIdempotencyFileName,
                          format::SidecarKind::Idempotency, index::kIdempotencyVersion, image.keys);
   if (written.ok()) {
-    written = log::replace_file(fs_, directory_, format::kIndexImageFileName, image.index);
+    written = log::replace_file(fs_, directory_, format::kIndexImageFileName, image.index, index);
   }
   std::lock_guard lock(image_mutex_);
   if (written.ok()) {
-    ++images_written_;  // only an image that is durable counts, and bounds what an open replays
+    // Counted when written; a periodic one (durable) bounds what an open after a crash replays.
+    ++images_written_;
   } else {
     image_error_ = written.error().to_string();
   }

@@ -24,6 +24,7 @@
 #include "keel/store.h"
 #include "log/log.h"
 #include "log/record_reader.h"
+#include "log/sidecar_file.h"
 #include "log/synced_point.h"
 #include "platform/clock.h"
 #include "platform/file_system.h"
@@ -130,7 +131,8 @@ class Store::Impl {
   // With the lock held: the image at the durable watermark (none when nothing is durable, the
   // writer is poisoned, or the durable prefix ends inside a fence).
   Result<std::optional<Image>> image_at_durable();
-  Status write_image(const Image& image);
+  // The keys durably, then the INDEX as `index` says (close hands it to the kernel: a cache).
+  Status write_image(const Image& image, log::Replace index = log::Replace::Durable);
   void image_loop();
   void stop_image_thread(writer::Lock& lock);
   Result<bool> writer_is_live();
