@@ -35,6 +35,7 @@
 #include "platform/fault_file_system.h"
 #include "platform/file_system.h"
 #include "platform/memory_file_system.h"
+#include "store/store_internals.h"
 #include "test_support.h"
 
 using namespace keel;
@@ -696,7 +697,7 @@ TEST_CASE("appends after an image-backed open continue every stream's clock and 
 
 TEST_CASE(
     "a clean close does not wait for the disk to hold its index image: a power loss right after "
-    "it costs a replay of the log, never an event, and the open that uses the image makes it "
+    "it costs a replay of the log, never an event, and the open that uses the image has it made "
     "durable",
     "[image]") {
   for (uint64_t seed = 1; seed <= 4; ++seed) {
@@ -729,6 +730,7 @@ TEST_CASE(
     }
     auto store = open_store(dir, options_on(&fs, 4096));
     CHECK(store->stats().index_source == "image");
+    StoreInternals::wait_for_restored_image_sync(*store);
     CHECK(fs.durable_contents(dir + "/" + kImageName) == std::optional<Bytes>(image));
   }
 }
@@ -756,6 +758,7 @@ TEST_CASE(
       {
         auto store = open_store(dir, options_on(&fs, 4096));
         REQUIRE(store->stats().index_source == "image");
+        StoreInternals::wait_for_restored_image_sync(*store);  // the image thread syncs it
         for (const Receipt& r : workload.append(*store, 60)) durable[r.sequence] = r;
         CHECK(store->stats().segments > 2);  // rotations after the image's resume segment
         if (torn_tail) {

@@ -23,6 +23,7 @@
 #include "platform/clock.h"
 #include "platform/fault_file_system.h"
 #include "platform/file_system.h"
+#include "store/store_internals.h"
 #include "test_support.h"
 
 using namespace keel;
@@ -505,7 +506,8 @@ TEST_CASE("keys from before and after an index image survive a power loss", "[wr
     REQUIRE(fs.durable_contents(kFaultDir + "/" + format::kIdempotencyFileName).has_value());
     auto store = open_store(kFaultDir, fault_options(fs));
     REQUIRE(store->stats().index_source == "image");
-    // close hands the image to the kernel; the open that uses it makes it durable
+    // close hands the image to the kernel; the open that uses it has it made durable
+    StoreInternals::wait_for_restored_image_sync(*store);
     REQUIRE(fs.durable_contents(kFaultDir + "/" + format::kIndexImageFileName).has_value());
     auto after = append_durable_keys(*store, "post");
     fs.crash(17);

@@ -234,8 +234,8 @@ class Store {
 
   // Syncs, trims the active segment, writes the index image (a cache, handed to the kernel without
   // waiting for the disk: after a power loss right after close, the next open may replay the log
-  // instead; the writable open that uses the image makes it durable) and releases the lock. Later
-  // calls fail with InvalidArgument.
+  // instead; the writable open that uses the image has it made durable in the background) and
+  // releases the lock. Later calls fail with InvalidArgument.
   Status close();
 
   StoreStats stats() const;

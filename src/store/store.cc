@@ -921,6 +921,9 @@ Result<uint64_t> StoreInternals::retain_from(Store& store, uint64_t floor_sequen
   KEEL_TRY(check_not_in_gate(store.impl_.get(), "retention"));
   return store.impl_->retain_from(floor_sequence);
 }
+void StoreInternals::wait_for_restored_image_sync(Store& store) {
+  store.impl_->wait_for_restored_image_sync();
+}
 uint64_t StoreInternals::now_wall_ms(Store& store) { return store.impl_->now_wall_ms(); }
 Status StoreInternals::count_consumer(Store& store, std::string_view name, uint64_t position,
                                       std::string_view reason) {

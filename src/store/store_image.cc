@@ -101,11 +101,16 @@ Status Store::Impl::restore_image(log::LogOptions& log_options, uint64_t keys_th
     return not_used("the idempotency keys are saved only through sequence " +
                     std::to_string(keys_through));
   }
-  // A clean close hands its image to the kernel without waiting for the disk (close()): the
-  // writable open that uses it makes it durable, so that a crash from here on reopens from it.
+  // A clean close hands its image to the kernel without waiting for the disk (close()). A writable
+  // open that uses it has it made durable, so that a crash after that replays only what follows
+  // it: by the image thread, first thing (image_loop), or here when there is none.
   if (!log_options.read_only) {
-    KEEL_TRY(file->sync_data());
-    KEEL_TRY(fs_.sync_directory(directory_));
+    if (options_.index_image_interval.count() > 0) {
+      restored_image_unsynced_ = true;
+    } else {
+      KEEL_TRY(file->sync_data());
+      KEEL_TRY(fs_.sync_directory(directory_));
+    }
   }
   index_ = std::move(image);
   image_sequence_ = checkpoint.next_sequence - 1;  // no new image until enough events follow it
@@ -115,6 +120,7 @@ Status Store::Impl::restore_image(log::LogOptions& log_options, uint64_t keys_th
     index_ = index::EventIndex();
     image_sequence_ = 0;
     image_on_disk_.reset();
+    restored_image_unsynced_ = false;
     index_source_ = "log (image not used: the log does not match it: " + why + ")";
   };
   return ok_status();
@@ -128,6 +134,7 @@ Status Store::Impl::drop_references_above(const log::DataLoss& loss) {
   const std::string keys_path = platform::join_path(directory_, format::kIdempotencyFileName);
   const std::string image_path = platform::join_path(directory_, format::kIndexImageFileName);
   image_on_disk_.reset();  // the INDEX may go: close writes a new one
+  restored_image_unsynced_ = false;
   for (const log::LogReference& reference : loss.not_reached) {
     if (reference.name == keys_path) {
       keys_.remove_from(loss.recovered_next_sequence);
@@ -217,11 +224,39 @@ Status Store::Impl::write_image(const Image& image, log::Replace index) {
   return written;
 }
 
+// The INDEX a writable open restored, made durable (restore_image). A failure is kept in
+// stats().index_image_error: the image is a cache, and a crash before the next image replays more.
+Status Store::Impl::sync_restored_image() {
+  const std::string path = platform::join_path(directory_, format::kIndexImageFileName);
+  Status synced = [&]() -> Status {
+    KEEL_ASSIGN_OR_RETURN(auto file, fs_.open(path, platform::OpenMode::ReadOnly));
+    KEEL_TRY(file->sync_data());
+    return fs_.sync_directory(directory_);
+  }();
+  if (!synced.ok()) {
+    std::lock_guard lock(image_mutex_);
+    image_error_ = synced.error().to_string();
+  }
+  return synced;
+}
+
+void Store::Impl::wait_for_restored_image_sync() {
+  writer::Lock lock(mutex_);
+  image_wake_.wait(lock, [&] { return !restored_image_unsynced_; });
+}
+
 // Every index_image_interval, an image of the durable prefix when enough events came since the last
 // one: a crash then reopens from it and replays only what came after. Encoding holds the commit
 // mutex (appends wait meanwhile); writing the file does not.
 void Store::Impl::image_loop() {
   writer::Lock lock(mutex_);
+  if (restored_image_unsynced_) {
+    lock.unlock();
+    Status synced = sync_restored_image();
+    lock.lock();
+    restored_image_unsynced_ = false;
+    image_wake_.notify_all();  // StoreInternals::wait_for_restored_image_sync
+  }
   while (!image_stopping_) {
     image_wake_.wait_for(lock, options_.index_image_interval, [&] { return image_stopping_; });
     if (image_stopping_) break;

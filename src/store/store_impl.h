@@ -53,6 +53,8 @@ class Store::Impl {
   Status cancel_fence_locked(writer::Lock& lock, uint64_t fence_id);
   // Retention's mechanism (store_retention.cc; StoreInternals documents them).
   Result<uint64_t> retain_from(uint64_t floor_sequence);
+  // StoreInternals::wait_for_restored_image_sync.
+  void wait_for_restored_image_sync();
   Result<std::vector<SegmentSpan>> segment_spans();
   // Export's cut (store_cut.cc; StoreInternals documents it).
   Result<std::optional<StoreCut>> cut_for_export();
@@ -133,6 +135,7 @@ class Store::Impl {
   Result<std::optional<Image>> image_at_durable();
   // The keys durably, then the INDEX as `index` says (close hands it to the kernel: a cache).
   Status write_image(const Image& image, log::Replace index = log::Replace::Durable);
+  Status sync_restored_image();
   void image_loop();
   void stop_image_thread(writer::Lock& lock);
   Result<bool> writer_is_live();
@@ -279,6 +282,9 @@ class Store::Impl {
   // open's (restored from it, nothing replayed after): close then need not write it again.
   std::optional<std::pair<uint64_t, uint64_t>> image_on_disk_;
   uint64_t image_hold_us_ = 0;      // the last image's encoding time (under mutex_)
+  // The INDEX this open restored is not known durable yet: the image thread syncs it (under
+  // mutex_).
+  bool restored_image_unsynced_ = false;
   mutable std::mutex image_mutex_;  // guards the two below (written outside mutex_)
   uint64_t images_written_ = 0;
   std::string image_error_;

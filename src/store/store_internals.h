@@ -60,6 +60,9 @@ struct StoreInternals {
   // prefix ends inside a fence, or its last event is hidden; a later durable record allows one.
   // ReadOnlyStore, WriterPoisoned, Io, Corruption.
   static Result<std::optional<StoreCut>> cut_for_export(Store& store);
+  // Waits until the INDEX a writable open restored is durable (the image thread syncs it first
+  // thing; at once when there is no such thread or nothing to sync).
+  static void wait_for_restored_image_sync(Store& store);
   // The store clock's wall time (StoreOptions::clock).
   static uint64_t now_wall_ms(Store& store);
   // Store::query without copies: `visit` sees each event of the page in order (views valid during
