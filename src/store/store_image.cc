@@ -108,8 +108,7 @@ Status Store::Impl::restore_image(log::LogOptions& log_options, uint64_t keys_th
     if (options_.index_image_interval.count() > 0) {
       restored_image_unsynced_ = true;
     } else {
-      KEEL_TRY(file->sync_data());
-      KEEL_TRY(fs_.sync_directory(directory_));
+      KEEL_TRY(sync_restored_image());
     }
   }
   index_ = std::move(image);
@@ -252,7 +251,7 @@ void Store::Impl::image_loop() {
   writer::Lock lock(mutex_);
   if (restored_image_unsynced_) {
     lock.unlock();
-    Status synced = sync_restored_image();
+    (void)sync_restored_image();  // a failure is kept in stats().index_image_error
     lock.lock();
     restored_image_unsynced_ = false;
     image_wake_.notify_all();  // StoreInternals::wait_for_restored_image_sync
