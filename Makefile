@@ -4,6 +4,8 @@
 #   make asan-test  the tests under ASan+UBSan        make tsan-test  the concurrency tests under TSan
 #   make release-test  every test of a Release build (what `cmake -DCMAKE_BUILD_TYPE=Release` builds)
 #   make release-demo  a Release build without tests (what an embedding user builds), demo run on it
+#   make example-check  install that build, build and run examples/orders against it (find_package,
+#                   pkg-config) and through add_subdirectory (Debug, shared libkeel)
 #   make fuzz-smoke a short run of every fuzz target  make bench      the benchmarks
 #   make compare    keel beside LevelDB, RocksDB and SQLite on the same workloads (COMPARE_ARGS,
 #                   e.g. COMPARE_ARGS="--events 100000 --repetitions 1"; keel-compare --help)
@@ -18,7 +20,7 @@ WERROR := -DKEEL_WERROR=ON
 FUZZ_SECONDS ?= 30
 ITERATIONS ?= 500
 
-.PHONY: deps build test demo asan-test tsan-test release-test release-demo fuzz-build fuzz-smoke bench compare crash-loop \
+.PHONY: deps build test demo asan-test tsan-test release-test release-demo example-check fuzz-build fuzz-smoke bench compare crash-loop \
 	power-loss-loop golden format \
 	clean
 
@@ -62,15 +64,18 @@ release-test: deps
 
 # What a user embedding keel builds: Release without the tests; the demo runs on the result.
 release-demo: deps
-	@cmake -S . -B build-release-lib -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEEL_TESTS=OFF $(WERROR) >/dev/null
+	@cmake -S . -B build-release-lib -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEEL_BUILD_TESTS=OFF $(WERROR) >/dev/null
 	@cmake --build build-release-lib -j $(JOBS)
 	@scratch=$$(mktemp -d) && build-release-lib/tools/keel demo $$scratch/store && rm -rf $$scratch
+
+example-check: release-demo
+	scripts/example-check build-release-lib
 
 # -O1 with line tables and assertions on (RelWithDebInfo's -O2 -g -DNDEBUG compiled a third slower
 # and switched the asserts off, which fuzzing wants on).
 fuzz-build: deps
 	@CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DKEEL_FUZZ=ON -DKEEL_TESTS=OFF $(WERROR) >/dev/null
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DKEEL_FUZZ=ON -DKEEL_BUILD_TESTS=OFF $(WERROR) >/dev/null
 	@cmake --build build-fuzz -j $(JOBS) --target keel_fuzz
 
 fuzz-smoke: fuzz-build
@@ -78,14 +83,14 @@ fuzz-smoke: fuzz-build
 
 bench:
 	@scripts/install-deps bench
-	@cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEEL_BENCH=ON -DKEEL_TESTS=OFF >/dev/null
+	@cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEEL_BUILD_BENCH=ON -DKEEL_BUILD_TESTS=OFF >/dev/null
 	@cmake --build build-bench -j $(JOBS)
 	scripts/run-benchmarks build-bench
 
 COMPARE_ARGS ?=
 compare:
 	@scripts/install-deps bench
-	@cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEEL_BENCH=ON -DKEEL_TESTS=OFF >/dev/null
+	@cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEEL_BUILD_BENCH=ON -DKEEL_BUILD_TESTS=OFF >/dev/null
 	@cmake --build build-bench -j $(JOBS) --target keel-compare
 	build-bench/bench/compare/keel-compare --csv build-bench/compare.csv $(COMPARE_ARGS)
 

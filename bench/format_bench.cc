@@ -1,6 +1,6 @@
 // Micro-benchmarks of the on-disk format: encoding and decoding event frames, one event and a batch
-// of 100, against two peers measured in the same binary on the same bytes (STACK.md trap 7: the
-// machines are shared, so ratios within one run mean more than absolute numbers):
+// of 100, against two peers measured in the same binary on the same bytes (docs/ARCHITECTURE.md
+// §11.7: the machines are shared, so ratios within one run mean more than absolute numbers):
 //   - a bare XXH3-64 over the frame bytes (the checksum alone, the floor of any verified encode),
 //   - a memcpy of the frame bytes (the floor of producing them at all).
 // Every benchmark reports events/s (items) and frame bytes/s.

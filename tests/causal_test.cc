@@ -1,7 +1,7 @@
-// Causal queries (DESIGN.md §6, include/keel/query.h) at the edges the random model test does not
-// reach: a 10,000-hop causation chain, a 1,000-wide fan-out, external roots, concurrent events, a
-// hand-built conversation, every argument error, events not yet visible, and a store whose bytes
-// were edited to hold a causation cycle (reported as Corruption, never followed).
+// Causal queries (docs/ARCHITECTURE.md §6, include/keel/query.h) at the edges the random model test
+// does not reach: a 10,000-hop causation chain, a 1,000-wide fan-out, external roots, concurrent
+// events, a hand-built conversation, every argument error, events not yet visible, and a store
+// whose bytes were edited to hold a causation cycle (reported as Corruption, never followed).
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>

@@ -1,4 +1,4 @@
-// Pinned checksum vectors (STYLE.md 16). Every frame, header and sidecar on disk is checked with
+// Pinned checksum vectors. Every frame, header and sidecar on disk is checked with
 // checksum64 and every hash chain with hash128, so a silent change of hash function, variant
 // (XXH64 vs XXH3), seed handling or 128-bit word order would make every existing store unreadable.
 // The values were computed once with libxxhash 0.8.1 and are hard-coded here; the empty-input

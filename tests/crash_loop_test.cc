@@ -1,6 +1,7 @@
-// The SIGKILL crash loop (tools/crash_loop.cc, DESIGN.md §10) as a short CI run, with its negative
-// controls: falsified receipts the oracle must catch, so a passing run is not a vacuous one.
-// `make crash-loop` runs the long version. Single-threaded (each case runs the tool as a process).
+// The SIGKILL crash loop (tools/crash_loop.cc, docs/ARCHITECTURE.md §10) as a short CI run, with
+// its negative controls: falsified receipts the oracle must catch, so a passing run is not a
+// vacuous one. `make crash-loop` runs the long version. Single-threaded (each case runs the tool as
+// a process).
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdlib>

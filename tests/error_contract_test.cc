@@ -1,6 +1,6 @@
-// The StoreError contract table (DESIGN.md §9, style of shared/seeds/003): every code pinned to its
-// handling class, the fields its message names, and whether it forwards a cause. Adding a code
-// without a row here fails to compile (static_assert on kErrorCodeCount).
+// The StoreError contract table (docs/ARCHITECTURE.md §9): every code pinned to its handling class,
+// the fields its message names, and whether it forwards a cause. Adding a code without a row here
+// fails to compile (static_assert on kErrorCodeCount).
 #include <catch2/catch.hpp>
 #include <set>
 #include <string>

@@ -142,7 +142,7 @@ std::string big_endian_128(uint64_t high, uint64_t low) {
   return out;
 }
 
-// ---- msgpack-c, bounded as STACK.md trap 1 requires -------------------------------------------
+// ---- msgpack-c, bounded as docs/ARCHITECTURE.md §11.1 requires -----------------------------
 
 msgpack::object_handle unpack_bounded(std::span<const std::byte> bytes, size_t& offset) {
   // Every element takes at least one byte, so no honest count exceeds the input length.

@@ -1,7 +1,7 @@
-// Visibility fences (issue #6, DESIGN.md §7, class Fence in include/keel/store.h): fenced appends
-// are written but invisible to every read until commit(); CAS, gates and idempotency see them;
-// every other append fails fast while the fence is open; commit() publishes them all at once;
-// cancel(), dropping the handle, closing the store or a crash hides them for good, with every
+// Visibility fences (issue #6, docs/ARCHITECTURE.md §7, class Fence in include/keel/store.h):
+// fenced appends are written but invisible to every read until commit(); CAS, gates and idempotency
+// see them; every other append fails fast while the fence is open; commit() publishes them all at
+// once; cancel(), dropping the handle, closing the store or a crash hides them for good, with every
 // touched head reverted and their idempotency keys released. The crash tests run on the
 // FaultFileSystem: a crash with the fence open (and a negative control that skips the fence
 // records), a crash at each step of commit (all visible or none), and the periodic index image,
@@ -606,7 +606,7 @@ struct OpenFenceCrash {
   bool fresh_stream_starts_over = false;
   std::string detail;
 
-  // The guarantee of a crash with a fence open (DESIGN.md §7).
+  // The guarantee of a crash with a fence open (docs/ARCHITECTURE.md §7).
   bool holds() const {
     return fenced_visible == 0 && pre_fence_visible && chains_to_visible &&
            fresh_stream_starts_over && verified;

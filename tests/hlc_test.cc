@@ -1,6 +1,7 @@
-// HlcClock (src/frontier/hlc.h, DESIGN.md §4) on a ManualClock: timestamps never go backwards, the
-// logical counter orders one millisecond, the wall clock is followed only forward and within the
-// jump bound, jumps are counted once per move, and downtime between runs is not a jump.
+// HlcClock (src/frontier/hlc.h, docs/ARCHITECTURE.md §4) on a ManualClock: timestamps never go
+// backwards, the logical counter orders one millisecond, the wall clock is followed only forward
+// and within the jump bound, jumps are counted once per move, and downtime between runs is not a
+// jump.
 #include "frontier/hlc.h"
 
 #include <catch2/catch.hpp>

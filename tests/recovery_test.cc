@@ -1,7 +1,7 @@
-// The recovery decision table (src/log/recovery_table.h, DESIGN.md §5), tested row by row in the
-// style of LevelDB's db/log_test.cc: build segments with the real writer, edit bytes through the
-// platform seam, reopen writable and read-only, and assert the row recovery names, what it kept,
-// what it dropped, and (for every FailClosed row) that no file changed.
+// The recovery decision table (src/log/recovery_table.h, docs/ARCHITECTURE.md §5), tested row by
+// row in the style of LevelDB's db/log_test.cc: build segments with the real writer, edit bytes
+// through the platform seam, reopen writable and read-only, and assert the row recovery names, what
+// it kept, what it dropped, and (for every FailClosed row) that no file changed.
 #include <catch2/catch.hpp>
 #include <memory>
 #include <optional>

@@ -1,8 +1,8 @@
-// The durability contract of DESIGN.md §4 through the public API: group commit, the background
-// sync, visibility policies and read-your-writes, per-append timeouts, waits on every watermark
-// (global and per lane), poisoning, the same-process reopen after a poison, and the HLC counters in
-// frontier(). Stalls and failures come from the fault file system; nothing here asserts a duration
-// except where blocking for the whole timeout is itself the property.
+// The durability contract of docs/ARCHITECTURE.md §4 through the public API: group commit, the
+// background sync, visibility policies and read-your-writes, per-append timeouts, waits on every
+// watermark (global and per lane), poisoning, the same-process reopen after a poison, and the HLC
+// counters in frontier(). Stalls and failures come from the fault file system; nothing here asserts
+// a duration except where blocking for the whole timeout is itself the property.
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>

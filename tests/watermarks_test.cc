@@ -1,8 +1,9 @@
 // Watermarks (src/frontier/watermarks.h): the ordering invariants of include/keel/frontier.h, each
 // refused at the change that would break it; monotone advances on the sequence axis; publication;
 // the durable freeze after poison; bootstrap; the lane views and the trimming of their pending
-// queues; and the consumers that define `applied`. Also ports batpak's watermark state tests
-// (shared/seeds/004) to keel's semantics. Every test drives the state machine directly (no store).
+// queues; and the consumers that define `applied`. Also ports the watermark state tests of batpak
+// (the Rust store keel was specified from) to keel's semantics. Every test drives the state
+// machine directly (no store).
 #include "frontier/watermarks.h"
 
 #include <catch2/catch.hpp>

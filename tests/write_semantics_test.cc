@@ -1,11 +1,11 @@
-// Write semantics at the commit point (issue #6, DESIGN.md §7; include/keel/store.h, gate.h,
-// options.h): per item validate → idempotency → CAS → gates → assign. Idempotency keys return the
-// original receipt and write nothing, conflict on another fingerprint, replay batches whole or not
-// at all, are kept for both windows (a simulated clock), and survive a clean reopen, a power loss
-// (the FaultFileSystem; a negative control that ignores logged keys must be caught), an index image
-// and the removal of their segments. CAS per (entity, lane), gates (head, denial, reentrancy,
-// throws, order, stats), batch cause_item and item size limits. Every refusal leaves the log
-// byte-identical.
+// Write semantics at the commit point (issue #6, docs/ARCHITECTURE.md §7; include/keel/store.h,
+// gate.h, options.h): per item validate → idempotency → CAS → gates → assign. Idempotency keys
+// return the original receipt and write nothing, conflict on another fingerprint, replay batches
+// whole or not at all, are kept for both windows (a simulated clock), and survive a clean reopen, a
+// power loss (the FaultFileSystem; a negative control that ignores logged keys must be caught), an
+// index image and the removal of their segments. CAS per (entity, lane), gates (head, denial,
+// reentrancy, throws, order, stats), batch cause_item and item size limits. Every refusal leaves
+// the log byte-identical.
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>

@@ -1,4 +1,4 @@
-// keel-crash-loop: the SIGKILL crash loop of real processes (DESIGN.md §10).
+// keel-crash-loop: the SIGKILL crash loop of real processes (docs/ARCHITECTURE.md §10).
 //
 // `run` (the parent) starts this binary again as `child` on a pipe, lets it append from several
 // threads for a random few milliseconds (KillPlan), SIGKILLs it, reopens the store writable and

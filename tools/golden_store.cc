@@ -34,8 +34,8 @@ class GoldenEvents {
     std::optional<Hash128> hash;
   };
   using Heads = std::map<std::tuple<std::string, uint32_t>, Head>;
-  // What a cancelled fence rolls back: the chain heads and the last visible event (DESIGN.md §7:
-  // every touched head reverts to its last visible event).
+  // What a cancelled fence rolls back: the chain heads and the last visible event
+  // (docs/ARCHITECTURE.md §7: every touched head reverts to its last visible event).
   struct Checkpoint {
     Heads heads;
     std::optional<EventId> last_visible;

@@ -1,4 +1,4 @@
-// keel: consumers. DESIGN.md §8.
+// keel: consumers. docs/ARCHITECTURE.md §8.
 //
 // A Subscription delivers the visible, non-hidden events matching a filter, after a position, in
 // sequence order, with no gap and no duplicate. Catching up and following live are one read: each

@@ -1,4 +1,4 @@
-// keel: Coordinate (where an event belongs) and EventKind (what it is). DESIGN.md §3.
+// keel: Coordinate (where an event belongs) and EventKind (what it is). docs/ARCHITECTURE.md §3.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// keel: StoreError, the one error type of the public API (DESIGN.md §9).
+// keel: StoreError, the one error type of the public API (docs/ARCHITECTURE.md §9).
 //
 // A StoreError is a value: a code (error_codes.h), a handling class, structured fields, a message
 // that names those fields, and an optional cause. Copyable and cheap to move; safe to pass between
@@ -18,7 +18,7 @@
 
 namespace keel {
 
-// What the caller does about an error (DESIGN.md §9).
+// What the caller does about an error (docs/ARCHITECTURE.md §9).
 enum class ErrorClass : uint8_t {
   Domain,         // fix the request
   Retryable,      // it did not happen; retry as is

@@ -1,4 +1,4 @@
-// keel: the StoreError codes, one X-macro list (DESIGN.md §9).
+// keel: the StoreError codes, one X-macro list (docs/ARCHITECTURE.md §9).
 //
 // Each row: X(Code, HandlingClass, "message template")
 //   HandlingClass is Domain, Retryable, Indeterminate, FailClosed, or InheritFromCause (a wrapper

@@ -1,4 +1,4 @@
-// keel: events as reads return them, and receipts as appends return them. DESIGN.md §3.
+// keel: events as reads return them, and receipts as appends return them. docs/ARCHITECTURE.md §3.
 #pragma once
 
 #include <cstdint>

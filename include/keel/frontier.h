@@ -1,4 +1,4 @@
-// keel: the frontier — how far events have got, globally and per lane. DESIGN.md §4.
+// keel: the frontier — how far events have got, globally and per lane. docs/ARCHITECTURE.md §4.
 //
 // Six watermarks on the global-sequence axis (every value is a global sequence; 0 = none yet):
 //   accepted  the sequence was assigned at the commit point
@@ -53,8 +53,8 @@ struct LaneFrontier {
   int64_t visible_minus_durable = 0;  // signed: negative while durable events wait to be visible
 };
 
-// The hybrid logical clock's view of the wall clock (DESIGN.md §4): wall jumps beyond the bound
-// are not adopted, only counted here. Downtime between runs is not a jump.
+// The hybrid logical clock's view of the wall clock (docs/ARCHITECTURE.md §4): wall jumps beyond
+// the bound are not adopted, only counted here. Downtime between runs is not a jump.
 struct HlcStatus {
   Hlc last;                       // the highest HLC handed out or recovered
   uint64_t jump_bound_ms = 0;     // StoreOptions::hlc_jump_bound

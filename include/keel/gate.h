@@ -1,4 +1,5 @@
-// keel: gates, caller-defined predicates an append must pass at the commit point. DESIGN.md §7.
+// keel: gates, caller-defined predicates an append must pass at the commit point.
+// docs/ARCHITECTURE.md §7.
 //
 // A gate sees the (entity, lane)'s head as the commit point has it (earlier items of the same
 // batch and the open fence's own events included) and the event about to be written, and allows

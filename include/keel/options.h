@@ -1,4 +1,4 @@
-// keel: options for opening a store and for each append. DESIGN.md §4.
+// keel: options for opening a store and for each append. docs/ARCHITECTURE.md §4.
 #pragma once
 
 #include <chrono>
@@ -54,7 +54,7 @@ struct StoreOptions {
   std::chrono::milliseconds sync_interval{50};
   uint64_t sync_bytes = 1ull << 20;
   // The HLC adopts wall-clock moves up to this size; larger jumps are counted in frontier() and
-  // not adopted (DESIGN.md §4).
+  // not adopted (docs/ARCHITECTURE.md §4).
   std::chrono::milliseconds hlc_jump_bound{60'000};
   // Recently read 32 KiB blocks of segment files kept in memory for point reads (get, read, entity
   // streams, query pages); 0 disables the cache. Frames are verified on every read either way.
@@ -66,12 +66,13 @@ struct StoreOptions {
   // for about 30 ms per million events (stats().index_image_hold_us).
   std::chrono::milliseconds index_image_interval{300'000};
   uint64_t index_image_min_events = 100'000;
-  // Idempotency keys (DESIGN.md §7) are kept at least idempotency_window_events sequences AND
-  // idempotency_window time after their event (both must pass before a key is forgotten and may
-  // name a new event). They survive restarts and crashes (rebuilt from the log) and the removal of
-  // their events (the IDEMPOTENCY sidecar, segments/FORMAT.md 8.7). Memory: about 180 bytes per
-  // keyed event in the window (plus keys longer than 15 bytes): ~180 MB for 1M keys. The key
-  // table, once 2 MiB or more, is advised for transparent huge pages (a hint; fewer TLB misses).
+  // Idempotency keys (docs/ARCHITECTURE.md §7) are kept at least idempotency_window_events
+  // sequences AND idempotency_window time after their event (both must pass before a key is
+  // forgotten and may name a new event). They survive restarts and crashes (rebuilt from the log)
+  // and the removal of their events (the IDEMPOTENCY sidecar, segments/FORMAT.md 8.7). Memory:
+  // about 180 bytes per keyed event in the window (plus keys longer than 15 bytes): ~180 MB for 1M
+  // keys. The key table, once 2 MiB or more, is advised for transparent huge pages (a hint; fewer
+  // TLB misses).
   uint64_t idempotency_window_events = 1'000'000;
   std::chrono::milliseconds idempotency_window{3'600'000};
 
@@ -124,11 +125,11 @@ struct AppendOptions {
   std::optional<EventId> correlation_id;  // default: the event's own id (a new conversation)
   std::optional<EventId> causation_id;    // the event that caused this one; may be external
   std::optional<std::string> metadata;    // opaque bytes (msgpack by convention)
-  // Idempotency (DESIGN.md §7): 1 to kIdempotencyKeyBytesMax bytes naming this append store-wide.
-  // When an event with this key is kept (see StoreOptions::idempotency_window), the append writes
-  // nothing and returns that event's receipt once it has reached this append's durability; CAS and
-  // gates are skipped. The same key with another coordinate, lane, kind, payload or metadata is
-  // IdempotencyConflict. Keys of a cancelled fence's events are released.
+  // Idempotency (docs/ARCHITECTURE.md §7): 1 to kIdempotencyKeyBytesMax bytes naming this append
+  // store-wide. When an event with this key is kept (see StoreOptions::idempotency_window), the
+  // append writes nothing and returns that event's receipt once it has reached this append's
+  // durability; CAS and gates are skipped. The same key with another coordinate, lane, kind,
+  // payload or metadata is IdempotencyConflict. Keys of a cancelled fence's events are released.
   std::optional<std::string> idempotency_key;
   // CAS: the clock of (entity, lane) the caller expects the head to have; 0 means "no event
   // yet". Otherwise SequenceMismatch {entity, lane, expected, actual}.

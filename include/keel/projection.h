@@ -1,4 +1,4 @@
-// keel: projections. DESIGN.md §8.
+// keel: projections. docs/ARCHITECTURE.md §8.
 //
 // A Projection folds the events matching a filter into the caller's state (bytes), and keeps that
 // state as the snapshot of its name (include/keel/snapshot.h) so that a restart replays only the

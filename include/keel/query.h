@@ -1,4 +1,4 @@
-// keel: queries over the visible events and the causal graph. DESIGN.md §6.
+// keel: queries over the visible events and the causal graph. docs/ARCHITECTURE.md §6.
 //
 // A Query is one predicate value (later reused by subscriptions and cursors): every field that is
 // set must hold for an event to match. Answers come in pages, in sequence order either way, and see

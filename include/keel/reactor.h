@@ -1,4 +1,4 @@
-// keel: reactors. DESIGN.md §8.
+// keel: reactors. docs/ARCHITECTURE.md §8.
 //
 // A Reactor is a durable consumer (include/keel/consumer.h) that answers source events with new
 // events: for each source its `react` function returns the reactions, which the reactor appends as

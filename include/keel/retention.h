@@ -1,4 +1,4 @@
-// keel: retention. DESIGN.md §8.
+// keel: retention. docs/ARCHITECTURE.md §8.
 //
 // Retention removes old sealed segments and moves the first retained sequence
 // (StoreStats::first_retained_sequence) forward; it never moves back, and it survives crashes (the
@@ -9,10 +9,11 @@
 // It never removes an event a durable consumer (include/keel/consumer.h) has not committed past,
 // nor one after a published snapshot (include/keel/snapshot.h): the floor stays at or below the
 // lowest committed cursor + 1 and each snapshot name's published sequence + 1, unless the caller
-// forces it (those consumers then get CursorExpired and resync; a snapshot's tail is gone). What outlives removed events: their idempotency
-// keys answer within the window (segments/FORMAT.md 8.7); reads, queries, entity streams and causal
-// queries no longer return them (NotFound, or a walk that ends at an external cause); the entity
-// streams keep counting clocks from where they were.
+// forces it (those consumers then get CursorExpired and resync; a snapshot's tail is gone). What
+// outlives removed events: their idempotency keys answer within the window
+// (segments/FORMAT.md 8.7); reads, queries, entity streams and causal queries no longer return them
+// (NotFound, or a walk that ends at an external cause); the entity streams keep counting clocks
+// from where they were.
 //
 // Threads: retention takes the store's commit lock while it persists the floor and removes files;
 // appends wait for it. A consumer created or reset backwards while retention runs may find itself

@@ -1,4 +1,4 @@
-// keel: snapshot persistence. DESIGN.md §8.
+// keel: snapshot persistence. docs/ARCHITECTURE.md §8.
 //
 // A snapshot is a caller's state (a projection folded from events) saved under a name at the
 // sequence of the last event it covers, so that after a restart the caller loads it and replays

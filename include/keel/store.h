@@ -1,17 +1,18 @@
-// keel: Store, the front door. DESIGN.md §4 and §6.
+// keel: Store, the front door. docs/ARCHITECTURE.md §4 and §6.
 //
 // Threads: every method may be called from any thread. Appends meet at one commit point (a mutex)
 // and share writes and fdatasyncs through leader-based group commit; the mutex is not held during
 // that I/O, so reads (which take it briefly) and waits proceed while a group is written or synced.
 // Read-only stores never write a byte.
 //
-// Durability and visibility (DESIGN.md §4, include/keel/frontier.h): an append returns once its
-// Durability level covers it. Under VisibilityPolicy::AfterDurable (the default) an event becomes
-// visible to reads when it is durable; under AfterWrite when it is written. Read-your-writes holds
-// exactly for appends that return at Durable, or at Written under AfterWrite: the event is then
-// visible to every read of this store. Receipts of appends that returned at Accepted or Written are
-// void if a crash or a poisoned writer comes before the event is durable; a background sync makes
-// such events durable within StoreOptions::sync_interval (or sync_bytes) without another append.
+// Durability and visibility (docs/ARCHITECTURE.md §4, include/keel/frontier.h): an append returns
+// once its Durability level covers it. Under VisibilityPolicy::AfterDurable (the default) an event
+// becomes visible to reads when it is durable; under AfterWrite when it is written.
+// Read-your-writes holds exactly for appends that return at Durable, or at Written under
+// AfterWrite: the event is then visible to every read of this store. Receipts of appends that
+// returned at Accepted or Written are void if a crash or a poisoned writer comes before the event
+// is durable; a background sync makes such events durable within StoreOptions::sync_interval (or
+// sync_bytes) without another append.
 #pragma once
 
 #include <atomic>
@@ -77,7 +78,7 @@ struct StoreStats {
   std::string index_image_error;              // the last failed image write, if any (retried at
                                               // the next interval)
   uint64_t index_image_hold_us = 0;           // how long the last image held appends (encoding)
-  // Write semantics (DESIGN.md §7), since open unless said otherwise.
+  // Write semantics (docs/ARCHITECTURE.md §7), since open unless said otherwise.
   uint64_t idempotency_keys = 0;       // keys kept now (within the window)
   uint64_t idempotency_hits = 0;       // appends answered with an earlier receipt
   uint64_t gates_evaluated = 0;        // gate checks run
@@ -135,11 +136,11 @@ class Store {
   // clock of (entity, lane), chains it to the previous event of (entity, lane), and returns once
   // options.durability is reached. Read-your-writes: when the append returns at Durable (or at
   // Written under VisibilityPolicy::AfterWrite) the event is visible to every read.
-  // At the commit point, in this order (DESIGN.md §7): validate; idempotency (a kept key returns
-  // the original receipt, skipping CAS and gates); CAS (expected_clock); gates (the registered
-  // ones, then options.gates); assign. A refusal writes nothing.
-  // Errors: InvalidCoordinate, InvalidArgument (kind category 0, lane >= lanes_max, negative
-  // timeout, empty or too long idempotency key, cause_item), PayloadTooLarge, IdempotencyConflict,
+  // At the commit point, in this order (docs/ARCHITECTURE.md §7): validate; idempotency (a kept key
+  // returns the original receipt, skipping CAS and gates); CAS (expected_clock); gates (the
+  // registered ones, then options.gates); assign. A refusal writes nothing. Errors:
+  // InvalidCoordinate, InvalidArgument (kind category 0, lane >= lanes_max, negative timeout, empty
+  // or too long idempotency key, cause_item), PayloadTooLarge, IdempotencyConflict,
   // SequenceMismatch, GateDenied, GateFailed, GateReentrant, VisibilityFenceActive (Retryable: a
   // fence is open; append through it or retry after it ends), ReadOnlyStore,
   // WriterPoisoned (FailClosed: refused, never written), NoSpace (Retryable: nothing written),
@@ -159,7 +160,7 @@ class Store {
   Result<std::vector<Receipt>> append_batch(std::span<const BatchItem> items,
                                             const BatchOptions& options = {});
 
-  // ---- write semantics (DESIGN.md §7) ----
+  // ---- write semantics (docs/ARCHITECTURE.md §7) ----
   // Registers a gate every later append must pass: InvalidArgument for an empty name, a name
   // taken, or an empty check.
   Status register_gate(Gate gate);
@@ -254,7 +255,7 @@ class Store {
   Status wait_for_lane(Watermark kind, uint32_t lane, uint64_t sequence,
                        std::chrono::milliseconds timeout);
 
-  // ---- consumers: they define `applied` (DESIGN.md §4) ----
+  // ---- consumers: they define `applied` (docs/ARCHITECTURE.md §4) ----
   // applied = max(previous, min over registered consumers' positions); with none registered it
   // follows visible. Registration is in memory (durable cursors arrive with the consumers issue).
   // Registers `name` at `position` (the last sequence it has applied): InvalidArgument when the
@@ -276,11 +277,11 @@ class Store {
   std::unique_ptr<Impl> impl_;
 };
 
-// A visibility fence (DESIGN.md §7): appends through it are written (and made durable at their
-// Durability) but stay invisible; CAS, gates and idempotency see them. While it is open every
+// A visibility fence (docs/ARCHITECTURE.md §7): appends through it are written (and made durable at
+// their Durability) but stay invisible; CAS, gates and idempotency see them. While it is open every
 // append not made through it fails fast with VisibilityFenceActive (Retryable), so the fence's
-// events are one contiguous range. commit() makes them visible all at once; cancel(), destroying the
-// fence without commit(), closing the store, or a crash with the fence open hides them forever
+// events are one contiguous range. commit() makes them visible all at once; cancel(), destroying
+// the fence without commit(), closing the store, or a crash with the fence open hides them forever
 // (a hidden range: no read, query or verify sees them) and reverts every touched (entity, lane)
 // head to its last visible event; their idempotency keys are released.
 //

@@ -152,7 +152,7 @@ Status DurableConsumer::commit_locked(uint64_t cursor, std::string_view state) {
     return invalid_argument("cursor", std::to_string(cursor) + " is beyond what was delivered (" +
                                           std::to_string(position()) + ")");
   }
-  // Nothing persisted may name a sequence a crash could take back (DESIGN.md §4).
+  // Nothing persisted may name a sequence a crash could take back (docs/ARCHITECTURE.md §4).
   KEEL_TRY(store_.wait_for(Watermark::Durable, cursor, options_.commit_timeout));
   log::ConsumerCursor file{name_, store_.epoch(), cursor, std::string(state), filter_};
   KEEL_TRY(

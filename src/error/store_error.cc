@@ -1,4 +1,4 @@
-// StoreError: classification, fields and message rendering (DESIGN.md §9).
+// StoreError: classification, fields and message rendering (docs/ARCHITECTURE.md §9).
 #include <string>
 
 #include "keel/error.h"

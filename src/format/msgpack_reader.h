@@ -1,9 +1,10 @@
 // A bounded, allocation-free MessagePack reader for keel's record bodies.
 //
-// Reads only the msgpack types keel's schema uses (nil, unsigned ints, arrays, str, bin) and refuses
-// anything else. Every declared length is checked against the bytes that remain before it is used,
-// so hostile input can neither read out of bounds nor make it allocate (STACK.md trap 1: the cap is
-// the frame length by construction). Returned string views point into the input buffer.
+// Reads only the msgpack types keel's schema uses (nil, unsigned ints, arrays, str, bin) and
+// refuses anything else. Every declared length is checked against the bytes that remain before it
+// is used, so hostile input can neither read out of bounds nor make it allocate
+// (docs/ARCHITECTURE.md §11.1: the cap is the frame length by construction). Returned string views
+// point into the input buffer.
 //
 // Defined inline: this is the scan hot path (decode_event_body calls it ~20 times per event).
 #pragma once

@@ -1,5 +1,5 @@
 // HlcClock: physical time from the anchored monotonic clock, forward-only wall-clock adoption and
-// jump counting (DESIGN.md §4; the rules are in hlc.h).
+// jump counting (docs/ARCHITECTURE.md §4; the rules are in hlc.h).
 #include "frontier/hlc.h"
 
 #include <algorithm>

@@ -1,5 +1,5 @@
-// HlcClock: the hybrid logical clock of DESIGN.md §4. It hands out timestamps that never go
-// backwards, in this process or across restarts (the store observes the highest recovered HLC on
+// HlcClock: the hybrid logical clock of docs/ARCHITECTURE.md §4. It hands out timestamps that never
+// go backwards, in this process or across restarts (the store observes the highest recovered HLC on
 // open).
 //
 // Physical time is a monotonic clock anchored to the wall clock at construction (= store open), so

@@ -34,7 +34,7 @@ std::string_view watermark_name(Watermark kind) {
 namespace frontier {
 namespace {
 
-// Abseil 20220623 is not std-aliased (STACK.md trap 3): convert at its boundary.
+// Abseil 20220623 is not std-aliased (docs/ARCHITECTURE.md §11.3): convert at its boundary.
 absl::string_view as_absl(std::string_view text) { return {text.data(), text.size()}; }
 
 StoreError invariant_violation(std::string invariant) {

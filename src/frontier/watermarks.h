@@ -1,5 +1,6 @@
-// Watermarks: the six global watermarks of DESIGN.md §4, the lane views, and the consumers whose
-// progress defines `applied` (include/keel/frontier.h states the semantics and invariants).
+// Watermarks: the six global watermarks of docs/ARCHITECTURE.md §4, the lane views, and the
+// consumers whose progress defines `applied` (include/keel/frontier.h states the semantics and
+// invariants).
 //
 // Lane views: each lane keeps the sequences of its events that have not yet reached the lowest
 // watermark (min of emitted and applied), ascending. A lane's view of watermark K is then
@@ -56,9 +57,9 @@ class Watermarks {
   // and, with no consumer registered, applied to visible.
   Status publish(HlcPoint point);
 
-  // A visibility fence (DESIGN.md §7): while held, publish() raises visible to at most `at` (the
-  // last event before the fence), so the fence's events stay invisible whatever durable does.
-  // release_visible() lifts the hold; the caller then publishes the policy's watermark again.
+  // A visibility fence (docs/ARCHITECTURE.md §7): while held, publish() raises visible to at most
+  // `at` (the last event before the fence), so the fence's events stay invisible whatever durable
+  // does. release_visible() lifts the hold; the caller then publishes the policy's watermark again.
   void hold_visible(HlcPoint at) { visible_hold_ = at; }
   void release_visible() { visible_hold_.reset(); }
 
@@ -66,7 +67,7 @@ class Watermarks {
   void poison() { poisoned_ = true; }
   bool poisoned() const { return poisoned_; }
 
-  // ---- consumers (DESIGN.md §4 and §8) ----
+  // ---- consumers (docs/ARCHITECTURE.md §4 and §8) ----
   // Registers `name` at position `at` (the last sequence it has applied): InvalidArgument when the
   // name is empty or taken, or `at` is below applied (registering must not lower applied; use
   // reset_applied) or above visible.
@@ -81,15 +82,15 @@ class Watermarks {
   Status consumer_applied(std::string_view name, uint64_t sequence);
   // NotFound for an unknown name. With no consumer left, applied follows visible again, at once.
   Status unregister_consumer(std::string_view name);
-  // The explicit reset that may lower applied (DESIGN.md §4): sets applied to `sequence` (at most
-  // visible: InvalidArgument above it) and every consumer position above it down to it. Returns the
-  // line to log, naming the old and new values and `reason`. The lanes no longer know which of
-  // their events lie between the new applied and the trim floor, so until applied climbs back there
-  // every seen lane's applied view reads the global applied (low, never high).
+  // The explicit reset that may lower applied (docs/ARCHITECTURE.md §4): sets applied to `sequence`
+  // (at most visible: InvalidArgument above it) and every consumer position above it down to it.
+  // Returns the line to log, naming the old and new values and `reason`. The lanes no longer know
+  // which of their events lie between the new applied and the trim floor, so until applied climbs
+  // back there every seen lane's applied view reads the global applied (low, never high).
   Result<std::string> reset_applied(uint64_t sequence, std::string_view reason);
   size_t consumer_count() const { return consumers_.size(); }
 
-  // ---- live subscriptions: they define emitted (DESIGN.md §4) ----
+  // ---- live subscriptions: they define emitted (docs/ARCHITECTURE.md §4) ----
   // emitted = max(emitted, min over live subscriptions' positions), at most visible; with none it
   // follows visible. A subscription starting below emitted does not lower it.
   uint64_t add_subscription(uint64_t position);

@@ -1,7 +1,7 @@
-// Causal walks over the EventIndex's causation links (DESIGN.md §6). Every link points to a smaller
-// sequence, so every walk ends; a cause recorded as external whose id is now in the store names a
-// later event, which only a damaged store holds (a cycle or a forward link): reported, not
-// followed.
+// Causal walks over the EventIndex's causation links (docs/ARCHITECTURE.md §6). Every link points
+// to a smaller sequence, so every walk ends; a cause recorded as external whose id is now in the
+// store names a later event, which only a damaged store holds (a cycle or a forward link):
+// reported, not followed.
 //
 // Threads: reads the index; the store serializes access.
 #pragma once

@@ -1,7 +1,7 @@
-// EventIndex: the in-memory indexes the store reads and queries through (DESIGN.md §6). Built on
-// open from the recovered log (events of cancelled fences are hidden: they keep their sequence and
-// are in no other index), extended by every append, and cut back by truncate() when a fence whose
-// events it added live is cancelled.
+// EventIndex: the in-memory indexes the store reads and queries through (docs/ARCHITECTURE.md §6).
+// Built on open from the recovered log (events of cancelled fences are hidden: they keep their
+// sequence and are in no other index), extended by every append, and cut back by truncate() when a
+// fence whose events it added live is cancelled.
 //
 // Columns by sequence (index sequence - 1), 38 to 54 bytes per event in all, in huge-page memory
 // once large (Column, index/sequence_links.h):

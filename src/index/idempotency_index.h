@@ -1,6 +1,6 @@
-// The idempotency keys the store keeps (DESIGN.md §7), in memory, and the payload of their sidecar
-// (segments/FORMAT.md 8.7, inside the sidecar envelope of 8.1: kind Idempotency, version
-// kIdempotencyVersion).
+// The idempotency keys the store keeps (docs/ARCHITECTURE.md §7), in memory, and the payload of
+// their sidecar (segments/FORMAT.md 8.7, inside the sidecar envelope of 8.1: kind Idempotency,
+// version kIdempotencyVersion).
 //
 // A key is a store-wide byte string (1 to kIdempotencyKeyBytesMax bytes) naming the event that
 // carried it: the index maps it to that event's receipt and fingerprint (format

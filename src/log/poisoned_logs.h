@@ -1,7 +1,7 @@
 // Poisoned logs: for each store directory whose writer was poisoned in this process, the end of the
 // bytes its last successful fdatasync covered. After a failed fdatasync the page cache may still
 // serve bytes the disk lost, so a reopen in the same process must not believe them: Log::open
-// truncates to this end before recovery reads anything (DESIGN.md §4, fsync poisoning).
+// truncates to this end before recovery reads anything (docs/ARCHITECTURE.md §4, fsync poisoning).
 //
 // Keyed by (file system, directory string as given to open): a reopen through another spelling of
 // the same path is not recognized (recorded in docs/DECISIONS.md).

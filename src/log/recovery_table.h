@@ -1,6 +1,6 @@
-// The recovery decision table (DESIGN.md §5, segments/FORMAT.md "Recovery"), as data. Recovery
-// (recovery.cc) names the row of every decision it takes; tests/recovery_test.cc tests each row
-// by name; FORMAT.md prints the same table.
+// The recovery decision table (docs/ARCHITECTURE.md §5, segments/FORMAT.md "Recovery"), as data.
+// Recovery (recovery.cc) names the row of every decision it takes; tests/recovery_test.cc tests
+// each row by name; FORMAT.md prints the same table.
 #pragma once
 
 #include <cstdint>

@@ -2,23 +2,23 @@
 // preallocate the next segment), writes a group of records with one write and syncs it.
 //
 // Durability: a group hands the pending records to the OS with one write (sequence_written) and
-// may make them durable with one fdatasync (sequence_durable). Every frame carries durable_through =
-// the segment offset the last successful fdatasync covered, so recovery can tell damage in synced
+// may make them durable with one fdatasync (sequence_durable). Every frame carries durable_through
+// = the segment offset the last successful fdatasync covered, so recovery can tell damage in synced
 // data from a torn unsynced tail (FORMAT.md, decision 2026-11-22 in docs/DECISIONS.md).
 //
-// Group commit: begin_write() takes the pending records under the owner's lock, run_write() does the
-// I/O without it (other threads keep appending to the next group meanwhile), end_write() records
-// the outcome under the lock again; begin_sync() / run_sync() / end_sync() do the same for one
-// fdatasync. One write and one sync may be in flight at once. flush() and sync() run the stages
+// Group commit: begin_write() takes the pending records under the owner's lock, run_write() does
+// the I/O without it (other threads keep appending to the next group meanwhile), end_write()
+// records the outcome under the lock again; begin_sync() / run_sync() / end_sync() do the same for
+// one fdatasync. One write and one sync may be in flight at once. flush() and sync() run the stages
 // inline (the owner calls them only when both are idle).
 //
 // Poisoning: after any failed write or sync the writer is poisoned: every later call fails with
-// WriterPoisoned naming the original failure, and nothing is retried (DESIGN.md §4). The offset the
-// last successful fdatasync covered is remembered for this process (log/poisoned_logs.h), so a
-// reopen in the same process truncates to it before recovery.
+// WriterPoisoned naming the original failure, and nothing is retried (docs/ARCHITECTURE.md §4). The
+// offset the last successful fdatasync covered is remembered for this process
+// (log/poisoned_logs.h), so a reopen in the same process truncates to it before recovery.
 //
-// Threads: not thread-safe; one owner (the commit point) calls it, except the static run_write() and
-// run_sync(), which touch only the group or ticket they are given.
+// Threads: not thread-safe; one owner (the commit point) calls it, except the static run_write()
+// and run_sync(), which touch only the group or ticket they are given.
 #pragma once
 
 #include <cstdint>

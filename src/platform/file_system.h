@@ -3,7 +3,7 @@
 //
 // Errors: every failure is a StoreError of code Io (or NoSpace for ENOSPC/EDQUOT) naming the
 // operation, the path and the errno. The interfaces never retry a failed write or sync: after a
-// failure the caller decides (the writer poisons itself; DESIGN.md §4).
+// failure the caller decides (the writer poisons itself; docs/ARCHITECTURE.md §4).
 //
 // Threads: a FileSystem may be shared between threads. A File may be used by several threads for
 // pread; writes, syncs and size changes on one File are serialized by its single owner.

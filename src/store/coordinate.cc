@@ -1,4 +1,5 @@
-// Coordinate validation (DESIGN.md §3): invalid input is a Domain error naming what was wrong.
+// Coordinate validation (docs/ARCHITECTURE.md §3): invalid input is a Domain error naming what was
+// wrong.
 #include "keel/coordinate.h"
 
 namespace keel {

@@ -346,7 +346,8 @@ Status Store::Impl::load_once(log::LogOptions log_options, bool follow) {
     }
   }
   shown_ = shown;
-  // Every recovered event the store shows has reached every level (DESIGN.md §4: checked on load).
+  // Every recovered event the store shows has reached every level (docs/ARCHITECTURE.md §4: checked
+  // on load).
   marks_.bootstrap(shown);
   if (const log::SegmentWriter* writer = log_->writer()) {
     std::string problem = marks_.check();
@@ -493,7 +494,7 @@ Status Store::Impl::refresh() {
 Status Store::Impl::close() {
   writer::Lock lock(mutex_);
   KEEL_TRY(check_open());
-  // An open fence is cancelled (DESIGN.md §7): its events stay hidden.
+  // An open fence is cancelled (docs/ARCHITECTURE.md §7): its events stay hidden.
   Status cancelled;
   if (fence_ && !fence_->committing && log_->writer() != nullptr) {
     ActiveCall active(*this);

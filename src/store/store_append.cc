@@ -175,7 +175,7 @@ Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind
     KEEL_TRY(check_writable("append"));  // closed, or a fence begun or ended, while it waited?
     KEEL_TRY(check_fence(fence_id, "append"));
   }
-  // DESIGN.md §7, in order: idempotency, CAS, gates, assign.
+  // docs/ARCHITECTURE.md §7, in order: idempotency, CAS, gates, assign.
   const uint64_t wall_ms = hlc_.physical_ms();
   std::optional<Hash128> fingerprint;
   if (options.idempotency_key) {
@@ -307,7 +307,7 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
     KEEL_TRY(check_fence(fence_id, "append_batch"));
   }
 
-  // Idempotency: a batch is all new or all replayed (DESIGN.md §7).
+  // Idempotency: a batch is all new or all replayed (docs/ARCHITECTURE.md §7).
   std::vector<std::optional<Hash128>> fingerprints(items.size());
   std::vector<const index::KeyEntry*> kept(items.size(), nullptr);
   size_t hits = 0;

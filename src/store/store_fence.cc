@@ -1,8 +1,9 @@
-// Visibility fences (DESIGN.md §7): one at a time, store-wide. The fence's events are written and
-// indexed (so CAS, gates and idempotency see them) while the watermarks hold visible below them;
-// commit lifts the hold once the commit record is durable (written under AfterWrite); cancel hides
-// them: they stay on disk behind a FenceCancel record, the indexes keep only their sequences, and
-// every touched head reverts. A crash with the fence open is a cancel (recovery writes the record).
+// Visibility fences (docs/ARCHITECTURE.md §7): one at a time, store-wide. The fence's events are
+// written and indexed (so CAS, gates and idempotency see them) while the watermarks hold visible
+// below them; commit lifts the hold once the commit record is durable (written under AfterWrite);
+// cancel hides them: they stay on disk behind a FenceCancel record, the indexes keep only their
+// sequences, and every touched head reverts. A crash with the fence open is a cancel (recovery
+// writes the record).
 #include "format/record.h"
 #include "store/store_impl.h"
 

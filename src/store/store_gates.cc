@@ -1,6 +1,6 @@
-// CAS and gates at the commit point (DESIGN.md §7): the checks an append passes after its
-// idempotency lookup and before its sequence is assigned. Both run under the commit lock, against
-// the running head of the item's (entity, lane).
+// CAS and gates at the commit point (docs/ARCHITECTURE.md §7): the checks an append passes after
+// its idempotency lookup and before its sequence is assigned. Both run under the commit lock,
+// against the running head of the item's (entity, lane).
 #include <chrono>
 #include <exception>
 

@@ -289,7 +289,7 @@ class Store::Impl {
   uint64_t images_written_ = 0;
   std::string image_error_;
 
-  // Write semantics (DESIGN.md §7), under mutex_.
+  // Write semantics (docs/ARCHITECTURE.md §7), under mutex_.
   index::IdempotencyIndex keys_;
   uint64_t keys_through_ = 0;  // load: the sequence the IDEMPOTENCY sidecar covered
   uint64_t idempotency_hits_ = 0;

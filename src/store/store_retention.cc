@@ -1,8 +1,8 @@
 // The mechanism of retention (the policy, which floor and what holds it back, is the consumers
 // layer's: src/consumers/retention.cc): removes the sealed segments below a floor after persisting
-// what must outlive them (idempotency keys, DESIGN.md §7; an index image; the retention floor,
-// segments/FORMAT.md 8.6). The removed events stay in the in-memory indexes (their streams keep
-// counting clocks from 1) and every read path starts at the floor.
+// what must outlive them (idempotency keys, docs/ARCHITECTURE.md §7; an index image; the retention
+// floor, segments/FORMAT.md 8.6). The removed events stay in the in-memory indexes (their streams
+// keep counting clocks from 1) and every read path starts at the floor.
 #include "format/record.h"
 #include "format/segment_header.h"
 #include "log/segment_files.h"

@@ -1,5 +1,6 @@
 // verify(): re-reads every frame of every segment and checks checksums, chained hashes and every
-// (entity, lane) chain. Hidden events (cancelled fences) are skipped, as DESIGN.md §7 says.
+// (entity, lane) chain. Hidden events (cancelled fences) are skipped, as docs/ARCHITECTURE.md §7
+// says.
 #include "absl/container/flat_hash_map.h"
 #include "format/checksum.h"
 #include "format/record.h"

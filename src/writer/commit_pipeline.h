@@ -1,4 +1,5 @@
-// CommitPipeline: group commit, publication, waits and the background sync (DESIGN.md §4).
+// CommitPipeline: group commit, publication, waits and the background sync (docs/ARCHITECTURE.md
+// §4).
 //
 // Leader-based group commit (chosen by measurement: docs/DECISIONS.md). Appends encode their
 // records into the segment writer's pending buffer under the store's commit mutex. The log has two
@@ -86,10 +87,10 @@ class CommitPipeline {
   // and wakes the background sync when unsynced bytes appear or pile up.
   Status after_append(Lock& lock, const HlcPoint& before);
 
-  // Brings every event up to `sequence` to `level` (DESIGN.md §4). Accepted returns at once.
-  // Errors, all after the sequence was assigned: WriteInDoubt (Indeterminate) caused by the poison
-  // cause, or by WaitTimeout when `deadline` passes first. Unlike the other methods it may return
-  // WITHOUT the lock (after sleeping until another caller's stage reached the level): check
+  // Brings every event up to `sequence` to `level` (docs/ARCHITECTURE.md §4). Accepted returns at
+  // once. Errors, all after the sequence was assigned: WriteInDoubt (Indeterminate) caused by the
+  // poison cause, or by WaitTimeout when `deadline` passes first. Unlike the other methods it may
+  // return WITHOUT the lock (after sleeping until another caller's stage reached the level): check
   // lock.owns_lock() before touching shared state.
   Status reach(Lock& lock, Durability level, uint64_t sequence, Deadline deadline);
 

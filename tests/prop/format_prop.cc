@@ -521,7 +521,8 @@ TEST_CASE("event bodies are standard msgpack", "[prop][format]") {
     const char* data = reinterpret_cast<const char*>(bytes.data());
     size_t length = bytes.size();
     size_t offset = 0;
-    // Limits capped by the input length (STACK.md trap 1), as for any bytes read from disk.
+    // Limits capped by the input length (docs/ARCHITECTURE.md §11.1), as for any bytes read from
+    // disk.
     msgpack::unpack_limit limit(length, length, length, length, length, 4);
     msgpack::object_handle handle = msgpack::unpack(data, length, offset, nullptr, nullptr, limit);
     RC_ASSERT(offset == length);

@@ -1,8 +1,8 @@
-// Power loss through the public Store API (DESIGN.md §4), on the fault-injecting file system:
-// random workloads (appends at every Durability level, batches, invalid appends, sync(), close +
-// reopen, small segments so rotations happen, injected EIO on fdatasync or write, short writes,
-// ENOSPC), power losses at random points with random page fates, and a writable reopen after each.
-// An oracle built only from what the API returned then checks, at every open:
+// Power loss through the public Store API (docs/ARCHITECTURE.md §4), on the fault-injecting file
+// system: random workloads (appends at every Durability level, batches, invalid appends, sync(),
+// close + reopen, small segments so rotations happen, injected EIO on fdatasync or write, short
+// writes, ENOSPC), power losses at random points with random page fates, and a writable reopen
+// after each. An oracle built only from what the API returned then checks, at every open:
 //   - every append acknowledged at Durable, and every acknowledged append whose sequence was at or
 //     below stats().sequence_durable before the crash (or that a successful sync() or close()
 //     covered, or an earlier open recovered), is present with its receipt unchanged (sequence,

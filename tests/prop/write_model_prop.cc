@@ -1,16 +1,16 @@
-// The write-semantics model test (issue #6, DESIGN.md §7): random single appends and batches with
-// idempotency keys from a small pool (hits, conflicts, partial batch replays), expected clocks
-// (right and wrong), a per-append gate that denies payloads starting with "deny", visibility fences
-// (fenced appends and batches, commit, cancel, a dropped handle, a dead handle; unfenced appends
-// refused while one is open), syncs, clean reopens (an open fence is cancelled by close) and power
-// losses on the fault file system, against an in-memory model of what the API acknowledged.
-// After every step the store shows exactly the model's visible events (field by field, entity
-// chains dense), answers every kept key with its original receipt and refuses it with other
-// content, shows nothing the model says is gone, and verifies. A power loss may take back what was
-// not acknowledged durable: what remains of the visible events is a prefix, never with a gap, never
-// part of a batch or of a committed fence, and no event of a fence not committed before the crash.
-// Negative controls run the same generator with each unsafe_* switch of StoreOptions: the oracle
-// must catch every one.
+// The write-semantics model test (issue #6, docs/ARCHITECTURE.md §7): random single appends and
+// batches with idempotency keys from a small pool (hits, conflicts, partial batch replays),
+// expected clocks (right and wrong), a per-append gate that denies payloads starting with "deny",
+// visibility fences (fenced appends and batches, commit, cancel, a dropped handle, a dead handle;
+// unfenced appends refused while one is open), syncs, clean reopens (an open fence is cancelled by
+// close) and power losses on the fault file system, against an in-memory model of what the API
+// acknowledged. After every step the store shows exactly the model's visible events (field by
+// field, entity chains dense), answers every kept key with its original receipt and refuses it with
+// other content, shows nothing the model says is gone, and verifies. A power loss may take back
+// what was not acknowledged durable: what remains of the visible events is a prefix, never with a
+// gap, never part of a batch or of a committed fence, and no event of a fence not committed before
+// the crash. Negative controls run the same generator with each unsafe_* switch of StoreOptions:
+// the oracle must catch every one.
 //
 // Only the public API (include/keel/), the fault file system and the process's note of poisoned
 // logs (a power loss is a new process: log/poisoned_logs.h). The test calls from one thread.
@@ -492,8 +492,8 @@ class Run {
     return fenced ? fence_->append_batch(batch, options) : store_->append_batch(batch, options);
   }
 
-  // DESIGN.md §7 at the commit point: the fence; idempotency for every item (a batch is all new or
-  // all replayed); then per item, against the running heads, CAS and the gate.
+  // docs/ARCHITECTURE.md §7 at the commit point: the fence; idempotency for every item (a batch is
+  // all new or all replayed); then per item, against the running heads, CAS and the gate.
   Expected predict(const std::vector<Item>& items, bool as_batch, bool fenced) const {
     Expected e;
     auto refuse = [&](std::optional<size_t> index, ErrorCode code) {
@@ -629,7 +629,7 @@ class Run {
              std::to_string((*got)[i].sequence) + ", its key names sequence " +
              std::to_string(original.receipt.sequence));
       }
-      // A hit returns once the original has the duplicate's durability (DESIGN.md §4).
+      // A hit returns once the original has the duplicate's durability (docs/ARCHITECTURE.md §4).
       if (durability == Durability::Durable && !original.pending) acknowledge(original);
     }
     verdict_.counters.hits += e.originals.size();

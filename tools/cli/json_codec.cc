@@ -105,8 +105,8 @@ std::optional<std::string> json_to_msgpack(std::string_view json_text, std::stri
 }
 
 std::optional<std::string> msgpack_to_json(std::string_view bytes) {
-  // Validate with msgpack-c under limits capped by the input length and a depth bound (STACK.md
-  // trap 1) before nlohmann (which recurses) converts it.
+  // Validate with msgpack-c under limits capped by the input length and a depth bound
+  // (docs/ARCHITECTURE.md §11.1) before nlohmann (which recurses) converts it.
   size_t n = bytes.size();
   msgpack::unpack_limit limit(n, n, n, n, n, kJsonDepthMax);
   try {
