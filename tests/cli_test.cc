@@ -1,6 +1,8 @@
 // CLI tests: run the keel binary, assert exit codes, output and one-line errors.
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -192,8 +194,8 @@ TEST_CASE("keel refuses bad input with one line and a non-zero exit", "[cli]") {
       {"append " + store + " a '1' --causation xyz", "", 2, "32-digit hex"},
       {"append " + store + " a '1' --bogus", "", 2, "unknown option --bogus"},
       {"append " + store + " a " + std::string(70, '[') + std::string(70, ']'), "", 2, "deeper"},
-      {"append " + (scratch / "missing") + " a '1'", "", 1, "NotFound"},
-      {"scan " + (scratch / "missing"), "", 1, "NotFound"},
+      {"append " + (scratch / "missing") + " a '1'", "", 2, "holds no keel store"},
+      {"scan " + (scratch / "missing"), "", 2, "holds no keel store"},
       {"scan " + store + " --from -1", "", 2, "--from"},
       {"get " + store + " 123", "", 2, "32 hex digits"},
       {"get " + store + " 0123456789abcdef0123456789abcdef", "", 1, "NotFound"},
@@ -221,6 +223,34 @@ TEST_CASE("keel refuses bad input with one line and a non-zero exit", "[cli]") {
   CHECK(big.exit_code == 0);
   Run shown = keel_cli(scratch, "scan " + store);
   CHECK(contains(shown.out, "[18446744073709551615,-9223372036854775808,1.5e+300]"));
+}
+
+TEST_CASE("every command on a directory that holds no store fails with exit 2 and changes nothing",
+          "[cli]") {
+  TempDir scratch;
+  const std::string dir = scratch / "photos";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/cat.jpg") << "not a store";
+  const auto before = keel::test::snapshot_directory(dir);
+  const std::string id = "0123456789abcdef0123456789abcdef";
+  for (const std::string& args :
+       {"scan " + dir, "get " + dir + " " + id, "entity " + dir + " a", "query " + dir,
+        "ancestry " + dir + " " + id, "effects " + dir + " " + id, "verify " + dir, "stats " + dir,
+        "tail " + dir, "consumers " + dir, "retain " + dir + " --from 1", "snapshot list " + dir,
+        "export " + dir + " " + (scratch / "copy"), "repair " + dir, "append " + dir + " a '1'"}) {
+    Run run = keel_cli(scratch, args);
+    INFO(args << "\nstderr: " << run.err);
+    CHECK(run.exit_code == 2);
+    CHECK(contains(run.err, dir + " holds no keel store"));
+    CHECK(contains(run.err, "keel append --create"));
+    CHECK(lines(run.err) == 1);
+    CHECK(run.out.empty());
+    CHECK((keel::test::snapshot_directory(dir) == before));
+  }
+  CHECK_FALSE(std::filesystem::exists(scratch / "copy"));
+  Run created = keel_cli(scratch, "append --create " + dir + " a '1'");
+  CHECK(created.exit_code == 0);
+  CHECK(keel_cli(scratch, "scan " + dir).exit_code == 0);
 }
 
 TEST_CASE("keel on a corrupt store fails closed with a one-line error", "[cli]") {
@@ -642,7 +672,7 @@ TEST_CASE("keel query, ancestry, effects and verify refuse bad input with one li
       {"query " + store + " --limit", 2, "needs a value"},
       {"query " + store + " extra", 2, "expected DIR"},
       {"query " + store + " --lane 64", 1, "InvalidArgument"},  // the store's lanes_max
-      {"query " + (scratch / "missing"), 1, "NotFound"},
+      {"query " + (scratch / "missing"), 2, "holds no keel store"},
       {"ancestry " + store + " xyz", 2, "32 hex digits"},
       {"ancestry " + store, 2, "expected DIR EVENT_ID"},
       {"ancestry " + store + " 0123456789abcdef0123456789abcdef", 1, "NotFound"},

@@ -2,7 +2,10 @@
 // opens beside a writer, and a missing or damaged store. Byte edits go through the platform seam.
 #include "log/log.h"
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <latch>
 #include <memory>
 #include <optional>
@@ -192,6 +195,27 @@ TEST_CASE("A missing store directory is NotFound unless create_if_missing", "[lo
   CHECK(*posix().exists(platform::join_path(store, format::kEpochFileName)));
 }
 
+TEST_CASE("A directory that holds no store is NotFound unless a writable open creates one",
+          "[log]") {
+  test::TempDir dir;
+  std::ofstream(dir / "notes.txt") << "not a store";
+  const auto before = test::snapshot_directory(dir.path());
+  LogOptions options = writable();
+  options.create_if_missing = false;
+  for (const LogOptions& o : {options, read_only()}) {
+    auto opened = Log::open(posix(), dir.path(), o);
+    REQUIRE_FALSE(opened.ok());
+    CHECK(opened.error().code() == ErrorCode::NotFound);
+    CHECK(opened.error().field_string("key") == dir.path());
+    CHECK_THAT(opened.error().message(), Catch::Contains("keel store"));
+    CHECK((test::snapshot_directory(dir.path()) == before));  // nothing created: no LOCK, no EPOCH
+  }
+  auto created = open_ok(dir.path(), writable());  // create_if_missing
+  KEEL_REQUIRE_OK(created->close());
+  CHECK(Log::open(posix(), dir.path(), read_only()).ok());
+  CHECK(Log::open(posix(), dir.path(), options).ok());
+}
+
 TEST_CASE("A second writable open is StoreLocked until the first closes", "[log]") {
   test::TempDir dir;
   auto first = open_ok(dir.path(), writable());
@@ -204,6 +228,8 @@ TEST_CASE("A second writable open is StoreLocked until the first closes", "[log]
   CHECK(error.field_string("path") == dir.path());
   CHECK(error.field_string("mode") == "writable");
   CHECK_THAT(error.message(), Catch::Contains(dir.path()) && Catch::Contains("writable"));
+  // It names the holder (Linux tells through /proc/locks): here, this process.
+  CHECK(error.field_string("holder") == "this process, pid " + std::to_string(::getpid()));
   // The refused open wrote nothing: the epoch is still the first open's.
   CHECK((test::snapshot_directory(dir.path()) == before));
   CHECK(stored_epoch(dir.path()) == 1);

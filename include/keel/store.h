@@ -117,10 +117,13 @@ class Fence;
 
 class Store {
  public:
-  // Opens (or with create_if_missing creates) the store in `directory`. One writable open per
-  // directory, in this process or any other: a second one gets StoreLocked naming the path and mode.
-  // Read-only opens never lock and may run beside the writer. Recovery runs first (segments/FORMAT.md);
-  // what it repaired is in stats().recovery_actions. Errors: NotFound, StoreLocked, Corruption and
+  // Opens (or with create_if_missing creates) the store in `directory`. A directory that is
+  // missing or holds no store (no EPOCH and no segment file) is NotFound {what, key: directory}
+  // unless a writable open with create_if_missing makes one there; a read-only open never creates.
+  // One writable open per directory, in this process or any other: a second one gets StoreLocked
+  // naming the path, the mode and the holder (its pid, where the system tells). Read-only opens
+  // never lock and may run beside the writer. Recovery runs first (segments/FORMAT.md); what it
+  // repaired is in stats().recovery_actions. Errors: NotFound, StoreLocked, Corruption and
   // the other FailClosed codes (HiddenRangesCorrupt when the log's fence records are out of place,
   // so which events are hidden cannot be told), UnsupportedVersion, Io, NoSpace, InvalidArgument
   // (options).

@@ -36,8 +36,16 @@ Result<std::unique_ptr<Log>> Log::open(platform::FileSystem& fs, const std::stri
     }
     KEEL_TRY(fs.create_directory(directory));
   }
+  // A directory without an epoch file or a segment holds no store: only a writable open asked to
+  // create one makes it a store (a mistyped path must not become an empty store, or read as one).
+  KEEL_ASSIGN_OR_RETURN(uint64_t epoch, stored_epoch(fs, directory));
+  if (epoch == 0 && (options.read_only || !options.create_if_missing)) {
+    return StoreError(ErrorCode::NotFound)
+        .with("what", "keel store (an EPOCH or a segment file)")
+        .with("key", directory);
+  }
   if (options.read_only) {
-    KEEL_ASSIGN_OR_RETURN(log->epoch_, stored_epoch(fs, directory));
+    log->epoch_ = epoch;
     KEEL_TRY(log->read_end(log->epoch_, options.accept_data_loss));
     KEEL_ASSIGN_OR_RETURN(
         log->recovered_,
@@ -116,7 +124,16 @@ Status Log::open_writable(platform::FileSystem& fs, const LogOptions& options,
   KEEL_ASSIGN_OR_RETURN(lock_, fs.lock(platform::join_path(directory_, format::kLockFileName),
                                        platform::LockMode::Exclusive));
   if (!lock_) {
-    return StoreError(ErrorCode::StoreLocked).with("path", directory_).with("mode", "writable");
+    std::optional<platform::FileSystem::LockHolder> holder =
+        fs.lock_holder(platform::join_path(directory_, format::kLockFileName));
+    std::string by = "another open (its process is not known)";
+    if (holder) {
+      by = (holder->this_process ? "this process, pid " : "process ") + std::to_string(holder->pid);
+    }
+    return StoreError(ErrorCode::StoreLocked)
+        .with("path", directory_)
+        .with("mode", "writable")
+        .with("holder", by);
   }
   if (std::optional<SyncedEnd> end = take_synced_end(fs, directory_)) {
     if (Status cut = truncate_to_synced_end(fs, *end); !cut.ok()) {

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -96,6 +97,16 @@ class FileSystem {
   // has a conflicting lock. Exclusive: opens `path` for writing, creating it if missing. Shared
   // (a reader's probe): opens an existing `path` for reading only, so it needs no write access.
   virtual Result<std::unique_ptr<FileLock>> lock(const std::string& path, LockMode mode) = 0;
+  // A process holding a lock on `path`, when the system says (Linux: /proc/locks), for an error
+  // that names who holds a store. nullopt when unknown; never an error.
+  struct LockHolder {
+    int64_t pid = 0;
+    bool this_process = false;
+  };
+  virtual std::optional<LockHolder> lock_holder(const std::string& path) {
+    (void)path;
+    return std::nullopt;
+  }
   // Reads every request, each as its file's read_at would. The POSIX file system hands a batch to
   // the kernel in one system call where it can (io_uring); others read them one by one.
   virtual void read_batch(std::span<ReadRequest> requests) {

@@ -5,9 +5,11 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -239,6 +241,31 @@ class PosixFileSystem final : public FileSystem {
       return file_error("flock", path, err);
     }
     return std::unique_ptr<FileLock>(new PosixFileLock(fd));
+  }
+
+  // /proc/locks lines read "1: FLOCK  ADVISORY  WRITE 3062 fe:00:11035908 0 EOF": the holder's
+  // pid, then the file's device (major:minor, hex) and inode.
+  std::optional<LockHolder> lock_holder(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+    FILE* locks = std::fopen("/proc/locks", "re");
+    if (locks == nullptr) return std::nullopt;
+    std::optional<LockHolder> holder;
+    char line[256];
+    while (!holder && std::fgets(line, sizeof line, locks) != nullptr) {
+      long long pid = 0;
+      unsigned major_number = 0;
+      unsigned minor_number = 0;
+      unsigned long long inode = 0;
+      if (std::sscanf(line, "%*s %*s %*s %*s %lld %x:%x:%llu", &pid, &major_number, &minor_number,
+                      &inode) == 4 &&
+          pid > 0 && inode == st.st_ino && major_number == major(st.st_dev) &&
+          minor_number == minor(st.st_dev)) {
+        holder = LockHolder{pid, pid == ::getpid()};
+      }
+    }
+    std::fclose(locks);
+    return holder;
   }
 };
 

@@ -17,10 +17,20 @@ std::unique_ptr<Store> open_store(const std::string& command, const std::string&
   options.create_if_missing = create;
   auto store = Store::open(dir, options);
   if (!store.ok()) {
-    exit_code = fail(command, store.error());
+    exit_code = open_failed(command, dir, store.error());
     return nullptr;
   }
   return std::move(store).value();
+}
+
+int open_failed(const std::string& command, const std::string& dir, const StoreError& error) {
+  if (!error.is(ErrorCode::NotFound) || error.field_string("key") != dir)
+    return fail(command, error);
+  std::fprintf(stderr,
+               "keel %s: %s holds no keel store (%s); `keel append --create %s ENTITY "
+               "PAYLOAD_JSON` makes one\n",
+               command.c_str(), dir.c_str(), error.message().c_str(), dir.c_str());
+  return 2;
 }
 
 bool number_option(const ParsedArgs& args, const std::string& command, const std::string& name,

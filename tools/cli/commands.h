@@ -38,8 +38,11 @@ inline constexpr uint64_t kEffectsLimitDefault = 1000;
 int fail(const std::string& command, const StoreError& error);
 int usage_error(const std::string& command, const std::string& message);
 // Opens the store at `dir`; on an error prints it, sets exit_code and returns null.
+// A directory that is missing or holds no store is a usage error (exit 2) with the way to make one.
 std::unique_ptr<Store> open_store(const std::string& command, const std::string& dir, bool writable,
                                   bool create, int& exit_code);
+// Prints why opening `dir` failed: exit 2 when it holds no store, else fail()'s 1.
+int open_failed(const std::string& command, const std::string& dir, const StoreError& error);
 // Option --name as a number up to `max` into `out` (left alone when the option is absent); false
 // after printing a usage error (exit_code set) when the value is not such a number.
 bool number_option(const ParsedArgs& args, const std::string& command, const std::string& name,

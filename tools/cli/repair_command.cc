@@ -12,7 +12,7 @@ int run_repair(const ParsedArgs& args) {
   options.accept_data_loss = args.has("accept-data-loss");
   auto store = Store::open(args.positional[0], options);
   if (!store.ok()) {
-    int code = fail("repair", store.error());
+    int code = open_failed("repair", args.positional[0], store.error());
     if (store.error().is(ErrorCode::DurableDataLost)) {
       std::fprintf(
           stderr,
