@@ -736,8 +736,10 @@ TEST_CASE("verify names the last good sequence and the offset of a frame that do
   CHECK(report->problem.find(log::segment_file_name(1)) != std::string::npos);
 }
 
-TEST_CASE("scan_events with limit 0 and entity_stream outside lanes_max are InvalidArgument",
-          "[store]") {
+TEST_CASE(
+    "scan_events with limit 0, reversed ranges and entity_stream outside lanes_max are "
+    "InvalidArgument",
+    "[store]") {
   TempDir dir;
   auto store = open_store(dir.path());
   for (int i = 0; i < 3; ++i) KEEL_REQUIRE_OK(store->append({"a", ""}, kPlaced, "x"));
@@ -756,6 +758,20 @@ TEST_CASE("scan_events with limit 0 and entity_stream outside lanes_max are Inva
   Status reversed = store->entity_stream("a", 0, 3, 2, visit);
   REQUIRE_FALSE(reversed.ok());
   CHECK(reversed.error().is(ErrorCode::InvalidArgument));
+  // A reversed sequence range is the caller's mistake, not an empty answer; a range past the end
+  // is an empty answer.
+  Status backwards = store->scan(3, 2, visit);
+  REQUIRE_FALSE(backwards.ok());
+  CHECK(backwards.error().is(ErrorCode::InvalidArgument));
+  CHECK(backwards.error().field_string("argument") == "from");
+  CHECK_THAT(backwards.error().message(), Catch::Contains("3 to 2 is reversed"));
+  auto backwards_events = store->scan_events(2, 1);
+  REQUIRE_FALSE(backwards_events.ok());
+  CHECK(backwards_events.error().is(ErrorCode::InvalidArgument));
+  auto past_end = store->scan_events(4, 10);
+  KEEL_REQUIRE_OK(past_end);
+  CHECK(past_end->empty());
+  KEEL_REQUIRE_OK(store->scan(2, 2, visit));
 }
 
 TEST_CASE("verify reports a chained hash that does not match its bytes", "[store]") {

@@ -16,3 +16,4 @@
 #include "keel/retention.h"
 #include "keel/snapshot.h"
 #include "keel/store.h"
+#include "keel/version.h"

@@ -182,7 +182,8 @@ class Store {
   Result<Event> read(uint64_t sequence);
 
   // Visits the visible events with sequence in [from, to] in order; the view is valid during the
-  // call only. Stops early when visit returns false.
+  // call only. Stops early when visit returns false. from > to is InvalidArgument (as query and
+  // entity_stream refuse reversed ranges); a range past the visible end is empty.
   Status scan(uint64_t from, uint64_t to, const EventVisitor& visit);
   // The visible events of (entity, lane) with entity clock in [clock_from, clock_to], in clock order.
   // InvalidCoordinate for a bad entity; InvalidArgument for a lane >= lanes_max or a reversed range.

@@ -5,11 +5,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "keel/version.h"
+
 namespace keel::format {
 
 // ---- Segment files (FORMAT.md "Segment header") ----
 inline constexpr char kSegmentMagic[8] = {'K', 'E', 'E', 'L', 'S', 'E', 'G', '\0'};
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = keel::kFormatVersion;  // declared in the public API
 inline constexpr size_t kSegmentHeaderSize = 64;
 inline constexpr size_t kSegmentHeaderChecksumOffset = 56;  // XXH3-64 of bytes [0, 56)
 inline constexpr char kSegmentFilePrefix[] = "segment-";

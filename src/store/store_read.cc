@@ -156,6 +156,12 @@ Result<Event> Store::Impl::get(const EventId& id) {
 Status Store::Impl::scan(uint64_t from, uint64_t to, const EventVisitor& visit) {
   std::lock_guard lock(mutex_);
   KEEL_TRY(check_open());
+  if (from > to) {
+    return StoreError(ErrorCode::InvalidArgument)
+        .with("argument", "from")
+        .with("reason", "the sequence range " + std::to_string(from) + " to " + std::to_string(to) +
+                            " is reversed");
+  }
   to = std::min(to, sequence_visible());
   from = std::max<uint64_t>(from, first_retained_sequence_);
   while (from <= to && !index_.visible_in_index(from)) ++from;  // skip hidden events

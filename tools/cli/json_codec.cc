@@ -217,6 +217,43 @@ std::string effects_json(const EventRef& event, const Effects& effects,
   return dump(j);
 }
 
+std::string stats_json(const StoreStats& s) {
+  json j;
+  j["epoch"] = s.epoch;
+  j["events"] = s.events;
+  j["entity_streams"] = s.entities;
+  j["segments"] = s.segments;
+  j["bytes_on_disk"] = s.bytes_on_disk;
+  j["sequence_next"] = s.sequence_next;
+  j["sequence_written"] = s.sequence_written;
+  j["sequence_durable"] = s.sequence_durable;
+  j["sequence_visible"] = s.sequence_visible;
+  j["first_retained_sequence"] = s.first_retained_sequence;
+  j["hidden_events"] = s.hidden_events;
+  j["idempotency_keys"] = s.idempotency_keys;
+  j["index_bytes"] = s.index_bytes;
+  j["indexes_from"] = s.index_source;
+  j["records_replayed"] = s.records_replayed;
+  j["recovery_bytes_dropped"] = s.recovery_bytes_dropped;
+  j["recovery_frames_dropped"] = s.recovery_frames_dropped;
+  j["recovery_actions"] = s.recovery_actions;
+  j["data_losses"] = s.data_losses;
+  j["frontier_log"] = s.frontier_log;
+  return j.dump();
+}
+
+std::string verify_json(const VerifyReport& r) {
+  json j;
+  j["ok"] = r.ok;
+  j["events_checked"] = r.events_checked;
+  j["frames_checked"] = r.frames_checked;
+  j["first_bad_sequence"] = r.ok ? json(nullptr) : json(r.first_bad_sequence);
+  j["problem"] = r.ok ? json(nullptr) : json(r.problem);
+  j["recovery_dropped"] = r.recovery_dropped;
+  j["data_losses"] = r.data_losses;
+  return j.dump();
+}
+
 std::string receipt_json(const Receipt& r) {
   json j;
   j["sequence"] = r.sequence;

@@ -32,6 +32,10 @@ std::string ancestry_json(const Ancestry& ancestry);
 std::string effects_json(const EventRef& event, const Effects& effects,
                          const std::vector<EventId>& causes);
 std::string receipt_json(const Receipt& receipt);
+// keel stats --json: every field of StoreStats that describes the store as opened.
+std::string stats_json(const StoreStats& stats);
+// keel verify --json: the report's fields.
+std::string verify_json(const VerifyReport& report);
 std::string kind_text(EventKind kind);  // "category:type", e.g. "1:2"
 
 }  // namespace keel::cli

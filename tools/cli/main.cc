@@ -4,6 +4,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "keel/version.h"
 
 namespace {
 
@@ -16,7 +17,9 @@ void print_overview(FILE* out) {
   for (const auto& command : keel::cli::commands()) {
     std::fprintf(out, "  %-9s %s\n", command.spec.name.c_str(), command.spec.summary.c_str());
   }
-  std::fprintf(out, "\nRun 'keel COMMAND --help' for a command's options.\n");
+  std::fprintf(out,
+               "\nRun 'keel COMMAND --help' for a command's options; 'keel --version' for the "
+               "version.\n");
 }
 
 }  // namespace
@@ -29,6 +32,11 @@ int main(int argc, char** argv) {
   std::string name = argv[1];
   if (name == "--help" || name == "-h" || name == "help") {
     print_overview(stdout);
+    return 0;
+  }
+  if (name == "--version" || name == "version") {
+    std::printf("keel %s (on-disk format %u)\n", keel::kVersion,
+                static_cast<unsigned>(keel::kFormatVersion));
     return 0;
   }
   for (const auto& command : keel::cli::commands()) {
