@@ -566,6 +566,44 @@ const std::vector<Command>& commands() {
         2,
         2},
        run_import},
+      {{"load",
+        "STORE FILE|-",
+        "append whole events from JSON lines, in atomic batches",
+        "Each non-blank line of FILE (- reads stdin) is one JSON object: \"entity\" (required),\n"
+        "\"scope\", \"lane\", \"kind\" (\"CATEGORY:TYPE\", default \"1:1\"), \"payload\" (any "
+        "JSON,\n"
+        "stored as msgpack as keel append does) or \"payload_hex\" (exact bytes), \"metadata\" or\n"
+        "\"metadata_hex\", \"correlation_id\", \"causation_id\", \"idempotency_key\", and\n"
+        "\"event_id\": the event's id where the line came from. A cause or correlation naming\n"
+        "the event_id of an earlier line is mapped to the id that event gets here; any other is\n"
+        "kept (an external cause). Fields keel dump writes for information (sequence, clock,\n"
+        "epoch, hlc, prev_hash, chained_hash) are ignored; any other field is an error.\n"
+        "Lines are appended in batches of --batch events, each all or nothing: a bad line, or an\n"
+        "event the store refuses, stops the load with its line number, and nothing of its batch\n"
+        "is written (the batches before it are). Prints a summary on stderr, and the receipts\n"
+        "(one JSON line per event) with --receipts. Progress on stderr for a FILE.\n\n"
+        "example: keel dump ./orders | keel load ./orders-copy - --create",
+        {{"create", "", "create the store if STORE does not hold one"},
+         {"batch", "N", "events per atomic batch, 1 to 10000 (default 1000)"},
+         {"durability", "LEVEL", "durable (default: each batch is fdatasync'd) or written"},
+         {"receipts", "", "print each event's receipt as a JSON line"}},
+        2,
+        2},
+       run_load},
+      {{"dump",
+        "STORE",
+        "print every visible event as a JSON line keel load reads back",
+        "Writes the events in sequence order, one JSON object per line, with the fields keel\n"
+        "load reads: a payload or metadata as \"payload\" (its JSON) when it is msgpack that\n"
+        "load encodes back to the same bytes, else as \"payload_hex\" (exact). Loading the\n"
+        "output into an empty store gives the same entities, scopes, lanes, kinds, clocks,\n"
+        "payloads, metadata and causal links, with new ids, sequences and HLCs. Idempotency keys\n"
+        "are not part of a read event, so they are not dumped.\n\n"
+        "example: keel dump ./orders --from 1000 > orders.jsonl",
+        {{"from", "SEQ", "first sequence (default 1)"}, {"to", "SEQ", "last sequence"}},
+        1,
+        1},
+       run_dump},
   };
   return all;
 }

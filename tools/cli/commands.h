@@ -32,6 +32,8 @@ int run_retain(const ParsedArgs& args);    // consumer_commands.cc
 int run_snapshot(const ParsedArgs& args);  // snapshot_command.cc
 int run_export(const ParsedArgs& args);    // artifact_commands.cc
 int run_import(const ParsedArgs& args);    // artifact_commands.cc
+int run_load(const ParsedArgs& args);      // load_dump_commands.cc
+int run_dump(const ParsedArgs& args);      // load_dump_commands.cc
 inline constexpr uint64_t kEffectsLimitDefault = 1000;
 
 // Helpers shared by the commands.
