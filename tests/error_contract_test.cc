@@ -33,264 +33,108 @@ StoreError io_cause(const char* detail) {
 std::vector<Case> contract_table() {
   return {
       {"InvalidArgument",
-       StoreError(ErrorCode::InvalidArgument)
-           .with("argument", "segment_size")
-           .with("reason", "must be at least 4096 bytes"),
-       ErrorClass::Domain,
-       {"invalid argument", "segment_size", "4096"},
-       nullptr},
+       StoreError(ErrorCode::InvalidArgument).with("argument", "segment_size").with("reason", "must be at least 4096 bytes"),
+       ErrorClass::Domain, {"invalid argument", "segment_size", "4096"}, nullptr},
       {"InvalidCoordinate",
        StoreError(ErrorCode::InvalidCoordinate).with("component", "entity").with("reason", "empty"),
-       ErrorClass::Domain,
-       {"invalid coordinate", "entity", "empty"},
-       nullptr},
-      {"NotFound",
-       StoreError(ErrorCode::NotFound).with("what", "event").with("key", "00ff"),
-       ErrorClass::Domain,
-       {"event", "not found", "00ff"},
-       nullptr},
+       ErrorClass::Domain, {"invalid coordinate", "entity", "empty"}, nullptr},
+      {"NotFound", StoreError(ErrorCode::NotFound).with("what", "event").with("key", "00ff"),
+       ErrorClass::Domain, {"event", "not found", "00ff"}, nullptr},
       {"StoreLocked",
-       StoreError(ErrorCode::StoreLocked)
-           .with("path", "/data/locked")
-           .with("mode", "writable")
-           .with("holder", "process 4242"),
-       ErrorClass::Domain,
-       {"/data/locked", "locked", "writable", "process 4242"},
-       nullptr},
+       StoreError(ErrorCode::StoreLocked).with("path", "/data/locked").with("mode", "writable").with("holder", "process 4242"),
+       ErrorClass::Domain, {"/data/locked", "locked", "writable", "process 4242"}, nullptr},
       {"ReadOnlyStore",
        StoreError(ErrorCode::ReadOnlyStore).with("path", "/data/ro").with("operation", "append"),
-       ErrorClass::Domain,
-       {"/data/ro", "read-only", "append"},
-       nullptr},
+       ErrorClass::Domain, {"/data/ro", "read-only", "append"}, nullptr},
       {"NotSupported",
-       StoreError(ErrorCode::NotSupported)
-           .with("feature", "idempotency_key")
-           .with("reason", "not yet honoured"),
-       ErrorClass::Domain,
-       {"idempotency_key", "not supported", "not yet honoured"},
-       nullptr},
+       StoreError(ErrorCode::NotSupported).with("feature", "idempotency_key").with("reason", "not yet honoured"),
+       ErrorClass::Domain, {"idempotency_key", "not supported", "not yet honoured"}, nullptr},
       {"PayloadTooLarge",
-       StoreError(ErrorCode::PayloadTooLarge)
-           .with("what", "record")
-           .with("size", uint64_t{5000})
-           .with("limit", uint64_t{3968}),
-       ErrorClass::Domain,
-       {"record", "5000", "3968"},
-       nullptr},
+       StoreError(ErrorCode::PayloadTooLarge).with("what", "record").with("size", uint64_t{5000}).with("limit", uint64_t{3968}),
+       ErrorClass::Domain, {"record", "5000", "3968"}, nullptr},
       {"SequenceMismatch",
-       StoreError(ErrorCode::SequenceMismatch)
-           .with("entity", "user:1")
-           .with("lane", 0)
-           .with("expected", uint64_t{5})
-           .with("actual", uint64_t{3}),
-       ErrorClass::Domain,
-       {"CAS failed", "user:1", "expected clock 5", "actual 3"},
-       nullptr},
+       StoreError(ErrorCode::SequenceMismatch).with("entity", "user:1").with("lane", 0).with("expected", uint64_t{5}).with("actual", uint64_t{3}),
+       ErrorClass::Domain, {"CAS failed", "user:1", "expected clock 5", "actual 3"}, nullptr},
       {"IdempotencyConflict",
-       StoreError(ErrorCode::IdempotencyConflict)
-           .with("key", "\"order-7\"")
-           .with("reason", "another payload"),
-       ErrorClass::Domain,
-       {"idempotency key", "order-7", "conflicts", "another payload"},
-       nullptr},
+       StoreError(ErrorCode::IdempotencyConflict).with("key", "\"order-7\"").with("reason", "another payload"),
+       ErrorClass::Domain, {"idempotency key", "order-7", "conflicts", "another payload"}, nullptr},
       {"GateDenied",
        StoreError(ErrorCode::GateDenied).with("gate", "credit-limit").with("reason", "over 100"),
-       ErrorClass::Domain,
-       {"gate credit-limit", "denied", "over 100"},
-       nullptr},
+       ErrorClass::Domain, {"gate credit-limit", "denied", "over 100"}, nullptr},
       {"GateReentrant",
        StoreError(ErrorCode::GateReentrant).with("gate", "audit").with("operation", "get"),
-       ErrorClass::Domain,
-       {"gate audit", "called back", "get"},
-       nullptr},
+       ErrorClass::Domain, {"gate audit", "called back", "get"}, nullptr},
       {"GateFailed",
        StoreError(ErrorCode::GateFailed).with("gate", "audit").with("reason", "threw: boom"),
-       ErrorClass::Domain,
-       {"gate audit", "failed", "threw: boom"},
-       nullptr},
+       ErrorClass::Domain, {"gate audit", "failed", "threw: boom"}, nullptr},
       {"FenceNotActive",
-       StoreError(ErrorCode::FenceNotActive)
-           .with("fence", uint64_t{4097})
-           .with("reason", "it was committed or cancelled"),
-       ErrorClass::Domain,
-       {"fence 4097", "not active", "committed or cancelled"},
-       nullptr},
+       StoreError(ErrorCode::FenceNotActive).with("fence", uint64_t{4097}).with("reason", "it was committed or cancelled"),
+       ErrorClass::Domain, {"fence 4097", "not active", "committed or cancelled"}, nullptr},
       {"BatchItemTooLarge",
-       StoreError(ErrorCode::BatchItemTooLarge)
-           .with("index", uint64_t{3})
-           .with("what", "payload")
-           .with("size", uint64_t{2000})
-           .with("limit", uint64_t{1024}),
-       ErrorClass::Domain,
-       {"batch item 3", "payload", "2000", "1024"},
-       nullptr},
+       StoreError(ErrorCode::BatchItemTooLarge).with("index", uint64_t{3}).with("what", "payload").with("size", uint64_t{2000}).with("limit", uint64_t{1024}),
+       ErrorClass::Domain, {"batch item 3", "payload", "2000", "1024"}, nullptr},
       {"VisibilityFenceActive",
-       StoreError(ErrorCode::VisibilityFenceActive)
-           .with("fence", uint64_t{4097})
-           .with("operation", "append"),
-       ErrorClass::Retryable,
-       {"visibility fence 4097", "active", "append"},
-       nullptr},
-      {"Io",
-       io_cause("Input/output error"),
-       ErrorClass::Retryable,
-       {"I/O error", "fdatasync", "segment-00000000000000000003.keel", "Input/output error",
-        "errno 5"},
-       nullptr},
+       StoreError(ErrorCode::VisibilityFenceActive).with("fence", uint64_t{4097}).with("operation", "append"),
+       ErrorClass::Retryable, {"visibility fence 4097", "active", "append"}, nullptr},
+      {"Io", io_cause("Input/output error"), ErrorClass::Retryable,
+       {"I/O error", "fdatasync", "segment-00000000000000000003.keel", "Input/output error", "errno 5"}, nullptr},
       {"NoSpace",
-       StoreError(ErrorCode::NoSpace)
-           .with("operation", "fallocate")
-           .with("path", "/data/s")
-           .with("bytes", uint64_t{67108864}),
-       ErrorClass::Retryable,
-       {"no space", "fallocate", "/data/s", "67108864"},
-       nullptr},
+       StoreError(ErrorCode::NoSpace).with("operation", "fallocate").with("path", "/data/s").with("bytes", uint64_t{67108864}),
+       ErrorClass::Retryable, {"no space", "fallocate", "/data/s", "67108864"}, nullptr},
       {"WaitTimeout",
-       StoreError(ErrorCode::WaitTimeout)
-           .with("watermark", "durable")
-           .with("target", uint64_t{42})
-           .with("waited_ms", uint64_t{250}),
-       ErrorClass::Retryable,
-       {"durable", "42", "250ms", "timed out"},
-       nullptr},
+       StoreError(ErrorCode::WaitTimeout).with("watermark", "durable").with("target", uint64_t{42}).with("waited_ms", uint64_t{250}),
+       ErrorClass::Retryable, {"durable", "42", "250ms", "timed out"}, nullptr},
       {"WriteInDoubt",
-       StoreError(ErrorCode::WriteInDoubt)
-           .with("operation", "fdatasync")
-           .with("sequence", uint64_t{17})
-           .caused_by(io_cause("disk gone")),
-       ErrorClass::Indeterminate,
-       {"in doubt", "fdatasync", "17"},
-       "disk gone"},
+       StoreError(ErrorCode::WriteInDoubt).with("operation", "fdatasync").with("sequence", uint64_t{17}).caused_by(io_cause("disk gone")),
+       ErrorClass::Indeterminate, {"in doubt", "fdatasync", "17"}, "disk gone"},
       {"OperationInDoubt",
-       StoreError(ErrorCode::OperationInDoubt)
-           .with("operation", "retention to segment 4")
-           .with("reason", "the directory sync failed")
-           .caused_by(io_cause("EIO on fsync")),
-       ErrorClass::Indeterminate,
-       {"retention to segment 4", "may have taken effect", "the directory sync failed"},
-       "EIO on fsync"},
+       StoreError(ErrorCode::OperationInDoubt).with("operation", "retention to segment 4").with("reason", "the directory sync failed").caused_by(io_cause("EIO on fsync")),
+       ErrorClass::Indeterminate, {"retention to segment 4", "may have taken effect", "the directory sync failed"}, "EIO on fsync"},
       {"Corruption",
-       StoreError(ErrorCode::Corruption)
-           .with("path", "/data/s/segment-1")
-           .with("offset", uint64_t{128})
-           .with("reason", "bad checksum")
-           .with("rule", "SealedSegmentDamage"),
-       ErrorClass::FailClosed,
-       {"corruption", "segment-1", "128", "bad checksum", "SealedSegmentDamage"},
-       nullptr},
+       StoreError(ErrorCode::Corruption).with("path", "/data/s/segment-1").with("offset", uint64_t{128}).with("reason", "bad checksum").with("rule", "SealedSegmentDamage"),
+       ErrorClass::FailClosed, {"corruption", "segment-1", "128", "bad checksum", "SealedSegmentDamage"}, nullptr},
       {"SegmentChainBroken",
-       StoreError(ErrorCode::SegmentChainBroken)
-           .with("path", "/data/s/segment-3")
-           .with("reason", "ids not consecutive")
-           .with("rule", "SegmentChainGap"),
-       ErrorClass::FailClosed,
-       {"chain broken", "segment-3", "ids not consecutive", "SegmentChainGap"},
-       nullptr},
+       StoreError(ErrorCode::SegmentChainBroken).with("path", "/data/s/segment-3").with("reason", "ids not consecutive").with("rule", "SegmentChainGap"),
+       ErrorClass::FailClosed, {"chain broken", "segment-3", "ids not consecutive", "SegmentChainGap"}, nullptr},
       {"HiddenRangesCorrupt",
-       StoreError(ErrorCode::HiddenRangesCorrupt)
-           .with("path", "/data/s/segment-2")
-           .with("offset", uint64_t{4096})
-           .with("reason", "fence end without its begin")
-           .with("rule", "OpenFenceFollowedByRecords"),
-       ErrorClass::FailClosed,
-       {"hidden ranges", "segment-2", "4096", "fence end without its begin",
-        "OpenFenceFollowedByRecords"},
-       nullptr},
+       StoreError(ErrorCode::HiddenRangesCorrupt).with("path", "/data/s/segment-2").with("offset", uint64_t{4096}).with("reason", "fence end without its begin").with("rule", "OpenFenceFollowedByRecords"),
+       ErrorClass::FailClosed, {"hidden ranges", "segment-2", "4096", "fence end without its begin", "OpenFenceFollowedByRecords"}, nullptr},
       {"CorruptSidecar",
-       StoreError(ErrorCode::CorruptSidecar)
-           .with("path", "/data/s/EPOCH")
-           .with("reason", "checksum mismatch"),
-       ErrorClass::FailClosed,
-       {"corrupt sidecar", "EPOCH", "checksum mismatch"},
-       nullptr},
+       StoreError(ErrorCode::CorruptSidecar).with("path", "/data/s/EPOCH").with("reason", "checksum mismatch"),
+       ErrorClass::FailClosed, {"corrupt sidecar", "EPOCH", "checksum mismatch"}, nullptr},
       {"PermissionDenied",
-       StoreError(ErrorCode::PermissionDenied)
-           .with("operation", "open lock file")
-           .with("path", "/data/s/LOCK")
-           .with("detail", "Read-only file system")
-           .with("errno", uint64_t{30})
-           .with("needed", "a file system mounted read-write"),
-       ErrorClass::Domain,
-       {"open lock file", "/data/s/LOCK", "refused", "Read-only file system", "errno 30",
-        "needs a file system mounted read-write"},
-       nullptr},
+       StoreError(ErrorCode::PermissionDenied).with("operation", "open lock file").with("path", "/data/s/LOCK").with("detail", "Read-only file system").with("errno", uint64_t{30}).with("needed", "a file system mounted read-write"),
+       ErrorClass::Domain, {"open lock file", "/data/s/LOCK", "refused", "Read-only file system", "errno 30", "needs a file system mounted read-write"}, nullptr},
       {"CursorExpired",
-       StoreError(ErrorCode::CursorExpired)
-           .with("cursor", uint64_t{41})
-           .with("first_retained", uint64_t{43}),
-       ErrorClass::Domain,
-       {"cursor 41", "first retained sequence is 43", "resync"},
-       nullptr},
+       StoreError(ErrorCode::CursorExpired).with("cursor", uint64_t{41}).with("first_retained", uint64_t{43}),
+       ErrorClass::Domain, {"cursor 41", "first retained sequence is 43", "resync"}, nullptr},
       {"StaleSequence",
-       StoreError(ErrorCode::StaleSequence)
-           .with("name", "orders")
-           .with("next", uint64_t{15})
-           .with("floor", uint64_t{20})
-           .with("reason", "the state was loaded from sequence 10"),
-       ErrorClass::Domain,
-       {"snapshot orders", "sequence 15 is stale", "loaded from sequence 10",
-        "published: sequence 20"},
-       nullptr},
+       StoreError(ErrorCode::StaleSequence).with("name", "orders").with("next", uint64_t{15}).with("floor", uint64_t{20}).with("reason", "the state was loaded from sequence 10"),
+       ErrorClass::Domain, {"snapshot orders", "sequence 15 is stale", "loaded from sequence 10", "published: sequence 20"}, nullptr},
       {"DestinationExists",
-       StoreError(ErrorCode::DestinationExists)
-           .with("path", "/backup/s")
-           .with("reason", "it holds 3 entries"),
-       ErrorClass::Domain,
-       {"/backup/s", "it holds 3 entries", "missing or empty directory"},
-       nullptr},
+       StoreError(ErrorCode::DestinationExists).with("path", "/backup/s").with("reason", "it holds 3 entries"),
+       ErrorClass::Domain, {"/backup/s", "it holds 3 entries", "missing or empty directory"}, nullptr},
       {"ArtifactInvalid",
-       StoreError(ErrorCode::ArtifactInvalid)
-           .with("path", "/in/s")
-           .with("reason", "file EPOCH does not hash to what MANIFEST says"),
-       ErrorClass::FailClosed,
-       {"/in/s", "refused", "EPOCH does not hash"},
-       nullptr},
+       StoreError(ErrorCode::ArtifactInvalid).with("path", "/in/s").with("reason", "file EPOCH does not hash to what MANIFEST says"),
+       ErrorClass::FailClosed, {"/in/s", "refused", "EPOCH does not hash"}, nullptr},
       {"CursorAheadOfLog",
-       StoreError(ErrorCode::CursorAheadOfLog)
-           .with("consumer", "consumer billing")
-           .with("cursor", uint64_t{90})
-           .with("recovered", uint64_t{77}),
-       ErrorClass::FailClosed,
-       {"consumer billing committed cursor 90", "last sequence 77"},
-       nullptr},
+       StoreError(ErrorCode::CursorAheadOfLog).with("consumer", "consumer billing").with("cursor", uint64_t{90}).with("recovered", uint64_t{77}),
+       ErrorClass::FailClosed, {"consumer billing committed cursor 90", "last sequence 77"}, nullptr},
       {"DurableDataLost",
-       StoreError(ErrorCode::DurableDataLost)
-           .with("reference", "/data/s/END")
-           .with("referenced", uint64_t{10})
-           .with("recovered", uint64_t{7})
-           .with("found", "TornTail at segment-2:4096")
-           .with("rule", "DurableEndNotReached"),
-       ErrorClass::FailClosed,
-       {"END", "sequence 10", "sequence 7", "TornTail at segment-2:4096", "accept_data_loss",
-        "DurableEndNotReached"},
-       nullptr},
+       StoreError(ErrorCode::DurableDataLost).with("reference", "/data/s/END").with("referenced", uint64_t{10}).with("recovered", uint64_t{7}).with("found", "TornTail at segment-2:4096").with("rule", "DurableEndNotReached"),
+       ErrorClass::FailClosed, {"END", "sequence 10", "sequence 7", "TornTail at segment-2:4096", "accept_data_loss", "DurableEndNotReached"}, nullptr},
       {"UnsupportedVersion",
-       StoreError(ErrorCode::UnsupportedVersion)
-           .with("path", "/data/s/EPOCH")
-           .with("found", uint64_t{9})
-           .with("supported", uint64_t{1}),
-       ErrorClass::FailClosed,
-       {"EPOCH", "version 9", "supported 1"},
-       nullptr},
+       StoreError(ErrorCode::UnsupportedVersion).with("path", "/data/s/EPOCH").with("found", uint64_t{9}).with("supported", uint64_t{1}),
+       ErrorClass::FailClosed, {"EPOCH", "version 9", "supported 1"}, nullptr},
       {"WriterPoisoned",
-       StoreError(ErrorCode::WriterPoisoned)
-           .with("operation", "fdatasync")
-           .caused_by(io_cause("EIO on sync")),
-       ErrorClass::FailClosed,
-       {"poisoned", "fdatasync", "reopen"},
-       "EIO on sync"},
+       StoreError(ErrorCode::WriterPoisoned).with("operation", "fdatasync").caused_by(io_cause("EIO on sync")),
+       ErrorClass::FailClosed, {"poisoned", "fdatasync", "reopen"}, "EIO on sync"},
       {"InvariantViolation",
        StoreError(ErrorCode::InvariantViolation).with("invariant", "accepted >= written"),
-       ErrorClass::FailClosed,
-       {"invariant violation", "accepted >= written"},
-       nullptr},
+       ErrorClass::FailClosed, {"invariant violation", "accepted >= written"}, nullptr},
       {"BatchItemFailed",
-       StoreError(ErrorCode::BatchItemFailed)
-           .with("index", uint64_t{2})
-           .caused_by(io_cause("flush timed out")),
-       ErrorClass::Retryable,
-       {"batch failed at item 2"},
-       "flush timed out"},
+       StoreError(ErrorCode::BatchItemFailed).with("index", uint64_t{2}).caused_by(io_cause("flush timed out")),
+       ErrorClass::Retryable, {"batch failed at item 2"}, "flush timed out"},
   };
 }
 
