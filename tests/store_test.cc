@@ -93,6 +93,37 @@ TEST_CASE("clocks and chains are per (entity, lane)", "[store]") {
   CHECK(verified->events_checked == 4);
 }
 
+TEST_CASE("scope is a label: the entity's clock and chain run across scopes, queries match it",
+          "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.path());
+  auto shop = store->append({"order:1", "shop"}, kPlaced, "in shop");
+  auto none = store->append({"order:1", ""}, kPaid, "no scope");
+  AppendOptions cas;
+  cas.expected_clock = 2;  // the head across both scopes
+  auto billing = store->append({"order:1", "billing"}, kPaid, "in billing", cas);
+  KEEL_REQUIRE_OK(billing);
+  CHECK(shop->entity_clock == 1);
+  CHECK(none->entity_clock == 2);
+  CHECK(billing->entity_clock == 3);
+  auto events = store->entity_events("order:1", 0);
+  KEEL_REQUIRE_OK(events);
+  REQUIRE(events->size() == 3);
+  CHECK((*events)[1].prev_hash == std::optional<Hash128>(shop->chained_hash));
+  CHECK((*events)[2].prev_hash == std::optional<Hash128>(none->chained_hash));
+  Query by_scope;
+  by_scope.scope = "shop";
+  auto page = store->query(by_scope);
+  KEEL_REQUIRE_OK(page);
+  REQUIRE(page->events.size() == 1);
+  CHECK(page->events[0].sequence == shop->sequence);
+  by_scope.scope = "";
+  page = store->query(by_scope);
+  KEEL_REQUIRE_OK(page);
+  REQUIRE(page->events.size() == 1);  // exact: the empty scope is a scope
+  CHECK(page->events[0].sequence == none->sequence);
+}
+
 TEST_CASE("a batch is one record with consecutive sequences and chains through its items",
           "[store]") {
   TempDir dir;

@@ -12,7 +12,10 @@ namespace keel {
 inline constexpr size_t kEntityMaxBytes = 256;
 inline constexpr size_t kScopeMaxBytes = 128;
 
-// entity: the stream key (e.g. "order:42"); scope: an isolation label (e.g. "billing"), may be empty.
+// entity: the stream key (e.g. "order:42"). scope: a label stored on the event (e.g. "billing"),
+// may be empty, matched exactly by queries and filters. It does not partition the entity: the
+// entity clock, the hash chain and CAS are per (entity, lane), whatever the scope, so events of
+// "order:42" in scopes "shop" and "billing" are one stream (docs/ARCHITECTURE.md §3).
 struct Coordinate {
   std::string entity;
   std::string scope;
