@@ -326,18 +326,12 @@ static std::vector<OptionSpec> with_filter_options(std::vector<OptionSpec> more)
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> all = {
-      {{"demo",
-        "DIR",
-        "run a small order flow into a new store at DIR, then reopen and check it",
+      {{"demo", "DIR", "run a small order flow into a new store at DIR, then reopen and check it",
         "Writes orders placed -> paid -> shipped with correlation and causation, prints them,\n"
         "reopens the store and shows everything survived (verify included). DIR must not exist.",
-        {},
-        1,
-        1},
+        {}, 1, 1},
        run_demo},
-      {{"append",
-        "DIR ENTITY [PAYLOAD_JSON]",
-        "append events; prints one JSON receipt per event",
+      {{"append", "DIR ENTITY [PAYLOAD_JSON]", "append events; prints one JSON receipt per event",
         "The payload is JSON, stored as msgpack. Without PAYLOAD_JSON, every non-empty line of\n"
         "stdin is one payload (JSON lines), appended in order.\n\n"
         "example: keel append ./orders order:42 '{\"total\":12}' --key pay-42 --expect-clock 3\n"
@@ -354,29 +348,20 @@ const std::vector<Command>& commands() {
          {"key", "KEY", "idempotency key: a retry with the same key returns the first receipt"},
          {"expect-clock", "N", "append only if the entity's clock on the lane is N (0: no events)"},
          {"create", "", "create the store if DIR does not hold one"}},
-        2,
-        3},
+        2, 3},
        append_run},
       {{"get", "DIR EVENT_ID", "print one event as JSON", "", {}, 2, 2}, get_run},
-      {{"scan",
-        "DIR",
-        "print events in sequence order as JSON lines",
-        "",
+      {{"scan", "DIR", "print events in sequence order as JSON lines", "",
         {{"from", "N", "first sequence (default 1)"},
          {"to", "N", "last sequence (default: the newest)"},
          {"limit", "N", "print at most N events"}},
-        1,
-        1},
+        1, 1},
        scan_run},
-      {{"entity",
-        "DIR ENTITY",
-        "print one entity's events on a lane in clock order",
-        "",
+      {{"entity", "DIR ENTITY", "print one entity's events on a lane in clock order", "",
         {{"lane", "N", "lane (default 0)"},
          {"from-clock", "N", "first clock (default 1)"},
          {"to-clock", "N", "last clock (default: the newest)"}},
-        2,
-        2},
+        2, 2},
        entity_run},
       {{"query", "DIR", "print the events matching a query as JSON lines or a table",
         "Every flag given must hold (AND). Events come in global sequence order (see --order),\n"
@@ -386,30 +371,24 @@ const std::vector<Command>& commands() {
         "example: keel query ./orders --entity-prefix order: --kind 1:2 --order desc --limit 10\n"
         "         keel query ./orders --correlation 0190f3c1e2a47b00a1b2c3d4e5f60718 --all\n"
         "         keel query ./orders --entity order:42 --lane 0 --clock-from 3 --format table",
-        with_filter_options(
-            {{"order", "asc|desc", "sequence order (default asc)"},
-             {"after", "N", "start after sequence N (in --order: above it asc, below it desc)"},
-             {"limit", "N",
-              "events per page, 1-" + std::to_string(kQueryLimitMax) + " (default 100)"},
-             {"all", "", "follow every page to the end"},
-             {"payload", "", "include payload and metadata"},
-             {"format", "FMT", "json (JSON lines, the default) or table (aligned columns)"}}),
+        with_filter_options({
+         {"order", "asc|desc", "sequence order (default asc)"},
+         {"after", "N", "start after sequence N (in --order: above it asc, below it desc)"},
+         {"limit", "N", "events per page, 1-" + std::to_string(kQueryLimitMax) + " (default 100)"},
+         {"all", "", "follow every page to the end"},
+         {"payload", "", "include payload and metadata"},
+         {"format", "FMT", "json (JSON lines, the default) or table (aligned columns)"}}),
         1, 1},
        run_query},
-      {{"ancestry",
-        "DIR EVENT_ID",
-        "print an event's causes up to its root",
+      {{"ancestry", "DIR EVENT_ID", "print an event's causes up to its root",
         "One line per event (#SEQUENCE ENTITY/LANE@CLOCK kind C:T id ID), the event first, each\n"
         "cause indented under its effect; 'caused by external cause ID' when the root names a\n"
         "cause that is not an event of this store.\n\n"
         "example: keel ancestry ./orders 0190f3c1e2a47b00a1b2c3d4e5f60718",
         {{"json", "", "one JSON object: {\"chain\": [...], \"external_cause\": ID or null}"}},
-        2,
-        2},
+        2, 2},
        run_ancestry},
-      {{"effects",
-        "DIR EVENT_ID",
-        "print what an event caused, transitively, as a tree",
+      {{"effects", "DIR EVENT_ID", "print what an event caused, transitively, as a tree",
         "The event first, then each effect indented under its cause (#SEQUENCE ENTITY/LANE@CLOCK\n"
         "kind C:T id ID). Effects are collected breadth-first; '(truncated at N)' follows when\n"
         "more than --limit exist.\n\n"
@@ -419,11 +398,9 @@ const std::vector<Command>& commands() {
               std::to_string(kEffectsLimitDefault) + ")"},
          {"json", "",
           "one JSON object: {\"event\", \"effects\" (each with causation_id), \"truncated\"}"}},
-        2,
-        2},
+        2, 2},
        run_effects},
-      {{"verify",
-        "DIR",
+      {{"verify", "DIR",
         "check every checksum, chained hash, chain and cause; exit 1 on a break",
         "Without --entity the whole store is checked, with a progress bar when stderr is a\n"
         "terminal (plain progress lines otherwise). With --entity only that entity's chains.\n"
@@ -436,22 +413,14 @@ const std::vector<Command>& commands() {
           "one JSON object: {\"ok\", \"events_checked\", \"frames_checked\", "
           "\"first_bad_sequence\", \"problem\", \"recovery_dropped\", \"data_losses\"}; "
           "the exit code is the same"}},
-        1,
-        1},
+        1, 1},
        verify_run},
-      {{"stats",
-        "DIR",
-        "print counts, watermarks and what recovery repaired",
-        "",
-        {{"json", "",
-          "one JSON object with the same fields, and the recovery actions and data "
-          "losses as arrays"}},
-        1,
-        1},
+      {{"stats", "DIR", "print counts, watermarks and what recovery repaired", "",
+        {{"json", "", "one JSON object with the same fields, and the recovery actions and data "
+                      "losses as arrays"}},
+        1, 1},
        stats_run},
-      {{"repair",
-        "DIR",
-        "open writable: run recovery's repairs and print them",
+      {{"repair", "DIR", "open writable: run recovery's repairs and print them",
         "Runs recovery as a writable open does (cuts a torn tail, cancels a fence left open,\n"
         "deletes leftovers) and prints what it did. When durable events are missing (the log\n"
         "ends before a point the store recorded as durable: its last segment removed, emptied\n"
@@ -461,8 +430,7 @@ const std::vector<Command>& commands() {
         "epoch: the lost sequence numbers are issued again to new events.\n\n"
         "example: keel repair ./orders --accept-data-loss",
         {{"accept-data-loss", "", "go on without the missing durable events"}},
-        1,
-        1},
+        1, 1},
        run_repair},
       {{"tail", "DIR", "print the last matching events, then (--follow) new ones as they come",
         "JSON lines, as 'keel query' prints them, in sequence order: the last --lines events that\n"
@@ -474,16 +442,14 @@ const std::vector<Command>& commands() {
         "CursorExpired.\n\n"
         "example: keel tail ./orders --entity-prefix order: --follow\n"
         "         keel tail ./orders --after 1200 --kind 1:2",
-        with_filter_options(
-            {{"lines", "N", "start with the last N matching events (default 10; 0: only new ones)"},
-             {"after", "N", "start after sequence N instead of --lines"},
-             {"follow", "", "keep printing new events until interrupted"},
-             {"payload", "", "include payload and metadata"}}),
+        with_filter_options({
+         {"lines", "N", "start with the last N matching events (default 10; 0: only new ones)"},
+         {"after", "N", "start after sequence N instead of --lines"},
+         {"follow", "", "keep printing new events until interrupted"},
+         {"payload", "", "include payload and metadata"}}),
         1, 1},
        run_tail},
-      {{"consumers",
-        "DIR",
-        "list the durable consumers, their cursors and how far behind they are",
+      {{"consumers", "DIR", "list the durable consumers, their cursors and how far behind they are",
         "One row per consumer: NAME, CURSOR (the last sequence it committed as applied),\n"
         "LAG_EVENTS (visible sequences after the cursor, matching its filter or not), LAG_MS (HLC\n"
         "wall time from the cursor's event to the newest visible one; '-' when that event is not\n"
@@ -492,12 +458,9 @@ const std::vector<Command>& commands() {
         "file is reported on its row and the command exits 1.\n\n"
         "example: keel consumers ./orders",
         {},
-        1,
-        1},
+        1, 1},
        run_consumers},
-      {{"retain",
-        "DIR",
-        "remove old segments: from a sequence, or by a size or age policy",
+      {{"retain", "DIR", "remove old segments: from a sequence, or by a size or age policy",
         "Removes sealed segments and moves the first retained sequence forward (never back).\n"
         "--from keeps every event from SEQ on; --max-bytes and --max-age-ms remove the oldest\n"
         "sealed segments while the store is larger or they are older. The segment being written\n"
@@ -510,12 +473,9 @@ const std::vector<Command>& commands() {
          {"max-bytes", "N", "keep at most N bytes of segments"},
          {"max-age-ms", "MS", "remove segments whose newest event is older than MS"},
          {"force", "", "remove past durable consumers' cursors and published snapshots"}},
-        1,
-        1},
+        1, 1},
        run_retain},
-      {{"snapshot",
-        "ACTION DIR [NAME]",
-        "list, show or prune the named snapshots of a store",
+      {{"snapshot", "ACTION DIR [NAME]", "list, show or prune the named snapshots of a store",
         "A snapshot is a caller's state saved under a name at the last sequence it covers\n"
         "(keel::save_snapshot); only the newest is published (its pointer), older payloads are\n"
         "kept until pruned.\n"
@@ -533,12 +493,9 @@ const std::vector<Command>& commands() {
         "         keel snapshot prune ./orders totals --keep 3",
         {{"output", "FILE", "show: write the published snapshot's bytes to FILE"},
          {"keep", "K", "prune: payloads to keep, the published one included (default 2)"}},
-        2,
-        3},
+        2, 3},
        run_snapshot},
-      {{"export",
-        "STORE DEST",
-        "copy a store, while it is in use, into a verified artifact",
+      {{"export", "STORE DEST", "copy a store, while it is in use, into a verified artifact",
         "Copies the store as of its durable sequence into DEST (a missing directory, or an empty\n"
         "one): its segments (the last one up to that sequence), an index image and idempotency\n"
         "keys cut at it, EPOCH, RETAIN and END, each durable consumer's cursor and each\n"
@@ -549,12 +506,9 @@ const std::vector<Command>& commands() {
         "Progress on stderr: a bar on a terminal, a line per 10% otherwise.\n\n"
         "example: keel export ./orders /backup/orders-2026-12-06",
         {},
-        2,
-        2},
+        2, 2},
        run_export},
-      {{"import",
-        "ARTIFACT DEST",
-        "check an exported artifact and make it a store at DEST",
+      {{"import", "ARTIFACT DEST", "check an exported artifact and make it a store at DEST",
         "Treats ARTIFACT as untrusted: every file must be a regular file that MANIFEST lists and\n"
         "hash to what it says; no other entries, no symbolic links, no names outside the store's\n"
         "own; MANIFEST at most 1 MiB with known fields and versions. The copy is staged beside\n"
@@ -564,8 +518,7 @@ const std::vector<Command>& commands() {
         "it). Exit 1 with the reason when the artifact is refused.\n\n"
         "example: keel import /backup/orders-2026-12-06 ./orders-restored",
         {},
-        2,
-        2},
+        2, 2},
        run_import},
       {{"load",
         "STORE FILE|-",
