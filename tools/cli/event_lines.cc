@@ -61,11 +61,10 @@ std::optional<std::string> bytes_field(const json& j, const std::string& name, s
     return std::nullopt;
   }
   if (hex) {
-    if (!j.at(name + "_hex").is_string() || !from_hex(j.at(name + "_hex").get<std::string>())) {
-      error = "\"" + name + "_hex\" wants a string of hex digits";
-      return std::nullopt;
-    }
-    return from_hex(j.at(name + "_hex").get<std::string>());
+    std::optional<std::string> bytes;
+    if (j.at(name + "_hex").is_string()) bytes = from_hex(j.at(name + "_hex").get<std::string>());
+    if (!bytes) error = "\"" + name + "_hex\" wants a string of hex digits";
+    return bytes;
   }
   if (!plain) return std::nullopt;
   std::optional<std::string> bytes = json_to_msgpack(j.at(name).dump(), error);

@@ -6,10 +6,9 @@
 // entity, scope, lane, kind, clock order, payload, metadata and causal links: a cause or
 // correlation naming an event of the loaded text is mapped to that event's new id, one naming
 // anything else is kept as it is (an external cause).
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -62,9 +61,10 @@ class Loader {
   // an event of the batch: a batch item can name an earlier item as its cause, not its
   // correlation). Returns the exit code of a failed append, 0 otherwise.
   int add(EventLine line) {
-    if (line.old_correlation && in_batch(*line.old_correlation)) {
+    if (line.old_correlation && batch_index_.contains(*line.old_correlation)) {
       if (int rc = flush(); rc != 0) return rc;
     }
+    if (line.old_id) batch_index_.emplace(*line.old_id, static_cast<uint32_t>(batch_.size()));
     batch_.push_back(std::move(line));
     if (batch_.size() >= batch_events_) return flush();
     return 0;
@@ -75,14 +75,14 @@ class Loader {
     if (batch_.empty()) return 0;
     std::vector<BatchItem> items;
     items.reserve(batch_.size());
-    std::map<EventId, uint32_t> index_in_batch;
     for (EventLine& line : batch_) {
       BatchItem item = std::move(line.item);
       if (line.old_causation) {
         if (auto mapped = loaded_.find(*line.old_causation); mapped != loaded_.end()) {
           item.options.causation_id = mapped->second;
-        } else if (auto at = index_in_batch.find(*line.old_causation); at != index_in_batch.end()) {
-          item.options.cause_item = at->second;
+        } else if (auto at = batch_index_.find(*line.old_causation);
+                   at != batch_index_.end() && at->second < items.size()) {
+          item.options.cause_item = at->second;  // an earlier item of this batch
         } else {
           item.options.causation_id = line.old_causation;  // external: kept as it is
         }
@@ -92,7 +92,6 @@ class Loader {
         item.options.correlation_id =
             mapped != loaded_.end() ? mapped->second : *line.old_correlation;
       }
-      if (line.old_id) index_in_batch[*line.old_id] = static_cast<uint32_t>(items.size());
       items.push_back(std::move(item));
     }
     BatchOptions options;
@@ -122,6 +121,7 @@ class Loader {
     events_ += batch_.size();
     ++batches_;
     batch_.clear();
+    batch_index_.clear();
     return 0;
   }
 
@@ -131,18 +131,12 @@ class Loader {
   uint64_t last() const { return last_; }
 
  private:
-  bool in_batch(const EventId& id) const {
-    for (const EventLine& line : batch_) {
-      if (line.old_id == id) return true;
-    }
-    return false;
-  }
-
   Store& store_;
   size_t batch_events_;
   Durability durability_;
   bool receipts_;
   std::vector<EventLine> batch_;
+  std::map<EventId, uint32_t> batch_index_;  // a line's event_id -> its index in batch_
   std::map<EventId, EventId> loaded_;  // id in the loaded text -> id in this store
   uint64_t events_ = 0;
   uint64_t batches_ = 0;
@@ -169,8 +163,9 @@ int load_run(const ParsedArgs& args) {
   if (source != "-") {
     file.open(source, std::ios::binary);
     if (!file) return usage_error(cmd, "cannot read " + source);
-    struct stat st;
-    if (::stat(source.c_str(), &st) == 0) total_bytes = static_cast<uint64_t>(st.st_size);
+    std::error_code ignored;  // no size: no progress bar
+    total_bytes = std::filesystem::file_size(source, ignored);
+    if (ignored) total_bytes = 0;
   }
   std::istream& in = source == "-" ? std::cin : file;
   auto store = open_store(cmd, args.positional[0], true, args.has("create"), code);
