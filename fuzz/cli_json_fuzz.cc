@@ -1,6 +1,6 @@
-// Fuzzes the CLI's JSON <-> msgpack bridge (tools/cli/json_codec.h): stored payloads and metadata
-// are arbitrary bytes to `keel scan/get/entity`, and JSON comes from the user. Neither may crash,
-// recurse without bound, or allocate beyond a small multiple of the input.
+// Fuzzes the CLI's payload convention (tools/cli/json_codec.h): stored payloads and metadata are
+// arbitrary bytes to `keel scan/get/entity/query`, and JSON comes from the user. Neither may crash,
+// recurse without bound, allocate beyond a small multiple of the input, or print what is not JSON.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -10,23 +10,30 @@
 #include "cli/json_codec.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using keel::cli::Json;
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
-  // Stored bytes printed as JSON: the JSON the CLI prints must be JSON it accepts, and printing is
-  // a normalisation (invalid UTF-8 becomes U+FFFD, so keys may merge): after one round trip more
-  // round trips change nothing.
-  if (auto json = keel::cli::msgpack_to_json(bytes)) {
-    std::string error;
-    auto once = keel::cli::json_to_msgpack(*json, error);
-    if (!once) std::abort();
-    auto json_once = keel::cli::msgpack_to_json(*once);
-    if (!json_once) std::abort();
-    auto twice = keel::cli::json_to_msgpack(*json_once, error);
-    if (!twice || keel::cli::msgpack_to_json(*twice) != json_once) std::abort();
-  }
-  // The same bytes as user JSON input.
+  // Stored bytes printed: exactly one of the three fields, and JSON that serializes strictly
+  // (dump() throws on invalid UTF-8, which would abort here).
+  Json shown;
+  keel::cli::put_bytes(shown, "payload", bytes, /*exact=*/false);
+  if (shown.size() != 1) std::abort();
+  (void)shown.dump();
+  (void)keel::cli::bytes_cell(bytes);
+  // Exact, the value is written only when it is the bytes' own compact text.
+  Json exact;
+  keel::cli::put_bytes(exact, "payload", bytes, /*exact=*/true);
+  if (exact.contains("payload") && exact["payload"].dump() != bytes) std::abort();
+
+  // The same bytes as user JSON: what the CLI stores for it prints as that JSON value.
   std::string error;
-  if (auto packed = keel::cli::json_to_msgpack(bytes, error)) {
-    if (!keel::cli::msgpack_to_json(*packed)) std::abort();  // what we store we can print
+  if (auto stored = keel::cli::stored_json_text(bytes, error)) {
+    Json printed;
+    keel::cli::put_bytes(printed, "payload", *stored, /*exact=*/false);
+    auto value = keel::cli::parse_json(*stored, error);
+    if (!value) std::abort();
+    if (!value->is_null() && (!printed.contains("payload") || printed["payload"] != *value)) {
+      std::abort();
+    }
   } else if (error.empty()) {
     std::abort();  // a refusal always says why
   }

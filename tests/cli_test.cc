@@ -194,6 +194,68 @@ TEST_CASE("keel append, get, scan, entity, verify and stats work together", "[cl
   CHECK(contains(stats.out, "events                 3"));
 }
 
+TEST_CASE("a JSON text appended from C++ prints as JSON, and keel append stores the text it is given",
+          "[cli]") {
+  TempDir scratch;
+  std::string store = scratch / "store";
+  {
+    keel::StoreOptions options;
+    options.create_if_missing = true;
+    auto opened = keel::Store::open(store, options);
+    REQUIRE(opened.ok());
+    auto& s = **opened;
+    keel::AppendOptions with_metadata;
+    with_metadata.metadata = R"({"ip":"10.0.0.1"})";
+    const keel::EventKind kind = keel::EventKind::make(1, 1);
+    REQUIRE(s.append({"order:1", ""}, kind, R"({"b":1,"a":[true,null]})", with_metadata).ok());
+    REQUIRE(s.append({"order:1", ""}, kind, "{\"sku\": \"A-17\",\n \"n\": 2}").ok());
+    REQUIRE(s.append({"order:1", ""}, kind, "plain text").ok());
+    REQUIRE(s.append({"order:1", ""}, kind, std::string("\x00\xff", 2)).ok());
+    REQUIRE(s.append({"order:1", ""}, kind, "null").ok());
+    REQUIRE(s.append({"order:1", ""}, kind, "\xff\x80\x80").ok());  // not UTF-8 (0xff never is)
+    REQUIRE(s.close().ok());
+  }
+  Run scanned = keel_cli(scratch, "scan " + store);
+  INFO(scanned.err);
+  REQUIRE(scanned.exit_code == 0);
+  std::vector<std::string> rows = split_lines(scanned.out);
+  REQUIRE(rows.size() == 6);
+  CHECK(contains(rows[0], R"("payload":{"b":1,"a":[true,null]})"));  // keys in the order written
+  CHECK(contains(rows[0], R"("metadata":{"ip":"10.0.0.1"})"));
+  CHECK(contains(rows[1], R"("payload":{"sku":"A-17","n":2})"));  // JSON, though not compact
+  CHECK(contains(rows[1], R"("metadata":null)"));
+  CHECK(contains(rows[2], R"("payload_text":"plain text")"));
+  CHECK(contains(rows[3], R"("payload_hex":"00ff")"));
+  CHECK(contains(rows[4], R"("payload_text":"null")"));  // "payload": null would read as none
+  CHECK(contains(rows[5], R"("payload_hex":"ff8080")"));
+  for (const json& event : json_lines(scanned.out)) CHECK(event.contains("event_id"));
+  Run table = keel_cli(scratch, "query " + store + " --format table --payload");
+  REQUIRE(table.exit_code == 0);
+  CHECK(contains(table.out, R"({"b":1,"a":[true,null]})"));
+  CHECK(contains(table.out, R"("plain text")"));
+  CHECK(contains(table.out, "(2 bytes, not text)"));
+
+  // The CLI's own appends store the JSON text as given, without the white space around it.
+  Run appended = keel_cli(scratch, "append " + store + " order:2 ' {\"z\": 1, \"a\": 2} '"
+                                   " --metadata '[1, 2]'");
+  INFO(appended.err);
+  REQUIRE(appended.exit_code == 0);
+  {
+    auto opened = keel::Store::open(store, keel::StoreOptions{});
+    REQUIRE(opened.ok());
+    auto events = (*opened)->scan_events(7, 7);
+    REQUIRE(events.ok());
+    REQUIRE(events->size() == 1);
+    CHECK(events->front().payload == R"({"z": 1, "a": 2})");
+    CHECK(events->front().metadata == std::optional<std::string>("[1, 2]"));
+  }
+  // JSON the CLI could not print back as written is refused, not changed.
+  Run big = keel_cli(scratch, "append " + store + " order:2 '{\"n\": 18446744073709551616}'");
+  CHECK(big.exit_code == 2);
+  CHECK(contains(big.err, "does not fit 64 bits"));
+  CHECK(keel_cli(scratch, "append " + store + " order:2 '{\"n\": 1'").exit_code == 2);
+}
+
 TEST_CASE("keel append --key retries idempotently and --expect-clock checks the head", "[cli]") {
   TempDir scratch;
   std::string store = scratch / "store";

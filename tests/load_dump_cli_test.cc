@@ -6,7 +6,6 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -39,45 +38,41 @@ size_t count_lines(const std::string& text) {
   return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
 }
 
-std::string msgpack_of(const nlohmann::json& value) {
-  std::vector<uint8_t> bytes = nlohmann::json::to_msgpack(value);
-  return std::string(bytes.begin(), bytes.end());
-}
-
-// A store with what a dump must carry: several entities, scopes, lanes and kinds; metadata; a
-// payload that is not msgpack; causes inside a batch, across batches and outside the store;
-// correlations to earlier events and to an outside conversation; a cancelled fence's hidden event.
+// A store with what a dump must carry: several entities, scopes, lanes and kinds; metadata;
+// payloads in each of the dump's three forms (compact JSON text, other UTF-8 text such as JSON with
+// spaces, and bytes that are not text); causes inside a batch, across batches and outside the
+// store; correlations to earlier events and to an outside conversation; a cancelled fence's hidden
+// event.
 void build_source(const std::string& dir) {
   auto store = open_store(dir, true);
   const keel::EventId outside{0x1234, 0x5678};
   auto first = store->append({"order:1", "shop"}, keel::EventKind::make(1, 1),
-                             msgpack_of({{"total", 42.5}, {"items", {"a", "b"}}}));
+                             R"({"total":42.5,"items":["a","b"]})");
   REQUIRE(first.ok());
   std::vector<keel::BatchItem> batch(3);
   batch[0].coordinate = {"order:2", "shop"};
   batch[0].kind = keel::EventKind::make(1, 1);
-  batch[0].payload = msgpack_of({{"total", 7}});
+  batch[0].payload = R"({"total": 7})";  // JSON, but not compact: "payload_text"
   batch[0].options.causation_id = first->event_id;  // a cause in an earlier append
   batch[1].coordinate = {"invoice:2", "billing"};
   batch[1].kind = keel::EventKind::make(2, 9);
-  batch[1].payload = std::string("\x00\xff raw bytes, not msgpack", 26);
+  batch[1].payload = std::string("\x00\xff", 2) + " raw bytes, not text";
   batch[1].options.cause_item = 0;  // a cause in the same batch
   batch[1].options.lane = 3;
-  batch[1].options.metadata = msgpack_of({{"ip", "10.0.0.1"}});
+  batch[1].options.metadata = R"({"ip":"10.0.0.1"})";
   batch[2].coordinate = {"order:1", "shop"};
   batch[2].kind = keel::EventKind::make(1, 2);
-  batch[2].payload = msgpack_of("shipped");
+  batch[2].payload = "shipped";  // text, not JSON
   batch[2].options.correlation_id = first->event_id;  // the conversation of an earlier event
   batch[2].options.causation_id = outside;            // an external cause
   REQUIRE(store->append_batch(batch).ok());
-  keel::AppendOptions
-      nil;  // msgpack nil as payload and metadata: "payload": null would read as none
-  nil.metadata = msgpack_of(nullptr);
-  REQUIRE(
-      store->append({"order:3", ""}, keel::EventKind::make(1, 1), msgpack_of(nullptr), nil).ok());
+  keel::AppendOptions nil;  // JSON null and an empty payload: "payload": null would read as none
+  nil.metadata = "null";
+  REQUIRE(store->append({"order:3", ""}, keel::EventKind::make(1, 1), "null", nil).ok());
+  REQUIRE(store->append({"order:4", ""}, keel::EventKind::make(1, 1), "").ok());
   auto fence = store->begin_fence();
   REQUIRE(fence.ok());
-  REQUIRE((*fence)->append({"order:9", ""}, keel::EventKind::make(1, 1), msgpack_of(1)).ok());
+  REQUIRE((*fence)->append({"order:9", ""}, keel::EventKind::make(1, 1), "1").ok());
   REQUIRE((*fence)->cancel().ok());
   keel::AppendOptions options;
   options.correlation_id = outside;
@@ -86,7 +81,8 @@ void build_source(const std::string& dir) {
     options.lane = static_cast<uint32_t>(i % 2);
     REQUIRE(store
                 ->append({"order:1", i % 3 == 0 ? "" : "shop"}, keel::EventKind::make(1, 3),
-                         msgpack_of({{"n", i}, {"big", UINT64_MAX - static_cast<uint64_t>(i)}}),
+                         R"({"n":)" + std::to_string(i) + R"(,"big":)" +
+                             std::to_string(UINT64_MAX - static_cast<uint64_t>(i)) + "}",
                          options)
                 .ok());
   }
@@ -114,18 +110,22 @@ TEST_CASE("keel dump loaded into an empty store gives the same events, clocks an
   Run dumped = keel_cli(scratch, "dump " + source);
   REQUIRE(dumped.exit_code == 0);
   CHECK(contains(dumped.out, "\"payload_hex\":\"00ff"));  // the raw payload, exactly
-  CHECK(contains(dumped.out, "\"payload\":{\"items\":[\"a\",\"b\"],\"total\":42.5}"));
-  // --batch 2: the dump's 12 visible events span several batches, so causes and correlations are
+  CHECK(contains(dumped.out, R"("payload":{"total":42.5,"items":["a","b"]})"));  // keys as written
+  CHECK(contains(dumped.out, R"("payload_text":"{\"total\": 7}")"));
+  CHECK(contains(dumped.out, R"("payload_text":"shipped")"));
+  CHECK(contains(dumped.out, R"("payload_text":"null","metadata_text":"null")"));
+  CHECK(contains(dumped.out, R"("payload":{"n":0,"big":18446744073709551615})"));
+  // --batch 2: the dump's 13 visible events span several batches, so causes and correlations are
   // mapped both inside a batch and across batches.
   Run loaded = keel_cli(scratch, "load " + copy + " - --create --batch 2", dumped.out);
   INFO(loaded.err);
   REQUIRE(loaded.exit_code == 0);
-  CHECK(contains(loaded.err, "12 events in"));
+  CHECK(contains(loaded.err, "13 events in"));
   CHECK(loaded.out.empty());  // a summary, not a receipt per line
 
   const std::vector<keel::Event> before = all_events(source);
   const std::vector<keel::Event> after = all_events(copy);
-  REQUIRE(before.size() == 12);
+  REQUIRE(before.size() == 13);
   REQUIRE(after.size() == before.size());
   for (size_t i = 0; i < before.size(); ++i) {
     const keel::Event& a = before[i];
@@ -146,7 +146,7 @@ TEST_CASE("keel dump loaded into an empty store gives the same events, clocks an
   // Dumping the copy gives the same lines but for ids and sequences.
   Run again = keel_cli(scratch, "dump " + copy);
   REQUIRE(again.exit_code == 0);
-  CHECK(count_lines(again.out) == 12);
+  CHECK(count_lines(again.out) == 13);
 }
 
 TEST_CASE("keel load writes each batch all or nothing and names the line that stopped it",
@@ -162,7 +162,13 @@ TEST_CASE("keel load writes each batch all or nothing and names the line that st
     std::string needle;
   };
   for (const Case& c : std::vector<Case>{
-           {"{\"entity\":\"e5\",\"payload\":{\"n\":5}\n", "line 6: not a JSON object"},
+           {"{\"entity\":\"e5\",\"payload\":{\"n\":5}\n", "line 6: malformed JSON"},
+           {"[\"e5\"]\n", "line 6: not a JSON object"},
+           {"{\"entity\":\"e5\",\"payload\":18446744073709551616}\n",
+            "line 6: the integer 18446744073709551616 does not fit 64 bits"},
+           {"{\"entity\":\"e5\",\"payload\":1,\"payload_text\":\"1\"}\n",
+            "line 6: more than one of \"payload\""},
+           {"{\"entity\":\"e5\",\"payload_text\":1}\n", "line 6: \"payload_text\" wants a string"},
            {"{\"entity\":\"e5\",\"payload\":1,\"colour\":\"red\"}\n",
             "line 6: unknown field \"colour\""},
            {"{\"entity\":\"e5\"}\n", "line 6: no \"payload\""},

@@ -77,6 +77,8 @@ options:
   --repetitions N        runs per subject; the table shows medians (default 3)
   --dir DIR              where the stores go (default: a new directory under $TMPDIR)
   --csv PATH             every value and every median as CSV (default compare.csv)
+  --markdown PATH        also the run's description and the table in Markdown (what
+                         scripts/bench-report puts in docs/BENCHMARKS.md)
   --help                 this text
 )";
 
@@ -168,7 +170,7 @@ bool run_child(const Config& config, const std::string& name, const std::string&
 int run(int argc, char** argv) {
   Config config;
   std::vector<std::string> subjects = subject_names();
-  std::string dir, csv_path = "compare.csv";
+  std::string dir, csv_path = "compare.csv", markdown_path;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") {
@@ -216,6 +218,8 @@ int run(int argc, char** argv) {
       dir = value;
     } else if (flag == "--csv") {
       csv_path = value;
+    } else if (flag == "--markdown") {
+      markdown_path = value;
     } else {
       usage_error("unknown option '" + flag + "'");
     }
@@ -256,18 +260,33 @@ int run(int argc, char** argv) {
   const double probe_after = fdatasync_probe_us(dir);
   if (made_dir) std::filesystem::remove_all(dir);
 
-  std::printf(
-      "keel-compare: %llu entities (%s), %zu-byte payloads, %llu single appends, %llu in batches "
-      "of %zu, %.1f s per durable caller count, %d repetitions\n",
+  char line[512];
+  std::snprintf(
+      line, sizeof line,
+      "%llu entities (%s), %zu-byte payloads, %llu single appends, %llu in batches of %zu, the "
+      "reopen of %llu events, %.1f s per durable caller count, %d repetitions",
       static_cast<unsigned long long>(config.entities),
       config.zipf > 0 ? ("zipf " + std::to_string(config.zipf)).c_str() : "uniform",
       config.payload_bytes, static_cast<unsigned long long>(config.events),
       static_cast<unsigned long long>(config.batch_events), config.batch_size,
-      config.durable_seconds, config.repetitions);
-  std::printf(
-      "fdatasync probe (4 KiB pwrite + fdatasync, median): %.0f us before, %.0f us after\n\n",
-      probe_before, probe_after);
+      static_cast<unsigned long long>(config.reopen_events), config.durable_seconds,
+      config.repetitions);
+  const std::string workload = line;
+  std::snprintf(line, sizeof line,
+                "fdatasync probe (4 KiB pwrite + fdatasync, median): %.0f us before, %.0f us after",
+                probe_before, probe_after);
+  const std::string probe = line;
+  std::printf("keel-compare: %s\n%s\n\n", workload.c_str(), probe.c_str());
   std::fputs(results.table(subjects).c_str(), stdout);
+  if (!markdown_path.empty()) {
+    std::ofstream markdown(markdown_path);
+    markdown << "Workload: " << workload << ".\n\n" << probe << ".\n\n"
+             << results.markdown(subjects);
+    if (!markdown) {
+      std::fprintf(stderr, "keel-compare: could not write %s\n", markdown_path.c_str());
+      return 1;
+    }
+  }
   std::ofstream csv(csv_path);
   csv << results.csv();
   if (!csv) {

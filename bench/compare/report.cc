@@ -104,6 +104,39 @@ std::string Results::table(const std::vector<std::string>& subjects) const {
   return out;
 }
 
+std::string Results::markdown(const std::vector<std::string>& subjects) const {
+  std::string out = "| median of the repetitions |";
+  std::string rule = "|---|";
+  for (const std::string& s : subjects) {
+    out += " " + s + " |";
+    rule += "--:|";
+  }
+  out += " keel / leveldb | keel / leveldb+key | keel / best peer |\n";
+  out += rule + "--:|--:|--:|\n";
+  for (const MetricInfo& m : metrics()) {
+    bool any = false;
+    for (const std::string& s : subjects) any = any || median(s, m.name) >= 0;
+    if (!any) continue;
+    std::string label = m.label;
+    const size_t indent = label.find_first_not_of(' ');
+    if (indent > 0) label = "&nbsp;&nbsp;" + label.substr(indent);  // a sub-row of the one above
+    out += "| " + label + " |";
+    double best = -1;
+    for (const std::string& s : subjects) {
+      const double v = median(s, m.name);
+      out += " " + number(v) + " |";
+      if (s != "keel" && v > 0 && (best < 0 || (m.higher_better ? v > best : v < best))) best = v;
+    }
+    const double keel = median("keel", m.name);
+    out += " " + ratio(keel, median("leveldb", m.name)) + " | " +
+           ratio(keel, median("leveldb+key", m.name)) + " | " + ratio(keel, best) + " |\n";
+  }
+  out +=
+      "\nRatios are keel / peer of the medians: above 1 is keel ahead for events/s, below 1 for "
+      "times and bytes.\n";
+  return out;
+}
+
 std::string Results::csv() const {
   std::string out = "subject,metric,repetition,value\n";
   char line[256];

@@ -26,6 +26,8 @@ class Results {
   // keel / leveldb+key and keel / the best peer (the raw quotient: for a time or a size, below 1
   // is keel ahead).
   std::string table(const std::vector<std::string>& subjects) const;
+  // The same table in Markdown (docs/BENCHMARKS.md, written by scripts/bench-report).
+  std::string markdown(const std::vector<std::string>& subjects) const;
   // subject,metric,repetition,value for every value, then one row per median (repetition
   // "median").
   std::string csv() const;

@@ -124,7 +124,7 @@ struct AppendOptions {
   uint32_t lane = 0;
   std::optional<EventId> correlation_id;  // default: the event's own id (a new conversation)
   std::optional<EventId> causation_id;    // the event that caused this one; may be external
-  std::optional<std::string> metadata;    // opaque bytes (msgpack by convention)
+  std::optional<std::string> metadata;    // opaque bytes (JSON text for the CLI)
   // Idempotency (docs/ARCHITECTURE.md §7): 1 to kIdempotencyKeyBytesMax bytes naming this append
   // store-wide. When an event with this key is kept (see StoreOptions::idempotency_window), the
   // append writes nothing and returns that event's receipt once it has reached this append's

@@ -81,7 +81,7 @@ int append_run(const ParsedArgs& args) {
   }
   if (auto metadata = args.get("metadata")) {
     std::string error;
-    auto bytes = json_to_msgpack(*metadata, error);
+    auto bytes = stored_json_text(*metadata, error);
     if (!bytes) return usage_error(cmd, "--metadata: " + error);
     options.metadata = *bytes;
   }
@@ -110,7 +110,7 @@ int append_run(const ParsedArgs& args) {
   Coordinate coordinate{args.positional[1], scope};
   auto append_one = [&](const std::string& json_text, const std::string& where) {
     std::string error;
-    auto payload = json_to_msgpack(json_text, error);
+    auto payload = stored_json_text(json_text, error);
     if (!payload) return usage_error(cmd, where + error);
     auto receipt = store->append(coordinate, *kind, *payload, options);
     if (!receipt.ok()) return fail(cmd, receipt.error());
@@ -332,8 +332,11 @@ const std::vector<Command>& commands() {
         {}, 1, 1},
        run_demo},
       {{"append", "DIR ENTITY [PAYLOAD_JSON]", "append events; prints one JSON receipt per event",
-        "The payload is JSON, stored as msgpack. Without PAYLOAD_JSON, every non-empty line of\n"
-        "stdin is one payload (JSON lines), appended in order.\n\n"
+        "The payload is a JSON text, stored as given (without the white space around it).\n"
+        "Without PAYLOAD_JSON, every non-empty line of stdin is one payload (JSON lines),\n"
+        "appended in order. Commands that print events show a payload that is a JSON text (from\n"
+        "here or from a program) as \"payload\": its value, other UTF-8 text as \"payload_text\"\n"
+        "and other bytes as \"payload_hex\"; metadata likewise.\n\n"
         "example: keel append ./orders order:42 '{\"total\":12}' --key pay-42 --expect-clock 3\n"
         "         (a retry with the same --key prints the first receipt and writes nothing)",
         {{"scope", "SCOPE",
@@ -343,7 +346,7 @@ const std::vector<Command>& commands() {
          {"lane", "N", "lane (default 0)"},
          {"correlation", "ID", "correlation id (32 hex digits); default: the event's own id"},
          {"causation", "ID", "the id of the event that caused this one"},
-         {"metadata", "JSON", "metadata, stored as msgpack"},
+         {"metadata", "JSON", "metadata, a JSON text stored as given"},
          {"durability", "LEVEL", "accepted, written or durable (default durable)"},
          {"key", "KEY", "idempotency key: a retry with the same key returns the first receipt"},
          {"expect-clock", "N", "append only if the entity's clock on the lane is N (0: no events)"},
@@ -524,10 +527,10 @@ const std::vector<Command>& commands() {
         "STORE FILE|-",
         "append whole events from JSON lines, in atomic batches",
         "Each non-blank line of FILE (- reads stdin) is one JSON object: \"entity\" (required),\n"
-        "\"scope\", \"lane\", \"kind\" (\"CATEGORY:TYPE\", default \"1:1\"), \"payload\" (any "
-        "JSON,\n"
-        "stored as msgpack as keel append does) or \"payload_hex\" (exact bytes), \"metadata\" or\n"
-        "\"metadata_hex\", \"correlation_id\", \"causation_id\", \"idempotency_key\", and\n"
+        "\"scope\", \"lane\", \"kind\" (\"CATEGORY:TYPE\", default \"1:1\"), one of \"payload\"\n"
+        "(any JSON value, stored as its compact text), \"payload_text\" (a string, stored as its\n"
+        "UTF-8 bytes) and \"payload_hex\" (exact bytes), likewise \"metadata\", \"metadata_text\"\n"
+        "or \"metadata_hex\", \"correlation_id\", \"causation_id\", \"idempotency_key\", and\n"
         "\"event_id\": the event's id where the line came from. A cause or correlation naming\n"
         "the event_id of an earlier line is mapped to the id that event gets here; any other is\n"
         "kept (an external cause). Fields keel dump writes for information (sequence, clock,\n"
@@ -548,11 +551,12 @@ const std::vector<Command>& commands() {
         "STORE",
         "print every visible event as a JSON line keel load reads back",
         "Writes the events in sequence order, one JSON object per line, with the fields keel\n"
-        "load reads: a payload or metadata as \"payload\" (its JSON) when it is msgpack that\n"
-        "load encodes back to the same bytes, else as \"payload_hex\" (exact). Loading the\n"
-        "output into an empty store gives the same entities, scopes, lanes, kinds, clocks,\n"
-        "payloads, metadata and causal links, with new ids, sequences and HLCs. Idempotency keys\n"
-        "are not part of a read event, so they are not dumped.\n\n"
+        "load reads: a payload or metadata as \"payload\" (its JSON value) when it is that\n"
+        "value's compact text, else as \"payload_text\" (other UTF-8 text) or \"payload_hex\",\n"
+        "so load stores the same bytes back. Loading the output into an empty store gives the\n"
+        "same entities, scopes, lanes, kinds, clocks, payloads, metadata and causal links, with\n"
+        "new ids, sequences and HLCs. Idempotency keys are not part of a read event, so they are\n"
+        "not dumped.\n\n"
         "example: keel dump ./orders --from 1000 > orders.jsonl",
         {{"from", "SEQ", "first sequence (default 1)"}, {"to", "SEQ", "last sequence"}},
         1,

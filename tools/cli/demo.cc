@@ -23,11 +23,6 @@ const char* kind_name(EventKind kind) {
   return "?";
 }
 
-std::string msgpack(const std::string& json_text) {
-  std::string error;
-  return json_to_msgpack(json_text, error).value_or("");
-}
-
 std::string short_id(const EventId& id) { return id.to_hex().substr(20); }
 
 void print_event(const EventView& e) {
@@ -36,7 +31,7 @@ void print_event(const EventView& e) {
               kind_name(e.kind), static_cast<unsigned long long>(e.entity_clock),
               short_id(e.event_id).c_str(), e.causation_id ? "caused by .." : "root",
               e.causation_id ? short_id(*e.causation_id).c_str() : "",
-              msgpack_to_json(e.payload).value_or("?").c_str());
+              std::string(e.payload).c_str());
 }
 
 }  // namespace
@@ -74,7 +69,7 @@ int run_demo(const ParsedArgs& args) {
         append.correlation_id = store->get(last[o]->event_id)->correlation_id;
       }
       const Step& s = orders[o].second[step];
-      auto receipt = store->append({orders[o].first, "shop"}, s.kind, msgpack(s.payload), append);
+      auto receipt = store->append({orders[o].first, "shop"}, s.kind, s.payload, append);
       if (!receipt.ok()) return fail("demo", receipt.error());
       std::printf("  %-11s %-8s -> sequence %llu, clock %llu, hash %s\n", orders[o].first.c_str(),
                   kind_name(s.kind), static_cast<unsigned long long>(receipt->sequence),

@@ -11,28 +11,7 @@
 namespace keel::cli {
 namespace {
 
-using nlohmann::json;
-
-// How dump writes bytes: "NAME" holds the JSON of msgpack bytes when load's encoding of that JSON
-// gives the same bytes back; otherwise "NAME_hex" holds them exactly. msgpack nil is written as
-// hex: "NAME": null reads as no NAME (found by fuzz/event_line_fuzz.cc).
-void put_bytes(json& j, const std::string& name, std::string_view bytes) {
-  if (std::optional<std::string> text = msgpack_to_json(bytes); text && *text != "null") {
-    std::string error;
-    if (json_to_msgpack(*text, error) == std::string(bytes)) {
-      j[name] = json::parse(*text);
-      return;
-    }
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    hex.push_back(kHex[c >> 4]);
-    hex.push_back(kHex[c & 15]);
-  }
-  j[name + "_hex"] = hex;
-}
+using json = Json;
 
 std::optional<std::string> from_hex(const std::string& hex) {
   if (hex.size() % 2 != 0) return std::nullopt;
@@ -52,24 +31,30 @@ std::optional<std::string> from_hex(const std::string& hex) {
   return out;
 }
 
-// The bytes of "NAME" (JSON, encoded as append encodes it) or "NAME_hex"; nullopt when neither.
+// The bytes of "NAME" (a JSON value, stored as its compact text), "NAME_text" (a string, stored as
+// its UTF-8 bytes) or "NAME_hex"; nullopt when none of them is there, or with `error` set when more
+// than one is or the one there has the wrong type.
 std::optional<std::string> bytes_field(const json& j, const std::string& name, std::string& error) {
+  const std::string text = name + "_text";
+  const std::string hex = name + "_hex";
   const bool plain = j.contains(name) && !j.at(name).is_null();
-  const bool hex = j.contains(name + "_hex");
-  if (plain && hex) {
-    error = "both \"" + name + "\" and \"" + name + "_hex\"";
+  const int given = int{plain} + int{j.contains(text)} + int{j.contains(hex)};
+  if (given > 1) {
+    error = "more than one of \"" + name + "\", \"" + text + "\" and \"" + hex + "\"";
     return std::nullopt;
   }
-  if (hex) {
+  if (plain) return j.at(name).dump();
+  if (j.contains(text)) {
+    if (!j.at(text).is_string()) error = "\"" + text + "\" wants a string";
+    return error.empty() ? std::optional(j.at(text).get<std::string>()) : std::nullopt;
+  }
+  if (j.contains(hex)) {
     std::optional<std::string> bytes;
-    if (j.at(name + "_hex").is_string()) bytes = from_hex(j.at(name + "_hex").get<std::string>());
-    if (!bytes) error = "\"" + name + "_hex\" wants a string of hex digits";
+    if (j.at(hex).is_string()) bytes = from_hex(j.at(hex).get<std::string>());
+    if (!bytes) error = "\"" + hex + "\" wants a string of hex digits";
     return bytes;
   }
-  if (!plain) return std::nullopt;
-  std::optional<std::string> bytes = json_to_msgpack(j.at(name).dump(), error);
-  if (!bytes) error = "\"" + name + "\": " + error;
-  return bytes;
+  return std::nullopt;
 }
 
 std::optional<EventId> id_field(const json& j, const char* name, std::string& error) {
@@ -84,17 +69,18 @@ std::optional<EventId> id_field(const json& j, const char* name, std::string& er
 
 bool parse_event_line(std::string_view text, EventLine& line, std::string& error) {
   error.clear();
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
+  std::optional<json> parsed = parse_json(text, error);
+  if (!parsed) return false;
+  const json& j = *parsed;
+  if (!j.is_object()) {
     error = "not a JSON object";
     return false;
   }
-  static const char* const kKnown[] = {"entity",       "scope",           "lane",
-                                       "kind",         "payload",         "payload_hex",
-                                       "metadata",     "metadata_hex",    "correlation_id",
-                                       "causation_id", "idempotency_key", "event_id",
-                                       "sequence",     "clock",           "epoch",
-                                       "hlc",          "prev_hash",       "chained_hash"};
+  static const char* const kKnown[] = {
+      "entity",         "scope",        "lane",          "kind",         "payload",
+      "payload_text",   "payload_hex",  "metadata",      "metadata_text", "metadata_hex",
+      "correlation_id", "causation_id", "idempotency_key", "event_id",   "sequence",
+      "clock",          "epoch",        "hlc",           "prev_hash",    "chained_hash"};
   for (const auto& [key, value] : j.items()) {
     if (std::find(std::begin(kKnown), std::end(kKnown), key) == std::end(kKnown)) {
       error = "unknown field \"" + key + "\"";
@@ -132,7 +118,7 @@ bool parse_event_line(std::string_view text, EventLine& line, std::string& error
   std::optional<std::string> payload = bytes_field(j, "payload", error);
   if (!error.empty()) return false;
   if (!payload) {
-    error = "no \"payload\" (or \"payload_hex\")";
+    error = "no \"payload\" (or \"payload_text\" or \"payload_hex\")";
     return false;
   }
   line.item.payload = std::move(*payload);
@@ -163,8 +149,8 @@ std::string dump_event_line(const EventView& e) {
   j["clock"] = e.entity_clock;
   if (e.correlation_id != e.event_id) j["correlation_id"] = e.correlation_id.to_hex();
   if (e.causation_id) j["causation_id"] = e.causation_id->to_hex();
-  put_bytes(j, "payload", e.payload);
-  if (e.metadata) put_bytes(j, "metadata", *e.metadata);
+  put_bytes(j, "payload", e.payload, /*exact=*/true);
+  if (e.metadata) put_bytes(j, "metadata", *e.metadata, /*exact=*/true);
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

@@ -1,7 +1,7 @@
 // JSON lines of whole events: one JSON object per event, what keel dump writes and keel load
 // reads (the fields are listed in `keel load --help`). Payload and metadata bytes are written as
-// "payload" (their JSON) when they are msgpack that keel's JSON encoding gives back byte for byte,
-// else as "payload_hex", so a dumped event loads back with the same bytes.
+// "payload" (their JSON value) when they are the compact text of that value, else as
+// "payload_text" (UTF-8 text) or "payload_hex", so a dumped event loads back with the same bytes.
 #pragma once
 
 #include <cstdint>

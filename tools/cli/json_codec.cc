@@ -1,13 +1,11 @@
 #include "cli/json_codec.h"
 
 #include <charconv>
-#include <msgpack.hpp>
-#include <nlohmann/json.hpp>
 
 namespace keel::cli {
 namespace {
 
-using nlohmann::json;
+using json = Json;
 
 // The index of the quote closing the JSON string that opens at `open` (text.size() if none).
 size_t string_end(std::string_view text, size_t open) {
@@ -57,7 +55,7 @@ std::string_view integer_beyond_64_bits(std::string_view text) {
     std::string_view token = text.substr(i, end - i);
     i = end - 1;
     if (token.find_first_of(".eE") != std::string_view::npos) continue;  // a float, as written
-    auto fits = [&](auto value) {  // msgpack holds int64 below zero, uint64 from zero on
+    auto fits = [&](auto value) {  // nlohmann keeps int64 below zero, uint64 from zero on
       auto [ptr, ec] = std::from_chars(token.data(), token.data() + token.size(), value);
       return ec == std::errc() && ptr == token.data() + token.size();
     };
@@ -65,6 +63,41 @@ std::string_view integer_beyond_64_bits(std::string_view text) {
     if (!(token.front() == '-' ? fits(int64_t{0}) : fits(uint64_t{0}))) return token;
   }
   return {};
+}
+
+// Well-formed UTF-8: no stray continuation byte, overlong form, surrogate or code point above
+// U+10FFFF.
+bool is_utf8(std::string_view bytes) {
+  size_t i = 0;
+  while (i < bytes.size()) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    size_t length = 1;
+    uint32_t code = c;
+    if (c >= 0xf0 && c <= 0xf4) {
+      length = 4;
+      code = c & 0x07;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      length = 3;
+      code = c & 0x0f;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      length = 2;
+      code = c & 0x1f;
+    } else if (c >= 0x80) {
+      return false;  // a continuation byte, 0xc0, 0xc1 or above 0xf4
+    }
+    if (length > bytes.size() - i) return false;
+    for (size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(bytes[i + k]);
+      if ((next & 0xc0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3f);
+    }
+    if ((length == 3 && (code < 0x800 || (code >= 0xd800 && code <= 0xdfff))) ||
+        (length == 4 && (code < 0x10000 || code > 0x10ffff))) {
+      return false;
+    }
+    i += length;
+  }
+  return true;
 }
 
 std::string hex(std::string_view bytes) {
@@ -78,49 +111,56 @@ std::string hex(std::string_view bytes) {
   return out;
 }
 
-json bytes_json(std::string_view bytes) {
-  if (auto text = msgpack_to_json(bytes)) return json::parse(*text);
-  return json{{"hex", hex(bytes)}};
-}
-
 }  // namespace
 
-std::optional<std::string> json_to_msgpack(std::string_view json_text, std::string& error) {
-  if (json_depth(json_text) > kJsonDepthMax) {
+std::optional<Json> parse_json(std::string_view text, std::string& error) {
+  if (json_depth(text) > kJsonDepthMax) {
     error = "JSON nested deeper than " + std::to_string(kJsonDepthMax) + " levels";
     return std::nullopt;
   }
-  json value = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) {
     error = "malformed JSON";
     return std::nullopt;
   }
-  if (std::string_view big = integer_beyond_64_bits(json_text); !big.empty()) {
+  if (std::string_view big = integer_beyond_64_bits(text); !big.empty()) {
     error = "the integer " + std::string(big.substr(0, 40)) + (big.size() > 40 ? "..." : "") +
-            " does not fit 64 bits (msgpack holds -2^63 to 2^64-1); write it as a string";
+            " does not fit 64 bits (-2^63 to 2^64-1); write it as a string";
     return std::nullopt;
   }
-  std::vector<uint8_t> bytes = json::to_msgpack(value);
-  return std::string(bytes.begin(), bytes.end());
+  return value;
 }
 
-std::optional<std::string> msgpack_to_json(std::string_view bytes) {
-  // Validate with msgpack-c under limits capped by the input length and a depth bound
-  // (docs/ARCHITECTURE.md §11.1) before nlohmann (which recurses) converts it.
-  size_t n = bytes.size();
-  msgpack::unpack_limit limit(n, n, n, n, n, kJsonDepthMax);
-  try {
-    size_t offset = 0;
-    msgpack::object_handle handle =
-        msgpack::unpack(bytes.data(), bytes.size(), offset, nullptr, nullptr, limit);
-    if (offset != bytes.size()) return std::nullopt;
-  } catch (const std::exception&) {
-    return std::nullopt;
+std::optional<std::string> stored_json_text(std::string_view text, std::string& error) {
+  constexpr std::string_view kSpace = " \t\r\n";  // JSON's white space
+  const size_t first = text.find_first_not_of(kSpace);
+  text = first == std::string_view::npos
+             ? std::string_view()
+             : text.substr(first, text.find_last_not_of(kSpace) - first + 1);
+  if (!parse_json(text, error)) return std::nullopt;
+  return std::string(text);
+}
+
+void put_bytes(Json& j, const std::string& name, std::string_view bytes, bool exact) {
+  std::string not_json;
+  if (std::optional<json> value = parse_json(bytes, not_json); value && !value->is_null()) {
+    if (!exact || value->dump() == bytes) {
+      j[name] = std::move(*value);
+      return;
+    }
   }
-  json value = json::from_msgpack(bytes.begin(), bytes.end(), /*strict=*/true,
-                                  /*allow_exceptions=*/false);
-  if (value.is_discarded()) return std::nullopt;
-  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (is_utf8(bytes)) {
+    j[name + "_text"] = std::string(bytes);
+  } else {
+    j[name + "_hex"] = hex(bytes);
+  }
+}
+
+std::string bytes_cell(std::string_view bytes) {
+  std::string not_json;
+  if (std::optional<json> value = parse_json(bytes, not_json)) return value->dump();
+  if (is_utf8(bytes)) return json(std::string(bytes)).dump();
+  return "(" + std::to_string(bytes.size()) + " bytes, not text)";
 }
 
 std::string kind_text(EventKind kind) {
@@ -144,8 +184,12 @@ json event_object(const EventView& e, bool with_payload) {
   j["correlation_id"] = e.correlation_id.to_hex();
   j["causation_id"] = e.causation_id ? json(e.causation_id->to_hex()) : json(nullptr);
   if (with_payload) {
-    j["payload"] = bytes_json(e.payload);
-    j["metadata"] = e.metadata ? bytes_json(*e.metadata) : json(nullptr);
+    put_bytes(j, "payload", e.payload, /*exact=*/false);
+    if (e.metadata) {
+      put_bytes(j, "metadata", *e.metadata, /*exact=*/false);
+    } else {
+      j["metadata"] = nullptr;
+    }
   }
   j["prev_hash"] = e.prev_hash ? json(e.prev_hash->to_hex()) : json(nullptr);
   j["chained_hash"] = e.chained_hash.to_hex();

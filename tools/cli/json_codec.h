@@ -1,8 +1,12 @@
-// JSON for the CLI: payloads come in as JSON and are stored as msgpack; events and receipts go out
-// as JSON lines, causal answers as one JSON object. Payloads that are not msgpack print as
-// {"hex": "..."}.
+// JSON for the CLI: events and receipts go out as JSON lines, causal answers as one JSON object.
+//
+// keel's payload convention: payloads and metadata are bytes to the library, and the CLI reads and
+// writes them as JSON text. `keel append` stores the JSON text it is given (without the white space
+// around it); a payload that is a JSON text, whoever appended it, prints as its JSON value, one
+// that is other UTF-8 text as a string ("payload_text"), anything else as hex ("payload_hex").
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,13 +17,25 @@
 
 namespace keel::cli {
 
+// Objects keep their keys in the order written, so a payload prints with its keys as appended.
+using Json = nlohmann::ordered_json;
+
 inline constexpr int kJsonDepthMax = 64;
 
-// The msgpack encoding of a JSON text; nullopt with `error` set for malformed JSON, nesting
-// deeper than kJsonDepthMax, or an integer that does not fit 64 bits (never silently a double).
-std::optional<std::string> json_to_msgpack(std::string_view json_text, std::string& error);
-// The JSON text of msgpack bytes; nullopt if they are not one msgpack value within the limits.
-std::optional<std::string> msgpack_to_json(std::string_view msgpack_bytes);
+// The value of one JSON text within the CLI's limits; nullopt with `error` set for malformed JSON,
+// nesting deeper than kJsonDepthMax (nlohmann's serializer recurses), or an integer beyond 64 bits
+// (nlohmann would keep it as a double, silently changing it).
+std::optional<Json> parse_json(std::string_view text, std::string& error);
+// What the CLI stores for a JSON text the user gives: the text itself without the JSON white space
+// around it, once parse_json accepts it; nullopt with `error` set otherwise.
+std::optional<std::string> stored_json_text(std::string_view text, std::string& error);
+// Puts stored bytes into `j` under the convention above: "NAME" holds their JSON value when they
+// are a JSON text other than null (with `exact`, only when they are that value's compact text, so
+// that keel load, which stores a value's compact text, gives the same bytes back); else "NAME_text"
+// holds them when they are UTF-8; else "NAME_hex".
+void put_bytes(Json& j, const std::string& name, std::string_view bytes, bool exact);
+// Stored bytes for a table cell: compact JSON, the text, or "(N bytes, not text)".
+std::string bytes_cell(std::string_view bytes);
 
 std::string event_json(const EventView& event);
 // The same fields for an owned event; "payload" and "metadata" only when `with_payload`.
