@@ -2,9 +2,8 @@
 #   make demo       set up, build, run the demo on ./demo-store
 #   make test       set up, build, run every test
 #   make asan-test  the tests under ASan+UBSan        make tsan-test  the concurrency tests under TSan
-#   make release-test  every test of a Release build (what `cmake -DCMAKE_BUILD_TYPE=Release` builds)
 #   make release-demo  a Release build without tests (what an embedding user builds), demo run on it
-#   make example-check  install that build, build and run examples/orders against it (find_package,
+#   make example-check  install the build, build and run examples/orders against it (find_package,
 #                   pkg-config) and through add_subdirectory (Debug, shared libkeel)
 #   make fuzz-smoke a short run of every fuzz target  make bench      the benchmarks
 #   make compare    keel beside LevelDB, RocksDB and SQLite on the same workloads (COMPARE_ARGS,
@@ -21,7 +20,7 @@ WERROR := -DKEEL_WERROR=ON
 FUZZ_SECONDS ?= 30
 ITERATIONS ?= 500
 
-.PHONY: deps build test demo asan-test tsan-test release-test release-demo example-check fuzz-build fuzz-smoke bench compare \
+.PHONY: deps build test demo asan-test tsan-test release-demo example-check fuzz-build fuzz-smoke bench compare \
 	compare-build bench-report crash-loop \
 	power-loss-loop golden format \
 	clean
@@ -29,13 +28,13 @@ ITERATIONS ?= 500
 deps:
 	@scripts/install-deps
 
-# RelWithDebInfo with line tables only (-g1): symbolized backtraces and profiles, and a quarter to
-# a third less compile time than full debug information (CI builds on 2 cores within 30 minutes).
-# CMAKE_FLAGS="-DCMAKE_CXX_FLAGS_RELWITHDEBINFO='-O2 -g -DNDEBUG'" brings variables and types back.
-RELWITHDEBINFO := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
+# Release (-O3, what users build and what the benchmarks measure; GCC warns differently there), so
+# that one build serves the tests, the demo and example-check's install (CI builds on 2 cores
+# within 30 minutes). For a debugger: CMAKE_FLAGS=-DCMAKE_BUILD_TYPE=RelWithDebInfo.
+RELEASE := -DCMAKE_BUILD_TYPE=Release
 
 build: deps
-	@cmake -S . -B $(BUILD) -G Ninja $(RELWITHDEBINFO) $(WERROR) $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD) -G Ninja $(RELEASE) $(WERROR) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 test: build
@@ -63,20 +62,16 @@ tsan-test: deps
 	@cmake --build build-tsan -j $(JOBS) --target keel_tests
 	build-tsan/tests/keel_tests "[concurrency]"
 
-# The default configuration at -O3 (GCC warns differently there), tests included.
-release-test: deps
-	@cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release $(WERROR) >/dev/null
-	@cmake --build build-release -j $(JOBS)
-	ctest --test-dir build-release --output-on-failure -j $(JOBS)
-
 # What a user embedding keel builds: Release without the tests; the demo runs on the result.
 release-demo: deps
 	@cmake -S . -B build-release-lib -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEEL_BUILD_TESTS=OFF $(WERROR) >/dev/null
 	@cmake --build build-release-lib -j $(JOBS)
 	@scratch=$$(mktemp -d) && build-release-lib/tools/keel demo $$scratch/store && rm -rf $$scratch
 
-example-check: release-demo
-	scripts/example-check build-release-lib
+# Installs the `make build` tree (Release, what `make test` just tested) rather than building the
+# library a third time; the add_subdirectory build checks a build without keel's tests and tools.
+example-check: build
+	scripts/example-check $(BUILD)
 
 # -O1 with line tables and assertions on (RelWithDebInfo's -O2 -g -DNDEBUG compiled a third slower
 # and switched the asserts off, which fuzzing wants on).
@@ -111,7 +106,7 @@ bench-report: compare-build
 # The long crash loop (tests/crash_loop_test.cc runs a short one): the store is removed when the
 # run passes and kept for inspection when it fails.
 crash-loop: deps
-	@cmake -S . -B $(BUILD) -G Ninja $(RELWITHDEBINFO) $(WERROR) $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD) -G Ninja $(RELEASE) $(WERROR) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target keel-crash-loop
 	@scratch=$$(mktemp -d) && \
 	if $(BUILD)/tools/keel-crash-loop run --dir $$scratch/store --iterations $(ITERATIONS); then \
@@ -123,7 +118,7 @@ crash-loop: deps
 # The crash loop's workload and oracle with power losses instead of SIGKILLs: in one process, on
 # the fault-injecting file system in memory (tests/crash_loop_test.cc runs a short one).
 power-loss-loop: deps
-	@cmake -S . -B $(BUILD) -G Ninja $(RELWITHDEBINFO) $(WERROR) $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD) -G Ninja $(RELEASE) $(WERROR) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target keel-crash-loop
 	$(BUILD)/tools/keel-crash-loop power --dir /store --iterations $(ITERATIONS)
 

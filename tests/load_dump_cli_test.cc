@@ -70,6 +70,8 @@ void build_source(const std::string& dir) {
   nil.metadata = "null";
   REQUIRE(store->append({"order:3", ""}, keel::EventKind::make(1, 1), "null", nil).ok());
   REQUIRE(store->append({"order:4", ""}, keel::EventKind::make(1, 1), "").ok());
+  // An entity and a scope that are not UTF-8: JSON strings cannot hold them ("entity_hex").
+  REQUIRE(store->append({"bin:\xfe\xff", "s\xff"}, keel::EventKind::make(1, 1), "{}").ok());
   auto fence = store->begin_fence();
   REQUIRE(fence.ok());
   REQUIRE((*fence)->append({"order:9", ""}, keel::EventKind::make(1, 1), "1").ok());
@@ -115,17 +117,18 @@ TEST_CASE("keel dump loaded into an empty store gives the same events, clocks an
   CHECK(contains(dumped.out, R"("payload_text":"shipped")"));
   CHECK(contains(dumped.out, R"("payload_text":"null","metadata_text":"null")"));
   CHECK(contains(dumped.out, R"("payload":{"n":0,"big":18446744073709551615})"));
-  // --batch 2: the dump's 13 visible events span several batches, so causes and correlations are
+  CHECK(contains(dumped.out, R"("entity_hex":"62696e3afeff","scope_hex":"73ff")"));
+  // --batch 2: the dump's 14 visible events span several batches, so causes and correlations are
   // mapped both inside a batch and across batches.
   Run loaded = keel_cli(scratch, "load " + copy + " - --create --batch 2", dumped.out);
   INFO(loaded.err);
   REQUIRE(loaded.exit_code == 0);
-  CHECK(contains(loaded.err, "13 events in"));
+  CHECK(contains(loaded.err, "14 events in"));
   CHECK(loaded.out.empty());  // a summary, not a receipt per line
 
   const std::vector<keel::Event> before = all_events(source);
   const std::vector<keel::Event> after = all_events(copy);
-  REQUIRE(before.size() == 13);
+  REQUIRE(before.size() == 14);
   REQUIRE(after.size() == before.size());
   for (size_t i = 0; i < before.size(); ++i) {
     const keel::Event& a = before[i];
@@ -146,7 +149,7 @@ TEST_CASE("keel dump loaded into an empty store gives the same events, clocks an
   // Dumping the copy gives the same lines but for ids and sequences.
   Run again = keel_cli(scratch, "dump " + copy);
   REQUIRE(again.exit_code == 0);
-  CHECK(count_lines(again.out) == 13);
+  CHECK(count_lines(again.out) == 14);
 }
 
 TEST_CASE("keel load writes each batch all or nothing and names the line that stopped it",

@@ -526,8 +526,9 @@ const std::vector<Command>& commands() {
       {{"load",
         "STORE FILE|-",
         "append whole events from JSON lines, in atomic batches",
-        "Each non-blank line of FILE (- reads stdin) is one JSON object: \"entity\" (required),\n"
-        "\"scope\", \"lane\", \"kind\" (\"CATEGORY:TYPE\", default \"1:1\"), one of \"payload\"\n"
+        "Each non-blank line of FILE (- reads stdin) is one JSON object: \"entity\" (required;\n"
+        "\"entity_hex\" for one that is not UTF-8), \"scope\" (or \"scope_hex\"), \"lane\",\n"
+        "\"kind\" (\"CATEGORY:TYPE\", default \"1:1\"), one of \"payload\"\n"
         "(any JSON value, stored as its compact text), \"payload_text\" (a string, stored as its\n"
         "UTF-8 bytes) and \"payload_hex\" (exact bytes), likewise \"metadata\", \"metadata_text\"\n"
         "or \"metadata_hex\", \"correlation_id\", \"causation_id\", \"idempotency_key\", and\n"

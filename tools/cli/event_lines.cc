@@ -13,22 +13,38 @@ namespace {
 
 using json = Json;
 
-std::optional<std::string> from_hex(const std::string& hex) {
-  if (hex.size() % 2 != 0) return std::nullopt;
-  auto digit = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out(hex.size() / 2, '\0');
-  for (size_t i = 0; i < out.size(); ++i) {
-    int high = digit(hex[2 * i]);
-    int low = digit(hex[2 * i + 1]);
-    if (high < 0 || low < 0) return std::nullopt;
-    out[i] = static_cast<char>(high * 16 + low);
+// The bytes of the string "FIELD" written in hex; nullopt with `error` set when it is not that.
+std::optional<std::string> hex_field(const json& j, const std::string& field, std::string& error) {
+  std::optional<std::string> bytes;
+  if (j.at(field).is_string()) bytes = from_hex(j.at(field).get<std::string>());
+  if (!bytes) error = "\"" + field + "\" wants a string of hex digits";
+  return bytes;
+}
+
+// The bytes of "NAME" (a string) or "NAME_hex" (how dump writes an entity or a scope that is not
+// UTF-8); nullopt when neither is there, or with `error` set.
+std::optional<std::string> text_field(const json& j, const std::string& name, std::string& error) {
+  const std::string hex = name + "_hex";
+  if (j.contains(name) && j.contains(hex)) {
+    error = "both \"" + name + "\" and \"" + hex + "\"";
+    return std::nullopt;
   }
-  return out;
+  if (j.contains(hex)) return hex_field(j, hex, error);
+  if (!j.contains(name)) return std::nullopt;
+  if (!j.at(name).is_string()) {
+    error = "\"" + name + "\" wants a string";
+    return std::nullopt;
+  }
+  return j.at(name).get<std::string>();
+}
+
+// Writes `bytes` as the string "NAME" when they are UTF-8, else as "NAME_hex".
+void put_text(json& j, const std::string& name, std::string_view bytes) {
+  if (is_utf8(bytes)) {
+    j[name] = std::string(bytes);
+  } else {
+    j[name + "_hex"] = hex(bytes);
+  }
 }
 
 // The bytes of "NAME" (a JSON value, stored as its compact text), "NAME_text" (a string, stored as
@@ -48,12 +64,7 @@ std::optional<std::string> bytes_field(const json& j, const std::string& name, s
     if (!j.at(text).is_string()) error = "\"" + text + "\" wants a string";
     return error.empty() ? std::optional(j.at(text).get<std::string>()) : std::nullopt;
   }
-  if (j.contains(hex)) {
-    std::optional<std::string> bytes;
-    if (j.at(hex).is_string()) bytes = from_hex(j.at(hex).get<std::string>());
-    if (!bytes) error = "\"" + hex + "\" wants a string of hex digits";
-    return bytes;
-  }
+  if (j.contains(hex)) return hex_field(j, hex, error);
   return std::nullopt;
 }
 
@@ -77,28 +88,25 @@ bool parse_event_line(std::string_view text, EventLine& line, std::string& error
     return false;
   }
   static const char* const kKnown[] = {
-      "entity",         "scope",        "lane",          "kind",         "payload",
-      "payload_text",   "payload_hex",  "metadata",      "metadata_text", "metadata_hex",
-      "correlation_id", "causation_id", "idempotency_key", "event_id",   "sequence",
-      "clock",          "epoch",        "hlc",           "prev_hash",    "chained_hash"};
+      "entity",        "entity_hex",   "scope",          "scope_hex",    "lane",
+      "kind",          "payload",      "payload_text",   "payload_hex",  "metadata",
+      "metadata_text", "metadata_hex", "correlation_id", "causation_id", "idempotency_key",
+      "event_id",      "sequence",     "clock",          "epoch",        "hlc",
+      "prev_hash",     "chained_hash"};
   for (const auto& [key, value] : j.items()) {
     if (std::find(std::begin(kKnown), std::end(kKnown), key) == std::end(kKnown)) {
       error = "unknown field \"" + key + "\"";
       return false;
     }
   }
-  if (!j.contains("entity") || !j.at("entity").is_string()) {
-    error = "\"entity\" wants a string";
+  std::optional<std::string> entity = text_field(j, "entity", error);
+  if (!entity) {
+    if (error.empty()) error = "no \"entity\"";
     return false;
   }
-  line.item.coordinate.entity = j.at("entity").get<std::string>();
-  if (j.contains("scope")) {
-    if (!j.at("scope").is_string()) {
-      error = "\"scope\" wants a string";
-      return false;
-    }
-    line.item.coordinate.scope = j.at("scope").get<std::string>();
-  }
+  line.item.coordinate.entity = std::move(*entity);
+  line.item.coordinate.scope = text_field(j, "scope", error).value_or("");
+  if (!error.empty()) return false;
   if (j.contains("lane")) {
     if (!j.at("lane").is_number_unsigned() || j.at("lane").get<uint64_t>() > UINT32_MAX) {
       error = "\"lane\" wants a number from 0 to 4294967295";
@@ -142,8 +150,8 @@ std::string dump_event_line(const EventView& e) {
   json j;
   j["sequence"] = e.sequence;
   j["event_id"] = e.event_id.to_hex();
-  j["entity"] = std::string(e.entity);
-  j["scope"] = std::string(e.scope);
+  put_text(j, "entity", e.entity);
+  put_text(j, "scope", e.scope);
   j["lane"] = e.lane;
   j["kind"] = kind_text(e.kind);
   j["clock"] = e.entity_clock;

@@ -48,8 +48,8 @@ std::string_view integer_beyond_64_bits(std::string_view text) {
     }
     if (c != '-' && (c < '0' || c > '9')) continue;
     size_t end = i + 1;
-    while (end < text.size() && std::string_view("0123456789.eE+-").find(text[end]) !=
-                                    std::string_view::npos) {
+    while (end < text.size() &&
+           std::string_view("0123456789.eE+-").find(text[end]) != std::string_view::npos) {
       ++end;
     }
     std::string_view token = text.substr(i, end - i);
@@ -65,8 +65,8 @@ std::string_view integer_beyond_64_bits(std::string_view text) {
   return {};
 }
 
-// Well-formed UTF-8: no stray continuation byte, overlong form, surrogate or code point above
-// U+10FFFF.
+}  // namespace
+
 bool is_utf8(std::string_view bytes) {
   size_t i = 0;
   while (i < bytes.size()) {
@@ -111,7 +111,23 @@ std::string hex(std::string_view bytes) {
   return out;
 }
 
-}  // namespace
+std::optional<std::string> from_hex(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out(hex.size() / 2, '\0');
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int high = digit(hex[2 * i]);
+    const int low = digit(hex[2 * i + 1]);
+    if (high < 0 || low < 0) return std::nullopt;
+    out[i] = static_cast<char>(high * 16 + low);
+  }
+  return out;
+}
 
 std::optional<Json> parse_json(std::string_view text, std::string& error) {
   if (json_depth(text) > kJsonDepthMax) {

@@ -36,6 +36,12 @@ std::optional<std::string> stored_json_text(std::string_view text, std::string& 
 void put_bytes(Json& j, const std::string& name, std::string_view bytes, bool exact);
 // Stored bytes for a table cell: compact JSON, the text, or "(N bytes, not text)".
 std::string bytes_cell(std::string_view bytes);
+// Well-formed UTF-8: no stray continuation byte, overlong form, surrogate or code point above
+// U+10FFFF (JSON strings must be; entities and scopes need not be).
+bool is_utf8(std::string_view bytes);
+// Lower-case hex digits, two per byte; from_hex reads either case, nullopt for anything else.
+std::string hex(std::string_view bytes);
+std::optional<std::string> from_hex(std::string_view hex);
 
 std::string event_json(const EventView& event);
 // The same fields for an owned event; "payload" and "metadata" only when `with_payload`.
