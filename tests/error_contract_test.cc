@@ -105,6 +105,9 @@ std::vector<Case> contract_table() {
       {"PermissionDenied",
        StoreError(ErrorCode::PermissionDenied).with("operation", "open lock file").with("path", "/data/s/LOCK").with("detail", "Read-only file system").with("errno", uint64_t{30}).with("needed", "a file system mounted read-write"),
        ErrorClass::Domain, {"open lock file", "/data/s/LOCK", "refused", "Read-only file system", "errno 30", "needs a file system mounted read-write"}, nullptr},
+      {"ServerUnavailable",
+       StoreError(ErrorCode::ServerUnavailable).with("server", "nats://127.0.0.1:4222").with("operation", "publish").with("detail", "timeout"),
+       ErrorClass::Retryable, {"nats://127.0.0.1:4222", "publish failed", "timeout"}, nullptr},
       {"CursorExpired",
        StoreError(ErrorCode::CursorExpired).with("cursor", uint64_t{41}).with("first_retained", uint64_t{43}),
        ErrorClass::Domain, {"cursor 41", "first retained sequence is 43", "resync"}, nullptr},
@@ -117,6 +120,12 @@ std::vector<Case> contract_table() {
       {"ArtifactInvalid",
        StoreError(ErrorCode::ArtifactInvalid).with("path", "/in/s").with("reason", "file EPOCH does not hash to what MANIFEST says"),
        ErrorClass::FailClosed, {"/in/s", "refused", "EPOCH does not hash"}, nullptr},
+      {"ReplicaDiverged",
+       StoreError(ErrorCode::ReplicaDiverged).with("what", "stream orders").with("sequence", uint64_t{12}).with("reason", "it holds another event there"),
+       ErrorClass::FailClosed, {"stream orders diverged at sequence 12", "another event"}, nullptr},
+      {"MessageInvalid",
+       StoreError(ErrorCode::MessageInvalid).with("position", uint64_t{7}).with("stream", "orders").with("reason", "no Keel-Sequence header"),
+       ErrorClass::FailClosed, {"message 7 of stream orders", "no Keel-Sequence header"}, nullptr},
       {"CursorAheadOfLog",
        StoreError(ErrorCode::CursorAheadOfLog).with("consumer", "consumer billing").with("cursor", uint64_t{90}).with("recovered", uint64_t{77}),
        ErrorClass::FailClosed, {"consumer billing committed cursor 90", "last sequence 77"}, nullptr},
@@ -153,7 +162,7 @@ std::set<std::string> template_fields(std::string_view tmpl) {
 TEST_CASE("StoreError contract table pins every code's class, message fields and cause",
           "[error]") {
   auto table = contract_table();
-  static_assert(keel::kErrorCodeCount == 35,
+  static_assert(keel::kErrorCodeCount == 38,
                 "STORE_ERROR CONTRACT TABLE OUT OF DATE: add a row for the new code, then bump");
   REQUIRE(table.size() == keel::kErrorCodeCount);
   std::set<ErrorCode> covered;

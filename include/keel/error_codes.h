@@ -42,6 +42,7 @@
   X(WaitTimeout, Retryable,                                                                        \
     "wait for {watermark} to reach sequence {target} timed out after {waited_ms}ms")               \
   X(VisibilityFenceActive, Retryable, "visibility fence {fence} is active: {operation} refused")   \
+  X(ServerUnavailable, Retryable, "{server}: {operation} failed: {detail}")                        \
   /* Indeterminate: it may have happened. */                                                       \
   X(WriteInDoubt, Indeterminate,                                                                   \
     "append in doubt: {operation} failed after sequence {sequence} was assigned")                  \
@@ -61,6 +62,8 @@
     "{consumer} committed cursor {cursor}, beyond the recovered log's last sequence "              \
     "{recovered}: a crash or an accepted data loss took events it applied")                        \
   X(ArtifactInvalid, FailClosed, "artifact {path} is refused: {reason}")                           \
+  X(ReplicaDiverged, FailClosed, "{what} diverged at sequence {sequence}: {reason}")               \
+  X(MessageInvalid, FailClosed, "message {position} of stream {stream} is refused: {reason}")      \
   X(UnsupportedVersion, FailClosed,                                                                \
     "{path} has format version {found}, newer than the supported {supported}")                     \
   X(WriterPoisoned, FailClosed, "writer poisoned by an earlier failure in {operation}; reopen")     \

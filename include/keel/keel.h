@@ -12,6 +12,7 @@
 #include "keel/projection.h"
 #include "keel/query.h"
 #include "keel/reactor.h"
+#include "keel/replication.h"
 #include "keel/result.h"
 #include "keel/retention.h"
 #include "keel/snapshot.h"

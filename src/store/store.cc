@@ -936,6 +936,14 @@ Result<QueryPage> StoreInternals::query_views(Store& store, const Query& query,
   KEEL_TRY(check_not_in_gate(store.impl_.get(), "query"));
   return store.impl_->query_views(query, visit);
 }
+Result<size_t> StoreInternals::read_stored(Store& store, uint64_t from, size_t max_events,
+                                           std::vector<ReplicationMessage>& out) {
+  return store.impl_->read_stored(from, max_events, out);
+}
+Status StoreInternals::append_stored(Store& store, uint64_t first_sequence,
+                                     std::span<const std::string_view> bodies) {
+  return store.impl_->append_stored(first_sequence, bodies);
+}
 uint64_t StoreInternals::add_subscription(Store& store, uint64_t position) {
   return store.impl_->add_subscription(position);
 }

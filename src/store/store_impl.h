@@ -59,6 +59,9 @@ class Store::Impl {
   // Export's cut (store_cut.cc; StoreInternals documents it).
   Result<std::optional<StoreCut>> cut_for_export();
   uint64_t now_wall_ms();
+  // Replication's reads and writes (store_replica.cc; StoreInternals documents them).
+  Result<size_t> read_stored(uint64_t from, size_t max_events, std::vector<ReplicationMessage>& out);
+  Status append_stored(uint64_t first_sequence, std::span<const std::string_view> bodies);
   Status sync();
   Result<Event> get(const EventId& id);
   Result<Event> read(uint64_t sequence);

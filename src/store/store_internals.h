@@ -6,11 +6,13 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "keel/replication.h"
 #include "keel/store.h"
 #include "platform/file_system.h"
 
@@ -74,6 +76,25 @@ struct StoreInternals {
   // with the registration (appends meanwhile would move an uncounted applied back up).
   static Status count_consumer(Store& store, std::string_view name, uint64_t position,
                                std::string_view reason);
+  // Replication (src/replication/). Appends to `out` the visible events from `from` on, whole
+  // records at a time, until `max_events` are there or the visible end is reached; returns how
+  // many it appended. NotSupported for an event written inside a fence or a hidden sequence (a
+  // cancelled fence) on the way: replication does not carry fences yet. CursorExpired when
+  // `from` is below the retention floor; Corruption, Io.
+  static Result<size_t> read_stored(Store& store, uint64_t from, size_t max_events,
+                                    std::vector<ReplicationMessage>& out);
+  // Writes one record copied from another store: `bodies` (segments/FORMAT.md 6.1) are its
+  // events, in order, with sequences `first_sequence`, +1, ...; one body is an Event record, more
+  // a Batch. The bytes must be keel's canonical encoding (they are re-encoded and compared), so
+  // the copy's chained hashes are the original's. Nothing is written when a check fails:
+  // MessageInvalid {position, stream, reason} (bytes that do not decode, a chained hash that
+  // does not match its bytes, a bad coordinate or kind, non-canonical bytes: `position` is the
+  // sequence, `stream` "record"), ReplicaDiverged (the sequence is not this store's next one,
+  // or an event does not continue its (entity, lane) chain: clock or prev hash), NotSupported (a
+  // fenced event), InvalidArgument (a lane >= lanes_max, or a fence is open), ReadOnlyStore,
+  // WriterPoisoned, NoSpace. Returns at Durability::Written: Store::sync() makes it durable.
+  static Status append_stored(Store& store, uint64_t first_sequence,
+                              std::span<const std::string_view> bodies);
   // Live subscriptions define `emitted` (include/keel/frontier.h): registered at their start
   // position, told what each batch handed out, removed when destroyed.
   static uint64_t add_subscription(Store& store, uint64_t position);

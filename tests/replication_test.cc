@@ -1,0 +1,279 @@
+// Replication without a transport (include/keel/replication.h): a source's events copied through
+// messages into a replica that then holds the same events, records, sequences and hashes; messages
+// delivered again; every refusal (a gap, tampered or non-canonical bytes, a replica written to by
+// something else, a record cut short), each writing nothing; fences are refused by name.
+#include <map>
+
+#include "format/checksum.h"
+#include "keel/keel.h"
+#include "test_support.h"
+
+namespace keel {
+namespace {
+
+using test::contains;
+using test::TempDir;
+constexpr EventKind kKind = EventKind::make(1, 1);
+
+std::unique_ptr<Store> open_at(const std::string& dir) {
+  StoreOptions options;
+  options.create_if_missing = true;
+  options.segment_size = 16384;  // rotations on the way
+  auto store = Store::open(dir, options);
+  if (!store.ok()) FAIL(store.error().to_string());
+  return std::move(store).value();
+}
+
+// A source with single appends, batches, several entities and lanes, causes, metadata and keys.
+void fill_source(Store& source, int rounds) {
+  for (int r = 0; r < rounds; ++r) {
+    AppendOptions o;
+    o.lane = static_cast<uint32_t>(r % 3);
+    o.metadata = "{\"round\":" + std::to_string(r) + "}";
+    if (r % 4 == 0) o.idempotency_key = "key-" + std::to_string(r);
+    auto first = source.append({"order:" + std::to_string(r % 7), "billing"}, kKind,
+                               "{\"n\":" + std::to_string(r) + "}", o);
+    KEEL_REQUIRE_OK(first);
+    std::vector<BatchItem> batch;
+    for (int i = 0; i < 1 + r % 5; ++i) {
+      BatchItem item{{"cart:" + std::to_string((r + i) % 5), ""}, kKind,
+                     std::string(40 + i, static_cast<char>('a' + i)), {}};
+      item.options.causation_id = first->event_id;
+      if (i > 0) item.options.cause_item = 0, item.options.causation_id.reset();
+      batch.push_back(item);
+    }
+    KEEL_REQUIRE_OK(source.append_batch(batch));
+  }
+}
+
+// Every message after `after`, as a transport hands it over: through its header values and body.
+std::vector<ReplicationMessage> carried(Store& source, uint64_t after = 0) {
+  std::vector<ReplicationMessage> read;
+  for (;;) {
+    auto n = read_replication_messages(source, after, 7, read);
+    KEEL_REQUIRE_OK(n);
+    if (*n == 0) break;
+    after = read.back().sequence;
+  }
+  std::vector<ReplicationMessage> out;
+  for (const ReplicationMessage& m : read) {
+    auto decoded = decode_replication_message("test", m.sequence, m.sequence_header(),
+                                              m.record_header(), m.body);
+    KEEL_REQUIRE_OK(decoded);
+    CHECK(decoded->event_id == m.event_id);
+    CHECK(decoded->chained_hash == m.chained_hash);
+    out.push_back(std::move(decoded).value());
+  }
+  return out;
+}
+
+void apply_all(Replica& replica, const std::vector<ReplicationMessage>& messages) {
+  for (const ReplicationMessage& m : messages) KEEL_REQUIRE_OK(replica.apply(m));
+  KEEL_REQUIRE_OK(replica.sync());
+}
+
+// The visible events of a store, as comparable owned events minus the epoch (the writer's own).
+std::vector<Event> events_of(Store& store) {
+  auto events = store.scan_events(1, UINT64_MAX);
+  if (!events.ok()) FAIL(events.error().to_string());
+  for (Event& e : *events) e.epoch = 0;
+  return std::move(events).value();
+}
+
+TEST_CASE("a replica fed the source's messages holds the same events, records and hashes",
+          "[replication]") {
+  TempDir dir;
+  auto source = open_at(dir / "source");
+  fill_source(*source, 60);
+  auto messages = carried(*source);
+  REQUIRE(messages.size() == source->stats().sequence_visible);
+
+  auto replica_store = open_at(dir / "replica");
+  Replica replica(*replica_store);
+  apply_all(replica, messages);
+  CHECK(replica.next_sequence() == source->stats().sequence_next);
+  CHECK(events_of(*replica_store) == events_of(*source));
+  auto verified = replica_store->verify();
+  KEEL_REQUIRE_OK(verified);
+  CHECK(verified->ok);
+  CHECK(verified->events_checked == source->stats().sequence_visible);
+
+  // The same records: the replica's messages name the same record boundaries.
+  auto again = carried(*replica_store);
+  REQUIRE(again.size() == messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) {
+    CHECK(again[i].record_header() == messages[i].record_header());
+    CHECK(again[i].body == messages[i].body);
+  }
+  // It reopens as the same store (recovery accepts what it wrote), and entity streams agree.
+  KEEL_REQUIRE_OK(replica_store->close());
+  replica_store = open_at(dir / "replica");
+  CHECK(events_of(*replica_store) == events_of(*source));
+  auto a = source->entity_events("order:3", 1);
+  auto b = replica_store->entity_events("order:3", 1);
+  KEEL_REQUIRE_OK(a);
+  KEEL_REQUIRE_OK(b);
+  CHECK(a->size() == b->size());
+}
+
+TEST_CASE("a replica resumes, skips what it holds, and refuses a gap", "[replication]") {
+  TempDir dir;
+  auto source = open_at(dir / "source");
+  fill_source(*source, 20);
+  auto messages = carried(*source);
+  auto replica_store = open_at(dir / "replica");
+  {
+    Replica replica(*replica_store);
+    std::vector<ReplicationMessage> half(messages.begin(), messages.begin() + 30);
+    apply_all(replica, half);
+  }
+  // A record cut short at 30 is held back, not half written.
+  const uint64_t held = replica_store->stats().sequence_visible;
+  CHECK(held <= 30);
+  CHECK(held >= 25);
+
+  Replica replica(*replica_store);
+  CHECK(replica.next_sequence() == held + 1);
+  // A gap: the next message after the one it needs.
+  auto gap = replica.apply(messages[held + 1]);
+  REQUIRE_FALSE(gap.ok());
+  CHECK(gap.error().is(ErrorCode::ReplicaDiverged));
+  // Delivered again from the start: the held ones are checked and skipped.
+  apply_all(replica, messages);
+  CHECK(events_of(*replica_store) == events_of(*source));
+
+  // A message for a held sequence that names another event is divergence.
+  ReplicationMessage other = messages[3];
+  other.event_id = messages[4].event_id;
+  auto differs = replica.apply(other);
+  REQUIRE_FALSE(differs.ok());
+  CHECK(differs.error().is(ErrorCode::ReplicaDiverged));
+}
+
+TEST_CASE("a replica that something else appended to is refused, writing nothing",
+          "[replication]") {
+  TempDir dir;
+  auto source = open_at(dir / "source");
+  fill_source(*source, 5);
+  auto messages = carried(*source);
+  auto replica_store = open_at(dir / "replica");
+  KEEL_REQUIRE_OK(replica_store->append({"intruder", ""}, kKind, "x"));
+  Replica replica(*replica_store);
+  auto refused = replica.apply(messages[0]);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().is(ErrorCode::ReplicaDiverged));
+  CHECK(replica_store->stats().sequence_next == 2);
+}
+
+TEST_CASE("an event that does not continue its chain in the replica is refused",
+          "[replication]") {
+  TempDir dir;
+  auto a = open_at(dir / "a");
+  auto b = open_at(dir / "b");
+  // Two sources whose first events are on the same entity: b's second event continues b's chain.
+  KEEL_REQUIRE_OK(a->append({"order:1", ""}, kKind, "a1"));
+  KEEL_REQUIRE_OK(b->append({"order:1", ""}, kKind, "b1"));
+  KEEL_REQUIRE_OK(b->append({"order:1", ""}, kKind, "b2"));
+  auto from_a = carried(*a);
+  auto from_b = carried(*b);
+  auto replica_store = open_at(dir / "replica");
+  Replica replica(*replica_store);
+  KEEL_REQUIRE_OK(replica.apply(from_a[0]));
+  auto refused = replica.apply(from_b[1]);  // sequence 2, clock 2, but prev = b1's hash
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().is(ErrorCode::ReplicaDiverged));
+  CHECK(contains(refused.error().message(), "another prev hash"));
+  CHECK(replica_store->stats().sequence_next == 2);
+}
+
+TEST_CASE("tampered, non-canonical and malformed messages are refused as MessageInvalid",
+          "[replication]") {
+  TempDir dir;
+  auto source = open_at(dir / "source");
+  KEEL_REQUIRE_OK(source->append({"order:1", ""}, kKind, "payload"));
+  auto messages = carried(*source);
+  const ReplicationMessage& m = messages[0];
+  auto refused = [&](std::optional<std::string_view> sequence,
+                     std::optional<std::string_view> record, std::string_view body) {
+    auto decoded = decode_replication_message("s", 9, sequence, record, body);
+    REQUIRE_FALSE(decoded.ok());
+    CHECK(decoded.error().is(ErrorCode::MessageInvalid));
+    return decoded.error().message();
+  };
+  CHECK(contains(refused(std::nullopt, "1/1", m.body), "no Keel-Sequence"));
+  CHECK(contains(refused("1", std::nullopt, m.body), "no Keel-Record"));
+  CHECK(contains(refused("0", "1/1", m.body), "Keel-Sequence"));
+  CHECK(contains(refused("1x", "1/1", m.body), "Keel-Sequence"));
+  CHECK(contains(refused("1", "1-1", m.body), "Keel-Record"));
+  CHECK(contains(refused("1", "1/0", m.body), "Keel-Record"));
+  CHECK(contains(refused("3", "1/2", m.body), "not in its record"));
+  std::string tampered = m.body;
+  tampered[tampered.find("payload")] = 'P';
+  CHECK(contains(refused("1", "1/1", tampered), "chained hash"));
+  CHECK(contains(refused("1", "1/1", m.body + "x"), "bytes after"));
+  CHECK(contains(refused("1", "1/1", m.body.substr(0, 20)), "body"));
+
+  // Decodes and its hash matches, but it is not keel's canonical encoding: the kind (0x1001,
+  // which keel writes as uint16 `cd 10 01`) as uint32, with field 16 recomputed over the new bytes.
+  // A replica must refuse it: its own re-encoding would hash differently from the source's.
+  auto replica_store = open_at(dir / "replica");
+  Replica replica(*replica_store);
+  {
+    std::string wide = m.body;
+    size_t at = wide.find(std::string("\xcd\x10\x01", 3));
+    REQUIRE(at != std::string::npos);
+    wide.replace(at, 3, std::string("\xce\x00\x00\x10\x01", 5));
+    std::span<const std::byte> hashed(reinterpret_cast<const std::byte*>(wide.data()),
+                                      wide.size() - 16 - 2);
+    Hash128 h = format::hash128(hashed);
+    for (int i = 0; i < 8; ++i) {
+      wide[wide.size() - 16 + i] = static_cast<char>(h.high >> (56 - 8 * i));
+      wide[wide.size() - 8 + i] = static_cast<char>(h.low >> (56 - 8 * i));
+    }
+    auto decoded = decode_replication_message("s", 1, "1", "1/1", wide);
+    KEEL_REQUIRE_OK(decoded);  // well formed, hash matches
+    auto written = replica.apply(*decoded);
+    REQUIRE_FALSE(written.ok());
+    CHECK(written.error().is(ErrorCode::MessageInvalid));
+    CHECK(contains(written.error().message(), "canonical"));
+    CHECK(replica_store->stats().sequence_next == 1);
+  }
+  Replica fresh(*replica_store);
+  // A record whose messages disagree: first of "1/2" then a lone "2/1".
+  ReplicationMessage first = m;
+  first.record_events = 2;
+  KEEL_REQUIRE_OK(fresh.apply(first));
+  CHECK(fresh.pending() == 1);
+  ReplicationMessage lone = m;
+  lone.sequence = 2;
+  lone.record_first = 2;
+  auto disagree = fresh.apply(lone);
+  REQUIRE_FALSE(disagree.ok());
+  CHECK(disagree.error().is(ErrorCode::MessageInvalid));
+  CHECK(replica_store->stats().sequence_next == 1);
+}
+
+TEST_CASE("a source with fences is refused by name, not copied without them", "[replication]") {
+  TempDir dir;
+  auto source = open_at(dir / "source");
+  KEEL_REQUIRE_OK(source->append({"order:1", ""}, kKind, "before"));
+  {
+    auto fence = source->begin_fence();
+    KEEL_REQUIRE_OK(fence);
+    KEEL_REQUIRE_OK((*fence)->append({"order:1", ""}, kKind, "fenced"));
+    KEEL_REQUIRE_OK((*fence)->commit());
+  }
+  std::vector<ReplicationMessage> out;
+  auto read = read_replication_messages(*source, 0, 10, out);
+  REQUIRE_FALSE(read.ok());
+  CHECK(read.error().is(ErrorCode::NotSupported));
+  CHECK(contains(read.error().message(), "sequence 2"));
+  // What came before the fence is read.
+  out.clear();
+  auto before = read_replication_messages(*source, 0, 1, out);
+  KEEL_REQUIRE_OK(before);
+  CHECK(*before == 1);
+}
+
+}  // namespace
+}  // namespace keel
