@@ -106,8 +106,8 @@ Result<size_t> Replica::apply(const ReplicationMessage& m) {
       return held.error();
     }
     if (held->event_id != m.event_id || held->chained_hash != m.chained_hash) {
-      return diverged("the replica holds event " + held->event_id.to_hex() + " there, the message " +
-                      m.event_id.to_hex());
+      return diverged("the replica holds event " + held->event_id.to_hex() +
+                      " there, the message " + m.event_id.to_hex());
     }
     return size_t{0};
   }

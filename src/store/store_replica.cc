@@ -120,8 +120,8 @@ Status Store::Impl::append_stored(uint64_t first_sequence,
   log::SegmentWriter& writer = *log_->writer();
   if (writer.poisoned()) return writer.poisoned_error();
   if (writer.next_sequence() != first_sequence) {
-    return diverged(first_sequence, "the replica's next sequence is " +
-                                        std::to_string(writer.next_sequence()));
+    return diverged(first_sequence,
+                    "the replica's next sequence is " + std::to_string(writer.next_sequence()));
   }
   // Decode and check every event before anything is written: a refusal writes nothing.
   batch_bodies_.clear();
@@ -167,7 +167,8 @@ Status Store::Impl::append_stored(uint64_t first_sequence,
     }
     last = hlc;
     if (index_.find(body.event_id)) {
-      return diverged(sequence, "event id " + body.event_id.to_hex() + " is already in the replica");
+      return diverged(sequence,
+                      "event id " + body.event_id.to_hex() + " is already in the replica");
     }
     canonical.clear();
     format::encode_event_body(canonical, body);
@@ -180,12 +181,12 @@ Status Store::Impl::append_stored(uint64_t first_sequence,
     if (inserted) it->second = Head{stream->clock(), stream->head()};
     Head& head = it->second;
     if (body.entity_clock != head.clock + 1 || body.prev_hash != head.hash) {
-      return diverged(sequence, "the event does not continue " + std::string(body.entity) +
-                                    " lane " + std::to_string(body.lane) +
-                                    " (its clock " + std::to_string(body.entity_clock) +
-                                    ", the replica's head clock " + std::to_string(head.clock) +
-                                    (body.entity_clock == head.clock + 1 ? ": another prev hash)"
-                                                                         : ")"));
+      return diverged(sequence,
+                      "the event does not continue " + std::string(body.entity) + " lane " +
+                          std::to_string(body.lane) + " (its clock " +
+                          std::to_string(body.entity_clock) + ", the replica's head clock " +
+                          std::to_string(head.clock) +
+                          (body.entity_clock == head.clock + 1 ? ": another prev hash)" : ")"));
     }
     head = Head{body.entity_clock, body.chained_hash};
     streams.push_back(stream);
