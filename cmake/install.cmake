@@ -1,12 +1,19 @@
-# `cmake --install`: the public headers, libkeel, the keel command-line tool (when built), a CMake
+# `cmake --install`: the public headers, libkeel (and libkeel_nats when built), the keel command-line tool (when built), a CMake
 # package (find_package(keel) -> keel::keel) and a pkg-config file (keel.pc). Both are relocatable:
 # they find the prefix from where they are installed, so `cmake --install build --prefix DIR` works.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
+# replication_nats.h only with the library that implements it (keel::keel_nats).
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/keel DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
-        FILES_MATCHING PATTERN "*.h")
-install(TARGETS keel EXPORT keelTargets
+        FILES_MATCHING PATTERN "*.h" PATTERN "replication_nats.h" EXCLUDE)
+set(KEEL_INSTALL_TARGETS keel)
+if(TARGET keel_nats)
+  install(FILES ${PROJECT_SOURCE_DIR}/include/keel/replication_nats.h
+          DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/keel)
+  list(APPEND KEEL_INSTALL_TARGETS keel_nats)
+endif()
+install(TARGETS ${KEEL_INSTALL_TARGETS} EXPORT keelTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}

@@ -86,7 +86,13 @@ class Subscription {
   uint64_t position() const { return position_; }
   // Moves the position: the next batch starts after `after` (events delivered again when it moves
   // back). A position below the retention floor is CursorExpired at the next delivery.
-  void seek(uint64_t after) { position_ = after; }
+  void seek(uint64_t after) {
+    if (after > position_) {
+      advance(after);  // skipped events count as handed out (the emitted watermark)
+    } else {
+      position_ = after;
+    }
+  }
 
  private:
   Subscription(Store& store, Query filter, uint64_t after, const SubscriptionOptions& options);
@@ -181,6 +187,11 @@ class DurableConsumer {
   uint64_t position() const { return subscription_->position(); }
   // Delivers again everything after the committed cursor (after an apply failed part-way).
   void rewind() { subscription_->seek(cursor_); }
+  // For a consumer that reads its events by other means (replication reads them as stored:
+  // include/keel/replication.h): counts every event up to `sequence` as delivered, as next()
+  // would, so commit() may name it. InvalidArgument when its filter is not the one matching every
+  // event (Query{}), or `sequence` is below position() or above the visible sequence.
+  Status deliver_through(uint64_t sequence);
 
   // Records that every matching event up to `cursor` was applied: durable when it returns.
   // `cursor` lies between the committed cursor and position() (equal to the committed one only to

@@ -143,6 +143,19 @@ Status DurableConsumer::commit(uint64_t cursor, std::string_view state) {
   return commit_locked(cursor, state);
 }
 
+Status DurableConsumer::deliver_through(uint64_t sequence) {
+  if (filter_ != consumers::filter_text(Query{})) {
+    return invalid_argument("filter", "deliver_through is for a consumer of every event");
+  }
+  if (sequence < position() || sequence > visible_of(store_)) {
+    return invalid_argument("sequence", std::to_string(sequence) + " is not between the position " +
+                                            std::to_string(position()) +
+                                            " and the visible sequence");
+  }
+  subscription_->seek(sequence);
+  return ok_status();
+}
+
 Status DurableConsumer::commit_locked(uint64_t cursor, std::string_view state) {
   if (cursor < cursor_) {
     return invalid_argument("cursor", std::to_string(cursor) + " is below the committed cursor " +

@@ -302,13 +302,14 @@ TEST_CASE("a nats-server restart mid-stream loses and duplicates nothing", "[nat
   TempDir dir;
   NatsServer server(dir.path());
   auto source = open_at(dir / "source");
-  append_events(*source, 300);
+  append_events(*source, 150);
   auto publisher = start_publisher(*source, options_for(server));
   auto replica = open_at(dir / "replica");
   publish_through(*publisher, 150);
   auto follower = start_follower(*replica, options_for(server));
   follow_through(*follower, 150);
   server.stop();
+  append_events(*source, 150, 150);
   auto away = publisher->publish(50ms);
   REQUIRE_FALSE(away.ok());
   CHECK(away.error().is(ErrorCode::ServerUnavailable));

@@ -498,6 +498,37 @@ const std::vector<Command>& commands() {
          {"keep", "K", "prune: payloads to keep, the published one included (default 2)"}},
         2, 3},
        run_snapshot},
+      {{"replicate", "ACTION DIR", "copy a store's events to other machines through NATS JetStream",
+        "  publish STORE   publishes every visible event of STORE, in sequence order, to the\n"
+        "                  JetStream stream --stream (created when missing, on subject\n"
+        "                  keel.NAME or --subject), one message per event with its stored body.\n"
+        "                  A durable consumer 'replicate.NAME' keeps the cursor, committed after\n"
+        "                  JetStream acknowledged the messages (keel consumers shows its lag).\n"
+        "                  Each message expects the stream's last sequence, so a second\n"
+        "                  publisher (another store) is refused by the server. Opens STORE\n"
+        "                  writable; in a program that holds the store, use keel::NatsPublisher.\n"
+        "  follow DIR      writes the stream's events into the replica store DIR (created when\n"
+        "                  missing): the same ids, sequences, clocks, causes and chained hashes\n"
+        "                  (keel verify gives the same hashes as the source). Resumes after the\n"
+        "                  replica's last event, which it first finds in the stream and compares.\n"
+        "                  When the stream's limits removed events the replica still needs, it\n"
+        "                  stops with CursorExpired, never skipping them: export the source and\n"
+        "                  follow into a new DIR with --bootstrap.\n"
+        "Both run until interrupted (--once: until caught up), retrying every 100 ms to 5 s\n"
+        "while the server is away, with a status line on stderr every 5 s. Events written inside\n"
+        "a fence are not carried yet (NotSupported, naming the sequence).\n"
+        "docs/REPLICATION.md has the message format and the guarantees.\n\n"
+        "example: keel replicate publish ./orders --stream orders --nats nats://10.0.0.5:4222\n"
+        "         keel replicate follow ./orders-replica --stream orders --nats nats://10.0.0.5:4222",
+        {{"stream", "NAME", "the JetStream stream (1-64 of A-Z a-z 0-9 _ -); required"},
+         {"nats", "URL", "the NATS server (default nats://127.0.0.1:4222)"},
+         {"subject", "SUBJECT", "publish: the subject of a stream it creates (default keel.NAME)"},
+         {"once", "", "stop once caught up (publish: cursor at the visible end; follow: no "
+                      "message within 500 ms)"},
+         {"bootstrap", "ARTIFACT",
+          "follow: when DIR holds no store, import this export of the source first"}},
+        2, 2},
+       run_replicate},
       {{"export", "STORE DEST", "copy a store, while it is in use, into a verified artifact",
         "Copies the store as of its durable sequence into DEST (a missing directory, or an empty\n"
         "one): its segments (the last one up to that sequence), an index image and idempotency\n"

@@ -34,6 +34,7 @@ int run_export(const ParsedArgs& args);    // artifact_commands.cc
 int run_import(const ParsedArgs& args);    // artifact_commands.cc
 int run_load(const ParsedArgs& args);      // load_dump_commands.cc
 int run_dump(const ParsedArgs& args);      // load_dump_commands.cc
+int run_replicate(const ParsedArgs& args); // replicate_command.cc
 inline constexpr uint64_t kEffectsLimitDefault = 1000;
 
 // Helpers shared by the commands.

@@ -21,13 +21,13 @@ struct OptionsDeleter {
   void operator()(natsOptions* o) const { natsOptions_Destroy(o); }
 };
 
-std::optional<std::string_view> header(natsMsg* msg, const char* name) {
+}  // namespace
+
+std::optional<std::string_view> Client::header(natsMsg* msg, const char* name) {
   const char* value = nullptr;
   if (natsMsgHeader_Get(msg, name, &value) != NATS_OK || value == nullptr) return std::nullopt;
   return std::string_view(value);
 }
-
-}  // namespace
 
 Client::Client(NatsOptions options) : options_(std::move(options)) {
   subject_ = options_.subject.empty() ? "keel." + options_.stream : options_.subject;
@@ -48,7 +48,8 @@ StoreError Client::unavailable(std::string_view operation, natsStatus status,
       .with("detail", detail);
 }
 
-Result<std::unique_ptr<Client>> Client::connect(const NatsOptions& options) {
+Result<std::unique_ptr<Client>> Client::connect(const NatsOptions& options,
+                                                jsPubAckHandler on_ack, void* on_ack_closure) {
   auto invalid = [](std::string_view argument, std::string reason) {
     return StoreError(ErrorCode::InvalidArgument).with("argument", argument).with("reason", reason);
   };
@@ -76,6 +77,9 @@ Result<std::unique_ptr<Client>> Client::connect(const NatsOptions& options) {
   jsOptions js_options;
   jsOptions_Init(&js_options);
   js_options.Wait = options.request_timeout.count();
+  js_options.PublishAsync.AckHandler = on_ack;
+  js_options.PublishAsync.AckHandlerClosure = on_ack_closure;
+  js_options.PublishAsync.MaxPending = 8192;
   if (s = natsConnection_JetStream(&client->js_, client->connection_, &js_options); s != NATS_OK) {
     return client->unavailable("JetStream context", s);
   }

@@ -23,8 +23,11 @@ using Msg = std::unique_ptr<natsMsg, MsgDeleter>;
 // ms); requests made while it is away fail with ServerUnavailable.
 class Client {
  public:
-  // InvalidArgument (options), ServerUnavailable.
-  static Result<std::unique_ptr<Client>> connect(const NatsOptions& options);
+  // InvalidArgument (options), ServerUnavailable. `on_ack`, when given, is called (on a client
+  // thread) with the outcome of every js_PublishMsgAsync of this client, and owns the message.
+  static Result<std::unique_ptr<Client>> connect(const NatsOptions& options,
+                                                 jsPubAckHandler on_ack = nullptr,
+                                                 void* on_ack_closure = nullptr);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -48,6 +51,8 @@ class Client {
   Status create_stream();
   // The message at stream position `position`, parsed; nullopt when the stream has none there.
   Result<std::optional<ReplicationMessage>> message_at(uint64_t position);
+  // The value of header `name`, if the message has it.
+  static std::optional<std::string_view> header(natsMsg* msg, const char* name);
   // Parses a received message (MessageInvalid naming `position`).
   Result<ReplicationMessage> parse(natsMsg* msg, uint64_t position) const;
 

@@ -1,6 +1,9 @@
 // NatsPublisher (include/keel/replication_nats.h): a durable consumer of the source that publishes
 // each visible event once, fenced by the stream's expected last sequence, cursor after the ack.
 #include <algorithm>
+#include <charconv>
+#include <map>
+#include <mutex>
 
 #include "keel/consumer.h"
 #include "keel/replication_nats.h"
@@ -17,7 +20,52 @@ struct NatsPublisher::State {
   uint64_t stream_last = 0;  // the stream's last position, as this publisher knows it
   uint64_t in_stream = 0;    // the last source sequence the stream holds
   bool reconcile = true;     // learn both from the stream before the next publish
+  bool reconnect = false;    // a publish's outcome is unknown: a new client (no stale acks)
   std::vector<ReplicationMessage> messages;
+
+  // What JetStream answered to each message in flight, by source sequence (the client calls
+  // on_ack on its own thread).
+  struct Outcome {
+    bool acked = false;
+    bool duplicate = false;
+    uint64_t position = 0;  // its stream sequence when acked
+    natsStatus status = NATS_OK;
+    jsErrCode error = static_cast<jsErrCode>(0);
+  };
+  std::mutex acks_mutex;
+  std::map<uint64_t, Outcome> acks;
+
+  static void on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* failure, void* closure) {
+    auto* self = static_cast<State*>(closure);
+    std::optional<std::string_view> header = nats::Client::header(msg, "Keel-Sequence");
+    uint64_t sequence = 0;
+    if (header) std::from_chars(header->data(), header->data() + header->size(), sequence);
+    Outcome outcome;
+    if (ack != nullptr) {
+      outcome.acked = true;
+      outcome.duplicate = ack->Duplicate;
+      outcome.position = ack->Sequence;
+    } else if (failure != nullptr) {
+      outcome.status = failure->Err;
+      outcome.error = failure->ErrCode;
+    }
+    {
+      std::lock_guard lock(self->acks_mutex);
+      self->acks[sequence] = outcome;
+    }
+    natsMsg_Destroy(msg);
+  }
+
+  Status connect() {
+    KEEL_ASSIGN_OR_RETURN(auto fresh,
+                          nats::Client::connect(client->options(), &State::on_ack, this));
+    client = std::move(fresh);  // the old client, and the acks it still had in flight, go
+    std::lock_guard lock(acks_mutex);
+    acks.clear();
+    reconnect = false;
+    reconcile = true;
+    return ok_status();
+  }
 
   StoreError diverged(uint64_t sequence, std::string reason) const {
     return StoreError(ErrorCode::ReplicaDiverged)
@@ -74,42 +122,70 @@ struct NatsPublisher::State {
     return ok_status();
   }
 
-  Status publish_one(const ReplicationMessage& m) {
+  // Sends `m` expecting the stream to end at `expected` (set as a header rather than through
+  // jsPubOptions::ExpectLastSeq, where 0 means "no expectation": the first message to an empty
+  // stream is fenced too). Its outcome arrives through on_ack.
+  Status send(const ReplicationMessage& m, uint64_t expected) {
     natsMsg* raw = nullptr;
     natsStatus s = natsMsg_Create(&raw, client->subject().c_str(), nullptr, m.body.data(),
                                   static_cast<int>(m.body.size()));
     if (s != NATS_OK) return client->unavailable("create message", s);
-    nats::Msg msg(raw);
     const std::string id = m.event_id.to_hex();
-    s = natsMsgHeader_Set(msg.get(), "Keel-Sequence", m.sequence_header().c_str());
-    if (s == NATS_OK) s = natsMsgHeader_Set(msg.get(), "Keel-Record", m.record_header().c_str());
-    // The fence, set as a header rather than through jsPubOptions::ExpectLastSeq, where 0 means
-    // "no expectation": the first message to an empty stream is fenced too.
-    const std::string expected = std::to_string(stream_last);
-    if (s == NATS_OK) s = natsMsgHeader_Set(msg.get(), "Nats-Expected-Last-Sequence", expected.c_str());
-    if (s != NATS_OK) return client->unavailable("set headers", s);
-    jsPubOptions options;
-    jsPubOptions_Init(&options);
-    options.MsgId = id.c_str();
-    options.MaxWait = client->options().request_timeout.count();
-    jsPubAck* ack = nullptr;
-    jsErrCode error = static_cast<jsErrCode>(0);
-    s = js_PublishMsg(&ack, client->js(), msg.get(), &options, &error);
-    if (s != NATS_OK) {
-      reconcile = true;  // it may have landed (a lost ack): learn the stream's end again
-      if (error == JSStreamWrongLastSequenceErr) {
-        // Another publisher wrote since, or an earlier publish of ours landed unacknowledged.
-        KEEL_TRY(reconcile_with_stream());
-        return StoreError(ErrorCode::OperationInDoubt)
-            .with("operation", "publish")
-            .with("reason", "the stream moved: reconciled, publish again");
-      }
-      return client->unavailable("publish", s, error);
-    }
-    if (!ack->Duplicate) stream_last = ack->Sequence;
-    jsPubAck_Destroy(ack);
-    in_stream = m.sequence;
+    const std::string expect = std::to_string(expected);
+    s = natsMsgHeader_Set(raw, "Keel-Sequence", m.sequence_header().c_str());
+    if (s == NATS_OK) s = natsMsgHeader_Set(raw, "Keel-Record", m.record_header().c_str());
+    if (s == NATS_OK) s = natsMsgHeader_Set(raw, "Nats-Expected-Last-Sequence", expect.c_str());
+    if (s == NATS_OK) s = natsMsgHeader_Set(raw, "Nats-Msg-Id", id.c_str());
+    if (s == NATS_OK) s = js_PublishMsgAsync(client->js(), &raw, nullptr);
+    if (raw != nullptr) natsMsg_Destroy(raw);  // not taken by the client
+    if (s != NATS_OK) return client->unavailable("publish", s);
     return ok_status();
+  }
+
+  // Publishes `batch` pipelined: message i expects the stream to end where message i - 1 put
+  // it. Moves in_stream and stream_last over the acknowledged prefix; returns how many that is.
+  Result<uint64_t> publish_all(std::span<const ReplicationMessage> batch) {
+    {
+      std::lock_guard lock(acks_mutex);
+      acks.clear();
+    }
+    Status sent = ok_status();
+    size_t count = 0;
+    for (; count < batch.size() && sent.ok(); ++count) {
+      sent = send(batch[count], stream_last + count);
+      if (!sent.ok()) break;
+    }
+    jsPubOptions wait;
+    jsPubOptions_Init(&wait);
+    wait.MaxWait = client->options().request_timeout.count();
+    natsStatus completed = js_PublishAsyncComplete(client->js(), &wait);
+    uint64_t published = 0;
+    std::optional<Outcome> failed;
+    {
+      std::lock_guard lock(acks_mutex);
+      for (size_t i = 0; i < count; ++i) {
+        auto it = acks.find(batch[i].sequence);
+        if (it == acks.end() || !it->second.acked) {
+          if (it != acks.end()) failed = it->second;
+          break;
+        }
+        if (!it->second.duplicate) stream_last = it->second.position;
+        in_stream = batch[i].sequence;
+        ++published;
+      }
+    }
+    if (published == count && sent.ok() && completed == NATS_OK) return published;
+    // Something was not acknowledged: learn the stream's end before publishing again.
+    reconcile = true;
+    if (failed && failed->error == JSStreamWrongLastSequenceErr) {
+      // Another publisher wrote since (reconciling says so), or a duplicate shifted the rest.
+      KEEL_TRY(reconcile_with_stream());
+      return published;
+    }
+    reconnect = true;  // acks may still arrive for what was sent: start over on a new client
+    if (!sent.ok()) return sent.error();
+    if (failed) return client->unavailable("publish", failed->status, failed->error);
+    return client->unavailable("publish acknowledgements", completed);
   }
 };
 
@@ -124,6 +200,7 @@ Result<std::unique_ptr<NatsPublisher>> NatsPublisher::start(Store& source,
   KEEL_ASSIGN_OR_RETURN(auto consumer, DurableConsumer::open(source, "replicate." + options.stream,
                                                              Query{}, consumer_options));
   auto state = std::make_unique<State>(source, std::move(client), std::move(consumer));
+  KEEL_TRY(state->connect());  // again, with the acknowledgement handler bound to the state
   KEEL_TRY(state->reconcile_with_stream());
   return std::unique_ptr<NatsPublisher>(new NatsPublisher(std::move(state)));
 }
@@ -137,30 +214,30 @@ Result<PublishProgress> NatsPublisher::publish(std::chrono::milliseconds wait, s
         .with("argument", "max_events")
         .with("reason", "is 0");
   }
+  if (st.reconnect) KEEL_TRY(st.connect());
   if (st.reconcile) KEEL_TRY(st.reconcile_with_stream());
   PublishProgress progress;
-  const uint64_t before = st.consumer->position();
-  KEEL_ASSIGN_OR_RETURN(size_t delivered, st.consumer->next(wait, [](const EventView&) {}));
-  const uint64_t through = st.consumer->position();
-  if (delivered > 0 && through > st.in_stream) {
+  // The events are read as stored (read_replication_messages), not through the consumer's
+  // deliveries: the consumer keeps the cursor, committed after the acks.
+  Status visible = st.store.wait_for(Watermark::Visible, st.in_stream + 1, wait);
+  if (!visible.ok() && !visible.error().is(ErrorCode::WaitTimeout)) return visible.error();
+  if (visible.ok()) {
     st.messages.clear();
-    const uint64_t from = std::max(before, st.in_stream);
-    KEEL_TRY(read_replication_messages(
-        st.store, from, std::min<uint64_t>(through - from, max_events), st.messages));
-    for (const ReplicationMessage& m : st.messages) {
-      if (m.sequence <= st.in_stream) continue;
-      Status published = st.publish_one(m);
-      if (!published.ok()) {
-        if (published.error().is(ErrorCode::OperationInDoubt)) break;  // reconciled: go on later
-        return published.error();
-      }
-      ++progress.published;
-    }
+    KEEL_TRY(read_replication_messages(st.store, st.in_stream, max_events, st.messages));
+    // Only durable events leave the machine (visible may run ahead of durable under
+    // VisibilityPolicy::AfterWrite, and a crash could take those back).
+    const uint64_t durable = st.store.frontier()[Watermark::Durable].global_sequence;
+    while (!st.messages.empty() && st.messages.back().sequence > durable) st.messages.pop_back();
+    KEEL_ASSIGN_OR_RETURN(progress.published, st.publish_all(st.messages));
   }
-  // Cursor after the ack: only what the stream holds, and at most what was delivered.
-  const uint64_t commit = std::min(st.in_stream, st.consumer->position());
-  if (commit > st.consumer->cursor()) KEEL_TRY(st.consumer->commit(commit));
-  if (st.consumer->position() > st.in_stream) st.consumer->rewind();  // deliver the rest again
+  // Cursor after the ack: what the stream holds (in_stream is above the cursor after a crash
+  // between an ack and the commit: reconcile found it there).
+  if (st.in_stream > st.consumer->cursor()) {
+    if (st.in_stream > st.consumer->position()) {
+      KEEL_TRY(st.consumer->deliver_through(st.in_stream));
+    }
+    KEEL_TRY(st.consumer->commit(st.in_stream));
+  }
   progress.cursor = st.consumer->cursor();
   progress.stream_sequence = st.stream_last;
   return progress;
