@@ -14,6 +14,9 @@
 //                      also decodes each input as the body under a valid header), of the golden
 //                      store (fences: hidden events) and of a small store of causes, external
 //                      causes, explicit correlations, lanes and a batch
+//   replication_message_fuzz  the messages of a small store (single appends, a batch, lanes,
+//                      metadata, an idempotency key, causes) in the target's input format: all
+//                      of them in order, and each alone
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -278,6 +281,44 @@ int write_index_image_corpus(const std::filesystem::path& out_directory) {
   return 0;
 }
 
+// The replication messages of a small store written in memory, in replication_message_fuzz's
+// input format (header values and body per message, messages joined by "\n--\n").
+Status write_replication_seeds(const std::filesystem::path& directory) {
+  platform::MemoryFileSystem fs;
+  StoreOptions options;
+  options.create_if_missing = true;
+  options.file_system = &fs;
+  KEEL_ASSIGN_OR_RETURN(auto store, keel::Store::open("/replication", options));
+  const EventKind kind = EventKind::make(2, 7);
+  AppendOptions keyed;
+  keyed.idempotency_key = "seed-key";
+  keyed.metadata = "{\"m\":1}";
+  KEEL_ASSIGN_OR_RETURN(Receipt first, store->append({"order:1", "billing"}, kind, "{}", keyed));
+  std::vector<BatchItem> batch;
+  for (int i = 0; i < 3; ++i) {
+    BatchItem item{{"cart:" + std::to_string(i % 2), ""}, kind, std::string(20 + i, 'x'), {}};
+    item.options.lane = static_cast<uint32_t>(i);
+    item.options.causation_id = first.event_id;
+    batch.push_back(item);
+  }
+  KEEL_TRY(store->append_batch(batch));
+  KEEL_TRY(store->append({"order:1", "billing"}, kind, "{\"n\":2}"));
+  std::vector<ReplicationMessage> messages;
+  KEEL_TRY(read_replication_messages(*store, 0, 100, messages));
+  auto format_message = [](const ReplicationMessage& m) {
+    return m.sequence_header() + "\n" + m.record_header() + "\n" + m.body;
+  };
+  std::filesystem::create_directories(directory);
+  std::string all;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    std::string one = format_message(messages[i]);
+    std::ofstream(directory / ("message-" + std::to_string(i + 1)), std::ios::binary) << one;
+    all += (i == 0 ? "" : "\n--\n") + one;
+  }
+  std::ofstream(directory / "all-messages", std::ios::binary) << all;
+  return ok_status();
+}
+
 int write_seeds(const std::filesystem::path& out_directory, const char* store_directory) {
   auto golden = golden_store(store_directory);
   auto open_fence = open_fence_store(false);
@@ -296,6 +337,11 @@ int write_seeds(const std::filesystem::path& out_directory, const char* store_di
   write_recovery_seeds(recovery_seeds, "golden", *golden);
   write_recovery_seeds(recovery_seeds, "open-fence", *open_fence);
   write_recovery_seeds(recovery_seeds, "fence-out-of-place", *fence_out_of_place);
+  if (Status written = write_replication_seeds(out_directory / "replication_message_fuzz");
+      !written.ok()) {
+    std::fprintf(stderr, "keel-fuzz-seeds: %s\n", written.error().to_string().c_str());
+    return 1;
+  }
   return write_index_image_corpus(out_directory);
 }
 

@@ -38,6 +38,9 @@ struct NatsOptions {
   std::string subject;  // the subject its messages are published on; empty: "keel.<stream>"
   // How long one request (a publish acknowledgement, a stream lookup) may take.
   std::chrono::milliseconds request_timeout{5'000};
+  // NEGATIVE CONTROL FOR TESTS ONLY: the publisher sends no expected last sequence, so the server
+  // fences nothing. The second-publisher test of tests/nats/nats_replication_test.cc must catch it.
+  bool unsafe_unfenced_for_test = false;
 };
 
 struct PublishProgress {

@@ -4,8 +4,13 @@
 // publisher is refused by the stream's expected last sequence; a follower restarted resumes; a
 // stream whose limits removed what a stopped follower needed is CursorExpired; a server restart
 // mid-stream loses and duplicates nothing.
+#include <fcntl.h>
 #include <nats/nats.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <random>
 #include <thread>
 
 #include "keel/keel.h"
@@ -129,6 +134,23 @@ StreamState stream_state(const NatsServer& server, const std::string& stream) {
   return state;
 }
 
+// The same, 0 while the stream does not exist.
+uint64_t stream_messages(const NatsServer& server, const std::string& stream) {
+  natsConnection* connection = nullptr;
+  REQUIRE(natsConnection_ConnectTo(&connection, server.url().c_str()) == NATS_OK);
+  jsCtx* js = nullptr;
+  REQUIRE(natsConnection_JetStream(&js, connection, nullptr) == NATS_OK);
+  jsStreamInfo* info = nullptr;
+  uint64_t messages = 0;
+  if (js_GetStreamInfo(&info, js, stream.c_str(), nullptr, nullptr) == NATS_OK) {
+    messages = info->State.Msgs;
+    jsStreamInfo_Destroy(info);
+  }
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(connection);
+  return messages;
+}
+
 void create_limited_stream(const NatsServer& server, const std::string& stream, int64_t max_msgs) {
   natsConnection* connection = nullptr;
   REQUIRE(natsConnection_ConnectTo(&connection, server.url().c_str()) == NATS_OK);
@@ -202,6 +224,28 @@ TEST_CASE("a publisher that crashed between the ack and its cursor commit publis
   check_same(*source, *replica);
 }
 
+// Two stores, each 20 events, whose publishers both start on the empty stream "race"; the first
+// publishes everything, then the second tries. Returns how many messages the stream holds.
+uint64_t race_of_two_publishers(const NatsServer& server, bool unfenced) {
+  TempDir dir;
+  auto c = open_at(dir / "c");
+  auto d = open_at(dir / "d");
+  append_events(*c, 20);
+  append_events(*d, 20);
+  NatsOptions options = options_for(server, "race");
+  options.unsafe_unfenced_for_test = unfenced;
+  auto pc = start_publisher(*c, options);
+  auto pd = start_publisher(*d, options);
+  publish_through(*pc, 20);
+  auto second = pd->publish(50ms);
+  if (!unfenced) {
+    REQUIRE_FALSE(second.ok());
+    CHECK(second.error().is(ErrorCode::ReplicaDiverged));
+    CHECK(pd->cursor() == 0);
+  }
+  return stream_state(server, "race").messages;
+}
+
 TEST_CASE("a second store's publisher on the same stream is refused", "[nats]") {
   TempDir dir;
   NatsServer server(dir.path());
@@ -219,19 +263,15 @@ TEST_CASE("a second store's publisher on the same stream is refused", "[nats]") 
 
   // Both started before either wrote: the loser's first publish past the start is fenced by
   // the stream's expected last sequence, and nothing of it lands.
-  TempDir dir2;
-  auto c = open_at(dir2 / "c");
-  auto d = open_at(dir2 / "d");
-  append_events(*c, 20);
-  append_events(*d, 20);
-  auto pc = start_publisher(*c, options_for(server, "race"));
-  auto pd = start_publisher(*d, options_for(server, "race"));
-  publish_through(*pc, 20);
-  auto refused = pd->publish(50ms);
-  REQUIRE_FALSE(refused.ok());
-  CHECK(refused.error().is(ErrorCode::ReplicaDiverged));
-  CHECK(stream_state(server, "race").messages == 20);
-  CHECK(pd->cursor() == 0);
+  CHECK(race_of_two_publishers(server, /*unfenced=*/false) == 20);
+}
+
+TEST_CASE("control: without the expected last sequence a second store's events land in the "
+          "stream, and the fencing test catches it",
+          "[nats]") {
+  TempDir dir;
+  NatsServer server(dir.path());
+  CHECK(race_of_two_publishers(server, /*unfenced=*/true) == 40);
 }
 
 TEST_CASE("a follower stopped and restarted resumes after its last event", "[nats]") {
@@ -318,6 +358,98 @@ TEST_CASE("a nats-server restart mid-stream loses and duplicates nothing", "[nat
   follow_through(*follower, 300);
   CHECK(stream_state(server, "orders").messages == 300);
   check_same(*source, *replica);
+}
+
+// Runs `keel ARGS` and SIGKILLs it after `kill_after` unless it exited first. Returns its exit
+// code, or -1 when it was killed.
+int run_cli_killed(const std::vector<std::string>& args, std::chrono::milliseconds kill_after) {
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    std::vector<char*> argv{const_cast<char*>(KEEL_CLI)};
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(KEEL_CLI, argv.data());
+    ::_exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + kill_after;
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST_CASE("publisher and follower processes killed at random points give every event once and "
+          "in order",
+          "[nats][crash]") {
+  TempDir dir;
+  NatsServer server(dir.path());
+  constexpr int kEvents = 60000;
+  const uint64_t seed = std::random_device{}();
+  INFO("seed " << seed);
+  std::mt19937_64 random(seed);
+  {
+    // Records of 1 to 64 events over 10,000 entities, written unsynced, then synced once.
+    auto source = open_at(dir / "source");
+    BatchOptions written;
+    written.durability = Durability::Written;
+    for (int i = 0; i < kEvents;) {
+      std::vector<BatchItem> batch;
+      for (int n = 1 + static_cast<int>(random() % 64); n > 0 && i < kEvents; --n, ++i) {
+        batch.push_back({{"order:" + std::to_string(random() % 10000), ""}, kKind,
+                         std::string(100, static_cast<char>('a' + i % 26)), {}});
+      }
+      KEEL_REQUIRE_OK(source->append_batch(batch, written));
+    }
+    KEEL_REQUIRE_OK(source->sync());
+    KEEL_REQUIRE_OK(source->close());
+  }
+  std::uniform_int_distribution<int> delay_ms(5, 400);
+  const std::vector<std::string> publish{"replicate", "publish", dir / "source", "--stream",
+                                         "orders",    "--nats",  server.url(),  "--once"};
+  // Runs killed at random points, until 8 were killed mid-way; then one runs to the end.
+  int kills = 0;
+  int mid_way = 0;  // kills that left the stream partly written
+  for (int run = 0; run < 40 && kills < 8; ++run) {
+    int exit_code = run_cli_killed(publish, std::chrono::milliseconds(delay_ms(random)));
+    if (exit_code == -1) ++kills;
+    REQUIRE(exit_code <= 0);
+    const uint64_t messages = stream_messages(server, "orders");
+    if (exit_code == -1 && messages > 0 && messages < kEvents) ++mid_way;
+  }
+  CHECK(kills == 8);
+  CHECK(mid_way >= 1);
+  REQUIRE(run_cli_killed(publish, 60s) == 0);
+  StreamState state = stream_state(server, "orders");
+  CHECK(state.messages == kEvents);
+  CHECK(state.last == kEvents);  // nothing published twice: one stream position per event
+
+  const std::vector<std::string> follow{"replicate", "follow", dir / "replica", "--stream",
+                                        "orders",    "--nats", server.url(),    "--once"};
+  kills = 0;
+  for (int run = 0; run < 40 && kills < 8; ++run) {
+    int exit_code = run_cli_killed(follow, std::chrono::milliseconds(delay_ms(random)));
+    if (exit_code == -1) ++kills;
+    REQUIRE(exit_code <= 0);
+  }
+  CHECK(kills == 8);
+  REQUIRE(run_cli_killed(follow, 60s) == 0);
+  auto source = open_at(dir / "source");
+  auto replica = open_at(dir / "replica");
+  check_same(*source, *replica);
+  auto consumers = list_consumers(*source);
+  KEEL_REQUIRE_OK(consumers);
+  REQUIRE(consumers->size() == 1);
+  CHECK((*consumers)[0].cursor == kEvents);
 }
 
 }  // namespace

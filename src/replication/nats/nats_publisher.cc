@@ -134,7 +134,9 @@ struct NatsPublisher::State {
     const std::string expect = std::to_string(expected);
     s = natsMsgHeader_Set(raw, "Keel-Sequence", m.sequence_header().c_str());
     if (s == NATS_OK) s = natsMsgHeader_Set(raw, "Keel-Record", m.record_header().c_str());
-    if (s == NATS_OK) s = natsMsgHeader_Set(raw, "Nats-Expected-Last-Sequence", expect.c_str());
+    if (s == NATS_OK && !client->options().unsafe_unfenced_for_test) {
+      s = natsMsgHeader_Set(raw, "Nats-Expected-Last-Sequence", expect.c_str());
+    }
     if (s == NATS_OK) s = natsMsgHeader_Set(raw, "Nats-Msg-Id", id.c_str());
     if (s == NATS_OK) s = js_PublishMsgAsync(client->js(), &raw, nullptr);
     if (raw != nullptr) natsMsg_Destroy(raw);  // not taken by the client
