@@ -21,7 +21,7 @@ FUZZ_SECONDS ?= 30
 ITERATIONS ?= 500
 
 .PHONY: deps build test demo asan-test tsan-test release-demo example-check fuzz-build fuzz-smoke bench compare \
-	compare-build bench-report crash-loop \
+	compare-build bench-report bench-replication crash-loop \
 	power-loss-loop golden format \
 	clean
 
@@ -102,6 +102,13 @@ compare: compare-build
 # docs/BENCHMARKS.md with plots in docs/benchmarks/ (scripts/bench-report).
 bench-report: compare-build
 	scripts/bench-report build-bench $(COMPARE_ARGS)
+
+# Replication through NATS JetStream on loopback (bench/replication/main.cc), beside the raw
+# JetStream publish rate of the same run.
+REPLICATION_BENCH_ARGS ?=
+bench-replication: compare-build
+	@cmake --build build-bench -j $(JOBS) --target keel-replication-bench
+	build-bench/bench/replication/keel-replication-bench $(REPLICATION_BENCH_ARGS)
 
 # The long crash loop (tests/crash_loop_test.cc runs a short one): the store is removed when the
 # run passes and kept for inspection when it fails.
