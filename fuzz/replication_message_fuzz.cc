@@ -58,7 +58,8 @@ void run(std::string_view input) {
     std::string_view body = message.substr(fields[0].size() + fields[1].size() + 2);
     auto decoded = decode_replication_message("fuzz", position, fields[0], fields[1], body);
     if (!decoded.ok()) {
-      check(decoded.error().is(ErrorCode::MessageInvalid), "a parser refusal that is not MessageInvalid");
+      check(decoded.error().is(ErrorCode::MessageInvalid),
+            "a parser refusal that is not MessageInvalid");
       continue;
     }
     check(decoded->body == body, "an accepted message changed its body");

@@ -105,7 +105,7 @@ TEST_CASE("every relative link of the README and of docs/ names a file of the re
   size_t checked = 0;
   for (const char* document :
        {"README.md", "docs/ARCHITECTURE.md", "docs/BENCHMARKS.md", "docs/FAULTS.md",
-        "docs/GUARANTEES.md"}) {
+        "docs/GUARANTEES.md", "docs/REPLICATION.md"}) {
     const std::filesystem::path path = std::filesystem::path(KEEL_SOURCE_DIR) / document;
     const std::string prose = prose_of(read_text(path.string()));
     for (std::sregex_iterator it(prose.begin(), prose.end(), link), end; it != end; ++it) {

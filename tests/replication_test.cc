@@ -36,8 +36,10 @@ void fill_source(Store& source, int rounds) {
     KEEL_REQUIRE_OK(first);
     std::vector<BatchItem> batch;
     for (int i = 0; i < 1 + r % 5; ++i) {
-      BatchItem item{{"cart:" + std::to_string((r + i) % 5), ""}, kKind,
-                     std::string(40 + i, static_cast<char>('a' + i)), {}};
+      BatchItem item{{"cart:" + std::to_string((r + i) % 5), ""},
+                     kKind,
+                     std::string(40 + i, static_cast<char>('a' + i)),
+                     {}};
       item.options.causation_id = first->event_id;
       if (i > 0) item.options.cause_item = 0, item.options.causation_id.reset();
       batch.push_back(item);
@@ -165,8 +167,7 @@ TEST_CASE("a replica that something else appended to is refused, writing nothing
   CHECK(replica_store->stats().sequence_next == 2);
 }
 
-TEST_CASE("an event that does not continue its chain in the replica is refused",
-          "[replication]") {
+TEST_CASE("an event that does not continue its chain in the replica is refused", "[replication]") {
   TempDir dir;
   auto a = open_at(dir / "a");
   auto b = open_at(dir / "b");

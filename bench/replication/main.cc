@@ -15,7 +15,13 @@
 //
 // Starts its own nats-server (-js, a free loopback port, a temporary store) unless --nats URL.
 // Each measurement runs --repetitions times on fresh stores and streams; medians are printed.
+#include <arpa/inet.h>
 #include <nats/nats.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -29,13 +35,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "keel/keel.h"
 #include "keel/replication_nats.h"
@@ -133,7 +132,9 @@ void fill(keel::Store& store, const Options& o, std::mt19937_64& random) {
     for (int j = 0; j < 100 && i < o.events; ++j, ++i) {
       for (char& c : payload) c = static_cast<char>(random());
       batch.push_back({{"order:" + std::to_string(random() % o.entities), ""},
-                       keel::EventKind::make(1, 1), payload, {}});
+                       keel::EventKind::make(1, 1),
+                       payload,
+                       {}});
     }
     must(store.append_batch(batch, written), "append");
   }
@@ -272,13 +273,20 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--events") o.events = std::stoull(value());
-    else if (a == "--entities") o.entities = std::stoull(value());
-    else if (a == "--payload") o.payload = std::stoull(value());
-    else if (a == "--repetitions") o.repetitions = std::stoi(value());
-    else if (a == "--lag-seconds") o.lag_seconds = std::stod(value());
-    else if (a == "--nats") o.nats = value();
-    else if (a == "--dir") o.dir = value();
+    if (a == "--events")
+      o.events = std::stoull(value());
+    else if (a == "--entities")
+      o.entities = std::stoull(value());
+    else if (a == "--payload")
+      o.payload = std::stoull(value());
+    else if (a == "--repetitions")
+      o.repetitions = std::stoi(value());
+    else if (a == "--lag-seconds")
+      o.lag_seconds = std::stod(value());
+    else if (a == "--nats")
+      o.nats = value();
+    else if (a == "--dir")
+      o.dir = value();
     else {
       usage();
       return a == "--help" ? 0 : 2;
@@ -289,7 +297,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   const bool own_dir = o.dir.empty();
-  if (own_dir) o.dir = std::filesystem::temp_directory_path() / ("keel-repl-bench-" + std::to_string(::getpid()));
+  if (own_dir)
+    o.dir =
+        std::filesystem::temp_directory_path() / ("keel-repl-bench-" + std::to_string(::getpid()));
   std::filesystem::create_directories(o.dir);
   Server server;
   std::string url = o.nats;
@@ -321,7 +331,8 @@ int main(int argc, char** argv) {
     auto replica = open_store(o.dir + "/replica-" + tag);
     start = Clock::now();
     auto follower = must(keel::NatsFollower::start(*replica, options), "follower");
-    for (uint64_t next = 1; next <= o.events;) next = must(follower->follow(100ms), "follow").replica_next;
+    for (uint64_t next = 1; next <= o.events;)
+      next = must(follower->follow(100ms), "follow").replica_next;
     follow.push_back(static_cast<double>(o.events) / seconds_since(start));
 
     Lag lag = end_to_end(o, url, o.dir, run, random);
@@ -333,10 +344,11 @@ int main(int argc, char** argv) {
                  run + 1, raw.back(), publish.back(), follow.back(), lag.p50_ms, lag.p99_ms,
                  static_cast<unsigned long long>(lag.events));
   }
-  std::printf("keel-replication-bench: %llu events, %llu entities, %zu-byte payloads (%zu-byte "
-              "bodies), medians of %d\n",
-              static_cast<unsigned long long>(o.events),
-              static_cast<unsigned long long>(o.entities), o.payload, body_bytes, o.repetitions);
+  std::printf(
+      "keel-replication-bench: %llu events, %llu entities, %zu-byte payloads (%zu-byte "
+      "bodies), medians of %d\n",
+      static_cast<unsigned long long>(o.events), static_cast<unsigned long long>(o.entities),
+      o.payload, body_bytes, o.repetitions);
   std::printf("| measurement | median |\n|---|--:|\n");
   std::printf("| raw JetStream async publish (messages/s) | %.0f |\n", median(raw));
   std::printf("| keel publish (events/s) | %.0f |\n", median(publish));

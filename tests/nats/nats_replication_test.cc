@@ -13,10 +13,10 @@
 #include <random>
 #include <thread>
 
+#include "../test_support.h"
 #include "keel/keel.h"
 #include "keel/replication_nats.h"
 #include "nats_server.h"
-#include "../test_support.h"
 
 namespace keel {
 namespace {
@@ -45,8 +45,10 @@ void append_events(Store& store, int events, int from = 0) {
     } else {
       std::vector<BatchItem> batch;
       for (int j = 0; j < 10 && i < from + events; ++j, ++i) {
-        batch.push_back({{"order:" + std::to_string(i % 100), ""}, kKind,
-                         "{\"n\":" + std::to_string(i) + "}", {}});
+        batch.push_back({{"order:" + std::to_string(i % 100), ""},
+                         kKind,
+                         "{\"n\":" + std::to_string(i) + "}",
+                         {}});
       }
       KEEL_REQUIRE_OK(store.append_batch(batch));
     }
@@ -126,29 +128,14 @@ StreamState stream_state(const NatsServer& server, const std::string& stream) {
   jsCtx* js = nullptr;
   REQUIRE(natsConnection_JetStream(&js, connection, nullptr) == NATS_OK);
   jsStreamInfo* info = nullptr;
-  REQUIRE(js_GetStreamInfo(&info, js, stream.c_str(), nullptr, nullptr) == NATS_OK);
-  StreamState state{info->State.Msgs, info->State.FirstSeq, info->State.LastSeq};
-  jsStreamInfo_Destroy(info);
-  jsCtx_Destroy(js);
-  natsConnection_Destroy(connection);
-  return state;
-}
-
-// The same, 0 while the stream does not exist.
-uint64_t stream_messages(const NatsServer& server, const std::string& stream) {
-  natsConnection* connection = nullptr;
-  REQUIRE(natsConnection_ConnectTo(&connection, server.url().c_str()) == NATS_OK);
-  jsCtx* js = nullptr;
-  REQUIRE(natsConnection_JetStream(&js, connection, nullptr) == NATS_OK);
-  jsStreamInfo* info = nullptr;
-  uint64_t messages = 0;
+  StreamState state;  // all 0 while the stream does not exist
   if (js_GetStreamInfo(&info, js, stream.c_str(), nullptr, nullptr) == NATS_OK) {
-    messages = info->State.Msgs;
+    state = StreamState{info->State.Msgs, info->State.FirstSeq, info->State.LastSeq};
     jsStreamInfo_Destroy(info);
   }
   jsCtx_Destroy(js);
   natsConnection_Destroy(connection);
-  return messages;
+  return state;
 }
 
 void create_limited_stream(const NatsServer& server, const std::string& stream, int64_t max_msgs) {
@@ -266,9 +253,10 @@ TEST_CASE("a second store's publisher on the same stream is refused", "[nats]") 
   CHECK(race_of_two_publishers(server, /*unfenced=*/false) == 20);
 }
 
-TEST_CASE("control: without the expected last sequence a second store's events land in the "
-          "stream, and the fencing test catches it",
-          "[nats]") {
+TEST_CASE(
+    "control: without the expected last sequence a second store's events land in the "
+    "stream, and the fencing test catches it",
+    "[nats]") {
   TempDir dir;
   NatsServer server(dir.path());
   CHECK(race_of_two_publishers(server, /*unfenced=*/true) == 40);
@@ -388,9 +376,10 @@ int run_cli_killed(const std::vector<std::string>& args, std::chrono::millisecon
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-TEST_CASE("publisher and follower processes killed at random points give every event once and "
-          "in order",
-          "[nats][crash]") {
+TEST_CASE(
+    "publisher and follower processes killed at random points give every event once and "
+    "in order",
+    "[nats][crash]") {
   TempDir dir;
   NatsServer server(dir.path());
   constexpr int kEvents = 60000;
@@ -405,8 +394,10 @@ TEST_CASE("publisher and follower processes killed at random points give every e
     for (int i = 0; i < kEvents;) {
       std::vector<BatchItem> batch;
       for (int n = 1 + static_cast<int>(random() % 64); n > 0 && i < kEvents; --n, ++i) {
-        batch.push_back({{"order:" + std::to_string(random() % 10000), ""}, kKind,
-                         std::string(100, static_cast<char>('a' + i % 26)), {}});
+        batch.push_back({{"order:" + std::to_string(random() % 10000), ""},
+                         kKind,
+                         std::string(100, static_cast<char>('a' + i % 26)),
+                         {}});
       }
       KEEL_REQUIRE_OK(source->append_batch(batch, written));
     }
@@ -415,7 +406,7 @@ TEST_CASE("publisher and follower processes killed at random points give every e
   }
   std::uniform_int_distribution<int> delay_ms(5, 400);
   const std::vector<std::string> publish{"replicate", "publish", dir / "source", "--stream",
-                                         "orders",    "--nats",  server.url(),  "--once"};
+                                         "orders",    "--nats",  server.url(),   "--once"};
   // Runs killed at random points, until 8 were killed mid-way; then one runs to the end.
   int kills = 0;
   int mid_way = 0;  // kills that left the stream partly written
@@ -423,7 +414,7 @@ TEST_CASE("publisher and follower processes killed at random points give every e
     int exit_code = run_cli_killed(publish, std::chrono::milliseconds(delay_ms(random)));
     if (exit_code == -1) ++kills;
     REQUIRE(exit_code <= 0);
-    const uint64_t messages = stream_messages(server, "orders");
+    const uint64_t messages = stream_state(server, "orders").messages;
     if (exit_code == -1 && messages > 0 && messages < kEvents) ++mid_way;
   }
   CHECK(kills == 8);

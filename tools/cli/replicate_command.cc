@@ -48,7 +48,8 @@ class Backoff {
     }
   }
   void succeeded(const std::string& command) {
-    if (delay_.count() != 0) std::fprintf(stderr, "keel replicate %s: connected again\n", command.c_str());
+    if (delay_.count() != 0)
+      std::fprintf(stderr, "keel replicate %s: connected again\n", command.c_str());
     delay_ = std::chrono::milliseconds(0);
   }
 
@@ -75,7 +76,8 @@ int publish(const ParsedArgs& args, const NatsOptions& options, bool once) {
   auto store = open_store(cmd, args.positional[1], true, false, code);
   if (!store) return code;
   Backoff backoff;
-  auto publisher = start_with_backoff(cmd, backoff, [&] { return NatsPublisher::start(*store, options); });
+  auto publisher =
+      start_with_backoff(cmd, backoff, [&] { return NatsPublisher::start(*store, options); });
   if (!publisher.ok()) return fail(cmd, publisher.error());
   std::fprintf(stderr, "keel replicate publish: %s to stream %s at %s, from cursor %llu\n",
                args.positional[1].c_str(), options.stream.c_str(), options.url.c_str(),
@@ -91,8 +93,8 @@ int publish(const ParsedArgs& args, const NatsOptions& options, bool once) {
     }
     backoff.succeeded("publish");
     published += progress->published;
-    const bool caught_up = progress->published == 0 &&
-                           progress->cursor >= store->stats().sequence_visible;
+    const bool caught_up =
+        progress->published == 0 && progress->cursor >= store->stats().sequence_visible;
     if (Clock::now() - last_report > std::chrono::seconds(5) || (once && caught_up)) {
       std::fprintf(stderr,
                    "keel replicate publish: published %llu, cursor %llu, stream position %llu\n",
@@ -125,7 +127,8 @@ int follow(const ParsedArgs& args, const NatsOptions& options, bool once) {
   auto store = open_store(cmd, dir, true, /*create=*/true, code);
   if (!store) return code;
   Backoff backoff;
-  auto follower = start_with_backoff(cmd, backoff, [&] { return NatsFollower::start(*store, options); });
+  auto follower =
+      start_with_backoff(cmd, backoff, [&] { return NatsFollower::start(*store, options); });
   if (!follower.ok()) {
     if (follower.error().is(ErrorCode::CursorExpired)) {
       std::fprintf(stderr,

@@ -48,8 +48,8 @@ StoreError Client::unavailable(std::string_view operation, natsStatus status,
       .with("detail", detail);
 }
 
-Result<std::unique_ptr<Client>> Client::connect(const NatsOptions& options,
-                                                jsPubAckHandler on_ack, void* on_ack_closure) {
+Result<std::unique_ptr<Client>> Client::connect(const NatsOptions& options, jsPubAckHandler on_ack,
+                                                void* on_ack_closure) {
   auto invalid = [](std::string_view argument, std::string reason) {
     return StoreError(ErrorCode::InvalidArgument).with("argument", argument).with("reason", reason);
   };
