@@ -15,8 +15,8 @@
 //                      store (fences: hidden events) and of a small store of causes, external
 //                      causes, explicit correlations, lanes and a batch
 //   replication_message_fuzz  the messages of a small store (single appends, a batch, lanes,
-//                      metadata, an idempotency key, causes) in the target's input format: all
-//                      of them in order, and each alone
+//                      metadata, an idempotency key, causes, a committed and a cancelled fence)
+//                      in the target's input format: all of them in order, and each alone
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -303,10 +303,20 @@ Status write_replication_seeds(const std::filesystem::path& directory) {
   }
   KEEL_TRY(store->append_batch(batch));
   KEEL_TRY(store->append({"order:1", "billing"}, kind, "{\"n\":2}"));
+  for (bool commit : {true, false}) {  // a committed fence, then a cancelled one
+    KEEL_ASSIGN_OR_RETURN(auto fence, store->begin_fence());
+    KEEL_TRY(fence->append({"order:2", ""}, kind, "fenced"));
+    KEEL_TRY(fence->append_batch(batch));
+    KEEL_TRY(commit ? fence->commit() : fence->cancel());
+  }
+  KEEL_TRY(store->append({"order:2", ""}, kind, "after"));
   std::vector<ReplicationMessage> messages;
   KEEL_TRY(read_replication_messages(*store, 0, 100, messages));
   auto format_message = [](const ReplicationMessage& m) {
-    return m.sequence_header() + "\n" + m.record_header() + "\n" + m.body;
+    std::string text = m.sequence_header() + "\n" + m.record_header() + "\n";
+    if (auto end = m.fence_end_header()) text += "F=" + *end + "\n";
+    if (auto hidden = m.hidden_header()) text += "H=" + *hidden + "\n";
+    return text + m.body;
   };
   std::filesystem::create_directories(directory);
   std::string all;

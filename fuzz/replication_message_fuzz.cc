@@ -1,6 +1,7 @@
 // libFuzzer target: replication messages as a transport delivers them (include/keel/replication.h,
 // docs/REPLICATION.md). An input is messages joined by "\n--\n"; each is its Keel-Sequence header
-// value, "\n", its Keel-Record header value, "\n", then its body. Each is parsed
+// value, "\n", its Keel-Record header value, "\n", optional lines "F=<Keel-Fence-End>" and
+// "H=<Keel-Hidden>", then its body. Each is parsed
 // (decode_replication_message) and, when accepted, handed to a Replica writing into a new store in
 // memory, in order.
 //
@@ -55,8 +56,16 @@ void run(std::string_view input) {
     ++position;
     std::vector<std::string_view> fields = split(message, "\n");
     if (fields.size() < 3) continue;
-    std::string_view body = message.substr(fields[0].size() + fields[1].size() + 2);
-    auto decoded = decode_replication_message("fuzz", position, fields[0], fields[1], body);
+    std::string_view body;
+    // Optional third and fourth lines "F=<fence end>" / "H=<hidden>" are header values too.
+    ReplicationHeaders headers{fields[0], fields[1], std::nullopt, std::nullopt};
+    size_t skip = fields[0].size() + fields[1].size() + 2;
+    for (size_t f = 2; f + 1 < fields.size() && fields[f].size() >= 2 && fields[f][1] == '='; ++f) {
+      (fields[f][0] == 'F' ? headers.fence_end : headers.hidden) = fields[f].substr(2);
+      skip += fields[f].size() + 1;
+    }
+    body = message.substr(std::min(skip, message.size()));
+    auto decoded = decode_replication_message("fuzz", position, headers, body);
     if (!decoded.ok()) {
       check(decoded.error().is(ErrorCode::MessageInvalid),
             "a parser refusal that is not MessageInvalid");
@@ -66,8 +75,13 @@ void run(std::string_view input) {
     check(decoded->sequence >= decoded->record_first &&
               decoded->sequence - decoded->record_first < decoded->record_events,
           "an accepted message outside its record");
-    auto again = decode_replication_message("fuzz", position, decoded->sequence_header(),
-                                            decoded->record_header(), body);
+    const std::string sequence = decoded->sequence_header(), record = decoded->record_header();
+    const std::optional<std::string> fence_end = decoded->fence_end_header();
+    const std::optional<std::string> hidden = decoded->hidden_header();
+    ReplicationHeaders printed{sequence, record, std::nullopt, std::nullopt};
+    if (fence_end) printed.fence_end = *fence_end;
+    if (hidden) printed.hidden = *hidden;
+    auto again = decode_replication_message("fuzz", position, printed, body);
     check(again.ok() && again->sequence == decoded->sequence &&
               again->record_first == decoded->record_first &&
               again->record_events == decoded->record_events &&

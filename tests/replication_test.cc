@@ -1,7 +1,8 @@
 // Replication without a transport (include/keel/replication.h): a source's events copied through
-// messages into a replica that then holds the same events, records, sequences and hashes; messages
-// delivered again; every refusal (a gap, tampered or non-canonical bytes, a replica written to by
-// something else, a record cut short), each writing nothing; fences are refused by name.
+// messages into a replica that then holds the same events, records, sequences, fences and hashes;
+// messages delivered again; every refusal (a gap, tampered or non-canonical bytes, a replica
+// written to by something else, a record cut short, hidden where the source shows events), each
+// writing nothing.
 #include <map>
 
 #include "format/checksum.h"
@@ -48,6 +49,17 @@ void fill_source(Store& source, int rounds) {
   }
 }
 
+ReplicationHeaders headers_of(const ReplicationMessage& m) {
+  static thread_local std::string sequence, record, fence_end, hidden;
+  sequence = m.sequence_header();
+  record = m.record_header();
+  fence_end = m.fence_end_header().value_or("");
+  hidden = m.hidden_header().value_or("");
+  return ReplicationHeaders{sequence, record,
+                            m.fence_end ? std::optional<std::string_view>(fence_end) : std::nullopt,
+                            m.hidden ? std::optional<std::string_view>(hidden) : std::nullopt};
+}
+
 // Every message after `after`, as a transport hands it over: through its header values and body.
 std::vector<ReplicationMessage> carried(Store& source, uint64_t after = 0) {
   std::vector<ReplicationMessage> read;
@@ -59,8 +71,7 @@ std::vector<ReplicationMessage> carried(Store& source, uint64_t after = 0) {
   }
   std::vector<ReplicationMessage> out;
   for (const ReplicationMessage& m : read) {
-    auto decoded = decode_replication_message("test", m.sequence, m.sequence_header(),
-                                              m.record_header(), m.body);
+    auto decoded = decode_replication_message("test", m.sequence, headers_of(m), m.body);
     KEEL_REQUIRE_OK(decoded);
     CHECK(decoded->event_id == m.event_id);
     CHECK(decoded->chained_hash == m.chained_hash);
@@ -196,7 +207,7 @@ TEST_CASE("tampered, non-canonical and malformed messages are refused as Message
   const ReplicationMessage& m = messages[0];
   auto refused = [&](std::optional<std::string_view> sequence,
                      std::optional<std::string_view> record, std::string_view body) {
-    auto decoded = decode_replication_message("s", 9, sequence, record, body);
+    auto decoded = decode_replication_message("s", 9, {sequence, record, {}, {}}, body);
     REQUIRE_FALSE(decoded.ok());
     CHECK(decoded.error().is(ErrorCode::MessageInvalid));
     return decoded.error().message();
@@ -231,7 +242,7 @@ TEST_CASE("tampered, non-canonical and malformed messages are refused as Message
       wide[wide.size() - 16 + i] = static_cast<char>(h.high >> (56 - 8 * i));
       wide[wide.size() - 8 + i] = static_cast<char>(h.low >> (56 - 8 * i));
     }
-    auto decoded = decode_replication_message("s", 1, "1", "1/1", wide);
+    auto decoded = decode_replication_message("s", 1, {"1", "1/1", {}, {}}, wide);
     KEEL_REQUIRE_OK(decoded);  // well formed, hash matches
     auto written = replica.apply(*decoded);
     REQUIRE_FALSE(written.ok());
@@ -254,7 +265,84 @@ TEST_CASE("tampered, non-canonical and malformed messages are refused as Message
   CHECK(replica_store->stats().sequence_next == 1);
 }
 
-TEST_CASE("a source with fences is refused by name, not copied without them", "[replication]") {
+TEST_CASE("committed and cancelled fences reach the replica as the source has them",
+          "[replication]") {
+  TempDir dir;
+  auto source = open_at(dir / "source");
+  auto replica_store = open_at(dir / "replica");
+  Replica replica(*replica_store);
+  uint64_t after = 0;
+  // Messages read at every step, so that reads end inside fences too.
+  auto copy_new = [&](size_t max_events) {
+    std::vector<ReplicationMessage> read;
+    for (;;) {
+      auto n = read_replication_messages(*source, after, max_events, read);
+      KEEL_REQUIRE_OK(n);
+      if (*n == 0) break;
+      const ReplicationMessage& last = read.back();
+      after = last.sequence + (last.hidden ? last.record_events - 1 : 0);
+    }
+    for (const ReplicationMessage& m : read) {
+      auto decoded = decode_replication_message("test", m.sequence, headers_of(m), m.body);
+      KEEL_REQUIRE_OK(decoded);
+      KEEL_REQUIRE_OK(replica.apply(*decoded));
+    }
+    KEEL_REQUIRE_OK(replica.sync());
+  };
+  KEEL_REQUIRE_OK(source->append({"order:1", ""}, kKind, "before"));
+  {  // committed: a single append and a batch, visible at once
+    auto fence = source->begin_fence();
+    KEEL_REQUIRE_OK(fence);
+    KEEL_REQUIRE_OK((*fence)->append({"order:1", ""}, kKind, "fenced"));
+    std::vector<BatchItem> batch(3, BatchItem{{"order:2", ""}, kKind, "fenced batch", {}});
+    KEEL_REQUIRE_OK((*fence)->append_batch(batch));
+    KEEL_REQUIRE_OK((*fence)->commit());
+  }
+  {  // cancelled: hidden; the next event of order:1 takes the same clock
+    auto fence = source->begin_fence();
+    KEEL_REQUIRE_OK(fence);
+    KEEL_REQUIRE_OK((*fence)->append({"order:1", ""}, kKind, "cancelled"));
+    KEEL_REQUIRE_OK((*fence)->append({"order:3", ""}, kKind, "cancelled"));
+    KEEL_REQUIRE_OK((*fence)->cancel());
+  }
+  KEEL_REQUIRE_OK(source->append({"order:1", ""}, kKind, "after"));
+  {  // committed, right after another committed one
+    for (int f = 0; f < 2; ++f) {
+      auto fence = source->begin_fence();
+      KEEL_REQUIRE_OK(fence);
+      KEEL_REQUIRE_OK((*fence)->append({"order:4", ""}, kKind, "f" + std::to_string(f)));
+      KEEL_REQUIRE_OK((*fence)->commit());
+    }
+  }
+  copy_new(2);  // reads of 2 events: they end inside the first fence
+  CHECK(replica_store->stats().sequence_next == source->stats().sequence_next);
+  CHECK(events_of(*replica_store) == events_of(*source));
+  CHECK(replica_store->stats().hidden_events == 2);
+  {  // a cancelled fence at the end
+    auto fence = source->begin_fence();
+    KEEL_REQUIRE_OK(fence);
+    KEEL_REQUIRE_OK((*fence)->append({"order:5", ""}, kKind, "cancelled at the end"));
+    KEEL_REQUIRE_OK((*fence)->cancel());
+  }
+  KEEL_REQUIRE_OK(source->append({"order:5", ""}, kKind, "last"));
+  copy_new(100);
+  CHECK(events_of(*replica_store) == events_of(*source));
+  auto verified = replica_store->verify();
+  KEEL_REQUIRE_OK(verified);
+  CHECK(verified->ok);
+  // The replica reopens as the same store (its fences are on disk as the source's are).
+  KEEL_REQUIRE_OK(replica_store->close());
+  replica_store = open_at(dir / "replica");
+  CHECK(events_of(*replica_store) == events_of(*source));
+  CHECK(replica_store->stats().sequence_next == source->stats().sequence_next);
+}
+
+TEST_CASE(
+    "a replica whose sequences are hidden where the source shows events is ReplicaDiverged "
+    "naming the resync",
+    "[replication]") {
+  // The state a power loss leaves when it cuts the write of a fence's copy short: the reopen
+  // cancels the fence, so the replica holds those sequences hidden.
   TempDir dir;
   auto source = open_at(dir / "source");
   KEEL_REQUIRE_OK(source->append({"order:1", ""}, kKind, "before"));
@@ -264,16 +352,26 @@ TEST_CASE("a source with fences is refused by name, not copied without them", "[
     KEEL_REQUIRE_OK((*fence)->append({"order:1", ""}, kKind, "fenced"));
     KEEL_REQUIRE_OK((*fence)->commit());
   }
-  std::vector<ReplicationMessage> out;
-  auto read = read_replication_messages(*source, 0, 10, out);
-  REQUIRE_FALSE(read.ok());
-  CHECK(read.error().is(ErrorCode::NotSupported));
-  CHECK(contains(read.error().message(), "sequence 2"));
-  // What came before the fence is read.
-  out.clear();
-  auto before = read_replication_messages(*source, 0, 1, out);
-  KEEL_REQUIRE_OK(before);
-  CHECK(*before == 1);
+  auto messages = carried(*source);
+  REQUIRE(messages.size() == 2);
+  CHECK(messages[1].fence_end);
+  auto replica_store = open_at(dir / "replica");
+  {
+    Replica replica(*replica_store);
+    KEEL_REQUIRE_OK(replica.apply(messages[0]));
+    KEEL_REQUIRE_OK(replica.sync());
+  }
+  {
+    auto cut = replica_store->begin_fence();
+    KEEL_REQUIRE_OK(cut);
+    KEEL_REQUIRE_OK((*cut)->append({"order:1", ""}, kKind, "cut short"));
+    KEEL_REQUIRE_OK((*cut)->cancel());
+  }
+  Replica replica(*replica_store);
+  auto refused = replica.apply(messages[1]);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().is(ErrorCode::ReplicaDiverged));
+  CHECK(contains(refused.error().message(), "resync it from an export"));
 }
 
 }  // namespace

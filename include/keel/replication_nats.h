@@ -63,8 +63,7 @@ class NatsPublisher {
   // Publishes the visible events after the cursor (at most `max_events`), waiting up to `wait`
   // for the first; commits the cursor once they are acknowledged. Errors: ServerUnavailable (the
   // next call reconciles first), ReplicaDiverged (fenced: another publisher wrote to the stream),
-  // NotSupported (a fenced or hidden event: include/keel/replication.h), CursorExpired, the
-  // errors of DurableConsumer::commit.
+  // CursorExpired, the errors of DurableConsumer::commit.
   Result<PublishProgress> publish(std::chrono::milliseconds wait, size_t max_events = 4096);
   uint64_t cursor() const;
 

@@ -940,9 +940,12 @@ Result<size_t> StoreInternals::read_stored(Store& store, uint64_t from, size_t m
                                            std::vector<ReplicationMessage>& out) {
   return store.impl_->read_stored(from, max_events, out);
 }
-Status StoreInternals::append_stored(Store& store, uint64_t first_sequence,
-                                     std::span<const std::string_view> bodies) {
-  return store.impl_->append_stored(first_sequence, bodies);
+Status StoreInternals::append_stored(Store& store, std::optional<uint64_t> fence_id,
+                                     std::span<const StoredRecord> records) {
+  return store.impl_->append_stored(fence_id, records);
+}
+Status StoreInternals::append_hidden(Store& store, uint64_t first_sequence, uint64_t count) {
+  return store.impl_->append_hidden(first_sequence, count);
 }
 uint64_t StoreInternals::add_subscription(Store& store, uint64_t position) {
   return store.impl_->add_subscription(position);

@@ -61,7 +61,8 @@ class Store::Impl {
   uint64_t now_wall_ms();
   // Replication's reads and writes (store_replica.cc; StoreInternals documents them).
   Result<size_t> read_stored(uint64_t from, size_t max_events, std::vector<ReplicationMessage>& out);
-  Status append_stored(uint64_t first_sequence, std::span<const std::string_view> bodies);
+  Status append_stored(std::optional<uint64_t> fence_id, std::span<const StoredRecord> records);
+  Status append_hidden(uint64_t first_sequence, uint64_t count);
   Status sync();
   Result<Event> get(const EventId& id);
   Result<Event> read(uint64_t sequence);
@@ -224,6 +225,17 @@ class Store::Impl {
                         std::span<index::EntityStream* const> streams,
                         const log::RecordPosition& position);
   EventId next_event_id(const Hlc& hlc);
+
+  // Replication (store_replica.cc): copied records decoded and checked against the running heads
+  // (nothing written), then written one by one.
+  struct CopiedRecord {
+    uint64_t first_sequence = 0;
+    std::vector<format::EventBody> bodies;
+    std::vector<index::EntityStream*> streams;
+  };
+  Status check_copied(std::span<const StoredRecord> records, std::optional<uint64_t> fence_id,
+                      std::vector<CopiedRecord>& out);
+  Status write_copied(writer::Lock& lock, CopiedRecord& record, bool fenced);
 
   // Read path (store_read.cc).
   uint64_t sequence_visible() const;

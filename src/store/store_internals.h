@@ -46,6 +46,12 @@ struct StoreCut {
   uint64_t writer_blocked_us = 0;  // how long the cut held the store's commit mutex
 };
 
+// A record copied from another store, for StoreInternals::append_stored.
+struct StoredRecord {
+  uint64_t first_sequence = 0;
+  std::vector<std::string_view> bodies;
+};
+
 struct StoreInternals {
   // The file system the store runs on (StoreOptions::file_system, or POSIX).
   static platform::FileSystem& file_system(Store& store);
@@ -78,23 +84,32 @@ struct StoreInternals {
                                std::string_view reason);
   // Replication (src/replication/). Appends to `out` the visible events from `from` on, whole
   // records at a time, until `max_events` are there or the visible end is reached; returns how
-  // many it appended. NotSupported for an event written inside a fence or a hidden sequence (a
-  // cancelled fence) on the way: replication does not carry fences yet. CursorExpired when
-  // `from` is below the retention floor; Corruption, Io.
+  // many it appended. A run of hidden sequences (a cancelled fence's events) is one message with
+  // `hidden` set; a committed fence's last event has `fence_end`. CursorExpired when `from` is
+  // below the retention floor; Corruption, Io.
   static Result<size_t> read_stored(Store& store, uint64_t from, size_t max_events,
                                     std::vector<ReplicationMessage>& out);
-  // Writes one record copied from another store: `bodies` (segments/FORMAT.md 6.1) are its
-  // events, in order, with sequences `first_sequence`, +1, ...; one body is an Event record, more
-  // a Batch. The bytes must be keel's canonical encoding (they are re-encoded and compared), so
-  // the copy's chained hashes are the original's. Nothing is written when a check fails:
-  // MessageInvalid {position, stream, reason} (bytes that do not decode, a chained hash that
-  // does not match its bytes, a bad coordinate or kind, non-canonical bytes: `position` is the
-  // sequence, `stream` "record"), ReplicaDiverged (the sequence is not this store's next one,
-  // or an event does not continue its (entity, lane) chain: clock or prev hash), NotSupported (a
-  // fenced event), InvalidArgument (a lane >= lanes_max, or a fence is open), ReadOnlyStore,
-  // WriterPoisoned, NoSpace. Returns at Durability::Written: Store::sync() makes it durable.
-  static Status append_stored(Store& store, uint64_t first_sequence,
-                              std::span<const std::string_view> bodies);
+  // Writes records copied from another store (ReplicationMessage bodies, segments/FORMAT.md
+  // 6.1), each with its first sequence; one body is an Event record, more a Batch. Without a
+  // fence id: one record. With one: the records of a committed fence of the source, written
+  // between a FenceBegin and a FenceCommit of that id and visible all at once (a failure after
+  // the begin poisons the writer; the reopen cancels the fence). The bytes must be keel's
+  // canonical encoding (they are re-encoded and compared), so the copy's chained hashes are the
+  // original's. Nothing is written when a check fails: MessageInvalid {position, stream, reason}
+  // (bytes that do not decode, a chained hash that does not match its bytes, a bad coordinate or
+  // kind, an event whose fence id is not `fence_id`, non-canonical bytes: `position` is the
+  // sequence, `stream` "record"), ReplicaDiverged (a sequence that is not this store's next one,
+  // an event that does not continue its (entity, lane) chain, an id the store holds),
+  // InvalidArgument (a lane >= lanes_max, a fence open), ReadOnlyStore, WriterPoisoned, NoSpace.
+  // Returns at Durability::Written (the fence's commit as the policy needs): Store::sync()
+  // makes it durable.
+  static Status append_stored(Store& store, std::optional<uint64_t> fence_id,
+                              std::span<const StoredRecord> records);
+  // Takes sequences first_sequence .. + count - 1 as hidden events (a cancelled fence of the
+  // source): placeholders written inside a fence of this store, then cancelled. ReplicaDiverged
+  // when first_sequence is not the next one; InvalidArgument (count 0, a fence open),
+  // ReadOnlyStore, WriterPoisoned, NoSpace.
+  static Status append_hidden(Store& store, uint64_t first_sequence, uint64_t count);
   // Live subscriptions define `emitted` (include/keel/frontier.h): registered at their start
   // position, told what each batch handed out, removed when destroyed.
   static uint64_t add_subscription(Store& store, uint64_t position);

@@ -10,6 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -113,7 +116,9 @@ void check_same(Store& source, Store& replica) {
   auto verified = replica.verify();
   KEEL_REQUIRE_OK(verified);
   CHECK(verified->ok);
-  CHECK(verified->events_checked == source.stats().sequence_visible);
+  auto original = source.verify();
+  KEEL_REQUIRE_OK(original);
+  CHECK(verified->events_checked == original->events_checked);
 }
 
 // The stream's state, read with the C client.
@@ -348,9 +353,52 @@ TEST_CASE("a nats-server restart mid-stream loses and duplicates nothing", "[nat
   check_same(*source, *replica);
 }
 
-// Runs `keel ARGS` and SIGKILLs it after `kill_after` unless it exited first. Returns its exit
-// code, or -1 when it was killed.
-int run_cli_killed(const std::vector<std::string>& args, std::chrono::milliseconds kill_after) {
+TEST_CASE("keel replicate follow --bootstrap resyncs a replica the stream overtook from an export",
+          "[nats]") {
+  TempDir dir;
+  NatsServer server(dir.path());
+  create_limited_stream(server, "orders", 100);
+  auto source = open_at(dir / "source");
+  append_events(*source, 40);
+  auto publisher = start_publisher(*source, options_for(server));
+  publish_through(*publisher, 40);
+  KEEL_REQUIRE_OK(export_store(*source, dir / "old-export"));
+  const std::string follow =
+      "replicate follow " + dir / "replica" + " --stream orders --nats " + server.url() + " --once";
+  auto first = test::keel_cli(dir, follow);
+  REQUIRE(first.exit_code == 0);
+  append_events(*source, 200, 40);
+  publish_through(*publisher, 240);  // the stream now holds 141..240 only
+
+  auto expired = test::keel_cli(dir, follow);
+  CHECK(expired.exit_code == 1);
+  CHECK(contains(expired.err, "CursorExpired"));
+  CHECK(contains(expired.err, "--bootstrap"));
+  // An export older than the stream's first message cannot resync it.
+  auto too_old = test::keel_cli(dir, follow + " --bootstrap " + dir / "old-export");
+  CHECK(too_old.exit_code == 1);
+  CHECK(contains(too_old.err, "export the source again"));
+
+  KEEL_REQUIRE_OK(export_store(*source, dir / "export"));
+  auto resynced = test::keel_cli(dir, follow + " --bootstrap " + dir / "export");
+  INFO(resynced.err);
+  REQUIRE(resynced.exit_code == 0);
+  CHECK(contains(resynced.err, "resynced"));
+  bool kept = false;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    kept = kept || entry.path().filename().string().rfind("replica.expired-", 0) == 0;
+  }
+  CHECK(kept);
+  append_events(*source, 30, 240);
+  publish_through(*publisher, 270);
+  REQUIRE(test::keel_cli(dir, follow).exit_code == 0);
+  auto replica = open_at(dir / "replica");
+  check_same(*source, *replica);
+}
+
+// Runs `keel ARGS` and SIGKILLs it once `kill_now()` says so (polled every millisecond), or after
+// 60 s. Returns its exit code, or -1 when it was killed.
+int run_cli_killed(const std::vector<std::string>& args, const std::function<bool()>& kill_now) {
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
@@ -363,10 +411,10 @@ int run_cli_killed(const std::vector<std::string>& args, std::chrono::millisecon
     ::execv(KEEL_CLI, argv.data());
     ::_exit(127);
   }
-  const auto deadline = std::chrono::steady_clock::now() + kill_after;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
   int status = 0;
   while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() >= deadline) {
+    if (kill_now() || std::chrono::steady_clock::now() >= deadline) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, &status, 0);
       return -1;
@@ -376,71 +424,139 @@ int run_cli_killed(const std::vector<std::string>& args, std::chrono::millisecon
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// The stream's message count, through one connection kept for polling.
+class StreamCounter {
+ public:
+  StreamCounter(const NatsServer& server, std::string stream) : stream_(std::move(stream)) {
+    REQUIRE(natsConnection_ConnectTo(&connection_, server.url().c_str()) == NATS_OK);
+    REQUIRE(natsConnection_JetStream(&js_, connection_, nullptr) == NATS_OK);
+  }
+  ~StreamCounter() {
+    jsCtx_Destroy(js_);
+    natsConnection_Destroy(connection_);
+  }
+  StreamCounter(const StreamCounter&) = delete;
+  StreamCounter& operator=(const StreamCounter&) = delete;
+  uint64_t messages() {
+    jsStreamInfo* info = nullptr;
+    if (js_GetStreamInfo(&info, js_, stream_.c_str(), nullptr, nullptr) != NATS_OK) return 0;
+    uint64_t n = info->State.Msgs;
+    jsStreamInfo_Destroy(info);
+    return n;
+  }
+
+ private:
+  std::string stream_;
+  natsConnection* connection_ = nullptr;
+  jsCtx* js_ = nullptr;
+};
+
 TEST_CASE(
     "publisher and follower processes killed at random points give every event once and "
     "in order",
     "[nats][crash]") {
   TempDir dir;
   NatsServer server(dir.path());
-  constexpr int kEvents = 60000;
+  constexpr int kRecords = 2000;
   const uint64_t seed = std::random_device{}();
   INFO("seed " << seed);
   std::mt19937_64 random(seed);
+  uint64_t kEvents = 0;  // the messages the stream must hold: events and hidden runs
+  uint64_t last_sequence = 0;
   {
-    // Records of 1 to 64 events over 10,000 entities, written unsynced, then synced once.
+    // Records of 1 to 64 events over 10,000 entities, written unsynced, then synced once; every
+    // 100th goes through a fence, committed or cancelled in turn.
     auto source = open_at(dir / "source");
     BatchOptions written;
     written.durability = Durability::Written;
-    for (int i = 0; i < kEvents;) {
+    for (int r = 0; r < kRecords; ++r) {
       std::vector<BatchItem> batch;
-      for (int n = 1 + static_cast<int>(random() % 64); n > 0 && i < kEvents; --n, ++i) {
+      for (int n = 1 + static_cast<int>(random() % 64); n > 0; --n) {
         batch.push_back({{"order:" + std::to_string(random() % 10000), ""},
                          kKind,
-                         std::string(100, static_cast<char>('a' + i % 26)),
+                         std::string(100, static_cast<char>('a' + n % 26)),
                          {}});
       }
-      KEEL_REQUIRE_OK(source->append_batch(batch, written));
+      if (r % 100 != 50) {
+        KEEL_REQUIRE_OK(source->append_batch(batch, written));
+        continue;
+      }
+      auto fence = source->begin_fence();
+      KEEL_REQUIRE_OK(fence);
+      KEEL_REQUIRE_OK((*fence)->append_batch(batch, written));
+      KEEL_REQUIRE_OK((*fence)->append(batch[0].coordinate, kKind, "single", {}));
+      KEEL_REQUIRE_OK(r % 200 == 50 ? (*fence)->commit() : (*fence)->cancel());
     }
     KEEL_REQUIRE_OK(source->sync());
+    std::vector<ReplicationMessage> messages;
+    while (true) {
+      auto n = read_replication_messages(*source, last_sequence, 4096, messages);
+      KEEL_REQUIRE_OK(n);
+      if (*n == 0) break;
+      const ReplicationMessage& m = messages.back();
+      last_sequence = m.sequence + (m.hidden ? m.record_events - 1 : 0);
+    }
+    kEvents = messages.size();
+    REQUIRE(kEvents > 60000);
     KEEL_REQUIRE_OK(source->close());
   }
-  std::uniform_int_distribution<int> delay_ms(5, 400);
   const std::vector<std::string> publish{"replicate", "publish", dir / "source", "--stream",
                                          "orders",    "--nats",  server.url(),   "--once"};
-  // Runs killed at random points, until 8 were killed mid-way; then one runs to the end.
-  int kills = 0;
+  // 8 runs, each killed once the stream holds a random number of messages more than when it
+  // started (progress decides, not time, however fast the build), then one run to the end.
+  StreamCounter counter(server, "orders");
   int mid_way = 0;  // kills that left the stream partly written
-  for (int run = 0; run < 40 && kills < 8; ++run) {
-    int exit_code = run_cli_killed(publish, std::chrono::milliseconds(delay_ms(random)));
-    if (exit_code == -1) ++kills;
+  for (int run = 0; run < 8; ++run) {
+    const uint64_t before = counter.messages();
+    if (before >= kEvents) break;
+    const uint64_t at = before + 1 + random() % ((kEvents - before) / 4 + 1);
+    const int exit_code = run_cli_killed(publish, [&] { return counter.messages() >= at; });
     REQUIRE(exit_code <= 0);
-    const uint64_t messages = stream_state(server, "orders").messages;
-    if (exit_code == -1 && messages > 0 && messages < kEvents) ++mid_way;
+    if (exit_code == -1 && counter.messages() < kEvents) ++mid_way;
   }
-  CHECK(kills == 8);
-  CHECK(mid_way >= 1);
-  REQUIRE(run_cli_killed(publish, 60s) == 0);
+  CHECK(mid_way >= 3);
+  REQUIRE(run_cli_killed(publish, [] { return false; }) == 0);
   StreamState state = stream_state(server, "orders");
   CHECK(state.messages == kEvents);
-  CHECK(state.last == kEvents);  // nothing published twice: one stream position per event
+  CHECK(state.last == kEvents);  // nothing published twice: one stream position per message
 
+  // The follower: killed after a random number (1 to 8) of its syncs, seen as changes of the
+  // replica's SYNCED file (rewritten after every fdatasync, segments/FORMAT.md 8.10).
   const std::vector<std::string> follow{"replicate", "follow", dir / "replica", "--stream",
                                         "orders",    "--nats", server.url(),    "--once"};
-  kills = 0;
-  for (int run = 0; run < 40 && kills < 8; ++run) {
-    int exit_code = run_cli_killed(follow, std::chrono::milliseconds(delay_ms(random)));
-    if (exit_code == -1) ++kills;
+  const std::string synced = dir / "replica" + "/SYNCED";
+  auto synced_bytes = [&] {
+    std::ifstream in(synced, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  int follower_kills = 0;
+  for (int run = 0; run < 8; ++run) {
+    std::string seen = synced_bytes();
+    int changes = 0;
+    const int kill_after = 1 + static_cast<int>(random() % 8);
+    const int exit_code = run_cli_killed(follow, [&] {
+      std::string now = synced_bytes();
+      if (now != seen) {
+        seen = std::move(now);
+        ++changes;
+      }
+      return changes >= kill_after;
+    });
     REQUIRE(exit_code <= 0);
+    if (exit_code == 0) break;
+    ++follower_kills;
   }
-  CHECK(kills == 8);
-  REQUIRE(run_cli_killed(follow, 60s) == 0);
+  CHECK(follower_kills >= 1);
+  REQUIRE(run_cli_killed(follow, [] { return false; }) == 0);
   auto source = open_at(dir / "source");
   auto replica = open_at(dir / "replica");
   check_same(*source, *replica);
   auto consumers = list_consumers(*source);
   KEEL_REQUIRE_OK(consumers);
   REQUIRE(consumers->size() == 1);
-  CHECK((*consumers)[0].cursor == kEvents);
+  CHECK((*consumers)[0].cursor == last_sequence);
+  CHECK(replica->stats().hidden_events == source->stats().hidden_events);
+  CHECK(source->stats().hidden_events > 0);
 }
 
 }  // namespace

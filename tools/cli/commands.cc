@@ -512,11 +512,13 @@ const std::vector<Command>& commands() {
         "                  (keel verify gives the same hashes as the source). Resumes after the\n"
         "                  replica's last event, which it first finds in the stream and compares.\n"
         "                  When the stream's limits removed events the replica still needs, it\n"
-        "                  stops with CursorExpired, never skipping them: export the source and\n"
-        "                  follow into a new DIR with --bootstrap.\n"
+        "                  stops with CursorExpired, never skipping them; with --bootstrap it\n"
+        "                  then resyncs from that export of the source (imported and checked\n"
+        "                  beside DIR, then put in its place; the old replica is kept as\n"
+        "                  DIR.expired-SECONDS) and goes on.\n"
         "Both run until interrupted (--once: until caught up), retrying every 100 ms to 5 s\n"
-        "while the server is away, with a status line on stderr every 5 s. Events written inside\n"
-        "a fence are not carried yet (NotSupported, naming the sequence).\n"
+        "while the server is away, with a status line on stderr every 5 s. Visibility fences\n"
+        "are carried: a committed one becomes visible in the replica all at once.\n"
         "docs/REPLICATION.md has the message format and the guarantees.\n\n"
         "example: keel replicate publish ./orders --stream orders --nats nats://10.0.0.5:4222\n"
         "         keel replicate follow ./orders-replica --stream orders --nats nats://10.0.0.5:4222",
@@ -526,7 +528,8 @@ const std::vector<Command>& commands() {
          {"once", "", "stop once caught up (publish: cursor at the visible end; follow: no "
                       "message within 500 ms)"},
          {"bootstrap", "ARTIFACT",
-          "follow: when DIR holds no store, import this export of the source first"}},
+          "follow: an export of the source (keel export), imported when DIR holds no store, "
+          "and to resync once after CursorExpired"}},
         2, 2},
        run_replicate},
       {{"export", "STORE DEST", "copy a store, while it is in use, into a verified artifact",

@@ -1,6 +1,8 @@
 // keel replicate publish / follow: replication through NATS JetStream
 // (include/keel/replication_nats.h) as a long-running command, with backoff while the server is
 // away and a status line on stderr.
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -111,41 +113,115 @@ int publish(const ParsedArgs& args, const NatsOptions& options, bool once) {
   return 0;
 }
 
+// The resync after CursorExpired: imports `artifact` (an export of the source) beside the replica
+// at `dir`, checks that the stream holds what follows it (its last sequence + 1 reaches
+// `first_in_stream`), then puts it in the replica's place; the old replica is kept beside it as
+// DIR.expired-<unix seconds>. The replica must be closed.
+Status resync(const std::string& dir, const std::string& artifact, uint64_t first_in_stream) {
+  const std::string staged = dir + ".resync-" + std::to_string(::getpid());
+  KEEL_ASSIGN_OR_RETURN(ImportReport imported, import_store(artifact, staged));
+  std::error_code ec;
+  if (imported.sequence + 1 < first_in_stream) {
+    std::filesystem::remove_all(staged, ec);
+    return StoreError(ErrorCode::CursorExpired)
+        .with("cursor", imported.sequence)
+        .with("first_retained", first_in_stream)
+        .caused_by(StoreError(ErrorCode::InvalidArgument)
+                       .with("argument", "--bootstrap")
+                       .with("reason", "the export ends at sequence " +
+                                           std::to_string(imported.sequence) +
+                                           ", before the stream's first message: export the "
+                                           "source again"));
+  }
+  const std::string kept = dir + ".expired-" +
+                           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count());
+  std::filesystem::rename(dir, kept, ec);
+  if (!ec) std::filesystem::rename(staged, dir, ec);
+  if (ec) {
+    return StoreError(ErrorCode::Io)
+        .with("operation", "rename")
+        .with("path", dir)
+        .with("detail", ec.message())
+        .with("errno", static_cast<uint64_t>(ec.value()));
+  }
+  std::fprintf(stderr,
+               "keel replicate follow: resynced %s from %s (events up to %llu); the old replica "
+               "is kept as %s\n",
+               dir.c_str(), artifact.c_str(), static_cast<unsigned long long>(imported.sequence),
+               kept.c_str());
+  return ok_status();
+}
+
 int follow(const ParsedArgs& args, const NatsOptions& options, bool once) {
   const std::string cmd = "replicate follow";
   const std::string dir = args.positional[1];
+  const std::optional<std::string> bootstrap = args.get("bootstrap");
   std::error_code ec;
   const bool exists = std::filesystem::exists(dir, ec) && !std::filesystem::is_empty(dir, ec);
-  if (!exists && args.has("bootstrap")) {
-    auto imported = import_store(*args.get("bootstrap"), dir);
+  if (!exists && bootstrap) {
+    auto imported = import_store(*bootstrap, dir);
     if (!imported.ok()) return fail(cmd, imported.error());
     std::fprintf(stderr, "keel replicate follow: bootstrapped %s from %s (events 1..%llu)\n",
-                 dir.c_str(), args.get("bootstrap")->c_str(),
+                 dir.c_str(), bootstrap->c_str(),
                  static_cast<unsigned long long>(imported->sequence));
   }
-  int code = 0;
-  auto store = open_store(cmd, dir, true, /*create=*/true, code);
-  if (!store) return code;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<NatsFollower> follower;
   Backoff backoff;
-  auto follower =
-      start_with_backoff(cmd, backoff, [&] { return NatsFollower::start(*store, options); });
-  if (!follower.ok()) {
-    if (follower.error().is(ErrorCode::CursorExpired)) {
-      std::fprintf(stderr,
-                   "keel replicate follow: the stream no longer holds the events after the "
-                   "replica's last one. Export the source (keel export SOURCE ARTIFACT), then "
-                   "follow into a new directory with --bootstrap ARTIFACT\n");
+  bool resynced = false;
+  // Opens the replica and starts following; on CursorExpired, resyncs once from --bootstrap.
+  auto begin = [&]() -> int {
+    for (;;) {
+      int code = 0;
+      store = open_store(cmd, dir, true, /*create=*/true, code);
+      if (!store) return code;
+      auto started =
+          start_with_backoff(cmd, backoff, [&] { return NatsFollower::start(*store, options); });
+      if (started.ok()) {
+        follower = std::move(started).value();
+        return 0;
+      }
+      const StoreError& error = started.error();
+      if (!error.is(ErrorCode::CursorExpired) || !bootstrap || resynced) {
+        if (error.is(ErrorCode::CursorExpired)) {
+          std::fprintf(stderr,
+                       "keel replicate follow: the stream no longer holds the events after the "
+                       "replica's last one. Export the source (keel export SOURCE ARTIFACT) and "
+                       "follow with --bootstrap ARTIFACT\n");
+        }
+        return fail(cmd, error);
+      }
+      const uint64_t first = error.field_u64("first_retained").value_or(0);
+      Status closed = store->close();
+      store.reset();
+      if (!closed.ok()) return fail(cmd, closed.error());
+      if (Status done = resync(dir, *bootstrap, first); !done.ok()) return fail(cmd, done.error());
+      resynced = true;
     }
-    return fail(cmd, follower.error());
-  }
+  };
+  if (int code = begin(); code != 0) return code;
   std::fprintf(stderr, "keel replicate follow: stream %s at %s into %s, from sequence %llu\n",
                options.stream.c_str(), options.url.c_str(), dir.c_str(),
                static_cast<unsigned long long>(store->stats().sequence_next));
   uint64_t applied = 0;
   auto last_report = Clock::now();
   while (!stop_requested) {
-    auto progress = (*follower)->follow(std::chrono::milliseconds(once ? 500 : 200));
+    auto progress = follower->follow(std::chrono::milliseconds(once ? 500 : 200));
     if (!progress.ok()) {
+      if (progress.error().is(ErrorCode::CursorExpired) && bootstrap && !resynced) {
+        follower.reset();
+        Status closed = store->close();
+        if (!closed.ok()) return fail(cmd, closed.error());
+        const uint64_t first = progress.error().field_u64("first_retained").value_or(0);
+        if (Status done = resync(dir, *bootstrap, first); !done.ok()) {
+          return fail(cmd, done.error());
+        }
+        resynced = true;
+        if (int code = begin(); code != 0) return code;
+        continue;
+      }
       if (!progress.error().is(ErrorCode::ServerUnavailable)) return fail(cmd, progress.error());
       backoff.failed("follow", progress.error());
       continue;
@@ -164,7 +240,7 @@ int follow(const ParsedArgs& args, const NatsOptions& options, bool once) {
     }
     if (once && idle) break;
   }
-  follower->reset();
+  follower.reset();
   Status closed = store->close();
   if (!closed.ok()) return fail(cmd, closed.error());
   return 0;

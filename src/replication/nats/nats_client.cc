@@ -115,8 +115,9 @@ Status Client::create_stream() {
 
 Result<ReplicationMessage> Client::parse(natsMsg* msg, uint64_t position) const {
   std::string_view body(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
-  return decode_replication_message(options_.stream, position, header(msg, "Keel-Sequence"),
-                                    header(msg, "Keel-Record"), body);
+  ReplicationHeaders headers{header(msg, "Keel-Sequence"), header(msg, "Keel-Record"),
+                             header(msg, "Keel-Fence-End"), header(msg, "Keel-Hidden")};
+  return decode_replication_message(options_.stream, position, headers, body);
 }
 
 Result<std::optional<ReplicationMessage>> Client::message_at(uint64_t position) {

@@ -66,6 +66,11 @@ struct NatsFollower::State {
       }
     }
     KEEL_ASSIGN_OR_RETURN(ReplicationMessage held, required_at(lo));
+    if (held.hidden && next - 1 < held.sequence + held.record_events) {
+      // The replica's last sequence is in a hidden run: it starts the run again if it holds only
+      // part of it (Replica::apply takes the rest), else after it.
+      return next - 1 == held.sequence + held.record_events - 1 ? lo + 1 : lo;
+    }
     if (held.sequence != next - 1) {
       return diverged(next - 1, "the replica holds sequence " + std::to_string(next - 1) +
                                     " but the stream ends at sequence " +

@@ -98,7 +98,27 @@ struct NatsPublisher::State {
     }
     KEEL_ASSIGN_OR_RETURN(auto last, client->message_at(bounds->last));
     if (!last) return client->unavailable("get the last message", NATS_NOT_FOUND);
+    if (last->hidden) {
+      // A run of hidden sequences: nothing to compare but that this store has reached it.
+      const uint64_t end = last->sequence + last->record_events - 1;
+      if (end < cursor || end > store.frontier()[Watermark::Visible].global_sequence) {
+        return diverged(last->sequence, "the stream ends with hidden sequences " +
+                                            last->record_header() +
+                                            " this store does not hold there");
+      }
+      in_stream = end;
+      reconcile = false;
+      return ok_status();
+    }
     Result<Event> held = store.read(last->sequence);
+    if (!held.ok() && held.error().is(ErrorCode::NotFound) &&
+        last->sequence < store.stats().first_retained_sequence && last->sequence >= cursor) {
+      // Removed by retention (which stops at the cursor, so only at the cursor itself): the
+      // cursor vouches that the stream holds this store's events up to it.
+      in_stream = last->sequence;
+      reconcile = false;
+      return ok_status();
+    }
     if (!held.ok() && held.error().is(ErrorCode::NotFound)) {
       return diverged(last->sequence, "the stream's last message is event " +
                                           last->event_id.to_hex() +
@@ -130,10 +150,16 @@ struct NatsPublisher::State {
     natsStatus s = natsMsg_Create(&raw, client->subject().c_str(), nullptr, m.body.data(),
                                   static_cast<int>(m.body.size()));
     if (s != NATS_OK) return client->unavailable("create message", s);
-    const std::string id = m.event_id.to_hex();
+    const std::string id = m.hidden ? "hidden-" + m.sequence_header() : m.event_id.to_hex();
     const std::string expect = std::to_string(expected);
     s = natsMsgHeader_Set(raw, "Keel-Sequence", m.sequence_header().c_str());
     if (s == NATS_OK) s = natsMsgHeader_Set(raw, "Keel-Record", m.record_header().c_str());
+    if (auto end = m.fence_end_header(); s == NATS_OK && end) {
+      s = natsMsgHeader_Set(raw, "Keel-Fence-End", end->c_str());
+    }
+    if (auto hidden = m.hidden_header(); s == NATS_OK && hidden) {
+      s = natsMsgHeader_Set(raw, "Keel-Hidden", hidden->c_str());
+    }
     if (s == NATS_OK && !client->options().unsafe_unfenced_for_test) {
       s = natsMsgHeader_Set(raw, "Nats-Expected-Last-Sequence", expect.c_str());
     }
@@ -172,7 +198,7 @@ struct NatsPublisher::State {
           break;
         }
         if (!it->second.duplicate) stream_last = it->second.position;
-        in_stream = batch[i].sequence;
+        in_stream = batch[i].sequence + (batch[i].hidden ? batch[i].record_events - 1 : 0);
         ++published;
       }
     }
@@ -229,7 +255,10 @@ Result<PublishProgress> NatsPublisher::publish(std::chrono::milliseconds wait, s
     // Only durable events leave the machine (visible may run ahead of durable under
     // VisibilityPolicy::AfterWrite, and a crash could take those back).
     const uint64_t durable = st.store.frontier()[Watermark::Durable].global_sequence;
-    while (!st.messages.empty() && st.messages.back().sequence > durable) st.messages.pop_back();
+    auto last_of = [](const ReplicationMessage& m) {
+      return m.sequence + (m.hidden ? m.record_events - 1 : 0);
+    };
+    while (!st.messages.empty() && last_of(st.messages.back()) > durable) st.messages.pop_back();
     KEEL_ASSIGN_OR_RETURN(progress.published, st.publish_all(st.messages));
   }
   // Cursor after the ack: what the stream holds (in_stream is above the cursor after a crash
