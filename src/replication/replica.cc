@@ -147,6 +147,9 @@ Result<size_t> Replica::apply(const ReplicationMessage& m) {
       // Held already as hidden (their placeholders cannot be compared); a run the replica holds
       // only in part (a crash in the middle of taking it) is taken on from where it stopped.
       const uint64_t end = m.sequence + m.record_events;
+      if (store_.read(m.sequence).ok()) {
+        return diverged("the replica holds an event where the source's sequences are hidden");
+      }
       if (end <= next) return size_t{0};
       KEEL_TRY(StoreInternals::append_hidden(store_, next, end - next));
       next_ = end;

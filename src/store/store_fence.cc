@@ -34,21 +34,26 @@ Result<uint64_t> Store::Impl::begin_fence() {
     if (!pipeline_->prepare_append(lock, kSystemRecordBytesMax)) break;
     KEEL_TRY(check_writable("begin_fence"));  // closed while it waited?
   }
-  log::SegmentWriter& writer = *log_->writer();
   // Unique in the store: epochs grow with every writable open.
   const uint64_t id = (log_->epoch() << 20) + ++fences_begun_;
+  KEEL_TRY(open_fence_locked(lock, id));
+  return id;
+}
+
+Status Store::Impl::open_fence_locked(writer::Lock& lock, uint64_t fence_id) {
+  log::SegmentWriter& writer = *log_->writer();
   HlcPoint before = marks_.point(Watermark::Accepted);
   if (!options_.unsafe_skip_fence_records_for_test) {
     if (Status begun =
-            writer.append_system(format::SystemRecord{format::RecordType::FenceBegin, id});
+            writer.append_system(format::SystemRecord{format::RecordType::FenceBegin, fence_id});
         !begun.ok()) {
       return refused(lock, before, std::move(begun).error());
     }
   }
   KEEL_TRY(pipeline_->after_append(lock, before));
   marks_.hold_visible(marks_.point(Watermark::Accepted));
-  fence_ = OpenFence{id, writer.next_sequence(), false, {}};
-  return id;
+  fence_ = OpenFence{fence_id, writer.next_sequence(), false, {}};
+  return ok_status();
 }
 
 void Store::Impl::save_head(index::EntityStream& stream) {
@@ -60,6 +65,10 @@ Status Store::Impl::commit_fence(uint64_t fence_id) {
   KEEL_TRY(check_open());
   KEEL_TRY(check_fence(fence_id, "commit"));
   ActiveCall active(*this);
+  return commit_fence_locked(lock, fence_id);
+}
+
+Status Store::Impl::commit_fence_locked(writer::Lock& lock, uint64_t fence_id) {
   while (pipeline_->prepare_append(lock, kSystemRecordBytesMax)) {
     KEEL_TRY(check_open());
     KEEL_TRY(check_fence(fence_id, "commit"));

@@ -51,6 +51,12 @@ class Store::Impl {
   Status commit_fence(uint64_t fence_id);
   Status cancel_fence(uint64_t fence_id);
   Status cancel_fence_locked(writer::Lock& lock, uint64_t fence_id);
+  // With the lock held and the stages ready for a system record (prepare_append): writes
+  // FenceBegin(fence_id) and opens the fence.
+  Status open_fence_locked(writer::Lock& lock, uint64_t fence_id);
+  // Commit's work after its checks: the FenceCommit record, made durable (written under
+  // AfterWrite), then the fence's events published at once.
+  Status commit_fence_locked(writer::Lock& lock, uint64_t fence_id);
   // Retention's mechanism (store_retention.cc; StoreInternals documents them).
   Result<uint64_t> retain_from(uint64_t floor_sequence);
   // StoreInternals::wait_for_restored_image_sync.
@@ -236,6 +242,9 @@ class Store::Impl {
   Status check_copied(std::span<const StoredRecord> records, std::optional<uint64_t> fence_id,
                       std::vector<CopiedRecord>& out);
   Status write_copied(writer::Lock& lock, CopiedRecord& record, bool fenced);
+  // Before a copy: waits for the stages (a record of at most `bytes`), then refuses a closed or
+  // poisoned store or an open fence.
+  Status ready_to_copy(writer::Lock& lock, uint64_t bytes, std::string_view operation);
 
   // Read path (store_read.cc).
   uint64_t sequence_visible() const;

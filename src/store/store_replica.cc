@@ -237,6 +237,17 @@ Status Store::Impl::write_copied(writer::Lock& lock, CopiedRecord& record, bool 
   return ok_status();
 }
 
+Status Store::Impl::ready_to_copy(writer::Lock& lock, uint64_t bytes, std::string_view operation) {
+  while (pipeline_->prepare_append(lock, bytes)) KEEL_TRY(check_writable(operation));
+  if (fence_) {
+    return StoreError(ErrorCode::InvalidArgument)
+        .with("argument", "store")
+        .with("reason", "fence " + std::to_string(fence_->id) + " is open");
+  }
+  if (log_->writer()->poisoned()) return log_->writer()->poisoned_error();
+  return ok_status();
+}
+
 Status Store::Impl::append_stored(std::optional<uint64_t> fence_id,
                                   std::span<const StoredRecord> records) {
   writer::Lock lock(mutex_);
@@ -250,18 +261,11 @@ Status Store::Impl::append_stored(std::optional<uint64_t> fence_id,
   // Wait for the stages before reading the heads the checks use (as an append does).
   uint64_t first_bytes = 0;
   for (std::string_view b : records.front().bodies) first_bytes += b.size();
-  while (pipeline_->prepare_append(
-      lock, fence_id ? kSystemRecordBytesMax
-                     : format::event_record_bound(records.front().bodies.size(), first_bytes))) {
-    KEEL_TRY(check_writable("append_stored"));
-  }
-  if (fence_) {
-    return StoreError(ErrorCode::InvalidArgument)
-        .with("argument", "store")
-        .with("reason", "fence " + std::to_string(fence_->id) + " is open");
-  }
-  log::SegmentWriter& writer = *log_->writer();
-  if (writer.poisoned()) return writer.poisoned_error();
+  KEEL_TRY(ready_to_copy(
+      lock,
+      fence_id ? kSystemRecordBytesMax
+               : format::event_record_bound(records.front().bodies.size(), first_bytes),
+      "append_stored"));
   // Decode and check every event before anything is written: a refusal writes nothing.
   std::vector<CopiedRecord> copied;
   KEEL_TRY(check_copied(records, fence_id, copied));
@@ -269,16 +273,11 @@ Status Store::Impl::append_stored(std::optional<uint64_t> fence_id,
 
   // A committed fence of the source: its begin, its records and its commit, written as the source
   // wrote them, and visible all at once. From the begin on, the open fence turns other appends
-  // away (VisibilityFenceActive); a failure after it leaves the fence open on disk, so the writer
-  // is poisoned (fail closed) and a reopen cancels it (FORMAT.md row 11).
-  HlcPoint before = marks_.point(Watermark::Accepted);
-  if (Status begun = writer.append_system({format::RecordType::FenceBegin, *fence_id});
-      !begun.ok()) {
-    return refused(lock, before, std::move(begun).error());
-  }
-  KEEL_TRY(pipeline_->after_append(lock, before));
-  marks_.hold_visible(marks_.point(Watermark::Accepted));
-  fence_ = OpenFence{*fence_id, writer.next_sequence(), false, {}};
+  // away (VisibilityFenceActive); a failure of its records leaves the fence open on disk, so the
+  // writer is poisoned (fail closed) and a reopen cancels it (FORMAT.md row 11); a commit record
+  // the writer refuses (no space) leaves it open, as Fence::commit does, and later copies are
+  // refused until the reopen.
+  KEEL_TRY(open_fence_locked(lock, *fence_id));
   auto fail = [&](StoreError error) { return pipeline_->fail_closed(std::move(error)); };
   for (size_t i = 0; i < copied.size(); ++i) {
     uint64_t bytes = 0;
@@ -290,23 +289,7 @@ Status Store::Impl::append_stored(std::optional<uint64_t> fence_id,
       return fail(std::move(written).error());
     }
   }
-  while (pipeline_->prepare_append(lock, kSystemRecordBytesMax)) {
-  }
-  before = marks_.point(Watermark::Accepted);
-  if (Status committed = writer.append_system({format::RecordType::FenceCommit, *fence_id});
-      !committed.ok()) {
-    return fail(std::move(committed).error());
-  }
-  fence_->committing = true;
-  Status flushed = pipeline_->after_append(lock, before);
-  if (flushed.ok()) {
-    flushed = pipeline_->flush(lock, options_.visibility == VisibilityPolicy::AfterDurable);
-  }
-  if (!flushed.ok()) return fail(std::move(flushed).error());
-  fence_.reset();
-  ++fences_committed_;
-  marks_.release_visible();
-  return pipeline_->republish();
+  return commit_fence_locked(lock, *fence_id);
 }
 
 Status Store::Impl::append_hidden(uint64_t first_sequence, uint64_t count) {
@@ -321,28 +304,14 @@ Status Store::Impl::append_hidden(uint64_t first_sequence, uint64_t count) {
     return StoreError(ErrorCode::InvalidArgument).with("argument", "count").with("reason", "is 0");
   }
   ActiveCall active(*this);
-  while (pipeline_->prepare_append(lock, kSystemRecordBytesMax)) {
-    KEEL_TRY(check_writable("append_hidden"));
-  }
-  if (fence_) {
-    return StoreError(ErrorCode::InvalidArgument)
-        .with("argument", "store")
-        .with("reason", "fence " + std::to_string(fence_->id) + " is open");
-  }
+  KEEL_TRY(ready_to_copy(lock, kSystemRecordBytesMax, "append_hidden"));
   log::SegmentWriter& writer = *log_->writer();
-  if (writer.poisoned()) return writer.poisoned_error();
   if (writer.next_sequence() != first_sequence) {
     return diverged(first_sequence,
                     "the replica's next sequence is " + std::to_string(writer.next_sequence()));
   }
   const uint64_t id = (log_->epoch() << 20) + ++fences_begun_;
-  HlcPoint before = marks_.point(Watermark::Accepted);
-  if (Status begun = writer.append_system({format::RecordType::FenceBegin, id}); !begun.ok()) {
-    return refused(lock, before, std::move(begun).error());
-  }
-  KEEL_TRY(pipeline_->after_append(lock, before));
-  marks_.hold_visible(marks_.point(Watermark::Accepted));
-  fence_ = OpenFence{id, writer.next_sequence(), false, {}};
+  KEEL_TRY(open_fence_locked(lock, id));
   auto fail = [&](StoreError error) { return pipeline_->fail_closed(std::move(error)); };
   Hlc hlc = hlc_.last();
   for (uint64_t done = 0; done < count;) {
@@ -369,7 +338,7 @@ Status Store::Impl::append_hidden(uint64_t first_sequence, uint64_t count) {
       chain_to[i] = static_cast<int32_t>(i) - 1;
     }
     const uint64_t first = writer.next_sequence();
-    before = marks_.point(Watermark::Accepted);
+    const HlcPoint before = marks_.point(Watermark::Accepted);
     std::vector<Hash128> hashes;
     if (Status appended = writer.append_batch(batch_bodies_, chain_to, &hashes); !appended.ok()) {
       return fail(std::move(appended).error());
