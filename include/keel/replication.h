@@ -100,7 +100,7 @@ class Replica {
   // Errors: ReplicaDiverged (a message after a gap, a record that does not continue the replica),
   // MessageInvalid (a record's or a fence's messages that disagree about it), NotSupported (a
   // fence above the limit), and those of writing (WriterPoisoned, NoSpace, ...).
-  Result<size_t> apply(const ReplicationMessage& message);
+  Result<size_t> apply(ReplicationMessage message);  // moved into the held record
   // Makes what apply() wrote durable, and visible to readers (Store::sync()).
   Status sync() { return store_.sync(); }
   // Events held until their record (or fence) is whole.

@@ -127,18 +127,19 @@ Status Replica::write_fence() {
   return written;
 }
 
-Result<size_t> Replica::apply(const ReplicationMessage& m) {
+Result<size_t> Replica::apply(ReplicationMessage m) {
+  const uint64_t sequence = m.sequence;  // for the errors below, also after m is moved
   const uint64_t next = next_;
   const uint64_t expected = next_sequence();
   auto diverged = [&](std::string reason) {
     return StoreError(ErrorCode::ReplicaDiverged)
         .with("what", "replica")
-        .with("sequence", m.sequence)
+        .with("sequence", sequence)
         .with("reason", std::move(reason));
   };
   auto invalid = [&](std::string reason) {
     return StoreError(ErrorCode::MessageInvalid)
-        .with("position", m.sequence)
+        .with("position", sequence)
         .with("stream", "replica")
         .with("reason", std::move(reason));
   };
@@ -218,13 +219,16 @@ Result<size_t> Replica::apply(const ReplicationMessage& m) {
     return invalid("fence " + std::to_string(open_fence) + " did not end before sequence " +
                    std::to_string(m.sequence));
   }
-  pending_.push_back(m);
-  if (pending_.size() < m.record_events) {
-    if (m.fence_end) return invalid("a fence's end inside a record");
+  const bool fence_end = m.fence_end;
+  const uint64_t fence = m.fence;
+  const uint32_t record_events = m.record_events;
+  pending_.push_back(std::move(m));
+  if (pending_.size() < record_events) {
+    if (fence_end) return invalid("a fence's end inside a record");
     return size_t{0};
   }
   const size_t count = pending_.size();
-  if (m.fence == 0) {
+  if (fence == 0) {
     std::vector<std::string_view> bodies = bodies_of(pending_);
     StoredRecord record{pending_.front().sequence, std::move(bodies)};
     Status written = StoreInternals::append_stored(store_, std::nullopt, std::span(&record, 1));
@@ -245,7 +249,7 @@ Result<size_t> Replica::apply(const ReplicationMessage& m) {
                              " bytes of events")
         .with("reason", "the replica writes a fence whole, from memory");
   }
-  if (!m.fence_end) return size_t{0};
+  if (!fence_end) return size_t{0};
   const uint64_t events = fence_events_;
   KEEL_TRY(write_fence());
   return static_cast<size_t>(events);

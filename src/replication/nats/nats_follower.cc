@@ -135,7 +135,7 @@ Result<FollowProgress> NatsFollower::follow(std::chrono::milliseconds wait, size
       // The stream's limits removed messages this replica had not taken: never skip them.
       return st.expired(m.sequence);
     }
-    KEEL_ASSIGN_OR_RETURN(size_t written, st.replica.apply(m));
+    KEEL_ASSIGN_OR_RETURN(size_t written, st.replica.apply(std::move(m)));
     progress.applied += written;
     st.position = at;
   }

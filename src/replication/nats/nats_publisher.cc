@@ -12,9 +12,9 @@
 namespace keel {
 
 struct NatsPublisher::State {
-  State(Store& s, std::unique_ptr<nats::Client> c, std::unique_ptr<DurableConsumer> d)
-      : store(s), client(std::move(c)), consumer(std::move(d)) {}
+  State(Store& s, NatsOptions o) : store(s), options(std::move(o)) {}
   Store& store;
+  const NatsOptions options;
   std::unique_ptr<nats::Client> client;
   std::unique_ptr<DurableConsumer> consumer;
   uint64_t stream_last = 0;  // the stream's last position, as this publisher knows it
@@ -57,8 +57,7 @@ struct NatsPublisher::State {
   }
 
   Status connect() {
-    KEEL_ASSIGN_OR_RETURN(auto fresh,
-                          nats::Client::connect(client->options(), &State::on_ack, this));
+    KEEL_ASSIGN_OR_RETURN(auto fresh, nats::Client::connect(options, &State::on_ack, this));
     client = std::move(fresh);  // the old client, and the acks it still had in flight, go
     std::lock_guard lock(acks_mutex);
     acks.clear();
@@ -222,13 +221,13 @@ NatsPublisher::~NatsPublisher() = default;
 
 Result<std::unique_ptr<NatsPublisher>> NatsPublisher::start(Store& source,
                                                             const NatsOptions& options) {
-  KEEL_ASSIGN_OR_RETURN(auto client, nats::Client::connect(options));
+  auto state = std::make_unique<State>(source, options);
+  KEEL_TRY(state->connect());  // first: it checks the options before a consumer is created
   ConsumerOptions consumer_options;
   consumer_options.subscription.with_payload = false;
-  KEEL_ASSIGN_OR_RETURN(auto consumer, DurableConsumer::open(source, "replicate." + options.stream,
-                                                             Query{}, consumer_options));
-  auto state = std::make_unique<State>(source, std::move(client), std::move(consumer));
-  KEEL_TRY(state->connect());  // again, with the acknowledgement handler bound to the state
+  KEEL_ASSIGN_OR_RETURN(
+      state->consumer,
+      DurableConsumer::open(source, "replicate." + options.stream, Query{}, consumer_options));
   KEEL_TRY(state->reconcile_with_stream());
   return std::unique_ptr<NatsPublisher>(new NatsPublisher(std::move(state)));
 }
