@@ -62,6 +62,8 @@ TEST_CASE("The crash loop's oracle catches falsified receipts (negative controls
   for (Control control :
        {Control{"hash", "holds another event of the same epoch"},
         Control{"epoch", "lost acknowledged "}, Control{"refused", " is stored"},
+        // A SIGKILL keeps what was handed to the OS: a Written receipt is required too.
+        Control{"written", "lost acknowledged "},
         Control{"keys", "instead of the stored sequence"},
         // Without fence records a cancelled fence's events show (or break the
         // chains their clocks were reused on, which the reopen refuses), or a

@@ -9,8 +9,10 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <fstream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -236,6 +238,78 @@ TEMPLATE_TEST_CASE("allocate extends the size with zeros and never shrinks or ch
   CHECK(size_of(*file) == 8292);
   expected.resize(8292, std::byte{0});
   CHECK(read_all(*file) == expected);
+}
+
+TEMPLATE_TEST_CASE("write_mapped reads back as write_at does, across syncs and a truncate",
+                   "[platform]", PosixEnvironment, MemoryEnvironment) {
+  TestType env;
+  constexpr uint64_t kLength = 1 << 20;
+  auto file = open_file(env.fs, env.path("segment"), OpenMode::CreateNew);
+  KEEL_REQUIRE_OK(file->allocate(0, kLength));
+  file->map_for_writes(kLength);
+  // Forward writes as the segment writer makes them: small frames (through the mapping, where
+  // there is one), large groups (pwrite), some with write_at, and syncs between them; past
+  // 256 KiB, so that written pages are dropped from the mapping on the way.
+  std::vector<std::byte> expected(kLength, std::byte{0});
+  uint64_t end = 0;
+  for (int i = 0; end < 600 << 10; ++i) {
+    const size_t size = i % 97 == 96 ? 24 << 10 : 64 + static_cast<size_t>(i % 7) * 40;
+    std::vector<std::byte> frame(size);
+    for (size_t k = 0; k < size; ++k) frame[k] = static_cast<std::byte>(i * 31 + k);
+    if (i % 11 == 10) {
+      write(*file, end, frame);
+    } else {
+      KEEL_REQUIRE_OK(file->write_mapped(end, frame));
+    }
+    std::copy(frame.begin(), frame.end(), expected.begin() + static_cast<std::ptrdiff_t>(end));
+    end += size;
+    if (i % 500 == 499) KEEL_REQUIRE_OK(file->sync_data());
+  }
+  auto other = open_file(env.fs, env.path("segment"), OpenMode::ReadOnly);
+  CHECK(read_all(*other) == expected);
+  KEEL_REQUIRE_OK(file->truncate(end));  // as the writer trims a sealed segment
+  KEEL_REQUIRE_OK(file->write_mapped(end, bytes_of("tail")));  // no mapping now: pwrite
+  expected.resize(end);
+  for (std::byte b : bytes_of("tail")) expected.push_back(b);
+  KEEL_REQUIRE_OK(file->sync_data());
+  file.reset();  // the mapping goes; the page cache keeps every byte
+  CHECK(read_all(*other) == expected);
+  CHECK(size_of(*other) == end + 4);
+}
+
+namespace {
+// Whether /proc/self/maps lists a mapping of `path`.
+bool mapped_in_this_process(const std::string& path) {
+  std::ifstream in("/proc/self/maps");
+  std::stringstream maps;
+  maps << in.rdbuf();
+  return maps.str().find(" " + path + "\n") != std::string::npos;
+}
+}  // namespace
+
+TEST_CASE("map_for_writes maps the file until truncate, and a page write_mapped cannot populate "
+          "is Io",
+          "[platform]") {
+  PosixEnvironment env;
+  constexpr uint64_t kLength = 64 << 10;
+  const std::string path = env.path("segment");
+  auto file = open_file(env.fs, path, OpenMode::CreateNew);
+  KEEL_REQUIRE_OK(file->allocate(0, kLength));
+  file->map_for_writes(kLength + 4096);  // longer than the file: no mapping
+  CHECK_FALSE(mapped_in_this_process(path));
+  file->map_for_writes(kLength);
+  CHECK(mapped_in_this_process(path));
+  KEEL_REQUIRE_OK(file->write_mapped(0, bytes_of("frame")));
+  // Something else shrinks the file under the mapping: a plain store to a mapped page it no
+  // longer has would raise SIGBUS; a write to a page not yet populated (the first write made
+  // 32 KiB ahead writable) reports the kernel's refusal to populate it instead.
+  auto other = open_file(env.fs, path, OpenMode::ReadWrite);
+  KEEL_REQUIRE_OK(other->truncate(0));
+  require_io_error(file->write_mapped(48 << 10, bytes_of("next frame")), EFAULT, path);
+  KEEL_REQUIRE_OK(file->truncate(0));
+  CHECK_FALSE(mapped_in_this_process(path));
+  KEEL_REQUIRE_OK(file->write_mapped(0, bytes_of("again")));  // pwrite
+  CHECK(read_all(*other) == bytes_of("again"));
 }
 
 TEMPLATE_TEST_CASE("list_directory names every entry once, without . and ..", "[platform]",

@@ -671,7 +671,9 @@ struct IterationSummary {
 //  - verify() is ok, and the scan agrees: payloads well formed, clocks dense per (entity, lane),
 //    prev hashes linked, HLC wall time non-decreasing in sequence, no refused payload;
 //  - every receipt that had to survive is there with the same epoch, chained hash, id, clock, HLC,
-//    entity, lane and payload: those acknowledged Durable, those at or below a Durable receipt of
+//    entity, lane and payload: those acknowledged Durable, those acknowledged Written when the
+//    appenders were only killed (the page cache keeps what was handed to the OS; a power cut may
+//    not), those at or below a Durable receipt of
 //    their epoch (durable is a prefix), and those seen after an earlier reopen. Any other receipt
 //    is there the same way or absent, and once absent never returns;
 //  - a sequence never holds another event of the receipt's epoch (only a new epoch reissues it);
@@ -739,9 +741,9 @@ class Oracle {
     }
     for (size_t i = receipts_.size(); i-- > 0;) {
       Reported& r = receipts_[i];
-      if (r.level != 'D') continue;
+      if (mode == "written" ? r.level != 'W' || !r.fence.empty() : r.level != 'D') continue;
       if (mode == "hash") r.receipt.chained_hash.low ^= 1;
-      if (mode == "epoch") r.receipt.epoch += 1;
+      if (mode == "epoch" || mode == "written") r.receipt.epoch += 1;
       if (mode == "refused") refused_.push_back(r.tag);
       std::fprintf(stderr, "keel-crash-loop: tampered (%s) with %s\n", mode.c_str(),
                    r.describe().c_str());
@@ -918,7 +920,8 @@ class Oracle {
       Reported& r = receipts_[i];
       auto floor = durable_floor_.find(r.receipt.epoch);
       char fence_end = r.fence.empty() ? 0 : fences_[r.fence].end;
-      bool required = r.fence.empty() ? r.level == 'D' || r.kept ||
+      const bool written_kept = r.level == 'W' && fs_ == nullptr;  // killed, not powered off
+      bool required = r.fence.empty() ? r.level == 'D' || written_kept || r.kept ||
                                             (floor != durable_floor_.end() &&
                                              r.receipt.sequence <= floor->second)
                                       : fence_end == 'C' || r.kept;
@@ -1148,9 +1151,11 @@ N defaults to 100; S to a random seed (printed). `run`: DIR's parent must exist.
 every iteration passes, 1 naming the iteration and the broken receipt when one fails, 2 on usage
 errors.
 
-  --tamper hash|epoch|refused|keys|fences|nosync|reactor
+  --tamper hash|epoch|written|refused|keys|fences|nosync|reactor
                                 test-only negative control: falsify one reported durable receipt
-                                (or claim it was refused), reopen ignoring the idempotency keys
+                                (or claim it was refused; written: (run only) move one receipt
+                                acknowledged Written to another epoch, as if the kill had taken
+                                it back), reopen ignoring the idempotency keys
                                 in the log, let the workload's store write no fence records,
                                 (power only) skip every fdatasync, or (run only) let the reactor
                                 append without its derived idempotency keys; the run must then
@@ -1175,8 +1180,8 @@ std::optional<Args> parse_args(int argc, char** argv, std::string& error) {
     if (flag == "--dir")
       args.directory = value;
     else if (flag == "--tamper")
-      ok = value == "hash" || value == "epoch" || value == "refused" || value == "keys" ||
-           value == "fences" || value == "nosync" || value == "reactor",
+      ok = value == "hash" || value == "epoch" || value == "written" || value == "refused" ||
+           value == "keys" || value == "fences" || value == "nosync" || value == "reactor",
       args.tamper = value;
     else if (flag == "--iterations")
       ok = parse_u64(value, args.iterations);
@@ -1194,6 +1199,10 @@ std::optional<Args> parse_args(int argc, char** argv, std::string& error) {
     return error = "unknown mode " + args.mode, std::nullopt;
   if (args.mode == "run" && args.tamper == "nosync") {
     return error = "--tamper nosync needs power (a SIGKILL keeps the page cache)", std::nullopt;
+  }
+  if (args.mode == "power" && args.tamper == "written") {
+    return error = "--tamper written needs run (a power cut may take Written events back)",
+           std::nullopt;
   }
   if (args.mode == "power" && args.tamper == "reactor") {
     return error = "--tamper reactor needs run (the reactor runs in the child)", std::nullopt;

@@ -76,6 +76,9 @@ Status SegmentWriter::create_segment(uint64_t segment_id, uint64_t first_sequenc
     (void)fs_.sync_directory(directory_);
     return allocated;
   }
+  // Frames are small and written forward into the reserved space: copies into a shared mapping
+  // cost a fraction of a pwrite each (docs/DECISIONS.md, 2026-12-07).
+  file->map_for_writes(options_.segment_size);
   auto header = format::encode_segment_header({segment_id, epoch_, first_sequence});
   KEEL_TRY(file->write_at(0, header));
   KEEL_TRY(file->sync_data());
@@ -96,6 +99,7 @@ Status SegmentWriter::continue_segment(const RecoveredSegment& segment) {
   issued_offset_ = written_offset_ = segment.data_end;
   if (segment.data_end < options_.segment_size) {
     KEEL_TRY(file_->allocate(segment.data_end, options_.segment_size - segment.data_end));
+    file_->map_for_writes(options_.segment_size);
   }
   // What recovery kept may still be only in the page cache (a killed process): make it durable
   // before any new frame claims it is.
@@ -217,7 +221,7 @@ Status SegmentWriter::append_system(const format::SystemRecord& record) {
   });
 }
 
-Status SegmentWriter::begin_write(WriteGroup& group) {
+Status SegmentWriter::begin_write(WriteGroup& group, bool sync_follows) {
   KEEL_TRY(check_usable());
   if (write_in_flight_) {
     return StoreError(ErrorCode::InvariantViolation).with("invariant", "one write in flight");
@@ -231,12 +235,14 @@ Status SegmentWriter::begin_write(WriteGroup& group) {
   issued_offset_ += group.bytes.size();
   sequence_issued_ = next_sequence_ - 1;
   group.last_sequence = sequence_issued_;
+  group.sync_follows = sync_follows;
   write_in_flight_ = true;
   return ok_status();
 }
 
 Status SegmentWriter::run_write(WriteGroup& group) {
   if (group.file == nullptr || group.bytes.empty()) return ok_status();
+  if (!group.sync_follows) return group.file->write_mapped(group.offset, group.bytes);
   return group.file->write_at(group.offset, group.bytes);
 }
 

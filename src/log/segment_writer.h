@@ -115,6 +115,10 @@ class SegmentWriter {
     uint64_t offset = 0;             // where `bytes` go in the active segment
     std::vector<std::byte> bytes;    // the group's records
     uint64_t last_sequence = 0;      // the last event the group holds
+    // An fdatasync follows at once (a Durable append, the background sync). When not (a Written
+    // append, the memory bound of Accepted ones) the write may go through the segment's mapping
+    // (File::write_mapped).
+    bool sync_follows = true;
   };
   struct SyncTicket {
     platform::File* file = nullptr;
@@ -128,8 +132,8 @@ class SegmentWriter {
   bool sync_in_flight() const { return sync_in_flight_; }
   bool idle() const { return !write_in_flight_ && !sync_in_flight_; }
   // Moves the pending records into `group`. InvariantViolation with a write in flight;
-  // WriterPoisoned when poisoned.
-  Status begin_write(WriteGroup& group);
+  // WriterPoisoned when poisoned. `sync_follows`: see WriteGroup.
+  Status begin_write(WriteGroup& group, bool sync_follows = true);
   // One write of the group's bytes; touches nothing but `group` (call it without the lock).
   static Status run_write(WriteGroup& group);
   // Records run_write()'s outcome: advances written, or poisons the writer.

@@ -47,6 +47,19 @@ class File {
     (void)offset;
     (void)length;
   }
+  // For a file written only forward inside [0, length), which allocate() has reserved (the active
+  // segment): maps that range so that write_mapped() can copy small writes into it instead of
+  // making a system call each. truncate() ends the mapping. Implementations without a page cache
+  // ignore it.
+  virtual void map_for_writes(uint64_t length) { (void)length; }
+  // write_at, with the same guarantees, for a write no sync_data follows at once: inside the range
+  // of map_for_writes() a small write may be a copy into the mapping. Its bytes are in the page
+  // cache when it returns (they survive a killed process), sync_data covers them, and an error the
+  // kernel reports while making a page writable is Io, as pwrite's would be. (A sync
+  // write-protects the mapped pages again, so a write synced at once costs more mapped.)
+  virtual Status write_mapped(uint64_t offset, std::span<const std::byte> data) {
+    return write_at(offset, data);
+  }
   // Sets the size; new bytes read as zero.
   virtual Status truncate(uint64_t size) = 0;
   // Reserves [offset, offset+length) on disk so later writes there cannot run out of space; extends

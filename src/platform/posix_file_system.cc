@@ -1,13 +1,15 @@
 // PosixFileSystem: the platform seam on Linux system calls. The only file in keel that calls
-// open/pread/pwrite/fdatasync/sync_file_range/ftruncate/fallocate/rename/unlink/flock (batches of
-// reads go through read_ring.cc's io_uring).
+// open/pread/pwrite/fdatasync/sync_file_range/ftruncate/fallocate/rename/unlink/flock/mmap
+// (batches of reads go through read_ring.cc's io_uring).
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -19,10 +21,34 @@
 namespace keel::platform {
 namespace {
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels refuse it with EINVAL
+#endif
+
+// Writes up to this size copy into the mapping. A larger write fills whole pages, which pwrite
+// fills without first zeroing them and without page table entries to set up and flush, and its
+// system call is paid once for many events: measured, 1M appends of 100-byte events went from
+// 270k to 510k a second through the mapping, and batches of 100 from 1.7M to 0.9M (2026-12-07).
+constexpr size_t kMappedWriteMax = 2048;
+
+// Pages made writable ahead of the write that needs them, so that one madvise serves many small
+// writes (a 256-byte event takes 1/16 of a page): 64 KiB.
+constexpr uint64_t kPopulateAhead = 32 << 10;
+// Whole written pages are dropped from the mapping in steps of 256 KiB (release_written).
+constexpr uint64_t kReleaseStep = 256 << 10;
+
+uint64_t page_size() {
+  static const uint64_t size = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  return size;
+}
+
 class PosixFile final : public File {
  public:
   PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  ~PosixFile() override { ::close(fd_); }
+  ~PosixFile() override {
+    unmap();
+    ::close(fd_);
+  }
   PosixFile(const PosixFile&) = delete;
   PosixFile& operator=(const PosixFile&) = delete;
 
@@ -41,6 +67,19 @@ class PosixFile final : public File {
     return done;
   }
 
+  Status write_mapped(uint64_t offset, std::span<const std::byte> data) override {
+    if (mapped_ != nullptr && offset + data.size() <= mapped_length_ && !data.empty() &&
+        data.size() <= kMappedWriteMax) {
+      KEEL_ASSIGN_OR_RETURN(bool populated, populate(offset, offset + data.size()));
+      if (populated) {
+        std::memcpy(mapped_ + offset, data.data(), data.size());
+        release_written(offset + data.size());
+        return ok_status();
+      }
+    }
+    return write_at(offset, data);
+  }
+
   Status write_at(uint64_t offset, std::span<const std::byte> data) override {
     size_t done = 0;
     while (done < data.size()) {
@@ -57,11 +96,31 @@ class PosixFile final : public File {
   }
 
   Status sync_data() override {
-    if (::fdatasync(fd_) != 0) return file_error("fdatasync", path_, errno);
+    const int rc = ::fdatasync(fd_);
+    const int error = errno;
+    // Written-back pages are clean and may be reclaimed; the next mapped write makes its pages
+    // writable again through madvise, so that reading one back from the disk cannot fail as SIGBUS.
+    populated_end_.store(0, std::memory_order_relaxed);
+    if (rc != 0) return file_error("fdatasync", path_, error);
     return ok_status();
   }
 
+  // Maps [0, length) shared when the file is at least that long; without a mapping (mmap refused,
+  // a shorter file) writes stay pwrite. Called with no write in flight.
+  void map_for_writes(uint64_t length) override {
+    unmap();
+    struct stat st {};
+    if (length == 0 || ::fstat(fd_, &st) != 0 || static_cast<uint64_t>(st.st_size) < length) return;
+    void* at = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    if (at == MAP_FAILED) return;
+    mapped_ = static_cast<std::byte*>(at);
+    mapped_length_ = length;
+    released_end_ = 0;
+    populated_end_.store(0, std::memory_order_relaxed);
+  }
+
   Status truncate(uint64_t size) override {
+    unmap();  // a mapped page past the new end would raise SIGBUS when touched
     while (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
       if (errno != EINTR) return file_error("ftruncate", path_, errno, size);
     }
@@ -89,8 +148,55 @@ class PosixFile final : public File {
   int fd() const { return fd_; }
 
  private:
+  // Makes the pages of [begin, end) (and kPopulateAhead more) present and writable with
+  // MADV_POPULATE_WRITE, which reports what a plain write fault would raise as SIGBUS (a page that
+  // cannot be read back, no memory) as an errno. False when the kernel does not know the advice:
+  // the mapping is dropped and writes go through pwrite.
+  Result<bool> populate(uint64_t begin, uint64_t end) {
+    const uint64_t populated = populated_end_.load(std::memory_order_relaxed);
+    if (end <= populated) return true;
+    const uint64_t from = std::max(begin & ~(page_size() - 1), populated);
+    const uint64_t to = std::min(mapped_length_, (end + kPopulateAhead + page_size() - 1) &
+                                                     ~(page_size() - 1));
+    while (::madvise(mapped_ + from, to - from, MADV_POPULATE_WRITE) != 0) {
+      if (errno == EINTR) continue;
+      if (errno == EINVAL) {
+        unmap();
+        return false;
+      }
+      return std::move(file_error("madvise(MADV_POPULATE_WRITE)", path_, errno, end - begin))
+          .with("written", uint64_t{0});
+    }
+    populated_end_.store(to, std::memory_order_relaxed);
+    return true;
+  }
+
+  // Drops the page table entries of the whole pages below `end`, which the forward writer is done
+  // with, in steps of kReleaseStep: their dirty pages stay in the page cache, but the writeback
+  // that cleans them then has no mapping to write-protect, which costs a TLB shootdown per page
+  // (an interrupt of every core the process runs on) where this costs one per step.
+  void release_written(uint64_t end) {
+    const uint64_t done = end & ~(page_size() - 1);
+    if (done < released_end_ + kReleaseStep) return;
+    (void)::madvise(mapped_ + released_end_, done - released_end_, MADV_DONTNEED);
+    released_end_ = done;
+  }
+
+  void unmap() {
+    if (mapped_ == nullptr) return;
+    ::munmap(mapped_, mapped_length_);
+    mapped_ = nullptr;
+    mapped_length_ = 0;
+  }
+
   int fd_;
   std::string path_;
+  // The shared mapping of map_for_writes() (null: none). populated_end_ is the end of the pages
+  // known present and writable; sync_data(), which may run beside a write, resets it.
+  std::byte* mapped_ = nullptr;
+  uint64_t mapped_length_ = 0;
+  uint64_t released_end_ = 0;  // pages below are unmapped from this process (release_written)
+  std::atomic<uint64_t> populated_end_{0};
 };
 
 class PosixFileLock final : public FileLock {

@@ -72,7 +72,7 @@ Status CommitPipeline::after_append(Lock& lock, const HlcPoint& before) {
     background_.notify_one();
     // Bound the memory of Accepted appends the background sync has not caught up with.
     if (writer_->pending_bytes() >= 4 * options_.sync_bytes && !writing()) {
-      return lead_write(lock);
+      return lead_write(lock, /*sync_follows=*/false);
     }
   }
   return ok_status();
@@ -156,10 +156,10 @@ std::cv_status CommitPipeline::wait_progress_until(Lock& lock, Deadline deadline
   return status;
 }
 
-Status CommitPipeline::lead_write(Lock& lock) {
+Status CommitPipeline::lead_write(Lock& lock, bool sync_follows) {
   write_leader_ = true;
   HlcPoint at = marks_.point(Watermark::Accepted);
-  Status begun = writer_->begin_write(write_group_);
+  Status begun = writer_->begin_write(write_group_, sync_follows);
   if (!begun.ok()) {
     write_leader_ = false;
     return fail_closed(std::move(begun));
@@ -209,7 +209,7 @@ Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, De
     // that one group carry everything appended meanwhile.
     if (marks_.sequence(Watermark::Written) < sequence) {
       if (!writing() && !(durable && writer_->sync_in_flight())) {
-        (void)lead_write(lock);
+        (void)lead_write(lock, /*sync_follows=*/durable);
         continue;
       }
     } else if (!writer_->sync_in_flight()) {
@@ -252,7 +252,7 @@ Status CommitPipeline::flush(Lock& lock, bool durable) {
       // A sync in flight may have started before the last write: wait for it and sync again.
       wait_progress(lock);
     } else if (writer_->pending_bytes() > 0) {
-      KEEL_TRY(lead_write(lock));
+      KEEL_TRY(lead_write(lock, /*sync_follows=*/durable));
     } else if (!durable || writer_->unsynced_bytes() == 0) {
       return ok_status();
     } else {
@@ -315,7 +315,7 @@ void CommitPipeline::background_loop() {
       continue;
     }
     if (writer_->pending_bytes() > 0 && !writing()) {
-      (void)lead_write(lock);
+      (void)lead_write(lock, /*sync_follows=*/true);
     } else if (writer_->pending_bytes() == 0 && !writer_->sync_in_flight() && !writing()) {
       if (writer_->unsynced_bytes() > 0) {
         (void)lead_sync(lock);

@@ -120,7 +120,8 @@ class CommitPipeline {
 
  private:
   // Each leads one stage (the lock is released during its I/O). A failure poisons the writer.
-  Status lead_write(Lock& lock);
+  // `sync_follows`: the leader (or the background sync) syncs right after this write.
+  Status lead_write(Lock& lock, bool sync_follows);
   Status lead_sync(Lock& lock);
   // Whether a write leader is at work.
   bool writing() const { return write_leader_ || writer_->write_in_flight(); }
