@@ -1523,6 +1523,35 @@ TEST_CASE("a store opened from its image writes no new image until enough events
   CHECK(store->stats().index_image_error.empty());
 }
 
+TEST_CASE("close reports a failed write of the index image, and the next open replays the log",
+          "[image]") {
+  // The image is written to INDEX.tmp as it is encoded (index::write_image_file), before the log
+  // is closed and before INDEX is replaced: a failed write leaves the old INDEX (here none).
+  platform::FaultFileSystem fs;
+  const std::string dir = "/store";
+  StoreOptions options = options_on(&fs);
+  {
+    auto store = open_store(dir, options);
+    for (int i = 0; i < 20; ++i) {
+      KEEL_REQUIRE_OK(
+          store->append({"order:" + std::to_string(i % 3), ""}, EventKind::make(1, 1), "x"));
+    }
+    fs.fail_nth(platform::FaultOp::Write, 1);  // everything is written: the next write is INDEX.tmp
+    Status closed = store->close();
+    REQUIRE_FALSE(closed.ok());
+    CHECK(closed.error().code() == ErrorCode::Io);
+    CHECK(closed.error().field_string("path").value_or("").find(".tmp") != std::string::npos);
+  }
+  CHECK_FALSE(fs.exists(dir + "/" + format::kIndexImageFileName).value());
+  auto store = open_store(dir, options);
+  CHECK(store->stats().index_source == "log");
+  CHECK(store->stats().sequence_durable == 20);
+  KEEL_REQUIRE_OK(store->close());
+  auto again = open_store(dir, options);
+  CHECK(again->stats().index_source == "image");  // the next close wrote it
+  CHECK(again->stats().sequence_durable == 20);
+}
+
 TEST_CASE("a failed periodic image write is not counted, and the next interval tries again",
           "[image]") {
   // The bound on what an open replays holds only if a failed write is retried at the next

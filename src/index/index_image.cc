@@ -6,6 +6,7 @@
 #include <cstring>
 #include <functional>
 #include <iterator>
+#include <optional>
 #include <type_traits>
 
 #include "format/byte_order.h"
@@ -18,9 +19,87 @@ namespace {
 constexpr char kMagic[8] = {'K', 'E', 'E', 'L', 'I', 'N', 'D', 'X'};
 static_assert(sizeof(EventId) == 16 && std::is_trivially_copyable_v<EventId>);
 
+// Where a Writer's bytes go: memory (encode_image) or a file (write_image_file).
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual void append(const std::byte* p, size_t n) = 0;
+  // Overwrites n bytes appended earlier at `at`.
+  virtual void patch(uint64_t at, const std::byte* p, size_t n) = 0;
+  virtual uint64_t size() const = 0;
+};
+
+class MemorySink final : public Sink {
+ public:
+  explicit MemorySink(ImageBytes& out) : out_(out) {}
+  void append(const std::byte* p, size_t n) override { out_.insert(out_.end(), p, p + n); }
+  void patch(uint64_t at, const std::byte* p, size_t n) override {
+    std::memcpy(out_.data() + at, p, n);
+  }
+  uint64_t size() const override { return out_.size(); }
+
+ private:
+  ImageBytes& out_;
+};
+
+// Writes through a 1 MiB buffer that is reused: an image of tens of megabytes never needs that
+// much fresh memory, whose first touch is a page fault each (and, on a virtual machine, often a
+// hypervisor's). The first failed write is kept; later bytes are dropped.
+class FileSink final : public Sink {
+ public:
+  static constexpr size_t kChunk = 1 << 20;
+  FileSink(platform::File& file, bool writeback) : file_(file), writeback_(writeback) {
+    buffer_.reserve(kChunk);
+  }
+  void append(const std::byte* p, size_t n) override {
+    if (buffer_.size() + n > kChunk) flush();
+    if (n >= kChunk) {
+      write(written_, std::span(p, n));
+      written_ += n;
+    } else {
+      buffer_.insert(buffer_.end(), p, p + n);
+    }
+  }
+  void patch(uint64_t at, const std::byte* p, size_t n) override {
+    if (at >= written_) {
+      std::memcpy(buffer_.data() + (at - written_), p, n);
+    } else {
+      write(at, std::span(p, n));  // a column's length, the column written out meanwhile
+    }
+  }
+  uint64_t size() const override { return written_ + buffer_.size(); }
+  // Writes what is buffered; the first error of any write.
+  Status finish() {
+    flush();
+    if (error_) return *error_;
+    return ok_status();
+  }
+  std::vector<std::byte>& buffer() { return buffer_; }
+
+ private:
+  void flush() {
+    write(written_, buffer_);
+    written_ += buffer_.size();
+    buffer_.clear();
+  }
+  void write(uint64_t at, std::span<const std::byte> bytes) {
+    if (error_ || bytes.empty()) return;
+    if (Status w = file_.write_at(at, bytes); !w.ok()) {
+      error_ = std::move(w).error();
+      return;
+    }
+    if (writeback_) file_.start_writeback(at, bytes.size());
+  }
+  platform::File& file_;
+  bool writeback_;
+  std::vector<std::byte> buffer_;
+  uint64_t written_ = 0;
+  std::optional<StoreError> error_;
+};
+
 class Writer {
  public:
-  explicit Writer(ImageBytes& out) : out_(out) {}
+  explicit Writer(Sink& out) : out_(out) {}
   void u64(uint64_t v) { raw(&v, sizeof v); }
   void u32(uint32_t v) { raw(&v, sizeof v); }
   void bytes(std::string_view s) {
@@ -32,10 +111,7 @@ class Writer {
   void array(const Vector& v, size_t n) {
     raw(v.data(), n * sizeof(typename Vector::value_type));
   }
-  void raw(const void* p, size_t n) {
-    const auto* bytes = static_cast<const std::byte*>(p);
-    out_.insert(out_.end(), bytes, bytes + n);
-  }
+  void raw(const void* p, size_t n) { out_.append(static_cast<const std::byte*>(p), n); }
   // A delta column: a u64 byte count, then value_at(0..n) as LEB128 varints of the zigzagged
   // difference from the value before (the first from 0).
   template <typename ValueAt>
@@ -59,7 +135,7 @@ class Writer {
     }
     b.flush();
     const uint64_t bytes = out_.size() - count_at - 8;
-    std::memcpy(out_.data() + count_at, &bytes, sizeof bytes);
+    out_.patch(count_at, reinterpret_cast<const std::byte*>(&bytes), sizeof bytes);
   }
   // A narrow column: a u8 width (0 when every value is 0, else the fewest of 1, 2 or 4 bytes that
   // hold the largest), then the first n values in that width.
@@ -105,7 +181,7 @@ class Writer {
     uint8_t buffer_[4096];
     size_t used_ = 0;
   };
-  ImageBytes& out_;
+  Sink& out_;
 };
 
 // Where an image's bytes come from: memory, or a file read front to back (small reads through a
@@ -761,13 +837,54 @@ ImageBytes encode_image(const EventIndex& index, const ImageCheckpoint& checkpoi
   ImageBytes out(kImageHeaderSize);
   const uint64_t n = checkpoint.next_sequence - 1;
   out.reserve(kImageHeaderSize + 4096 + n * 56 + index.stream_count() * 64);  // most of it
-  Writer body(out);
+  MemorySink sink(out);
+  Writer body(sink);
   ImageCodec::encode(index, checkpoint.next_sequence - 1, checkpoint, hash_at, body);
   std::memcpy(out.data(), kMagic, sizeof kMagic);
   format::store_u32(out.data() + 16, kImageVersion);
   format::store_u64(out.data() + 24, out.size() - kImageHeaderSize);
   format::store_u64(out.data() + 8, format::checksum64(std::span(out).subspan(16)));
   return out;
+}
+
+Status write_image_file(platform::File& file, const EventIndex& index,
+                        const ImageCheckpoint& checkpoint,
+                        const std::function<Hash128(uint64_t)>& hash_at, bool writeback) {
+  FileSink sink(file, writeback);
+  std::byte header[kImageHeaderSize] = {};
+  sink.append(header, sizeof header);  // filled in last
+  Writer body(sink);
+  ImageCodec::encode(index, checkpoint.next_sequence - 1, checkpoint, hash_at, body);
+  KEEL_TRY(sink.finish());
+  const uint64_t size = sink.size();
+  std::memcpy(header, kMagic, sizeof kMagic);
+  format::store_u32(header + 16, kImageVersion);
+  format::store_u64(header + 24, size - kImageHeaderSize);
+  // The checksum covers the header's fields after it, then the body: read back (from the page
+  // cache) through the sink's buffer, since a column's length is written after the column.
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_64bits_reset(state);
+  XXH3_64bits_update(state, header + 16, kImageHeaderSize - 16);
+  std::vector<std::byte>& chunk = sink.buffer();
+  Status read = ok_status();
+  for (uint64_t at = kImageHeaderSize; at < size && read.ok();) {
+    chunk.resize(std::min<uint64_t>(FileSink::kChunk, size - at));
+    Result<size_t> got = file.read_at(at, chunk);
+    if (!got.ok()) {
+      read = std::move(got).error();
+    } else if (*got != chunk.size()) {
+      read = StoreError(ErrorCode::Io)
+                 .with("path", file.path())
+                 .with("reason", "the index image read back shorter than it was written");
+    } else {
+      XXH3_64bits_update(state, chunk.data(), chunk.size());
+      at += chunk.size();
+    }
+  }
+  format::store_u64(header + 8, XXH3_64bits_digest(state));
+  XXH3_freeState(state);
+  KEEL_TRY(read);
+  return file.write_at(0, std::span<const std::byte>(header, sizeof header));
 }
 
 namespace {

@@ -42,6 +42,12 @@ using ImageBytes = Column<std::byte>;
 // event at or below the cut that was its stream's head then (the index keeps only current heads).
 ImageBytes encode_image(const EventIndex& index, const ImageCheckpoint& checkpoint,
                         const std::function<Hash128(uint64_t)>& hash_at);
+// The same bytes, written to `file` (empty) as they are encoded, through a 1 MiB buffer: the image
+// is never held in memory whole. `writeback`: each piece's writeback is started as it is written.
+// Errors: the first failed write or read-back (the checksum is computed over the file).
+Status write_image_file(platform::File& file, const EventIndex& index,
+                        const ImageCheckpoint& checkpoint,
+                        const std::function<Hash128(uint64_t)>& hash_at, bool writeback);
 
 // Restores `index` and `checkpoint` from `bytes`. Anything but Ok leaves `reason` saying why and
 // `index` unspecified (the caller discards it).

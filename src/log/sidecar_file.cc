@@ -40,6 +40,18 @@ Status replace_file(platform::FileSystem& fs, const std::string& directory, cons
   return how == Replace::Durable ? fs.sync_directory(directory) : ok_status();
 }
 
+Status commit_replace(platform::FileSystem& fs, const std::string& directory,
+                      const std::string& name, Replace how) {
+  std::string path = platform::join_path(directory, name);
+  std::string temp = path + format::kTempSuffix;
+  if (how == Replace::Durable) {
+    KEEL_ASSIGN_OR_RETURN(auto file, fs.open(temp, platform::OpenMode::ReadWrite));
+    KEEL_TRY(file->sync_data());
+  }
+  KEEL_TRY(fs.rename(temp, path));
+  return how == Replace::Durable ? fs.sync_directory(directory) : ok_status();
+}
+
 Result<std::optional<std::vector<std::byte>>> read_sidecar(
     platform::FileSystem& fs, const std::string& directory, const std::string& name,
     format::SidecarKind kind, uint32_t supported_version, uint32_t* version) {

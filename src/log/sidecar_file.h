@@ -22,6 +22,10 @@ enum class Replace { Durable, Cached };
 // Replaces `directory/name` with `bytes` through NAME.tmp, as `how` says.
 Status replace_file(platform::FileSystem& fs, const std::string& directory, const std::string& name,
                     std::span<const std::byte> bytes, Replace how = Replace::Durable);
+// The end of a replace whose NAME.tmp the caller wrote itself (Cached: with its writeback
+// started): fdatasync NAME.tmp (Durable), rename it over NAME, fsync the directory (Durable).
+Status commit_replace(platform::FileSystem& fs, const std::string& directory,
+                      const std::string& name, Replace how);
 
 // Atomically replaces `directory/name` with a sidecar holding `payload`. After success the new
 // content is durable; after a failure (or crash) the file holds either the old or the new content.

@@ -521,12 +521,17 @@ Status Store::Impl::close() {
   // claim events the log may not keep), unless the INDEX on disk holds these indexes already (an
   // open from it that appended nothing and hid nothing: rewriting it took 416 ms at 1M events).
   std::optional<Image> image;
+  Status imaged = ok_status();
   const bool image_current =
       image_on_disk_ && *image_on_disk_ == std::pair(index_.next_sequence(), index_.event_count());
   if (synced.ok() && log_->writer() != nullptr && !image_current &&
       marks_.sequence(Watermark::Durable) + 1 == index_.next_sequence()) {
-    auto encoded = image_at_durable();
-    if (encoded.ok()) image = std::move(*encoded);
+    auto encoded = image_at_durable(lock);
+    if (encoded.ok()) {
+      image = std::move(*encoded);
+    } else {
+      imaged = std::move(encoded).error();
+    }
   }
   reader_.reset();
   Status closed = log_->close();
@@ -535,6 +540,7 @@ Status Store::Impl::close() {
   // The INDEX without waiting for the disk: it is a cache (FORMAT.md 8.4), and the fdatasync of its
   // megabytes was most of a close. The log, END and the keys are durable before it.
   if (closed.ok() && image) return write_image(*image, log::Replace::Cached);
+  if (closed.ok()) return imaged;  // INDEX.tmp could not be written
   return closed;
 }
 

@@ -181,7 +181,8 @@ Result<std::optional<log::Checkpoint>> Store::Impl::durable_checkpoint() {
       at->frame_offset});
 }
 
-Result<std::optional<Store::Impl::Image>> Store::Impl::image_at_durable() {
+Result<std::optional<Store::Impl::Image>> Store::Impl::image_at_durable(writer::Lock& lock) {
+  image_wake_.wait(lock, [&] { return !image_in_place_; });
   KEEL_ASSIGN_OR_RETURN(std::optional<log::Checkpoint> cut, durable_checkpoint());
   if (!cut) return std::optional<Image>();
   const log::Checkpoint& checkpoint = *cut;
@@ -195,14 +196,25 @@ Result<std::optional<Store::Impl::Image>> Store::Impl::image_at_durable() {
     return hash;
   };
   auto started = std::chrono::steady_clock::now();
-  index::ImageBytes bytes = index::encode_image(index_, checkpoint, hash_at);
+  const std::string temp =
+      platform::join_path(directory_, format::kIndexImageFileName) + format::kTempSuffix;
+  Status written = [&]() -> Status {
+    KEEL_ASSIGN_OR_RETURN(auto file, fs_.open(temp, platform::OpenMode::CreateOrOpen));
+    KEEL_TRY(file->truncate(0));
+    return index::write_image_file(*file, index_, checkpoint, hash_at, /*writeback=*/true);
+  }();
   keys_.expire(index_.next_sequence(), hlc_.physical_ms(), options_.idempotency_window_events,
                static_cast<uint64_t>(options_.idempotency_window.count()));
   image_hold_us_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                              std::chrono::steady_clock::now() - started)
                                              .count());
   if (failure) return *failure;
-  return std::optional<Image>(Image{std::move(bytes), keys_.encode(durable), durable});
+  if (!written.ok()) {
+    std::lock_guard image_lock(image_mutex_);
+    image_error_ = written.error().to_string();
+    return written.error();
+  }
+  return std::optional<Image>(Image{keys_.encode(durable), durable});
 }
 
 // The keys first: an INDEX newer than IDEMPOTENCY would not be used (restore_image).
@@ -211,7 +223,7 @@ Status Store::Impl::write_image(const Image& image, log::Replace index) {
       log::write_sidecar(fs_, directory_, format::kIdempotencyFileName,
                          format::SidecarKind::Idempotency, index::kIdempotencyVersion, image.keys);
   if (written.ok()) {
-    written = log::replace_file(fs_, directory_, format::kIndexImageFileName, image.index, index);
+    written = log::commit_replace(fs_, directory_, format::kIndexImageFileName, index);
   }
   std::lock_guard lock(image_mutex_);
   if (written.ok()) {
@@ -262,11 +274,14 @@ void Store::Impl::image_loop() {
     if (marks_.sequence(Watermark::Durable) < image_sequence_ + options_.index_image_min_events) {
       continue;
     }
-    auto image = image_at_durable();
+    auto image = image_at_durable(lock);
     if (!image.ok() || !*image) continue;
+    image_in_place_ = true;
     lock.unlock();
     Status written = write_image(**image);
     lock.lock();
+    image_in_place_ = false;
+    image_wake_.notify_all();
     // A failed write is not an image: the next try comes at the next interval, not after another
     // index_image_min_events, so the bound on what an open must replay still holds.
     if (written.ok()) image_sequence_ = std::max(image_sequence_, (*image)->sequence);

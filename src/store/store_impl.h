@@ -130,20 +130,21 @@ class Store::Impl {
   Status drop_references_above(const log::DataLoss& loss);
   // verify(): what recovery dropped at this open, and the losses on record.
   void note_recovery(VerifyReport& report) const;
-  // An image of the index at the durable watermark and the idempotency keys cut at the same
-  // sequence, written together (keys first).
+  // An image of the index at the durable watermark, written to INDEX.tmp, and the idempotency
+  // keys cut at the same sequence; write_image() puts them in place (keys first).
   struct Image {
-    index::Column<std::byte> index;  // index::ImageBytes
     std::vector<std::byte> keys;
     uint64_t sequence = 0;  // the durable sequence both were cut at
   };
   // With the lock held: where the log can be cut at the durable watermark (none when nothing is
   // durable, the writer is poisoned, or the durable prefix ends inside a fence).
   Result<std::optional<log::Checkpoint>> durable_checkpoint();
-  // With the lock held: the image at the durable watermark (none when nothing is durable, the
-  // writer is poisoned, or the durable prefix ends inside a fence).
-  Result<std::optional<Image>> image_at_durable();
-  // The keys durably, then the INDEX as `index` says (close hands it to the kernel: a cache).
+  // With the lock held: the image at the durable watermark, its index written to INDEX.tmp (none
+  // when nothing is durable, the writer is poisoned, or the durable prefix ends inside a fence).
+  // Waits while the image thread is putting its image in place (image_in_place_).
+  Result<std::optional<Image>> image_at_durable(writer::Lock& lock);
+  // The keys durably, then INDEX.tmp over INDEX as `index` says (close hands it to the kernel: a
+  // cache).
   Status write_image(const Image& image, log::Replace index = log::Replace::Durable);
   Status sync_restored_image();
   void image_loop();
@@ -301,6 +302,9 @@ class Store::Impl {
   std::thread image_thread_;
   std::condition_variable image_wake_;
   bool image_stopping_ = false;
+  // The image thread's INDEX.tmp is being put in place without the lock: no other image may
+  // start writing INDEX.tmp (retention waits on image_wake_).
+  bool image_in_place_ = false;
   uint64_t image_sequence_ = 0;     // the last image's last sequence
   // The indexes the INDEX on disk holds, as (next_sequence, event_count), when they are this
   // open's (restored from it, nothing replayed after): close then need not write it again.

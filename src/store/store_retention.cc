@@ -114,7 +114,7 @@ Result<uint64_t> Store::Impl::retain_from(uint64_t floor_sequence) {
   // What must outlive the removed events, first: their idempotency keys and the indexes (an index
   // image through durable: the streams' clocks and heads, the ids; a log that starts at the floor
   // cannot rebuild them, so from now on an open needs this image or a later one).
-  KEEL_ASSIGN_OR_RETURN(std::optional<Image> image, image_at_durable());
+  KEEL_ASSIGN_OR_RETURN(std::optional<Image> image, image_at_durable(lock));
   if (!image) {
     return invalid_floor(
         "no index image can be cut at the durable sequence now (its record is "
