@@ -54,8 +54,8 @@ class File {
   virtual void map_for_writes(uint64_t length) { (void)length; }
   // write_at, with the same guarantees, for a write no sync_data follows at once: inside the range
   // of map_for_writes() a small write may be a copy into the mapping. Its bytes are in the page
-  // cache when it returns (they survive a killed process), sync_data covers them, and an error the
-  // kernel reports while making a page writable is Io, as pwrite's would be. (A sync
+  // cache when it returns (they survive a killed process) and sync_data covers them; where the
+  // kernel cannot make a page writable, the mapping is dropped and the write is write_at's. (A sync
   // write-protects the mapped pages again, so a write synced at once costs more mapped.)
   virtual Status write_mapped(uint64_t offset, std::span<const std::byte> data) {
     return write_at(offset, data);

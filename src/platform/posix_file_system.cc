@@ -69,13 +69,10 @@ class PosixFile final : public File {
 
   Status write_mapped(uint64_t offset, std::span<const std::byte> data) override {
     if (mapped_ != nullptr && offset + data.size() <= mapped_length_ && !data.empty() &&
-        data.size() <= kMappedWriteMax) {
-      KEEL_ASSIGN_OR_RETURN(bool populated, populate(offset, offset + data.size()));
-      if (populated) {
-        std::memcpy(mapped_ + offset, data.data(), data.size());
-        release_written(offset + data.size());
-        return ok_status();
-      }
+        data.size() <= kMappedWriteMax && populate(offset, offset + data.size())) {
+      std::memcpy(mapped_ + offset, data.data(), data.size());
+      release_written(offset + data.size());
+      return ok_status();
     }
     return write_at(offset, data);
   }
@@ -150,9 +147,10 @@ class PosixFile final : public File {
  private:
   // Makes the pages of [begin, end) (and kPopulateAhead more) present and writable with
   // MADV_POPULATE_WRITE, which reports what a plain write fault would raise as SIGBUS (a page that
-  // cannot be read back, no memory) as an errno. False when the kernel does not know the advice:
-  // the mapping is dropped and writes go through pwrite.
-  Result<bool> populate(uint64_t begin, uint64_t end) {
+  // cannot be read back, no memory, a file shortened under the mapping) as an errno. On any
+  // failure (or a kernel without the advice) the mapping is dropped and false returned: the write
+  // goes through pwrite, which reports a real I/O error as a value or does what it always did.
+  bool populate(uint64_t begin, uint64_t end) {
     const uint64_t populated = populated_end_.load(std::memory_order_relaxed);
     if (end <= populated) return true;
     const uint64_t from = std::max(begin & ~(page_size() - 1), populated);
@@ -160,12 +158,8 @@ class PosixFile final : public File {
                                                      ~(page_size() - 1));
     while (::madvise(mapped_ + from, to - from, MADV_POPULATE_WRITE) != 0) {
       if (errno == EINTR) continue;
-      if (errno == EINVAL) {
-        unmap();
-        return false;
-      }
-      return std::move(file_error("madvise(MADV_POPULATE_WRITE)", path_, errno, end - begin))
-          .with("written", uint64_t{0});
+      unmap();
+      return false;
     }
     populated_end_.store(to, std::memory_order_relaxed);
     return true;
