@@ -42,12 +42,13 @@ class MemorySink final : public Sink {
   ImageBytes& out_;
 };
 
-// Writes through a 1 MiB buffer that is reused: an image of tens of megabytes never needs that
+// Writes through a 256 KiB buffer that is reused: an image of tens of megabytes never needs that
 // much fresh memory, whose first touch is a page fault each (and, on a virtual machine, often a
-// hypervisor's). The first failed write is kept; later bytes are dropped.
+// hypervisor's). Below 1 MiB also keeps the fuzzers' malloc limit (a store they close writes an
+// image). The first failed write is kept; later bytes are dropped.
 class FileSink final : public Sink {
  public:
-  static constexpr size_t kChunk = 1 << 20;
+  static constexpr size_t kChunk = 256 << 10;
   FileSink(platform::File& file, bool writeback) : file_(file), writeback_(writeback) {
     buffer_.reserve(kChunk);
   }

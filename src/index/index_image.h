@@ -42,9 +42,9 @@ using ImageBytes = Column<std::byte>;
 // event at or below the cut that was its stream's head then (the index keeps only current heads).
 ImageBytes encode_image(const EventIndex& index, const ImageCheckpoint& checkpoint,
                         const std::function<Hash128(uint64_t)>& hash_at);
-// The same bytes, written to `file` (empty) as they are encoded, through a 1 MiB buffer: the image
-// is never held in memory whole. `writeback`: each piece's writeback is started as it is written.
-// Errors: the first failed write or read-back (the checksum is computed over the file).
+// The same bytes, written to `file` (empty) as they are encoded, through a 256 KiB buffer: the
+// image is never held in memory whole. `writeback`: each piece's writeback is started as it is
+// written. Errors: the first failed write or read-back (the checksum is computed over the file).
 Status write_image_file(platform::File& file, const EventIndex& index,
                         const ImageCheckpoint& checkpoint,
                         const std::function<Hash128(uint64_t)>& hash_at, bool writeback);

@@ -1118,7 +1118,9 @@ TEST_CASE(
   constexpr uint64_t d = kRunsDivisor;
   CHECK(t.written > 1500 / d);
   CHECK(t.hits > 300 / d);
-  CHECK(t.batch_replays > 15 / d);
+  // Rare: about 0.2 per run (59-73 in 300 runs), and clumped: 60 sanitizer runs once saw 3, so
+  // those builds ask only that a batch was replayed at all.
+  CHECK(t.batch_replays > (d == 1 ? 15 : 0));
   CHECK(t.key_conflicts > 400 / d);
   CHECK(t.partial_replays > 60 / d);
   CHECK(t.cas_mismatches > 700 / d);
