@@ -124,6 +124,14 @@ std::unique_ptr<Store> open_store(const std::string& directory, const StoreOptio
   return std::move(store).value();
 }
 
+// `count` events on three entities, order:0 to order:2, at the default durability.
+void append_orders(Store& store, int count) {
+  for (int i = 0; i < count; ++i) {
+    KEEL_REQUIRE_OK(
+        store.append({"order:" + std::to_string(i % 3), ""}, EventKind::make(1, 1), "x"));
+  }
+}
+
 bool starts_with(const std::string& s, const std::string& prefix) {
   return s.compare(0, prefix.size(), prefix) == 0;
 }
@@ -1501,10 +1509,7 @@ TEST_CASE("a store opened from its image writes no new image until enough events
   StoreOptions options = options_on(&fs);
   {
     auto store = open_store(dir, options);
-    for (int i = 0; i < 20; ++i) {
-      KEEL_REQUIRE_OK(
-          store->append({"order:" + std::to_string(i % 3), ""}, EventKind::make(1, 1), "x"));
-    }
+    append_orders(*store, 20);
     KEEL_REQUIRE_OK(store->close());
   }
   options.index_image_interval = std::chrono::milliseconds(1);
@@ -1532,10 +1537,7 @@ TEST_CASE("close reports a failed write of the index image, and the next open re
   StoreOptions options = options_on(&fs);
   {
     auto store = open_store(dir, options);
-    for (int i = 0; i < 20; ++i) {
-      KEEL_REQUIRE_OK(
-          store->append({"order:" + std::to_string(i % 3), ""}, EventKind::make(1, 1), "x"));
-    }
+    append_orders(*store, 20);
     fs.fail_nth(platform::FaultOp::Write, 1);  // everything is written: the next write is INDEX.tmp
     Status closed = store->close();
     REQUIRE_FALSE(closed.ok());
@@ -1564,10 +1566,7 @@ TEST_CASE("a failed periodic image write is not counted, and the next interval t
   options.index_image_min_events = 10;
   auto store = open_store(dir, options);
   fs.fail_nth(platform::FaultOp::Rename, 1);  // the first sidecar rename after now: IDEMPOTENCY
-  for (int i = 0; i < 10; ++i) {
-    KEEL_REQUIRE_OK(
-        store->append({"order:" + std::to_string(i % 3), ""}, EventKind::make(1, 1), "x"));
-  }
+  append_orders(*store, 10);
   auto index_on_disk = [&] { return fs.exists(dir + "/" + format::kIndexImageFileName).value(); };
   // Counted once durable, a moment after INDEX appears: wait for the count, not the file.
   for (int wait = 0; wait < 5000 && store->stats().index_images_written == 0; ++wait) {

@@ -833,6 +833,15 @@ struct ImageCodec {
   }
 };
 
+namespace {
+// The header's fields but the checksum (at 8, which covers these and the body).
+void fill_header(std::byte* header, uint64_t body_length) {
+  std::memcpy(header, kMagic, sizeof kMagic);
+  format::store_u32(header + 16, kImageVersion);
+  format::store_u64(header + 24, body_length);
+}
+}  // namespace
+
 ImageBytes encode_image(const EventIndex& index, const ImageCheckpoint& checkpoint,
                         const std::function<Hash128(uint64_t)>& hash_at) {
   ImageBytes out(kImageHeaderSize);
@@ -841,9 +850,7 @@ ImageBytes encode_image(const EventIndex& index, const ImageCheckpoint& checkpoi
   MemorySink sink(out);
   Writer body(sink);
   ImageCodec::encode(index, checkpoint.next_sequence - 1, checkpoint, hash_at, body);
-  std::memcpy(out.data(), kMagic, sizeof kMagic);
-  format::store_u32(out.data() + 16, kImageVersion);
-  format::store_u64(out.data() + 24, out.size() - kImageHeaderSize);
+  fill_header(out.data(), out.size() - kImageHeaderSize);
   format::store_u64(out.data() + 8, format::checksum64(std::span(out).subspan(16)));
   return out;
 }
@@ -858,9 +865,7 @@ Status write_image_file(platform::File& file, const EventIndex& index,
   ImageCodec::encode(index, checkpoint.next_sequence - 1, checkpoint, hash_at, body);
   KEEL_TRY(sink.finish());
   const uint64_t size = sink.size();
-  std::memcpy(header, kMagic, sizeof kMagic);
-  format::store_u32(header + 16, kImageVersion);
-  format::store_u64(header + 24, size - kImageHeaderSize);
+  fill_header(header, size - kImageHeaderSize);
   // The checksum covers the header's fields after it, then the body: read back (from the page
   // cache) through the sink's buffer, since a column's length is written after the column.
   XXH3_state_t* state = XXH3_createState();
