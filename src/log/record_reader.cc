@@ -155,30 +155,32 @@ Status RecordReader::hold_frames(std::span<const FrameSpot> spots, HeldFrames& h
 // that fits the cache: 127 us and 124 us). A frame longer than that goes the point read's way.
 Status RecordReader::hold_isolated(std::span<const FrameSpot> spots, std::span<const size_t> which,
                                    HeldFrames& held) {
+  if (which.empty()) return ok_status();
   std::vector<std::shared_ptr<platform::File>> files;  // alive until the batch is read
-  std::vector<std::shared_ptr<BlockCache::Bytes>> buffers;
+  // One buffer for the whole batch, kFirstReadBytes per read (an allocation per frame cost 8% of
+  // a 100-event entity stream).
+  auto buffer = std::make_shared<BlockCache::Bytes>(which.size() * kFirstReadBytes);
   std::vector<platform::ReadRequest> reads;
-  for (size_t k : which) {
-    KEEL_ASSIGN_OR_RETURN(std::shared_ptr<platform::File> f, file(spots[k].segment_id));
-    buffers.push_back(std::make_shared<BlockCache::Bytes>(kFirstReadBytes));
-    reads.push_back(platform::ReadRequest{f.get(), spots[k].offset, buffers.back()->span()});
+  for (size_t r = 0; r < which.size(); ++r) {
+    KEEL_ASSIGN_OR_RETURN(std::shared_ptr<platform::File> f, file(spots[which[r]].segment_id));
+    reads.push_back(
+        platform::ReadRequest{f.get(), spots[which[r]].offset,
+                              buffer->span().subspan(r * kFirstReadBytes, kFirstReadBytes)});
     files.push_back(std::move(f));
   }
   fs_.read_batch(reads);
+  held.owners.push_back(buffer);
   FrameBytes cursor;
   for (size_t r = 0; r < reads.size(); ++r) {
     KEEL_ASSIGN_OR_RETURN(size_t got, std::move(reads[r].got));
     const FrameSpot& spot = spots[which[r]];
-    buffers[r]->size = got;
-    BlockCache::Block bytes = std::move(buffers[r]);
-    held.frames[which[r]] = frame_within(bytes->span(), 0);
+    held.frames[which[r]] = frame_within(reads[r].out.first(got), 0);
     if (held.frames[which[r]].empty()) {  // longer than was read
       HeldFrame one;
       KEEL_TRY(hold_frame(spot.segment_id, spot.offset, spot.stable_end, cursor, one));
       held.frames[which[r]] = one.bytes;
-      bytes = std::move(one.owner);
+      held.owners.push_back(std::move(one.owner));
     }
-    held.owners.push_back(std::move(bytes));
   }
   return ok_status();
 }

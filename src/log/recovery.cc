@@ -108,7 +108,7 @@ class SegmentScanner {
 
  private:
   // Why a checksummed frame does not belong at this point of the chain, or nullptr.
-  const char* check_frame(const SegmentScan& s, KeptFrame& kept) const {
+  const char* check_frame(const SegmentScan& s, KeptFrame& kept) {
     const format::FrameHeader& h = kept.frame.header;
     if (s.sealed) return "record after the seal";
     if (h.epoch > stored_epoch_) return "frame from an epoch later than the epoch file";
@@ -125,7 +125,7 @@ class SegmentScanner {
     bool first = true;
     bool mixed = false;
     const char* e = format::decode_record_events(
-        kept.frame, [&](uint32_t, const format::EventBody& event) {
+        kept.frame, body_, [&](uint32_t, const format::EventBody& event) {
           if (first) {
             kept.fence_id = event.fence_id;
             first = false;
@@ -214,6 +214,7 @@ class SegmentScanner {
   static constexpr uint64_t kSearchBudgetSlack = 1 << 20;
 
   std::span<const std::byte> bytes_;
+  format::EventBody body_;  // decoded into, frame after frame
   format::SegmentHeader header_;
   uint64_t stored_epoch_;
 };

@@ -296,6 +296,7 @@ class Store::Impl {
   std::shared_mutex segments_in_use_;
   std::vector<format::EventBody> batch_bodies_;  // reused by append_batch
   std::optional<StoreError> scan_error_;         // carries an error out of a frame visitor
+  format::EventBody scan_body_;                  // scan decodes into it (under mutex_)
   std::string index_source_ = "log";
   uint64_t records_replayed_ = 0;
   // Index images (store_image.cc): the periodic writer thread and what it did.

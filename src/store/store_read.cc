@@ -49,8 +49,8 @@ uint64_t Store::Impl::stable_end_of(uint64_t segment_id) const {
 Status Store::Impl::visit_record(uint64_t first_sequence, uint64_t epoch,
                                  const format::DecodedFrame& frame, uint64_t from, uint64_t to,
                                  bool& keep_going, const EventVisitor& visit) {
-  const char* problem =
-      format::decode_record_events(frame, [&](uint32_t i, const format::EventBody& body) {
+  const char* problem = format::decode_record_events(
+      frame, scan_body_, [&](uint32_t i, const format::EventBody& body) {
         uint64_t sequence = first_sequence + i;
         if (!keep_going || sequence < from || sequence > to) return;
         if (!index_.visible_in_index(sequence)) return;  // hidden

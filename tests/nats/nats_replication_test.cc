@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -111,8 +112,29 @@ std::vector<Event> events_of(Store& store) {
   return std::move(events).value();
 }
 
+// The first event where the two differ, as text ("" when they are the same): Catch prints events
+// as {?}, so a failure names what differs.
+std::string first_difference(const std::vector<Event>& replica, const std::vector<Event>& source) {
+  auto describe = [](const Event& e) {
+    return "sequence " + std::to_string(e.sequence) + " id " + e.event_id.to_hex() + " entity " +
+           e.coordinate.entity + " clock " + std::to_string(e.entity_clock) + " payload " +
+           std::to_string(e.payload.size()) + " bytes";
+  };
+  for (size_t i = 0; i < std::min(replica.size(), source.size()); ++i) {
+    if (!(replica[i] == source[i])) {
+      return "event " + std::to_string(i) + ": replica " + describe(replica[i]) + ", source " +
+             describe(source[i]);
+    }
+  }
+  if (replica.size() != source.size()) {
+    return "replica " + std::to_string(replica.size()) + " events, source " +
+           std::to_string(source.size());
+  }
+  return "";
+}
+
 void check_same(Store& source, Store& replica) {
-  CHECK(events_of(replica) == events_of(source));
+  CHECK(first_difference(events_of(replica), events_of(source)) == "");
   auto verified = replica.verify();
   KEEL_REQUIRE_OK(verified);
   CHECK(verified->ok);
