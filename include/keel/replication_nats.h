@@ -92,6 +92,11 @@ class NatsFollower {
   // Takes the messages that arrive within `wait` (at most `max_events`), writes them and makes
   // them durable. Errors: as start(), MessageInvalid, and Replica::apply's.
   Result<FollowProgress> follow(std::chrono::milliseconds wait, size_t max_events = 4096);
+  // The stream's last position now (0 when nothing was ever published): a follower whose
+  // FollowProgress::stream_sequence reached it holds everything the stream held then, which an
+  // idle follow() alone cannot tell (a slow server delivers nothing within the wait, too). Errors:
+  // ServerUnavailable, NotFound (the stream was removed).
+  Result<uint64_t> stream_last();
 
  private:
   struct State;

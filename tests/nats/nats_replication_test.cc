@@ -20,6 +20,7 @@
 #include "../test_support.h"
 #include "keel/keel.h"
 #include "keel/replication_nats.h"
+#include "log/synced_point.h"
 #include "nats_server.h"
 
 namespace keel {
@@ -302,6 +303,11 @@ TEST_CASE("a follower stopped and restarted resumes after its last event", "[nat
     auto progress = follower->follow(200ms, 237);  // mid-batch: a record held back
     KEEL_REQUIRE_OK(progress);
     CHECK(progress->replica_next <= 238);
+    // What `keel replicate follow --once` waits for: the stream's last position, not yet taken.
+    auto last = follower->stream_last();
+    KEEL_REQUIRE_OK(last);
+    CHECK(*last == stream_state(server, "orders").last);
+    CHECK(progress->stream_sequence < *last);
   }
   append_events(*source, 100, 500);
   publish_through(*publisher, 600);
@@ -546,28 +552,27 @@ TEST_CASE(
   CHECK(state.messages == kEvents);
   CHECK(state.last == kEvents);  // nothing published twice: one stream position per message
 
-  // The follower: killed after a random number (1 to 8) of its syncs, seen as changes of the
-  // replica's SYNCED file (rewritten after every fdatasync, segments/FORMAT.md 8.10).
+  // The follower: killed once its replica's synced point (SYNCED, rewritten after every
+  // fdatasync: segments/FORMAT.md 8.10) has moved a random number of bytes past where the run
+  // began, at most a quarter of what is left, so that a poll delayed on a loaded machine still
+  // kills before the end (counting changes of the file missed some there, and a run could finish).
   const std::vector<std::string> follow{"replicate", "follow", dir / "replica", "--stream",
                                         "orders",    "--nats", server.url(),    "--once"};
   const std::string synced = dir / "replica" + "/SYNCED";
-  auto synced_bytes = [&] {
+  const uint64_t segment_size = StoreOptions{}.segment_size;
+  auto synced_position = [&]() -> uint64_t {
     std::ifstream in(synced, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
+    const std::string bytes(std::istreambuf_iterator<char>(in), {});
+    auto point = log::decode_synced_point(std::as_bytes(std::span(bytes.data(), bytes.size())));
+    return point ? (point->segment_id - 1) * segment_size + point->offset : 0;
   };
+  const uint64_t replica_bytes = kEvents * 150;  // below what the replica's log will hold
   int follower_kills = 0;
   for (int run = 0; run < 8; ++run) {
-    std::string seen = synced_bytes();
-    int changes = 0;
-    const int kill_after = 1 + static_cast<int>(random() % 8);
-    const int exit_code = run_cli_killed(follow, [&] {
-      std::string now = synced_bytes();
-      if (now != seen) {
-        seen = std::move(now);
-        ++changes;
-      }
-      return changes >= kill_after;
-    });
+    const uint64_t begun = synced_position();
+    const uint64_t left = replica_bytes > begun ? replica_bytes - begun : 1;
+    const uint64_t at = begun + 1 + random() % (left / 4 + 1);
+    const int exit_code = run_cli_killed(follow, [&] { return synced_position() >= at; });
     REQUIRE(exit_code <= 0);
     if (exit_code == 0) break;
     ++follower_kills;

@@ -525,8 +525,8 @@ const std::vector<Command>& commands() {
         {{"stream", "NAME", "the JetStream stream (1-64 of A-Z a-z 0-9 _ -); required"},
          {"nats", "URL", "the NATS server (default nats://127.0.0.1:4222)"},
          {"subject", "SUBJECT", "publish: the subject of a stream it creates (default keel.NAME)"},
-         {"once", "", "stop once caught up (publish: cursor at the visible end; follow: no "
-                      "message within 500 ms)"},
+         {"once", "", "stop once caught up (publish: cursor at the visible end; follow: the "
+                      "stream's last message when it began taken, then none within 500 ms)"},
          {"bootstrap", "ARTIFACT",
           "follow: an export of the source (keel export), imported when DIR holds no store, "
           "and to resync once after CursorExpired"}},

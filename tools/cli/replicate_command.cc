@@ -207,8 +207,21 @@ int follow(const ParsedArgs& args, const NatsOptions& options, bool once) {
                static_cast<unsigned long long>(store->stats().sequence_next));
   uint64_t applied = 0;
   auto last_report = Clock::now();
+  // --once: the stream's last position when following began; done once it was taken and a follow
+  // found nothing more (an idle follow alone may only mean a slow server).
+  constexpr uint64_t kNotAsked = UINT64_MAX;
+  uint64_t once_target = kNotAsked;
   while (!stop_requested) {
-    auto progress = follower->follow(std::chrono::milliseconds(once ? 500 : 200));
+    Result<FollowProgress> progress = FollowProgress{};
+    if (once && once_target == kNotAsked) {
+      Result<uint64_t> last = follower->stream_last();
+      if (last.ok()) {
+        once_target = *last;
+      } else {
+        progress = std::move(last).error();
+      }
+    }
+    if (progress.ok()) progress = follower->follow(std::chrono::milliseconds(once ? 500 : 200));
     if (!progress.ok()) {
       if (progress.error().is(ErrorCode::CursorExpired) && bootstrap && !resynced) {
         follower.reset();
@@ -220,6 +233,7 @@ int follow(const ParsedArgs& args, const NatsOptions& options, bool once) {
         }
         resynced = true;
         if (int code = begin(); code != 0) return code;
+        once_target = kNotAsked;
         continue;
       }
       if (!progress.error().is(ErrorCode::ServerUnavailable)) return fail(cmd, progress.error());
@@ -228,8 +242,9 @@ int follow(const ParsedArgs& args, const NatsOptions& options, bool once) {
     }
     backoff.succeeded("follow");
     applied += progress->applied;
-    const bool idle = progress->applied == 0;
-    if (Clock::now() - last_report > std::chrono::seconds(5) || (once && idle)) {
+    const bool done = once && progress->applied == 0 &&
+                      progress->stream_sequence >= once_target;
+    if (Clock::now() - last_report > std::chrono::seconds(5) || done) {
       std::fprintf(stderr,
                    "keel replicate follow: applied %llu, replica at sequence %llu, stream "
                    "position %llu\n",
@@ -238,7 +253,7 @@ int follow(const ParsedArgs& args, const NatsOptions& options, bool once) {
                    static_cast<unsigned long long>(progress->stream_sequence));
       last_report = Clock::now();
     }
-    if (once && idle) break;
+    if (done) break;
   }
   follower.reset();
   Status closed = store->close();

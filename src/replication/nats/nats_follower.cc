@@ -145,4 +145,14 @@ Result<FollowProgress> NatsFollower::follow(std::chrono::milliseconds wait, size
   return progress;
 }
 
+Result<uint64_t> NatsFollower::stream_last() {
+  KEEL_ASSIGN_OR_RETURN(auto bounds, state_->client->stream_bounds());
+  if (!bounds) {
+    return StoreError(ErrorCode::NotFound)
+        .with("what", "stream")
+        .with("key", state_->client->options().stream);
+  }
+  return bounds->last;
+}
+
 }  // namespace keel
