@@ -25,6 +25,11 @@ struct NatsFollower::State {
         .with("cursor", replica.next_sequence() - 1)
         .with("first_retained", first_in_stream);
   }
+  StoreError no_stream() const {
+    return StoreError(ErrorCode::NotFound)
+        .with("what", "stream")
+        .with("key", client->options().stream);
+  }
   StoreError diverged(uint64_t sequence, std::string reason) const {
     return StoreError(ErrorCode::ReplicaDiverged)
         .with("what", "replica of stream " + client->options().stream)
@@ -41,11 +46,7 @@ struct NatsFollower::State {
   // The stream position to subscribe from: after the message holding the replica's last event.
   Result<uint64_t> start_position() {
     KEEL_ASSIGN_OR_RETURN(auto bounds, client->stream_bounds());
-    if (!bounds) {
-      return StoreError(ErrorCode::NotFound)
-          .with("what", "stream")
-          .with("key", client->options().stream);
-    }
+    if (!bounds) return no_stream();
     const uint64_t next = replica.next_sequence();
     if (bounds->messages == 0) {
       if (bounds->last == 0 && next == 1) return uint64_t{1};
@@ -147,11 +148,7 @@ Result<FollowProgress> NatsFollower::follow(std::chrono::milliseconds wait, size
 
 Result<uint64_t> NatsFollower::stream_last() {
   KEEL_ASSIGN_OR_RETURN(auto bounds, state_->client->stream_bounds());
-  if (!bounds) {
-    return StoreError(ErrorCode::NotFound)
-        .with("what", "stream")
-        .with("key", state_->client->options().stream);
-  }
+  if (!bounds) return state_->no_stream();
   return bounds->last;
 }
 
