@@ -54,6 +54,10 @@ Hash128 encode_event_body(std::vector<std::byte>& out, const EventBody& e) {
   assert((!e.fence_id || *e.fence_id != 0) && "fence id 0 would not decode");
   size_t start = out.size();
   MsgpackWriter w(out);
+  // Every fixed-size field at its widest, plus the variable ones: one grow for the whole body.
+  w.reserve(kEventBodyFixedBytesMax + e.entity.size() + e.scope.size() +
+            (e.idempotency_key ? e.idempotency_key->size() : 0) +
+            (e.metadata ? e.metadata->size() : 0) + e.payload.size());
   w.array_header(kEventBodyFieldCount);
   write_id(w, e.event_id);
   w.str(e.entity);
@@ -71,7 +75,7 @@ Hash128 encode_event_body(std::vector<std::byte>& out, const EventBody& e) {
   write_optional(w, e.metadata, [&](std::string_view m) { w.bin(m); });
   w.bin(e.payload);
   write_optional(w, e.prev_hash, [&](const Hash128& h) { write_hash(w, h); });
-  Hash128 chained = hash128(std::span<const std::byte>(out.data() + start, out.size() - start));
+  Hash128 chained = hash128(std::span<const std::byte>(out.data() + start, w.end() - start));
   write_hash(w, chained);
   return chained;
 }

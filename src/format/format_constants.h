@@ -53,6 +53,9 @@ inline constexpr bool is_system_record(RecordType type) {
 
 // ---- Event body (FORMAT.md "Event body") ----
 inline constexpr uint32_t kEventBodyFieldCount = 17;
+// An upper bound on a body's bytes besides its entity, scope, payload, metadata and idempotency
+// key: every other field at its widest encoding (176 bytes), with room to spare.
+inline constexpr uint64_t kEventBodyFixedBytesMax = 256;
 inline constexpr uint32_t kBatchEventsMax = 1u << 20;
 
 // ---- Sidecars (FORMAT.md "Sidecar envelope") ----

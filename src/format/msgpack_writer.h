@@ -2,8 +2,12 @@
 // encoding, str8/16/32, bin8/16/32) to a byte vector. The output is ordinary msgpack that any
 // msgpack library reads (tests/event_body_test.cc checks it with msgpack-c).
 //
-// Each value is written with one grow of the vector and direct stores (this is the encode hot
-// path: a byte-at-a-time push_back cost half of the encode time).
+// Each value is written with direct stores into room grown for it (this is the encode hot path: a
+// byte-at-a-time push_back cost half of the encode time). A caller that knows a bound of what it
+// writes reserve()s it once, so the values do not each grow (and zero) the vector; such a writer
+// trims the vector to the bytes written when it is destroyed. Without reserve() the vector's size
+// is always the bytes written, and the vector is the caller's again (e.g. to pad it) while the
+// writer lives.
 #pragma once
 
 #include <cstddef>
@@ -16,7 +20,21 @@ namespace keel::format {
 
 class MsgpackWriter {
  public:
-  explicit MsgpackWriter(std::vector<std::byte>& out) : out_(out) {}
+  explicit MsgpackWriter(std::vector<std::byte>& out) : out_(out), end_(out.size()) {}
+  ~MsgpackWriter() {
+    if (reserved_) out_.resize(end_);
+  }
+  MsgpackWriter(const MsgpackWriter&) = delete;
+  MsgpackWriter& operator=(const MsgpackWriter&) = delete;
+
+  // Grows the vector once for `n` more bytes, which the following values fill.
+  void reserve(size_t n) {
+    if (end_ + n > out_.size()) out_.resize(end_ + n);
+    reserved_ = true;
+  }
+  // The end of the bytes written, as an offset into the vector (its size may be larger until the
+  // writer is destroyed).
+  size_t end() const { return end_; }
 
   void nil() { grow(1)[0] = std::byte{0xc0}; }
   void boolean(bool v) { grow(1)[0] = std::byte{static_cast<uint8_t>(v ? 0xc3 : 0xc2)}; }
@@ -83,8 +101,9 @@ class MsgpackWriter {
 
  private:
   std::byte* grow(size_t n) {
-    size_t at = out_.size();
-    out_.resize(at + n);
+    size_t at = end_;
+    end_ += n;
+    if (end_ > out_.size()) out_.resize(end_);
     return out_.data() + at;
   }
   // Writes tag + `width` big-endian bytes of v, growing by `extra` more bytes for what follows;
@@ -99,6 +118,8 @@ class MsgpackWriter {
   }
 
   std::vector<std::byte>& out_;
+  size_t end_;  // out_[0, end_) is written; beyond it, room reserved
+  bool reserved_ = false;
 };
 
 }  // namespace keel::format

@@ -57,7 +57,6 @@ size_t append_system_frame(std::vector<std::byte>& out, const FrameContext& cont
 // entity, scope, payload, metadata and idempotency key total `variable_bytes` (every other body
 // field is fixed-size; tests/frame_test.cc pins the bound against the encoder). Lets the commit
 // point know before encoding whether a record may rotate the segment.
-inline constexpr uint64_t kEventBodyFixedBytesMax = 256;
 inline constexpr uint64_t kBatchHeaderBytesMax = 5;  // msgpack array32 header
 // The same bound on the record's body alone (what kFrameBodyMax limits).
 inline constexpr uint64_t event_record_body_bound(uint64_t events, uint64_t variable_bytes) {

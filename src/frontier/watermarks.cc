@@ -49,12 +49,12 @@ StoreError consumer_not_found(std::string_view name) {
   return StoreError(ErrorCode::NotFound).with("what", "consumer").with("key", name);
 }
 
-// The first pending event of a lane above `sequence`, or end.
-std::deque<HlcPoint>::const_iterator first_above(const std::deque<HlcPoint>& pending,
-                                                 uint64_t sequence) {
+// The first pending run of a lane with an event above `sequence`, or end.
+std::deque<Watermarks::PendingRun>::const_iterator first_above(
+    const std::deque<Watermarks::PendingRun>& pending, uint64_t sequence) {
   return std::upper_bound(
       pending.begin(), pending.end(), sequence,
-      [](uint64_t value, const HlcPoint& event) { return value < event.global_sequence; });
+      [](uint64_t value, const Watermarks::PendingRun& run) { return value < run.last; });
 }
 
 }  // namespace
@@ -79,7 +79,13 @@ Status Watermarks::accept(uint32_t lane, HlcPoint point) {
     last_lane_ = &lanes_[lane];
     last_lane_id_ = lane;
   }
-  last_lane_->pending.push_back(point);
+  std::deque<PendingRun>& runs = last_lane_->pending;
+  if (!runs.empty() && runs.back().last + 1 == point.global_sequence &&
+      runs.back().wall_ms == point.wall_ms) {
+    runs.back().last = point.global_sequence;
+  } else {
+    runs.push_back(PendingRun{point.global_sequence, point.global_sequence, point.wall_ms});
+  }
   return ok_status();
 }
 
@@ -140,8 +146,11 @@ void Watermarks::trim_lanes() {
   const HlcPoint& floor = emitted.global_sequence <= applied.global_sequence ? emitted : applied;
   if (floor.global_sequence <= trimmed_.global_sequence) return;
   for (auto& [id, lane] : lanes_) {
-    while (!lane.pending.empty() && lane.pending.front().global_sequence <= floor.global_sequence) {
+    while (!lane.pending.empty() && lane.pending.front().last <= floor.global_sequence) {
       lane.pending.pop_front();
+    }
+    if (!lane.pending.empty() && lane.pending.front().first <= floor.global_sequence) {
+      lane.pending.front().first = floor.global_sequence + 1;
     }
   }
   trimmed_ = floor;
@@ -282,7 +291,12 @@ HlcPoint Watermarks::point_at(uint64_t sequence_wanted) const {
   consider(trimmed_);
   for (const auto& [id, lane] : lanes_) {
     auto above = first_above(lane.pending, sequence_wanted);
-    if (above != lane.pending.begin()) consider(*std::prev(above));
+    if (above != lane.pending.end() && above->first <= sequence_wanted) {
+      consider(HlcPoint{above->wall_ms, sequence_wanted});
+    }
+    if (above != lane.pending.begin()) {
+      consider(HlcPoint{std::prev(above)->wall_ms, std::prev(above)->last});
+    }
   }
   return HlcPoint{best.wall_ms, sequence_wanted};
 }
@@ -298,7 +312,7 @@ uint64_t Watermarks::lane_sequence(uint32_t lane, Watermark kind) const {
   // no longer known, so report the global value, which is low but never covers an unapplied event.
   if (level < trimmed_.global_sequence) return level;
   auto above = first_above(it->second.pending, level);
-  return above == it->second.pending.end() ? accepted : above->global_sequence - 1;
+  return above == it->second.pending.end() ? accepted : std::max(above->first, level + 1) - 1;
 }
 
 LaneFrontier Watermarks::lane(uint32_t lane) const {
@@ -314,7 +328,10 @@ LaneFrontier Watermarks::lane(uint32_t lane) const {
 
 size_t Watermarks::pending_count(uint32_t lane) const {
   auto it = lanes_.find(lane);
-  return it == lanes_.end() ? 0 : it->second.pending.size();
+  if (it == lanes_.end()) return 0;
+  size_t events = 0;
+  for (const PendingRun& run : it->second.pending) events += run.last - run.first + 1;
+  return events;
 }
 
 void Watermarks::snapshot(Frontier& out) const {

@@ -117,6 +117,14 @@ class Watermarks {
   // views cost, and what a test reads to see them trimmed.
   size_t pending_count(uint32_t lane) const;
 
+  // Consecutive sequences of one lane accepted with one wall time (a batch's events, mostly): the
+  // events [first, last].
+  struct PendingRun {
+    uint64_t first = 0;
+    uint64_t last = 0;
+    uint64_t wall_ms = 0;
+  };
+
  private:
   static int index(Watermark kind) { return static_cast<int>(kind); }
   void trim_lanes();
@@ -128,7 +136,7 @@ class Watermarks {
   HlcPoint point_at(uint64_t sequence) const;
 
   struct Lane {
-    std::deque<HlcPoint> pending;  // events not yet at min(emitted, applied), ascending
+    std::deque<PendingRun> pending;  // events not yet at min(emitted, applied), ascending
   };
 
   VisibilityPolicy policy_;

@@ -76,6 +76,12 @@ StoreError key_conflict(std::string_view key, std::string reason) {
       .with("reason", std::move(reason));
 }
 
+StoreError item_failed(size_t i, StoreError cause) {
+  return StoreError(ErrorCode::BatchItemFailed)
+      .with("index", uint64_t{i})
+      .caused_by(std::move(cause));
+}
+
 }  // namespace
 
 void Store::Impl::expire_keys(uint64_t now_ms) {
@@ -100,11 +106,9 @@ EventId Store::Impl::next_event_id(const Hlc& hlc) {
   return EventId{hlc.wall_ms << 16 | hlc.logical, id_random_()};
 }
 
-format::EventBody Store::Impl::make_body(const Coordinate& coordinate, EventKind kind,
-                                         std::string_view payload, const AppendOptions& options,
-                                         uint64_t clock, const std::optional<Hash128>& prev,
-                                         uint64_t wall_ms) {
-  format::EventBody body;
+void Store::Impl::make_body(format::EventBody& body, const Coordinate& coordinate, EventKind kind,
+                            std::string_view payload, const AppendOptions& options, uint64_t clock,
+                            const std::optional<Hash128>& prev, uint64_t wall_ms) {
   Hlc hlc = hlc_.next_at(wall_ms);
   body.event_id = next_event_id(hlc);
   body.entity = coordinate.entity;
@@ -119,7 +123,6 @@ format::EventBody Store::Impl::make_body(const Coordinate& coordinate, EventKind
   if (options.metadata) body.metadata = *options.metadata;
   body.payload = payload;
   body.prev_hash = prev;
-  return body;
 }
 
 writer::Deadline Store::Impl::deadline_after(std::chrono::milliseconds timeout) const {
@@ -203,8 +206,8 @@ Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind
   }
   log::SegmentWriter& writer = *log_->writer();
   uint64_t clock = stream->clock() + 1;
-  format::EventBody body =
-      make_body(coordinate, kind, payload, options, clock, stream->head(), wall_ms);
+  format::EventBody body;
+  make_body(body, coordinate, kind, payload, options, clock, stream->head(), wall_ms);
   if (options.idempotency_key) {
     body.idempotency_key = key;
     body.idempotency_fingerprint = fingerprint;
@@ -249,6 +252,69 @@ Status Store::Impl::commit_accepted(writer::Lock& lock, const HlcPoint& before,
   return pipeline_->after_append(lock, before);
 }
 
+// A batch with idempotency keys: each keyed item's fingerprint (into batch_scratch_), then either
+// every item's key is kept (the original receipts, once they reach the batch's durability), or
+// none is (nullopt: the batch is appended). A batch is replayed whole or not at all.
+Result<std::optional<std::vector<Receipt>>> Store::Impl::replay_batch(
+    writer::Lock& lock, std::span<const BatchItem> items, const BatchOptions& options) {
+  std::vector<std::optional<Hash128>>& fingerprints = batch_scratch_.fingerprints;
+  fingerprints.assign(items.size(), std::nullopt);
+  std::vector<const index::KeyEntry*> kept(items.size(), nullptr);
+  size_t hits = 0;
+  size_t first_new = items.size();  // an item that is not a hit (unkeyed or a new key)
+  absl::flat_hash_map<std::string_view, size_t> batch_keys;
+  expire_keys(hlc_.physical_ms());  // once: the entries found below stay valid through the loop
+  for (size_t i = 0; i < items.size(); ++i) {
+    const AppendOptions& o = items[i].options;
+    if (!o.idempotency_key) {
+      if (first_new == items.size()) first_new = i;
+      continue;
+    }
+    fingerprints[i] =
+        format::event_fingerprint(items[i].coordinate.entity, items[i].coordinate.scope, o.lane,
+                                  items[i].kind.value, items[i].payload, o.metadata);
+    auto [earlier, fresh] = batch_keys.try_emplace(*o.idempotency_key, i);
+    if (!fresh) {
+      return item_failed(
+          i, key_conflict(*o.idempotency_key, "item " + std::to_string(earlier->second) +
+                                                  " of the same batch has this key"));
+    }
+    Result<const index::KeyEntry*> found =
+        find_key(keys_.hashed(*o.idempotency_key), *fingerprints[i]);
+    if (!found.ok()) return item_failed(i, std::move(found).error());
+    kept[i] = *found;
+    if (kept[i] != nullptr) {
+      ++hits;
+    } else if (first_new == items.size()) {
+      first_new = i;
+    }
+  }
+  if (hits == 0) return std::optional<std::vector<Receipt>>();
+  size_t hit =
+      std::find_if(kept.begin(), kept.end(), [](auto* k) { return k != nullptr; }) - kept.begin();
+  if (hits < items.size()) {
+    return key_conflict(
+        *items[hit].options.idempotency_key,
+        "item " + std::to_string(hit) + "'s key is kept (sequence " +
+            std::to_string(kept[hit]->receipt.sequence) + ") but item " +
+            std::to_string(first_new) +
+            (items[first_new].options.idempotency_key ? "'s key is new" : " has no key") +
+            ": a batch is replayed whole or not at all");
+  }
+  idempotency_hits_ += hits;
+  std::vector<Receipt> originals;
+  originals.reserve(items.size());
+  uint64_t last = 0;
+  for (const index::KeyEntry* k : kept) {
+    originals.push_back(k->receipt);
+    last = std::max(last, k->receipt.sequence);
+  }
+  if (options.durability != Durability::Accepted) {
+    KEEL_TRY(pipeline_->reach(lock, options.durability, last, deadline_after(options.timeout)));
+  }
+  return std::optional<std::vector<Receipt>>(std::move(originals));
+}
+
 Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem> items,
                                                        const BatchOptions& options,
                                                        uint64_t fence_id) {
@@ -261,9 +327,7 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
                                 std::to_string(options_.batch_items_max));
   }
   if (options.timeout.count() < 0) return invalid("timeout", "is negative");
-  auto item_failed = [](size_t i, StoreError cause) {
-    return StoreError(ErrorCode::BatchItemFailed).with("index", uint64_t{i}).caused_by(std::move(cause));
-  };
+  bool any_key = false;
   uint64_t bytes = 0;
   uint64_t variable_bytes = 0;
   for (size_t i = 0; i < items.size(); ++i) {
@@ -292,6 +356,7 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
                                                       std::to_string(*item.options.cause_item) +
                                                       " is not an earlier item"));
     }
+    any_key = any_key || item.options.idempotency_key.has_value();
     bytes += item.payload.size() + (item.options.metadata ? item.options.metadata->size() : 0);
     variable_bytes += item.coordinate.entity.size() + item.coordinate.scope.size() +
                       (item.options.idempotency_key ? item.options.idempotency_key->size() : 0);
@@ -308,107 +373,54 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
   }
 
   // Idempotency: a batch is all new or all replayed (docs/ARCHITECTURE.md §7).
-  std::vector<std::optional<Hash128>> fingerprints(items.size());
-  std::vector<const index::KeyEntry*> kept(items.size(), nullptr);
-  size_t hits = 0;
-  size_t first_new = items.size();  // an item that is not a hit (unkeyed or a new key)
-  absl::flat_hash_map<std::string_view, size_t> batch_keys;
-  expire_keys(hlc_.physical_ms());  // once: the entries found below stay valid through the loop
-  for (size_t i = 0; i < items.size(); ++i) {
-    const AppendOptions& o = items[i].options;
-    if (!o.idempotency_key) {
-      if (first_new == items.size()) first_new = i;
-      continue;
-    }
-    fingerprints[i] = format::event_fingerprint(items[i].coordinate.entity,
-                                                items[i].coordinate.scope, o.lane,
-                                                items[i].kind.value, items[i].payload, o.metadata);
-    auto [earlier, fresh] = batch_keys.try_emplace(*o.idempotency_key, i);
-    if (!fresh) {
-      return item_failed(i, key_conflict(*o.idempotency_key,
-                                         "item " + std::to_string(earlier->second) +
-                                             " of the same batch has this key"));
-    }
-    Result<const index::KeyEntry*> found =
-        find_key(keys_.hashed(*o.idempotency_key), *fingerprints[i]);
-    if (!found.ok()) return item_failed(i, std::move(found).error());
-    kept[i] = *found;
-    if (kept[i] != nullptr) {
-      ++hits;
-    } else if (first_new == items.size()) {
-      first_new = i;
-    }
+  if (items.size() <= kBatchScratchItemsKept && batch_bodies_.capacity() > kBatchScratchItemsKept) {
+    batch_bodies_ = {};  // a large batch's lists are not kept for small ones
+    batch_scratch_ = {};
   }
-  if (hits > 0) {
-    size_t hit = std::find_if(kept.begin(), kept.end(), [](auto* k) { return k != nullptr; }) -
-                 kept.begin();
-    if (hits < items.size()) {
-      return key_conflict(*items[hit].options.idempotency_key,
-                          "item " + std::to_string(hit) + "'s key is kept (sequence " +
-                              std::to_string(kept[hit]->receipt.sequence) + ") but item " +
-                              std::to_string(first_new) +
-                              (items[first_new].options.idempotency_key ? "'s key is new"
-                                                                        : " has no key") +
-                              ": a batch is replayed whole or not at all");
-    }
-    idempotency_hits_ += hits;
-    std::vector<Receipt> originals;
-    originals.reserve(items.size());
-    uint64_t last = 0;
-    for (const index::KeyEntry* k : kept) {
-      originals.push_back(k->receipt);
-      last = std::max(last, k->receipt.sequence);
-    }
-    if (options.durability != Durability::Accepted) {
-      KEEL_TRY(pipeline_->reach(lock, options.durability, last, deadline_after(options.timeout)));
-    }
-    return originals;
+  BatchScratch& scratch = batch_scratch_;
+  const std::vector<std::optional<Hash128>>& fingerprints = scratch.fingerprints;
+  if (any_key) {
+    KEEL_ASSIGN_OR_RETURN(std::optional<std::vector<Receipt>> originals,
+                          replay_batch(lock, items, options));
+    if (originals) return *std::move(originals);
   }
 
   // Clocks and chains run through the batch: an item follows the previous item of its
   // (entity, lane) in the batch, or the stream's head. CAS and gates see those running heads.
-  struct Head {
-    index::EntityStream* stream;
-    uint64_t clock;
-    int32_t item;
-  };
-  absl::flat_hash_map<std::pair<std::string_view, uint32_t>, Head> heads;
-  heads.reserve(items.size());
-  std::vector<int32_t> chain_to(items.size(), -1);
-  std::vector<index::EntityStream*> streams(items.size());
+  std::vector<index::EntityStream*>& streams = scratch.streams;
+  streams.resize(items.size());
   {
-    std::vector<index::StreamKey> keys;
-    keys.reserve(items.size());
+    std::vector<index::StreamKey>& keys = scratch.keys;
+    keys.clear();
     for (const BatchItem& item : items) keys.push_back({item.coordinate.entity, item.options.lane});
     index_.find_streams(keys.data(), keys.size(), streams.data());
   }
+  // The last item of each stream so far in the batch (streams are nodes: their address is theirs).
+  absl::flat_hash_map<const index::EntityStream*, int32_t>& last_item = scratch.last_item;
+  last_item.clear();
+  std::vector<int32_t>& chain_to = scratch.chain_to;
+  chain_to.assign(items.size(), -1);
   batch_bodies_.clear();
   log::SegmentWriter& writer = *log_->writer();
   const uint64_t first = writer.next_sequence();
   uint64_t wall_ms = hlc_.physical_ms();
   for (size_t i = 0; i < items.size(); ++i) {
     const BatchItem& item = items[i];
-    auto [it, inserted] = heads.try_emplace(
-        std::pair<std::string_view, uint32_t>(item.coordinate.entity, item.options.lane),
-        Head{nullptr, 0, -1});
-    Head& head = it->second;
-    std::optional<Hash128> prev;
-    if (inserted) {
-      head.stream = streams[i] != nullptr
-                        ? streams[i]
-                        : &index_.stream_for(item.coordinate.entity, item.options.lane);
-      head.clock = head.stream->clock();
-      prev = head.stream->head();
-    }
-    if (Status cas = check_cas(item.coordinate, item.options.lane, item.options, head.clock);
+    index::EntityStream*& stream = streams[i];
+    if (stream == nullptr) stream = &index_.stream_for(item.coordinate.entity, item.options.lane);
+    auto [it, inserted] = last_item.try_emplace(stream, -1);
+    const int32_t previous = it->second;
+    const uint64_t clock =
+        previous < 0 ? stream->clock() : batch_bodies_[static_cast<size_t>(previous)].entity_clock;
+    if (Status cas = check_cas(item.coordinate, item.options.lane, item.options, clock);
         !cas.ok()) {
       return item_failed(i, cas.error());
     }
     if (has_gates(item.options)) {
-      EntityHead gate_head = head.item < 0 ? head_of(*head.stream) : EntityHead{};
-      if (head.item >= 0) {
-        const format::EventBody& b = batch_bodies_[static_cast<size_t>(head.item)];
-        gate_head = EntityHead{head.clock, first + static_cast<uint64_t>(head.item), b.event_id,
+      EntityHead gate_head = head_of(*stream);
+      if (previous >= 0) {
+        const format::EventBody& b = batch_bodies_[static_cast<size_t>(previous)];
+        gate_head = EntityHead{clock, first + static_cast<uint64_t>(previous), b.event_id,
                                EventKind{b.kind}};
       }
       if (Status passed = run_gates(GateContext{item.coordinate, item.options.lane, item.kind,
@@ -419,11 +431,11 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
         return item_failed(i, passed.error());
       }
     }
-    streams[i] = head.stream;
-    chain_to[i] = head.item;
-    head.item = static_cast<int32_t>(i);
-    format::EventBody& body = batch_bodies_.emplace_back(make_body(
-        item.coordinate, item.kind, item.payload, item.options, ++head.clock, prev, wall_ms));
+    chain_to[i] = previous;
+    it->second = static_cast<int32_t>(i);
+    format::EventBody& body = batch_bodies_.emplace_back();
+    make_body(body, item.coordinate, item.kind, item.payload, item.options, clock + 1,
+              previous < 0 ? stream->head() : std::nullopt, wall_ms);
     if (item.options.cause_item) {
       body.causation_id = batch_bodies_[*item.options.cause_item].event_id;
     }
@@ -434,8 +446,8 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
     if (fence_id != 0 && !options_.unsafe_skip_fence_records_for_test) body.fence_id = fence_id;
   }
   HlcPoint before = marks_.point(Watermark::Accepted);
-  std::vector<Hash128> hashes;
-  hashes.reserve(items.size());
+  std::vector<Hash128>& hashes = scratch.hashes;
+  hashes.clear();
   if (Status appended = writer.append_batch(batch_bodies_, chain_to, &hashes); !appended.ok()) {
     return refused(lock, before, std::move(appended).error());
   }

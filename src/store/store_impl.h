@@ -210,9 +210,14 @@ class Store::Impl {
   void save_head(index::EntityStream& stream);
   // Cancel's work on the indexes: the fence's events become hidden, heads and keys revert.
   void hide_fence_events();
-  format::EventBody make_body(const Coordinate& coordinate, EventKind kind,
-                              std::string_view payload, const AppendOptions& options,
-                              uint64_t clock, const std::optional<Hash128>& prev, uint64_t wall_ms);
+  // Fills a body (default-constructed: the fields an append may not set stay empty) for the next
+  // event of a stream whose head is at `clock` - 1 with hash `prev`.
+  void make_body(format::EventBody& body, const Coordinate& coordinate, EventKind kind,
+                 std::string_view payload, const AppendOptions& options, uint64_t clock,
+                 const std::optional<Hash128>& prev, uint64_t wall_ms);
+  Result<std::optional<std::vector<Receipt>>> replay_batch(writer::Lock& lock,
+                                                           std::span<const BatchItem> items,
+                                                           const BatchOptions& options);
   // Calls in flight that may release the mutex (appends, syncs, waits): close() waits for them,
   // polling (an append may end without the mutex, CommitPipeline::reach, so a notify could slip
   // between close's check and its wait; and a notify per append would cost every append).
@@ -295,6 +300,18 @@ class Store::Impl {
   // exclusively, with mutex_ held, before they drop or remove segment files.
   std::shared_mutex segments_in_use_;
   std::vector<format::EventBody> batch_bodies_;  // reused by append_batch
+  // append_batch's other per-item lists, kept between batches for their capacity (up to
+  // kBatchScratchItemsKept items; a larger batch's are released by the next smaller one).
+  static constexpr size_t kBatchScratchItemsKept = 4096;
+  struct BatchScratch {
+    std::vector<std::optional<Hash128>> fingerprints;  // of keyed items (replay_batch)
+    std::vector<index::StreamKey> keys;
+    std::vector<index::EntityStream*> streams;
+    absl::flat_hash_map<const index::EntityStream*, int32_t> last_item;
+    std::vector<int32_t> chain_to;
+    std::vector<Hash128> hashes;
+  };
+  BatchScratch batch_scratch_;
   std::optional<StoreError> scan_error_;         // carries an error out of a frame visitor
   format::EventBody scan_body_;                  // scan decodes into it (under mutex_)
   std::string index_source_ = "log";
