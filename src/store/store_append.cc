@@ -372,12 +372,13 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
     KEEL_TRY(check_fence(fence_id, "append_batch"));
   }
 
-  // Idempotency: a batch is all new or all replayed (docs/ARCHITECTURE.md §7).
   if (items.size() <= kBatchScratchItemsKept && batch_bodies_.capacity() > kBatchScratchItemsKept) {
     batch_bodies_ = {};  // a large batch's lists are not kept for small ones
     batch_scratch_ = {};
   }
   BatchScratch& scratch = batch_scratch_;
+
+  // Idempotency: a batch is all new or all replayed (docs/ARCHITECTURE.md §7).
   const std::vector<std::optional<Hash128>>& fingerprints = scratch.fingerprints;
   if (any_key) {
     KEEL_ASSIGN_OR_RETURN(std::optional<std::vector<Receipt>> originals,
@@ -408,7 +409,7 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
     const BatchItem& item = items[i];
     index::EntityStream*& stream = streams[i];
     if (stream == nullptr) stream = &index_.stream_for(item.coordinate.entity, item.options.lane);
-    auto [it, inserted] = last_item.try_emplace(stream, -1);
+    auto it = last_item.try_emplace(stream, -1).first;
     const int32_t previous = it->second;
     const uint64_t clock =
         previous < 0 ? stream->clock() : batch_bodies_[static_cast<size_t>(previous)].entity_clock;
