@@ -4,7 +4,7 @@
 // fence whose events it added live is cancelled.
 //
 // Columns by sequence (index sequence - 1), 38 to 54 bytes per event in all, in huge-page memory
-// once large (Column, index/sequence_links.h):
+// once large (Column, index/column.h):
 //   frame offset        4   where its frame is; the segment comes from a table of segment starts;
 //                           0 marks a hidden event (no frame starts at 0: the segment header does)
 //   event id           16   ids made by the store increase with the sequence, so the column is

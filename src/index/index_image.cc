@@ -32,7 +32,7 @@ class Sink {
 class MemorySink final : public Sink {
  public:
   explicit MemorySink(ImageBytes& out) : out_(out) {}
-  void append(const std::byte* p, size_t n) override { out_.insert(out_.end(), p, p + n); }
+  void append(const std::byte* p, size_t n) override { out_.append(p, n); }
   void patch(uint64_t at, const std::byte* p, size_t n) override {
     std::memcpy(out_.data() + at, p, n);
   }

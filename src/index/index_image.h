@@ -33,7 +33,7 @@ using ImageCheckpoint = log::Checkpoint;
 
 enum class ImageDecode : uint8_t { Ok, Damaged, OlderVersion, NewerVersion };
 
-// An encoded image, in huge-page memory as the columns it copies (index/sequence_links.h): tens of
+// An encoded image, in huge-page memory as the columns it copies (index/column.h): tens of
 // megabytes written once, where each first touch of a normal page is a fault.
 using ImageBytes = Column<std::byte>;
 

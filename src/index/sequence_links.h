@@ -15,16 +15,9 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "platform/table_memory.h"
+#include "index/column.h"
 
 namespace keel::index {
-
-// A per-event column of the index. Columns reach tens of megabytes, and each first touch of a
-// normal page costs a page fault (about 5 us on a virtual machine, measured): in huge-page memory
-// (platform/table_memory.h) their growth at append and their bulk restore at open take 512 times
-// fewer faults.
-template <typename T>
-using Column = std::vector<T, platform::TableAllocator<T>>;
 
 class SequenceLinks {
  public:

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <cstdint>
+#include <cstring>
 #include <new>
 
 namespace keel::platform {
@@ -15,6 +16,31 @@ size_t whole_pages(size_t bytes) {
 // Mapped (huge) or from operator new; the same answer at allocation and at free.
 bool is_huge(size_t bytes, size_t alignment) {
   return bytes >= kHugePageBytes && alignment <= kHugePageBytes;
+}
+
+// Moves the mapping [memory, + old_length) to a 2 MiB aligned range of new_length, growing it;
+// null when the kernel refuses (the mapping is then unchanged).
+void* remap_table(void* memory, size_t old_length, size_t new_length) {
+  void* grown = ::mremap(memory, old_length, new_length, 0);  // in place: nothing to move
+  if (grown != MAP_FAILED) return grown;
+  // Reserve an aligned range, then move the pages over it (MREMAP_FIXED replaces what is there).
+  void* reserved = ::mmap(nullptr, new_length + kHugePageBytes, PROT_NONE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (reserved == MAP_FAILED) return nullptr;
+  const auto start = reinterpret_cast<uintptr_t>(reserved);
+  const uintptr_t aligned = (start + kHugePageBytes - 1) & ~uintptr_t{kHugePageBytes - 1};
+  const uintptr_t end = start + new_length + kHugePageBytes;
+  grown = ::mremap(memory, old_length, new_length, MREMAP_MAYMOVE | MREMAP_FIXED,
+                   reinterpret_cast<void*>(aligned));
+  if (grown == MAP_FAILED) {
+    ::munmap(reserved, new_length + kHugePageBytes);
+    return nullptr;
+  }
+  if (aligned > start) ::munmap(reserved, aligned - start);
+  if (end > aligned + new_length) {
+    ::munmap(reinterpret_cast<void*>(aligned + new_length), end - aligned - new_length);
+  }
+  return grown;
 }
 
 }  // namespace
@@ -46,6 +72,21 @@ void free_table(void* memory, size_t bytes, size_t alignment) noexcept {
     return;
   }
   ::munmap(memory, whole_pages(bytes));
+}
+
+void* grow_table(void* memory, size_t old_bytes, size_t new_bytes, size_t used_bytes,
+                 size_t alignment) {
+  if (memory == nullptr) return allocate_table(new_bytes, alignment);
+  if (is_huge(old_bytes, alignment) && is_huge(new_bytes, alignment)) {
+    if (whole_pages(new_bytes) == whole_pages(old_bytes)) return memory;  // within its pages
+    if (void* grown = remap_table(memory, whole_pages(old_bytes), whole_pages(new_bytes))) {
+      return grown;
+    }
+  }
+  void* fresh = allocate_table(new_bytes, alignment);
+  if (used_bytes != 0) std::memcpy(fresh, memory, used_bytes);
+  free_table(memory, old_bytes, alignment);
+  return fresh;
 }
 
 }  // namespace keel::platform

@@ -21,6 +21,13 @@ inline constexpr size_t kHugePageBytes = size_t{2} << 20;
 void* allocate_table(size_t bytes, size_t alignment);
 // Frees what allocate_table(bytes, alignment) returned, given the same arguments.
 void free_table(void* memory, size_t bytes, size_t alignment) noexcept;
+// Grows a table of `old_bytes` (null when 0) to `new_bytes` (larger) and returns it, keeping its
+// first `used_bytes`; what it returns is freed with new_bytes. A huge table's pages are remapped
+// (mremap: in place when the address space after it is free, else moved to a 2 MiB aligned range),
+// not copied, so the pages already touched are not touched again; where remapping fails, and for
+// small tables, the used bytes are copied into a new allocation.
+void* grow_table(void* memory, size_t old_bytes, size_t new_bytes, size_t used_bytes,
+                 size_t alignment);
 
 // A standard allocator over allocate_table, for containers holding such a table.
 template <typename T>
