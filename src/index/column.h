@@ -87,7 +87,6 @@ class Column {
     push_back(T{});
     return back();
   }
-  void pop_back() { --size_; }
   void append(const T* values, size_t n) {
     if (n == 0) return;
     grow_for(size_ + n);
