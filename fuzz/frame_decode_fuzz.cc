@@ -38,7 +38,7 @@ void check_events(const DecodedFrame& frame) {
         check(index == delivered, "events delivered out of order");
         ++delivered;
         check_reencode(event);
-        check_standard_msgpack(whole_body(event));
+        check_body_form(event);
       });
   if (error == nullptr) {
     check(count_error == nullptr && declared == delivered,

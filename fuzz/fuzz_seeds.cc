@@ -1,8 +1,10 @@
-// keel-fuzz-seeds OUT_DIR [STORE_DIR]: writes the seed corpora of the fuzz targets into
-// OUT_DIR/<target>/ (scripts/fuzz-smoke runs it before fuzzing).
+// keel-fuzz-seeds OUT_DIR [STORE_DIR [V1_STORE_DIR]]: writes the seed corpora of the fuzz targets
+// into OUT_DIR/<target>/ (scripts/fuzz-smoke runs it before fuzzing).
 //
 // The seeds come from the golden store (STORE_DIR, normally segments/golden/store; when it holds
-// no segment the golden store is written in memory with tools/golden_store.cc instead) and from a
+// no segment the golden store is written in memory with tools/golden_store.cc instead), from the
+// version-1 golden store (V1_STORE_DIR, normally segments/golden/store-v1: msgpack event bodies,
+// which today's writer no longer writes), and from a
 // second store written here to reach what the golden one lacks: a fence open at the tail, a
 // preallocated zero tail, str16 and bin16 fields. Seeds per target:
 //   frame_decode_fuzz  every frame alone, every record body alone, every segment header, the
@@ -329,7 +331,8 @@ Status write_replication_seeds(const std::filesystem::path& directory) {
   return ok_status();
 }
 
-int write_seeds(const std::filesystem::path& out_directory, const char* store_directory) {
+int write_seeds(const std::filesystem::path& out_directory, const char* store_directory,
+                const char* v1_store_directory) {
   auto golden = golden_store(store_directory);
   auto open_fence = open_fence_store(false);
   auto fence_out_of_place = open_fence_store(true);
@@ -347,6 +350,17 @@ int write_seeds(const std::filesystem::path& out_directory, const char* store_di
   write_recovery_seeds(recovery_seeds, "golden", *golden);
   write_recovery_seeds(recovery_seeds, "open-fence", *open_fence);
   write_recovery_seeds(recovery_seeds, "fence-out-of-place", *fence_out_of_place);
+  if (v1_store_directory != nullptr) {
+    platform::FileSystem& fs = platform::posix_file_system();
+    auto golden_v1 = read_store(fs, v1_store_directory);
+    if (!golden_v1.ok() || golden_v1->segments.empty()) {
+      std::fprintf(stderr, "keel-fuzz-seeds: no version-1 golden store at %s\n",
+                   v1_store_directory);
+      return 1;
+    }
+    write_frame_seeds(frame_seeds, "golden-v1", *golden_v1);
+    write_recovery_seeds(recovery_seeds, "golden-v1", *golden_v1);
+  }
   if (Status written = write_replication_seeds(out_directory / "replication_message_fuzz");
       !written.ok()) {
     std::fprintf(stderr, "keel-fuzz-seeds: %s\n", written.error().to_string().c_str());
@@ -359,9 +373,10 @@ int write_seeds(const std::filesystem::path& out_directory, const char* store_di
 }  // namespace keel::fuzz
 
 int main(int argc, char** argv) {
-  if (argc < 2 || argc > 3) {
-    std::fprintf(stderr, "usage: keel-fuzz-seeds OUT_DIR [STORE_DIR]\n");
+  if (argc < 2 || argc > 4) {
+    std::fprintf(stderr, "usage: keel-fuzz-seeds OUT_DIR [STORE_DIR [V1_STORE_DIR]]\n");
     return 2;
   }
-  return keel::fuzz::write_seeds(argv[1], argc == 3 ? argv[2] : nullptr);
+  return keel::fuzz::write_seeds(argv[1], argc >= 3 ? argv[2] : nullptr,
+                                 argc == 4 ? argv[3] : nullptr);
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "format/event_body.h"
+#include "format/format_constants.h"
 
 namespace keel::fuzz {
 
@@ -21,18 +22,13 @@ inline void check(bool condition, const char* what) {
 }
 
 inline bool same_event(const format::EventBody& a, const format::EventBody& b) {
-  return a.event_id == b.event_id && a.entity == b.entity && a.scope == b.scope &&
-         a.kind == b.kind && a.lane == b.lane && a.entity_clock == b.entity_clock &&
-         a.hlc_wall_ms == b.hlc_wall_ms && a.hlc_logical == b.hlc_logical &&
-         a.correlation_id == b.correlation_id && a.causation_id == b.causation_id &&
-         a.idempotency_key == b.idempotency_key &&
+  return a.format == b.format && a.event_id == b.event_id && a.entity == b.entity &&
+         a.scope == b.scope && a.kind == b.kind && a.lane == b.lane &&
+         a.entity_clock == b.entity_clock && a.hlc_wall_ms == b.hlc_wall_ms &&
+         a.hlc_logical == b.hlc_logical && a.correlation_id == b.correlation_id &&
+         a.causation_id == b.causation_id && a.idempotency_key == b.idempotency_key &&
          a.idempotency_fingerprint == b.idempotency_fingerprint && a.fence_id == b.fence_id &&
          a.metadata == b.metadata && a.payload == b.payload && a.prev_hash == b.prev_hash;
-}
-
-// The bytes of one decoded event body: the hashed part and the 18-byte chained hash (bin8 of 16).
-inline std::span<const std::byte> whole_body(const format::EventBody& event) {
-  return std::span<const std::byte>(event.hashed_bytes.data(), event.hashed_bytes.size() + 18);
 }
 
 // Re-encodes a decoded event and decodes it again: every field must survive (the reader and the
@@ -47,9 +43,20 @@ inline void check_reencode(const format::EventBody& event) {
   check(same_event(event, again), "re-encoded event decodes to different fields");
 }
 
-// Whatever our reader accepts as an event body must be standard msgpack: msgpack-c (limits capped
-// by the input length, so hostile bytes cannot make it allocate) parses it as one array of 17.
-inline void check_standard_msgpack(std::span<const std::byte> body) {
+// Whatever our reader accepts as a msgpack event body must be standard msgpack: msgpack-c (limits
+// capped by the input length, so hostile bytes cannot make it allocate) parses it as one array of
+// 17. A compact body must start with its tag (which msgpack never uses).
+inline void check_body_form(const format::EventBody& event) {
+  std::span<const std::byte> body = event.stored_bytes;
+  check(!body.empty() && body.data() == event.hashed_bytes.data() &&
+            body.size() ==
+                event.hashed_bytes.size() + (event.format == format::BodyFormat::Msgpack ? 18 : 16),
+        "the stored bytes are not the hashed bytes and the chained hash");
+  if (event.format == format::BodyFormat::Compact) {
+    check(static_cast<uint8_t>(body[0]) == format::kCompactBodyTag,
+          "a compact body without its tag");
+    return;
+  }
   const char* data = reinterpret_cast<const char*>(body.data());
   size_t length = body.size();
   size_t offset = 0;

@@ -262,15 +262,15 @@ struct Rejection {
 TEST_CASE("import refuses each kind of bad artifact and leaves the destination as it was",
           "[artifact]") {
   const std::vector<Rejection> rejections = {
-      {"no manifest",
-       [](const TempDir& s) { std::filesystem::remove(s / "artifact/MANIFEST"); },
+      {"no manifest", [](const TempDir& s) { std::filesystem::remove(s / "artifact/MANIFEST"); },
        ErrorCode::ArtifactInvalid, "no MANIFEST"},
       {"missing file",
        [](const TempDir& s) { std::filesystem::remove(s / ("artifact/" + first_segment(s))); },
        ErrorCode::ArtifactInvalid, "missing file segment-"},
       {"extra file", [](const TempDir& s) { write_text(s / "artifact/notes.txt", "hello"); },
        ErrorCode::ArtifactInvalid, "extra file notes.txt"},
-      {"extra store-like file", [](const TempDir& s) { write_text(s / "artifact/CONSUMER.x", "x"); },
+      {"extra store-like file",
+       [](const TempDir& s) { write_text(s / "artifact/CONSUMER.x", "x"); },
        ErrorCode::ArtifactInvalid, "extra file CONSUMER.x"},
       {"symbolic link",
        [](const TempDir& s) {
@@ -315,9 +315,10 @@ TEST_CASE("import refuses each kind of bad artifact and leaves the destination a
        ErrorCode::ArtifactInvalid, "artifact version 2 is not supported"},
       {"store format version",
        [](const TempDir& s) {
-         edit_manifest(s, [](std::string& t) { replace_line(t, "store-format 1", "store-format 2"); });
+         edit_manifest(s,
+                       [](std::string& t) { replace_line(t, "store-format 2", "store-format 3"); });
        },
-       ErrorCode::ArtifactInvalid, "store format version 2 is not supported"},
+       ErrorCode::ArtifactInvalid, "store format version 3 is not supported"},
       {"damaged manifest",
        [](const TempDir& s) {
          std::string text = read_text(s / "artifact/MANIFEST");

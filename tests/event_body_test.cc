@@ -1,6 +1,6 @@
-// The event body codec (src/format/event_body.h, segments/FORMAT.md "Event body"): round trips,
-// the chained hash's coverage, an independent parse with msgpack-c, and every decode failure
-// reached by a crafted body.
+// The event body codec (src/format/event_body.h, segments/FORMAT.md "Event body"), in both forms:
+// round trips, the chained hash's coverage, the compact form's bytes, an independent parse of the
+// msgpack form with msgpack-c, and every decode failure reached by a crafted body.
 #include "format/event_body.h"
 
 #include <catch2/catch.hpp>
@@ -94,6 +94,18 @@ EventBody full_event() {
   return e;
 }
 
+constexpr BodyFormat kFormats[] = {BodyFormat::Msgpack, BodyFormat::Compact};
+
+EventBody in_format(EventBody e, BodyFormat format) {
+  e.format = format;
+  return e;
+}
+
+// The size of the chained hash's field, which ends every body.
+size_t chained_field_size(BodyFormat format) {
+  return format == BodyFormat::Msgpack ? 2 + 16 : 16;  // bin8 tag and length, or the bytes alone
+}
+
 std::vector<std::byte> encode(const EventBody& e, Hash128* chained = nullptr) {
   std::vector<std::byte> out;
   Hash128 h = encode_event_body(out, e);
@@ -111,6 +123,7 @@ const char* decode(std::span<const std::byte> bytes, EventBody& out) {
 }
 
 void check_same_fields(const EventBody& got, const EventBody& want) {
+  CHECK(got.format == want.format);
   CHECK(got.event_id == want.event_id);
   CHECK(got.entity == want.entity);
   CHECK(got.scope == want.scope);
@@ -171,7 +184,7 @@ using FieldWriter = std::function<void(MsgpackWriter&)>;
 
 // The 17 fields of a valid body (the full event), one writer per field, so a test can replace one.
 std::vector<FieldWriter> valid_fields() {
-  EventBody e = full_event();
+  EventBody e = in_format(full_event(), BodyFormat::Msgpack);
   // The string views of full_event() point at string literals and globals, so they outlive it.
   auto as_id = [](EventId v) { return [v](MsgpackWriter& w) { w.bin128(v.high, v.low); }; };
   auto as_hash = [](Hash128 v) { return [v](MsgpackWriter& w) { w.bin128(v.high, v.low); }; };
@@ -226,7 +239,8 @@ std::string decode_error(const std::vector<std::byte>& body) {
 }  // namespace
 
 TEST_CASE("event body round-trips with every optional field absent", "[format]") {
-  EventBody want = minimal_event();
+  const BodyFormat format = GENERATE(BodyFormat::Msgpack, BodyFormat::Compact);
+  EventBody want = in_format(minimal_event(), format);
   Hash128 chained;
   auto body = encode(want, &chained);
   EventBody got;
@@ -242,7 +256,8 @@ TEST_CASE("event body round-trips with every optional field absent", "[format]")
 }
 
 TEST_CASE("event body round-trips with every optional field present", "[format]") {
-  EventBody want = full_event();
+  const BodyFormat format = GENERATE(BodyFormat::Msgpack, BodyFormat::Compact);
+  EventBody want = in_format(full_event(), format);
   Hash128 chained;
   auto body = encode(want, &chained);
   EventBody got;
@@ -257,17 +272,22 @@ TEST_CASE("event body round-trips with every optional field present", "[format]"
 }
 
 TEST_CASE("decoding overwrites optional fields left by a previous event", "[format]") {
-  // decode_record_events reuses one EventBody for every event of a batch.
-  auto full = encode(full_event());
-  auto minimal = encode(minimal_event());
-  EventBody reused;
-  REQUIRE(decode(full, reused) == nullptr);
-  REQUIRE(decode(minimal, reused) == nullptr);
-  check_same_fields(reused, minimal_event());
+  // decode_record_events reuses one EventBody for every event of a batch, whose bodies may be of
+  // either form.
+  for (BodyFormat first : kFormats) {
+    for (BodyFormat second : kFormats) {
+      auto full = encode(in_format(full_event(), first));
+      auto minimal = encode(in_format(minimal_event(), second));
+      EventBody reused;
+      REQUIRE(decode(full, reused) == nullptr);
+      REQUIRE(decode(minimal, reused) == nullptr);
+      check_same_fields(reused, in_format(minimal_event(), second));
+    }
+  }
 }
 
 TEST_CASE("round trip keeps boundary values of kind, lane, clocks and empty strings", "[format]") {
-  EventBody want = minimal_event();
+  EventBody want = in_format(minimal_event(), GENERATE(BodyFormat::Msgpack, BodyFormat::Compact));
   want.kind = 0xffff;
   want.lane = 0xffffffff;
   want.entity_clock = ~uint64_t{0};
@@ -284,13 +304,15 @@ TEST_CASE("round trip keeps boundary values of kind, lane, clocks and empty stri
 }
 
 TEST_CASE("the chained hash covers exactly the body bytes before it", "[format]") {
-  for (const EventBody& event : {minimal_event(), full_event()}) {
+  const BodyFormat format = GENERATE(BodyFormat::Msgpack, BodyFormat::Compact);
+  for (const EventBody& event :
+       {in_format(minimal_event(), format), in_format(full_event(), format)}) {
     Hash128 chained;
     auto body = encode(event, &chained);
     EventBody got;
     REQUIRE(decode(body, got) == nullptr);
-    // The last field is bin8 of 16 bytes: tag, length, 16 bytes.
-    constexpr size_t kLastFieldSize = 2 + 16;
+    // The last field: bin8 of 16 bytes (tag, length, 16 bytes), or the 16 bytes alone.
+    const size_t kLastFieldSize = chained_field_size(format);
     CHECK(got.hashed_bytes.data() == body.data());
     CHECK(got.hashed_bytes.size() == body.size() - kLastFieldSize);
     CHECK(hash128(got.hashed_bytes) == got.chained_hash);
@@ -298,11 +320,13 @@ TEST_CASE("the chained hash covers exactly the body bytes before it", "[format]"
     // The stored bytes of the last field are the hash, big-endian.
     std::string stored(reinterpret_cast<const char*>(body.data()) + body.size() - 16, 16);
     CHECK(stored == big_endian_128(chained.high, chained.low));
+    CHECK(got.stored_bytes.data() == body.data());
+    CHECK(got.stored_bytes.size() == body.size());
   }
 }
 
 TEST_CASE("the chained hash depends on prev_hash and on the payload", "[format]") {
-  EventBody event = full_event();
+  EventBody event = in_format(full_event(), GENERATE(BodyFormat::Msgpack, BodyFormat::Compact));
   Hash128 base;
   encode(event, &base);
   EventBody other_prev = event;
@@ -321,7 +345,7 @@ TEST_CASE("the chained hash depends on prev_hash and on the payload", "[format]"
 
 TEST_CASE("msgpack-c reads the body as 17 elements with the encoded values", "[format]") {
   SECTION("every optional field present") {
-    EventBody e = full_event();
+    EventBody e = in_format(full_event(), BodyFormat::Msgpack);
     Hash128 chained;
     auto body = encode(e, &chained);
     size_t offset = 0;
@@ -351,7 +375,7 @@ TEST_CASE("msgpack-c reads the body as 17 elements with the encoded values", "[f
     CHECK(bin_of(f[16]) == big_endian_128(chained.high, chained.low));
   }
   SECTION("every optional field absent is nil") {
-    auto body = encode(minimal_event());
+    auto body = encode(in_format(minimal_event(), BodyFormat::Msgpack));
     size_t offset = 0;
     auto handle = unpack_bounded(body, offset);
     CHECK(offset == body.size());
@@ -367,7 +391,155 @@ TEST_CASE("msgpack-c reads the body as 17 elements with the encoded values", "[f
   }
 }
 
-TEST_CASE("decode reports what is wrong with a crafted body", "[format]") {
+// ---- The compact form, byte by byte ----
+
+TEST_CASE("a compact body spells out its fields in the documented order", "[format]") {
+  // An event as keel makes it: the HLC in the id's high half, the correlation its own id.
+  constexpr uint64_t kWall = 1'700'000'000'000;
+  EventBody e;
+  e.event_id = EventId{kWall << 16 | 2, 0x6b65656c00000001};
+  e.hlc_wall_ms = kWall;
+  e.hlc_logical = 2;
+  e.correlation_id = e.event_id;
+  e.entity = "order:1";
+  e.scope = "";
+  e.kind = 0x1001;
+  e.lane = 0;
+  e.entity_clock = 300;
+  e.payload = "{}";
+  e.prev_hash = Hash128{0x8182838485868788, 0x9192939495969798};
+  Hash128 chained;
+  auto body = encode(e, &chained);
+  std::string want;
+  want += "\xc1";                                               // tag
+  want += '\x20';                                               // flags: prev_hash stored
+  want += big_endian_128(e.event_id.high, e.event_id.low);      // event id
+  want += std::string("\x01\x10", 2);                           // kind, little-endian
+  want += std::string("\x00", 1);                               // lane 0
+  want += "\xac\x02";                                           // entity_clock 300
+  want += "\x07order:1";                                        // entity
+  want += std::string("\x00", 1);                               // scope ""
+  want += "\x02{}";                                             // payload
+  want += big_endian_128(e.prev_hash->high, e.prev_hash->low);  // prev hash
+  REQUIRE(body.size() == want.size() + 16);
+  CHECK(std::string(reinterpret_cast<const char*>(body.data()), want.size()) == want);
+  CHECK(hash128(std::span<const std::byte>(body).first(want.size())) == chained);
+  CHECK(std::string(reinterpret_cast<const char*>(body.data()) + want.size(), 16) ==
+        big_endian_128(chained.high, chained.low));
+  EventBody got;
+  REQUIRE(decode(body, got) == nullptr);
+  check_same_fields(got, e);  // the HLC and the correlation come back from the id
+}
+
+TEST_CASE("a compact body stores the HLC and the correlation only when the id does not imply them",
+          "[format]") {
+  constexpr uint64_t kWall = 1'700'000'000'000;
+  EventBody base = minimal_event();
+  base.format = BodyFormat::Compact;
+  base.event_id = EventId{kWall << 16 | 7, 42};
+  base.hlc_wall_ms = kWall;
+  base.hlc_logical = 7;
+  base.correlation_id = base.event_id;
+  const size_t base_size = encode(base).size();
+  struct Case {
+    const char* name;
+    std::function<void(EventBody&)> change;
+    uint8_t flags;
+    size_t extra;  // bytes beyond the base body
+  };
+  const Case cases[] = {
+      {"implied", [](EventBody&) {}, 0, 0},
+      {"another logical counter", [](EventBody& b) { b.hlc_logical = 8; }, kCompactHasHlc, 6 + 1},
+      {"a logical counter above 16 bits",
+       [](EventBody& b) {
+         b.hlc_logical = 0x10007;
+         b.event_id.high = kWall << 16 | 7;
+       },
+       kCompactHasHlc, 6 + 3},
+      {"a wall time of 48 bits or more",
+       [](EventBody& b) {
+         b.hlc_wall_ms = uint64_t{1} << 48;
+         b.event_id.high = 7;  // what wall << 16 | logical would wrap to
+         b.correlation_id = b.event_id;
+       },
+       kCompactHasHlc, 7 + 1},
+      {"another correlation", [](EventBody& b) { b.correlation_id.low ^= 1; },
+       kCompactHasCorrelation, 16},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    EventBody e = base;
+    c.change(e);
+    auto body = encode(e);
+    CHECK(static_cast<uint8_t>(body[1]) == c.flags);
+    CHECK(body.size() == base_size + c.extra);
+    EventBody got;
+    REQUIRE(decode(body, got) == nullptr);
+    check_same_fields(got, e);
+  }
+}
+
+TEST_CASE("decode reports what is wrong with a crafted compact body", "[format]") {
+  // Tag, `flags`, an id of 0x01 bytes, kind 0x1001, then `fields`, then 16 bytes of chained hash
+  // (decode does not check its value).
+  auto compact = [](uint8_t flags, std::initializer_list<uint8_t> fields) {
+    std::vector<std::byte> out(2 + 16 + 2 + fields.size() + 16, std::byte{0x01});
+    out[0] = std::byte{kCompactBodyTag};
+    out[1] = std::byte{flags};
+    size_t at = 2 + 16 + 2;
+    for (uint8_t b : fields) out[at++] = static_cast<std::byte>(b);
+    return out;
+  };
+  // lane 0, clock 1, entity "e", scope "", payload "".
+  REQUIRE(decode_error(compact(0, {0x00, 0x01, 0x01, 'e', 0x00, 0x00})) == "(decoded)");
+  SECTION("short or cut") {
+    CHECK(decode_error({std::byte{kCompactBodyTag}}) == "bad flags");
+    CHECK(decode_error({std::byte{kCompactBodyTag}, std::byte{0}, std::byte{1}}) == "bad event_id");
+    auto body = compact(0, {0x00, 0x01, 0x01, 'e', 0x00, 0x00});
+    body.pop_back();
+    CHECK(decode_error(body) == "bad chained_hash");
+    // A payload length that eats into the chained hash leaves too few bytes for it.
+    CHECK(decode_error(compact(0, {0x00, 0x01, 0x01, 'e', 0x00, 0x05})) == "bad chained_hash");
+  }
+  SECTION("varints longer than 64 bits or above their field's range") {
+    CHECK(decode_error(compact(0, {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00,
+                                   0x01, 0x01, 'e', 0x00, 0x00})) == "bad lane");
+    CHECK(decode_error(compact(0, {0x80, 0x80, 0x80, 0x80, 0x10, 0x01, 0x01, 'e', 0x00, 0x00})) ==
+          "bad lane");  // 2^32
+    CHECK(decode_error(compact(0, {0xff, 0xff, 0xff, 0xff, 0x0f, 0x01, 0x01, 'e', 0x00, 0x00})) ==
+          "(decoded)");  // 2^32 - 1
+    CHECK(decode_error(compact(0, {0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+                                   0x01, 'e', 0x00, 0x00})) == "(decoded)");  // 2^64 - 1
+    CHECK(decode_error(compact(0, {0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
+                                   0x01, 'e', 0x00, 0x00})) == "bad entity_clock");  // 2^64
+    CHECK(decode_error(compact(kCompactHasHlc, {0x00, 0x01, 0x05, 0x80, 0x80, 0x80, 0x80, 0x10,
+                                                0x01, 'e', 0x00, 0x00})) == "bad hlc_logical");
+  }
+  SECTION("fence 0 and lengths beyond the body") {
+    CHECK(decode_error(compact(kCompactHasFence, {0x00, 0x01, 0x01, 'e', 0x00, 0x00, 0x00})) ==
+          "bad fence_id");
+    CHECK(decode_error(compact(kCompactHasFence, {0x00, 0x01, 0x01, 'e', 0x00, 0x07, 0x00})) ==
+          "(decoded)");
+    // A length of 4 GiB is refused before anything is sized by it.
+    auto huge = compact(0, {0x00, 0x01, 0xff, 0xff, 0xff, 0xff, 0x0f});
+    EventBody got;
+    uint64_t before = allocations_on_this_thread;
+    const char* error = decode(huge, got);
+    uint64_t allocated = allocations_on_this_thread - before;
+    REQUIRE(error != nullptr);
+    CHECK(std::string(error) == "bad entity");
+    if (kCountingAllocations) CHECK(allocated == 0);
+    CHECK(decode_error(compact(kCompactHasMetadata, {0x00, 0x01, 0x01, 'e', 0x00, 0xff, 0xff, 0xff,
+                                                     0x7f})) == "bad metadata");
+  }
+  SECTION("a first byte other than the tag is read as the msgpack form") {
+    auto body = compact(0, {0x00, 0x01, 0x01, 'e', 0x00, 0x00});
+    body[0] = std::byte{0xc0};
+    CHECK(decode_error(body) == "event body is not an array of 17 fields");
+  }
+}
+
+TEST_CASE("decode reports what is wrong with a crafted msgpack body", "[format]") {
   REQUIRE(decode_error(craft(valid_fields())) == "(decoded)");  // the crafting itself is valid
 
   const std::string kNotAnArray = "event body is not an array of 17 fields";
@@ -427,7 +599,9 @@ TEST_CASE("decode reports what is wrong with a crafted body", "[format]") {
 }
 
 TEST_CASE("every proper prefix of a body fails to decode", "[format]") {
-  for (const EventBody& event : {minimal_event(), full_event()}) {
+  const BodyFormat format = GENERATE(BodyFormat::Msgpack, BodyFormat::Compact);
+  for (const EventBody& event :
+       {in_format(minimal_event(), format), in_format(full_event(), format)}) {
     auto body = encode(event);
     for (size_t length = 0; length < body.size(); ++length) {
       INFO("prefix length " << length);
@@ -498,7 +672,7 @@ TEST_CASE("a body declaring a huge array, str or bin length is refused without a
 }
 
 TEST_CASE("decoding a valid body allocates nothing", "[format]") {
-  auto body = encode(full_event());
+  auto body = encode(in_format(full_event(), GENERATE(BodyFormat::Msgpack, BodyFormat::Compact)));
   EventBody got;
   MsgpackReader reader(body);
   uint64_t before = allocations_on_this_thread;

@@ -1,9 +1,11 @@
-// The golden store (segments/golden/store, written by tools/golden_store.cc): (a) today's writer
-// still produces it byte for byte, (b) today's reader finds exactly what it was written to hold,
-// and (c) today's writer continues it. A format change fails (a) until the goldens are regenerated
-// with `make golden` and committed; a reader that stops understanding version-1 bytes fails (b) and
-// (c).
+// The golden stores (segments/golden/store in format version 2, written by tools/golden_store.cc,
+// and segments/golden/store-v1, written by the last build of version 1): (a) today's writer still
+// produces the version-2 store byte for byte, (b) today's reader finds exactly what each was
+// written to hold, and (c) today's writer continues each (a version-1 store in a new version-2
+// segment). A format change fails (a) until the goldens are regenerated with `make golden` and
+// committed; a reader that stops understanding either version's bytes fails (b) and (c).
 #define CATCH_CONFIG_ENABLE_OPTIONAL_STRINGMAKER  // print optional hashes and ids on failure
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <map>
@@ -20,6 +22,7 @@
 #include "log/epoch_file.h"
 #include "log/log.h"
 #include "log/log_end.h"
+#include "log/segment_files.h"
 #include "owned_event.h"
 #include "test_support.h"
 
@@ -42,9 +45,29 @@ using keel::format::RecordType;
 using keel::log::FenceState;
 using keel::test::TempDir;
 
-const std::string kCommittedStore = KEEL_SOURCE_DIR "/segments/golden/store";
 constexpr uint64_t kGoldenSegmentSize = 4096;  // tools/golden_store.cc
 constexpr uint64_t kGoldenEventCount = 35;
+
+// One committed golden store: the same events, laid out by the body form of its version.
+struct Golden {
+  const char* name;
+  std::string path;
+  uint32_t format_version;
+  keel::format::BodyFormat body_format;
+  uint64_t segment_1_events;  // segment 1 holds events 1..n, segment 2 up to segment_2_last
+  uint64_t segment_2_last;
+  uint64_t end_offset;  // segment 3's clean end
+  uint64_t appended;    // events the continuation test appends: enough to reach segment 4
+};
+const Golden kGoldenV2{"version 2", KEEL_SOURCE_DIR "/segments/golden/store",
+                       2,           keel::format::BodyFormat::Compact,
+                       19,          34,
+                       328,         20};
+const Golden kGoldenV1{"version 1", KEEL_SOURCE_DIR "/segments/golden/store-v1",
+                       1,           keel::format::BodyFormat::Msgpack,
+                       18,          31,
+                       1216,        14};
+const std::string kCommittedStore = kGoldenV2.path;
 
 keel::platform::FileSystem& fs() { return keel::platform::posix_file_system(); }
 
@@ -72,9 +95,9 @@ std::optional<size_t> first_difference(const std::vector<std::byte>& a,
 }
 
 // A copy of the committed golden store in a fresh directory, so opening it may write.
-std::string copy_committed_store(const TempDir& dir) {
+std::string copy_committed_store(const TempDir& dir, const Golden& golden) {
   std::string copy = dir / "store";
-  std::filesystem::copy(kCommittedStore, copy, std::filesystem::copy_options::recursive);
+  std::filesystem::copy(golden.path, copy, std::filesystem::copy_options::recursive);
   return copy;
 }
 
@@ -161,7 +184,7 @@ struct ExpectedRecord {
   uint64_t events_or_id;  // events of an Event/Batch, fence id of a fence record, count of a Seal
 };
 
-std::vector<ExpectedRecord> expected_records() {
+std::vector<ExpectedRecord> expected_records(const Golden& g) {
   std::vector<ExpectedRecord> r = {
       {1, RecordType::Event, 1, 1},        {1, RecordType::Event, 2, 1},
       {1, RecordType::Event, 3, 1},        {1, RecordType::Event, 4, 1},
@@ -171,16 +194,17 @@ std::vector<ExpectedRecord> expected_records() {
       {1, RecordType::Event, 10, 1},       {1, RecordType::FenceCancel, 11, 2},
       {1, RecordType::Event, 11, 1},
   };
-  for (uint64_t s = 12; s <= 18; ++s) r.push_back({1, RecordType::Event, s, 1});
-  r.push_back({1, RecordType::Seal, 19, 18});
-  for (uint64_t s = 19; s <= 31; ++s) r.push_back({2, RecordType::Event, s, 1});
-  r.push_back({2, RecordType::Seal, 32, 13});
-  for (uint64_t s = 32; s <= 35; ++s) r.push_back({3, RecordType::Event, s, 1});
+  const uint64_t first_2 = g.segment_1_events + 1, first_3 = g.segment_2_last + 1;
+  for (uint64_t s = 12; s < first_2; ++s) r.push_back({1, RecordType::Event, s, 1});
+  r.push_back({1, RecordType::Seal, first_2, g.segment_1_events});
+  for (uint64_t s = first_2; s < first_3; ++s) r.push_back({2, RecordType::Event, s, 1});
+  r.push_back({2, RecordType::Seal, first_3, first_3 - first_2});
+  for (uint64_t s = first_3; s <= kGoldenEventCount; ++s) r.push_back({3, RecordType::Event, s, 1});
   return r;
 }
 
-void check_records(const std::vector<SeenRecord>& seen) {
-  std::vector<ExpectedRecord> expected = expected_records();
+void check_records(const std::vector<SeenRecord>& seen, const Golden& g) {
+  std::vector<ExpectedRecord> expected = expected_records(g);
   REQUIRE(seen.size() == expected.size());
   for (size_t i = 0; i < seen.size(); ++i) {
     const SeenRecord& s = seen[i];
@@ -229,15 +253,19 @@ void check_group_durability(const std::vector<SeenRecord>& seen) {
   for (size_t i = 0; i < 4; ++i) CHECK(seen[i].header.durable_through == seen[i].offset);
 }
 
-void check_segments(const keel::log::RecoveredLog& recovered) {
+void check_segments(const keel::log::RecoveredLog& recovered, const Golden& g) {
   REQUIRE(recovered.segments.size() == 3);
+  const uint64_t first_2 = g.segment_1_events + 1, first_3 = g.segment_2_last + 1;
   const std::tuple<uint64_t, uint64_t, uint64_t, bool> expected[] = {
-      {1, 1, 18, true}, {2, 19, 13, true}, {3, 32, 4, false}};
+      {1, 1, g.segment_1_events, true},
+      {2, first_2, first_3 - first_2, true},
+      {3, first_3, kGoldenEventCount + 1 - first_3, false}};
   for (size_t i = 0; i < 3; ++i) {
     const auto& segment = recovered.segments[i];
     auto [id, first_sequence, events, sealed] = expected[i];
     CHECK(segment.header.segment_id == id);
     CHECK(segment.header.epoch == 1);
+    CHECK(segment.header.format_version == g.format_version);
     CHECK(segment.header.first_sequence == first_sequence);
     CHECK(segment.event_count == events);
     CHECK(segment.sealed == sealed);
@@ -295,9 +323,10 @@ ExpectedEvent expected_event(uint64_t sequence) {
   return {"order:5", 0, 0x2001, static_cast<int>(40 + sequence - 12), std::nullopt};
 }
 
-void check_event_fields(const SeenEvent& e) {
+void check_event_fields(const SeenEvent& e, keel::format::BodyFormat body_format) {
   INFO("event at sequence " << e.sequence);
   ExpectedEvent x = expected_event(e.sequence);
+  CHECK(e.format == body_format);
   CHECK(e.event_id == golden_id(e.sequence));
   CHECK(e.entity == x.entity);
   CHECK(e.scope == "golden");
@@ -363,11 +392,11 @@ Clocks golden_clocks() {
           {{"order:5", 0}, 24}};
 }
 
-void check_events(const std::vector<SeenRecord>& records) {
+void check_events(const std::vector<SeenRecord>& records, const Golden& g) {
   std::vector<SeenEvent> events = all_events(records);
   REQUIRE(events.size() == kGoldenEventCount);
   for (size_t i = 0; i < events.size(); ++i) REQUIRE(events[i].sequence == i + 1);
-  for (const SeenEvent& e : events) check_event_fields(e);
+  for (const SeenEvent& e : events) check_event_fields(e, g.body_format);
   CHECK(check_chains(events) == golden_clocks());
   // The hidden event and its replacement: same clock, same prev, different hashes.
   CHECK(events[9].entity_clock == events[10].entity_clock);
@@ -376,13 +405,14 @@ void check_events(const std::vector<SeenRecord>& records) {
 }
 
 void check_golden_content(const std::vector<SeenRecord>& records,
-                          const keel::log::RecoveredLog& recovered) {
-  check_records(records);
+                          const keel::log::RecoveredLog& recovered, const Golden& g) {
+  INFO("golden store of " << g.name);
+  check_records(records, g);
   check_layout(records, recovered);
   check_group_durability(records);
-  check_segments(recovered);
+  check_segments(recovered, g);
   check_fences(recovered);
-  check_events(records);
+  check_events(records, g);
 }
 
 bool same_records(const std::vector<SeenRecord>& a, const std::vector<SeenRecord>& b) {
@@ -422,15 +452,16 @@ TEST_CASE("Golden store regenerates byte for byte", "[golden]") {
 }
 
 TEST_CASE("Golden store opens read-only with exactly the expected content", "[golden]") {
+  const Golden g = GENERATE(kGoldenV2, kGoldenV1);
   TempDir dir;
-  std::string store = copy_committed_store(dir);
+  std::string store = copy_committed_store(dir, g);
   auto before = keel::test::snapshot_directory(store);
   std::vector<SeenRecord> records;
   auto log = open_log(store, /*read_only=*/true, records);
   CHECK(log->epoch() == 1);
   CHECK(log->writer() == nullptr);
   CHECK(stored_epoch(store) == 1);
-  check_golden_content(records, log->recovered());
+  check_golden_content(records, log->recovered(), g);
   // Sealed segments and the closed last one were trimmed: no preallocated tail is left.
   for (const auto& segment : log->recovered().segments) {
     CHECK(segment.data_end == keel::test::file_size(segment.path));
@@ -441,7 +472,7 @@ TEST_CASE("Golden store opens read-only with exactly the expected content", "[go
 TEST_CASE("Golden store opens writable with the same content and leaves its segments as they were",
           "[golden]") {
   TempDir dir;
-  std::string store = copy_committed_store(dir);
+  std::string store = copy_committed_store(dir, kGoldenV2);
   std::vector<SeenRecord> read_only_records;
   open_log(store, /*read_only=*/true, read_only_records);
 
@@ -452,7 +483,7 @@ TEST_CASE("Golden store opens writable with the same content and leaves its segm
   REQUIRE(log->writer() != nullptr);
   CHECK(log->writer()->next_sequence() == kGoldenEventCount + 1);
   CHECK(log->writer()->active_segment_id() == 3);
-  check_golden_content(records, log->recovered());
+  check_golden_content(records, log->recovered(), kGoldenV2);
   CHECK(same_records(records, read_only_records));
   KEEL_REQUIRE_OK(log->close());
 
@@ -474,10 +505,56 @@ TEST_CASE("Golden store opens writable with the same content and leaves its segm
   CHECK((*committed_end)->epoch == 1);
   CHECK((*end)->epoch == 2);
   CHECK((*end)->segment_id == 3);
-  CHECK((*end)->offset == 1216);
+  CHECK((*end)->offset == kGoldenV2.end_offset);
   CHECK((*end)->next_sequence == kGoldenEventCount + 1);
   CHECK((*end)->segment_id == (*committed_end)->segment_id);
   CHECK((*end)->offset == (*committed_end)->offset);
+}
+
+TEST_CASE("A version-1 golden store opened writable is sealed and goes on in a version-2 segment",
+          "[golden]") {
+  TempDir dir;
+  std::string store = copy_committed_store(dir, kGoldenV1);
+  {
+    std::vector<SeenRecord> records;
+    auto log = open_log(store, /*read_only=*/false, records);
+    CHECK(log->epoch() == 2);
+    check_golden_content(records, log->recovered(), kGoldenV1);  // what recovery found
+    REQUIRE(log->writer() != nullptr);
+    CHECK(log->writer()->active_segment_id() == 4);
+    CHECK(log->writer()->next_sequence() == kGoldenEventCount + 1);
+    KEEL_REQUIRE_OK(log->close());
+  }
+  // Segments 1 and 2 are untouched; segment 3 is the committed bytes and then its Seal.
+  auto after = store_files(store);
+  auto committed = store_files(kGoldenV1.path);
+  const std::string third = keel::log::segment_file_name(3);
+  for (const std::string& name :
+       {keel::log::segment_file_name(1), keel::log::segment_file_name(2)}) {
+    CHECK(after.at(name) == committed.at(name));
+  }
+  const auto& sealed = after.at(third);
+  const auto& before = committed.at(third);
+  REQUIRE(sealed.size() > before.size());
+  CHECK(std::equal(before.begin(), before.end(), sealed.begin()));
+
+  std::vector<SeenRecord> records;
+  auto log = open_log(store, /*read_only=*/true, records);
+  const auto& recovered = log->recovered();
+  CHECK(recovered.tail_rule == keel::log::RecoveryRule::CleanEnd);
+  CHECK(recovered.next_sequence == kGoldenEventCount + 1);
+  REQUIRE(recovered.segments.size() == 4);
+  CHECK(recovered.segments[2].header.format_version == 1);
+  CHECK(recovered.segments[2].sealed);
+  CHECK(recovered.segments[2].event_count == kGoldenEventCount - kGoldenV1.segment_2_last);
+  CHECK(recovered.segments[3].header.format_version == 2);
+  CHECK(recovered.segments[3].header.epoch == 2);
+  CHECK(recovered.segments[3].header.first_sequence == kGoldenEventCount + 1);
+  CHECK(recovered.segments[3].event_count == 0);
+  REQUIRE_FALSE(records.empty());
+  CHECK(records.back().header.type == RecordType::Seal);
+  CHECK(records.back().header.epoch == 2);
+  CHECK(records.back().segment_id == 3);
 }
 
 namespace {
@@ -515,9 +592,13 @@ void append_continuation(keel::log::SegmentWriter& writer, SeenEvent head, uint6
 }  // namespace
 
 TEST_CASE("Today's writer continues the golden store and reopens cleanly", "[golden]") {
+  const Golden g = GENERATE(kGoldenV2, kGoldenV1);
+  INFO("golden store of " << g.name);
   TempDir dir;
-  std::string store = copy_committed_store(dir);
-  constexpr uint64_t kAppended = 14;  // enough to fill segment 3 and rotate into segment 4
+  std::string store = copy_committed_store(dir, g);
+  // Version 2: enough to fill segment 3 and rotate into segment 4. Version 1: segment 3 was sealed
+  // at the open, and these fit segment 4.
+  const uint64_t kAppended = g.appended;
   {
     std::vector<SeenRecord> records;
     auto log = open_log(store, /*read_only=*/false, records);
@@ -534,18 +615,22 @@ TEST_CASE("Today's writer continues the golden store and reopens cleanly", "[gol
   REQUIRE(recovered.segments.size() == 4);
   CHECK(recovered.segments[2].sealed);  // the golden's open segment, sealed by today's writer
   CHECK(recovered.segments[3].header.epoch == 2);
+  CHECK(recovered.segments[3].header.format_version == 2);
 
   // The golden records come back unchanged, followed by the new ones.
-  std::vector<ExpectedRecord> golden = expected_records();
+  std::vector<ExpectedRecord> golden = expected_records(g);
   REQUIRE(records.size() > golden.size());
-  check_records(std::vector<SeenRecord>(records.begin(), records.begin() + golden.size()));
+  check_records(std::vector<SeenRecord>(records.begin(), records.begin() + golden.size()), g);
   std::vector<SeenEvent> events = all_events(records);
   REQUIRE(events.size() == kGoldenEventCount + kAppended);
   Clocks expected_clocks = golden_clocks();
   expected_clocks[{"order:5", 0}] += kAppended;
   CHECK(check_chains(events) == expected_clocks);  // the new events continue order:5's chain
-  for (size_t i = kGoldenEventCount; i < events.size(); ++i) {
+  for (size_t i = 0; i < events.size(); ++i) {
     CHECK(events[i].rehashed == events[i].chained_hash);
+    // The golden's events keep their form; today's writer writes compact bodies.
+    CHECK(events[i].format ==
+          (i < kGoldenEventCount ? g.body_format : keel::format::BodyFormat::Compact));
   }
   for (size_t i = golden.size(); i < records.size(); ++i) CHECK(records[i].header.epoch == 2);
 }

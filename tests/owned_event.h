@@ -13,6 +13,7 @@
 namespace keel::test {
 
 struct OwnedEvent {
+  format::BodyFormat format = format::BodyFormat::Compact;
   EventId event_id;
   std::string entity;
   std::string scope;
@@ -34,6 +35,7 @@ struct OwnedEvent {
 
   format::EventBody body() const {
     format::EventBody e;
+    e.format = format;
     e.event_id = event_id;
     e.entity = entity;
     e.scope = scope;
@@ -55,6 +57,7 @@ struct OwnedEvent {
 
   static OwnedEvent from(const format::EventBody& e) {
     OwnedEvent o;
+    o.format = e.format;
     o.event_id = e.event_id;
     o.entity = e.entity;
     o.scope = e.scope;

@@ -3,9 +3,11 @@
 // messages delivered again; every refusal (a gap, tampered or non-canonical bytes, a replica
 // written to by something else, a record cut short, hidden where the source shows events), each
 // writing nothing.
+#include <filesystem>
 #include <map>
 
 #include "format/checksum.h"
+#include "format/format_constants.h"
 #include "keel/keel.h"
 #include "test_support.h"
 
@@ -129,6 +131,48 @@ TEST_CASE("a replica fed the source's messages holds the same events, records an
   CHECK(a->size() == b->size());
 }
 
+// A store written in format version 1 (the committed golden store: msgpack bodies), continued by
+// today's writer (compact bodies), replicates into a new store that keeps each body's form: the
+// same bytes and so the same hashes, with a chain that crosses from one form to the other.
+TEST_CASE("a replica of a version-1 store keeps each body's form and its hashes", "[replication]") {
+  TempDir dir;
+  std::filesystem::copy(KEEL_SOURCE_DIR "/segments/golden/store-v1", dir / "source",
+                        std::filesystem::copy_options::recursive);
+  auto source = open_at(dir / "source");
+  const uint64_t golden_events = source->stats().sequence_next - 1;
+  REQUIRE(golden_events == 35);
+  // order:5 lane 0 is the golden's last chain: continue it in the new form.
+  auto appended = source->append({"order:5", "golden"}, EventKind::make(2, 1), "{\"n\":99}");
+  KEEL_REQUIRE_OK(appended);
+  auto messages = carried(*source);
+  REQUIRE(messages.size() == golden_events + 1);
+  size_t msgpack = 0, compact = 0;
+  for (const ReplicationMessage& m : messages) {
+    if (m.hidden) continue;  // the golden's cancelled fence
+    REQUIRE_FALSE(m.body.empty());
+    const auto first = static_cast<uint8_t>(m.body[0]);
+    (first == format::kCompactBodyTag ? compact : msgpack) += 1;
+    CHECK((first == format::kCompactBodyTag) == (m.sequence > golden_events));
+  }
+  CHECK(msgpack == golden_events - 1);
+  CHECK(compact == 1);
+
+  auto replica_store = open_at(dir / "replica");
+  Replica replica(*replica_store);
+  apply_all(replica, messages);
+  CHECK(events_of(*replica_store) == events_of(*source));
+  auto again = carried(*replica_store);
+  REQUIRE(again.size() == messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) CHECK(again[i].body == messages[i].body);
+  auto last = replica_store->read(golden_events + 1);
+  KEEL_REQUIRE_OK(last);
+  CHECK(last->chained_hash == appended->chained_hash);
+  auto verified = replica_store->verify();
+  KEEL_REQUIRE_OK(verified);
+  CHECK(verified->ok);
+  CHECK(verified->events_checked == golden_events);  // the hidden one is not checked
+}
+
 TEST_CASE("a replica resumes, skips what it holds, and refuses a gap", "[replication]") {
   TempDir dir;
   auto source = open_at(dir / "source");
@@ -225,18 +269,20 @@ TEST_CASE("tampered, non-canonical and malformed messages are refused as Message
   CHECK(contains(refused("1", "1/1", m.body + "x"), "bytes after"));
   CHECK(contains(refused("1", "1/1", m.body.substr(0, 20)), "body"));
 
-  // Decodes and its hash matches, but it is not keel's canonical encoding: the kind (0x1001,
-  // which keel writes as uint16 `cd 10 01`) as uint32, with field 16 recomputed over the new bytes.
-  // A replica must refuse it: its own re-encoding would hash differently from the source's.
+  // Decodes and its hash matches, but it is not keel's canonical encoding: the lane (0, which keel
+  // writes as the one varint byte 00 at offset 20 of a compact body) as the two bytes 80 00, with
+  // the chained hash (the last 16 bytes) recomputed over the new bytes. A replica must refuse it:
+  // its own re-encoding would hash differently from the source's.
   auto replica_store = open_at(dir / "replica");
   Replica replica(*replica_store);
   {
     std::string wide = m.body;
-    size_t at = wide.find(std::string("\xcd\x10\x01", 3));
-    REQUIRE(at != std::string::npos);
-    wide.replace(at, 3, std::string("\xce\x00\x00\x10\x01", 5));
+    REQUIRE(wide.size() > 40);
+    REQUIRE(static_cast<uint8_t>(wide[0]) == format::kCompactBodyTag);
+    REQUIRE(wide[20] == '\0');
+    wide.replace(20, 1, std::string("\x80\x00", 2));
     std::span<const std::byte> hashed(reinterpret_cast<const std::byte*>(wide.data()),
-                                      wide.size() - 16 - 2);
+                                      wide.size() - 16);
     Hash128 h = format::hash128(hashed);
     for (int i = 0; i < 8; ++i) {
       wide[wide.size() - 16 + i] = static_cast<char>(h.high >> (56 - 8 * i));

@@ -85,6 +85,22 @@ TEST_CASE("Ok: a header round-trips, also with bytes after it", "[format]") {
   CHECK(found_version == 12345);  // only written for UnsupportedVersion
 }
 
+TEST_CASE("Ok: every version from 1 to this build's decodes and reports its version", "[format]") {
+  CHECK(kFormatVersion == 2);
+  for (uint32_t version = 1; version <= kFormatVersion; ++version) {
+    INFO("version " << version);
+    SegmentHeader header = kHeader;
+    header.format_version = version;
+    auto bytes = encode_segment_header(header);
+    CHECK(load_le(std::vector<std::byte>(bytes.begin(), bytes.end()), 8, 4) == version);
+    SegmentHeader out;
+    out.format_version = 0;
+    REQUIRE(decode_segment_header(bytes, out, nullptr) == HeaderDecode::Ok);
+    CHECK(out.format_version == version);
+    CHECK(out.segment_id == kHeader.segment_id);
+  }
+}
+
 TEST_CASE("Missing: no bytes, a short zero file, or a zero header", "[format]") {
   for (size_t size : {size_t{0}, size_t{1}, size_t{63}, size_t{64}, size_t{4096}}) {
     INFO("zero bytes: " << size);

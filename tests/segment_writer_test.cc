@@ -274,11 +274,12 @@ TEST_CASE("A record body above 64 MiB is PayloadTooLarge even where the segment 
   auto opened = SegmentWriter::open(f.fs, kDir, SegmentWriterOptions{160ull << 20}, {}, 1);
   KEEL_REQUIRE_OK(opened);
   SegmentWriter& w = **opened;
-  // The body size of an event with a payload of n bytes is overhead + n (bin32 from 64 KiB on).
+  // The body size of an event with a payload of n bytes is overhead + n (the payload's length a
+  // varint of four bytes from 2 MiB to 256 MiB).
   std::vector<std::byte> probe;
-  format::append_event_frame(probe, format::FrameContext{1, 1, 64}, 1, events.make(1 << 17),
+  format::append_event_frame(probe, format::FrameContext{1, 1, 64}, 1, events.make(1 << 22),
                              nullptr);
-  uint64_t overhead = format::load_u32(probe.data() + format::kFrameBodyLengthOffset) - (1 << 17);
+  uint64_t overhead = format::load_u32(probe.data() + format::kFrameBodyLengthOffset) - (1 << 22);
   const uint64_t fits = format::kFrameBodyMax - overhead;
   auto refused = w.append_event(events.make(fits + 1), nullptr);
   REQUIRE_FALSE(refused.ok());

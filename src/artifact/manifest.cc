@@ -122,9 +122,9 @@ Result<Manifest> decode_manifest(std::string_view text, const std::string& path)
       case Expect::StoreFormat:
         if (field != "store-format") return invalid("expected store-format");
         if (!number(manifest.store_format)) return invalid("store-format is not a decimal number");
-        if (manifest.store_format != format::kFormatVersion) {
+        if (manifest.store_format == 0 || manifest.store_format > format::kFormatVersion) {
           return invalid("store format version " + std::to_string(manifest.store_format) +
-                         " is not supported (this keel reads version " +
+                         " is not supported (this keel reads versions 1 to " +
                          std::to_string(format::kFormatVersion) + ")");
         }
         expect = Expect::Epoch;

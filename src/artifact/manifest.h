@@ -3,7 +3,7 @@
 // one field per line, in a fixed order, ending with a line that hashes everything before it:
 //
 //   keel-artifact 1
-//   store-format 1
+//   store-format 2
 //   epoch 3
 //   sequence 1200
 //   file 4096 0123456789abcdef0123456789abcdef EPOCH
@@ -36,7 +36,7 @@ struct ManifestFile {
 };
 
 struct Manifest {
-  uint64_t store_format = 0;  // the segment format version (format::kFormatVersion)
+  uint64_t store_format = 0;  // the newest segment format version it may hold (1 to kFormatVersion)
   uint64_t epoch = 0;         // the source's epoch at the export
   uint64_t sequence = 0;      // the last event of the exported log (0: none)
   std::vector<ManifestFile> files;  // ascending by name

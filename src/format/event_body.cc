@@ -1,8 +1,10 @@
 #include "format/event_body.h"
 
 #include <cassert>
+#include <cstring>
 #include <limits>
 
+#include "format/byte_order.h"
 #include "format/checksum.h"
 #include "format/format_constants.h"
 #include "format/msgpack_writer.h"
@@ -46,12 +48,9 @@ bool read_optional(MsgpackReader& r, std::optional<T>& out, F read) {
   return true;
 }
 
-}  // namespace
+// ---- The msgpack form (FORMAT.md 6.1.2) ----
 
-Hash128 encode_event_body(std::vector<std::byte>& out, const EventBody& e) {
-  // Fence id 0 is "no fence" on disk: the decoder refuses it, so writing it would make the
-  // record unreadable (recovery would take it for damage).
-  assert((!e.fence_id || *e.fence_id != 0) && "fence id 0 would not decode");
+Hash128 encode_msgpack_body(std::vector<std::byte>& out, const EventBody& e) {
   size_t start = out.size();
   MsgpackWriter w(out);
   // Every fixed-size field at its widest, plus the variable ones: one grow for the whole body.
@@ -80,7 +79,7 @@ Hash128 encode_event_body(std::vector<std::byte>& out, const EventBody& e) {
   return chained;
 }
 
-const char* decode_event_body(MsgpackReader& r, EventBody& e) {
+const char* decode_msgpack_body(MsgpackReader& r, EventBody& e) {
   size_t start = r.position();
   auto fields = r.array_header();
   if (!fields || *fields != kEventBodyFieldCount) return "event body is not an array of 17 fields";
@@ -120,7 +119,228 @@ const char* decode_event_body(MsgpackReader& r, EventBody& e) {
   size_t hashed_end = r.position();
   if (!read_hash(r, e.chained_hash)) return "bad chained_hash";
   e.hashed_bytes = r.consumed(start, hashed_end);
+  e.stored_bytes = r.consumed(start, r.position());
+  e.format = BodyFormat::Msgpack;
   return nullptr;
+}
+
+// ---- The compact form (FORMAT.md 6.1.1) ----
+
+// Writes forward into space the caller reserved.
+class CompactOut {
+ public:
+  explicit CompactOut(std::byte* p) : p_(p) {}
+  std::byte* position() const { return p_; }
+  void byte(uint8_t v) { *p_++ = std::byte{v}; }
+  void u16(uint16_t v) {
+    store_u16(p_, v);
+    p_ += 2;
+  }
+  void varint(uint64_t v) {
+    while (v >= 0x80) {
+      byte(static_cast<uint8_t>(v) | 0x80);
+      v >>= 7;
+    }
+    byte(static_cast<uint8_t>(v));
+  }
+  void u128(uint64_t high, uint64_t low) {  // big-endian, as the msgpack form's bin16
+    store_u64(p_, __builtin_bswap64(high));
+    store_u64(p_ + 8, __builtin_bswap64(low));
+    p_ += 16;
+  }
+  void bytes(std::string_view s) {
+    varint(s.size());
+    if (!s.empty()) std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+
+ private:
+  std::byte* p_;
+};
+
+// Reads forward, checking every length against the bytes left.
+class CompactIn {
+ public:
+  explicit CompactIn(std::span<const std::byte> bytes)
+      : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
+  const std::byte* position() const { return p_; }
+  bool byte(uint8_t& v) {
+    if (p_ == end_) return false;
+    v = static_cast<uint8_t>(*p_++);
+    return true;
+  }
+  bool u16(uint16_t& v) {
+    if (end_ - p_ < 2) return false;
+    v = load_u16(p_);
+    p_ += 2;
+    return true;
+  }
+  // Unsigned LEB128 of at most 64 bits (ten bytes, the tenth at most 1).
+  bool varint(uint64_t& v) {
+    v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+      if (p_ == end_) return false;
+      const auto b = static_cast<uint8_t>(*p_++);
+      if (shift == 63 && b > 1) return false;
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  }
+  template <class T>
+  bool varint_max(T& out) {
+    uint64_t v;
+    if (!varint(v) || v > std::numeric_limits<T>::max()) return false;
+    out = static_cast<T>(v);
+    return true;
+  }
+  bool u128(uint64_t& high, uint64_t& low) {
+    if (end_ - p_ < 16) return false;
+    high = __builtin_bswap64(load_u64(p_));
+    low = __builtin_bswap64(load_u64(p_ + 8));
+    p_ += 16;
+    return true;
+  }
+  bool bytes(std::string_view& s) {
+    uint64_t n;
+    if (!varint(n) || n > static_cast<uint64_t>(end_ - p_)) return false;
+    s = std::string_view(reinterpret_cast<const char*>(p_), n);
+    p_ += n;
+    return true;
+  }
+
+ private:
+  const std::byte* p_;
+  const std::byte* end_;
+};
+
+// Whether the event id carries the HLC (wall_ms << 16 | logical in its high half).
+bool hlc_in_id(const EventBody& e) {
+  return e.hlc_wall_ms < kIdHlcWallLimit && e.hlc_logical < (1u << kIdHlcLogicalBits) &&
+         e.event_id.high == (e.hlc_wall_ms << kIdHlcLogicalBits | e.hlc_logical);
+}
+
+Hash128 encode_compact_body(std::vector<std::byte>& out, const EventBody& e) {
+  const size_t start = out.size();
+  // Every fixed-size field at its widest, plus the variable ones: one grow, trimmed at the end.
+  out.resize(start + kEventBodyFixedBytesMax + e.entity.size() + e.scope.size() +
+             (e.idempotency_key ? e.idempotency_key->size() : 0) +
+             (e.metadata ? e.metadata->size() : 0) + e.payload.size());
+  const bool hlc_stored = !hlc_in_id(e);
+  const bool correlation_stored = e.correlation_id != e.event_id;
+  uint8_t flags = 0;
+  if (e.causation_id) flags |= kCompactHasCausation;
+  if (e.idempotency_key) flags |= kCompactHasIdempotencyKey;
+  if (e.idempotency_fingerprint) flags |= kCompactHasFingerprint;
+  if (e.fence_id) flags |= kCompactHasFence;
+  if (e.metadata) flags |= kCompactHasMetadata;
+  if (e.prev_hash) flags |= kCompactHasPrevHash;
+  if (correlation_stored) flags |= kCompactHasCorrelation;
+  if (hlc_stored) flags |= kCompactHasHlc;
+  CompactOut w(out.data() + start);
+  w.byte(kCompactBodyTag);
+  w.byte(flags);
+  w.u128(e.event_id.high, e.event_id.low);
+  w.u16(e.kind);
+  w.varint(e.lane);
+  w.varint(e.entity_clock);
+  if (hlc_stored) {
+    w.varint(e.hlc_wall_ms);
+    w.varint(e.hlc_logical);
+  }
+  if (correlation_stored) w.u128(e.correlation_id.high, e.correlation_id.low);
+  if (e.causation_id) w.u128(e.causation_id->high, e.causation_id->low);
+  w.bytes(e.entity);
+  w.bytes(e.scope);
+  if (e.idempotency_key) w.bytes(*e.idempotency_key);
+  if (e.idempotency_fingerprint) {
+    w.u128(e.idempotency_fingerprint->high, e.idempotency_fingerprint->low);
+  }
+  if (e.fence_id) w.varint(*e.fence_id);
+  if (e.metadata) w.bytes(*e.metadata);
+  w.bytes(e.payload);
+  if (e.prev_hash) w.u128(e.prev_hash->high, e.prev_hash->low);
+  const Hash128 chained =
+      hash128(std::span<const std::byte>(out.data() + start, w.position() - (out.data() + start)));
+  w.u128(chained.high, chained.low);
+  out.resize(static_cast<size_t>(w.position() - out.data()));
+  return chained;
+}
+
+template <class T>
+bool read_if(bool stored, std::optional<T>& out, auto read) {
+  if (!stored) {
+    out.reset();
+    return true;
+  }
+  T value{};
+  if (!read(value)) return false;
+  out = value;
+  return true;
+}
+
+const char* decode_compact_body(MsgpackReader& r, EventBody& e) {
+  CompactIn in(r.rest());
+  const std::byte* start = in.position();
+  uint8_t tag = 0, flags = 0;
+  if (!in.byte(tag) || tag != kCompactBodyTag) return "not a compact event body";
+  if (!in.byte(flags)) return "bad flags";
+  if (!in.u128(e.event_id.high, e.event_id.low)) return "bad event_id";
+  if (!in.u16(e.kind)) return "bad kind";
+  if (!in.varint_max(e.lane)) return "bad lane";
+  if (!in.varint(e.entity_clock)) return "bad entity_clock";
+  if (flags & kCompactHasHlc) {
+    if (!in.varint(e.hlc_wall_ms)) return "bad hlc_wall_ms";
+    if (!in.varint_max(e.hlc_logical)) return "bad hlc_logical";
+  } else {
+    e.hlc_wall_ms = e.event_id.high >> kIdHlcLogicalBits;
+    e.hlc_logical = static_cast<uint32_t>(e.event_id.high & ((1u << kIdHlcLogicalBits) - 1));
+  }
+  if (flags & kCompactHasCorrelation) {
+    if (!in.u128(e.correlation_id.high, e.correlation_id.low)) return "bad correlation_id";
+  } else {
+    e.correlation_id = e.event_id;
+  }
+  auto read_id = [&](EventId& id) { return in.u128(id.high, id.low); };
+  auto read_hash = [&](Hash128& h) { return in.u128(h.high, h.low); };
+  auto read_bytes = [&](std::string_view& s) { return in.bytes(s); };
+  if (!read_if(flags & kCompactHasCausation, e.causation_id, read_id)) return "bad causation_id";
+  if (!in.bytes(e.entity)) return "bad entity";
+  if (!in.bytes(e.scope)) return "bad scope";
+  if (!read_if(flags & kCompactHasIdempotencyKey, e.idempotency_key, read_bytes)) {
+    return "bad idempotency_key";
+  }
+  if (!read_if(flags & kCompactHasFingerprint, e.idempotency_fingerprint, read_hash)) {
+    return "bad idempotency_fingerprint";
+  }
+  if (!read_if(flags & kCompactHasFence, e.fence_id,
+               [&](uint64_t& id) { return in.varint(id) && id != 0; })) {
+    return "bad fence_id";
+  }
+  if (!read_if(flags & kCompactHasMetadata, e.metadata, read_bytes)) return "bad metadata";
+  if (!in.bytes(e.payload)) return "bad payload";
+  if (!read_if(flags & kCompactHasPrevHash, e.prev_hash, read_hash)) return "bad prev_hash";
+  const std::byte* hashed_end = in.position();
+  if (!read_hash(e.chained_hash)) return "bad chained_hash";
+  e.hashed_bytes = std::span<const std::byte>(start, static_cast<size_t>(hashed_end - start));
+  e.stored_bytes = std::span<const std::byte>(start, static_cast<size_t>(in.position() - start));
+  e.format = BodyFormat::Compact;
+  r.skip(static_cast<size_t>(in.position() - start));
+  return nullptr;
+}
+
+}  // namespace
+
+Hash128 encode_event_body(std::vector<std::byte>& out, const EventBody& e) {
+  // Fence id 0 is "no fence" on disk: the decoder refuses it, so writing it would make the
+  // record unreadable (recovery would take it for damage).
+  assert((!e.fence_id || *e.fence_id != 0) && "fence id 0 would not decode");
+  return e.format == BodyFormat::Msgpack ? encode_msgpack_body(out, e)
+                                         : encode_compact_body(out, e);
+}
+
+const char* decode_event_body(MsgpackReader& r, EventBody& e) {
+  return r.peek_byte() == kCompactBodyTag ? decode_compact_body(r, e) : decode_msgpack_body(r, e);
 }
 
 Hash128 event_fingerprint(std::string_view entity, std::string_view scope, uint32_t lane,

@@ -1,4 +1,10 @@
-// The event body codec (segments/FORMAT.md "Event body"): one msgpack array of 17 fields.
+// The event body codec (segments/FORMAT.md "Event body"). A body has one of two forms, told
+// apart by its first byte:
+//
+// - compact (format version 2, written by this build): the tag byte 0xc1 (never a msgpack type
+//   byte), a flags byte naming the optional fields present, then the fields in a fixed order with
+//   varint lengths (FORMAT.md 6.1.1);
+// - msgpack (format version 1): one msgpack array of 17 fields, in this order:
 //
 //   0 event_id      bin16          9  causation_id   bin16 | nil
 //   1 entity        str           10  idem_key       bin | nil
@@ -24,6 +30,12 @@
 
 namespace keel::format {
 
+// The two body forms (FORMAT.md 6.1.1 and 6.1.2).
+enum class BodyFormat : uint8_t {
+  Msgpack = 1,  // format version 1: a 17-field msgpack array
+  Compact = 2,  // format version 2: tag, flags, fixed-order fields
+};
+
 // A decoded or to-be-encoded event. String views point into the decoded buffer (or, to encode,
 // into the caller's storage) and live as long as it does.
 struct EventBody {
@@ -44,17 +56,22 @@ struct EventBody {
   std::string_view payload;
   std::optional<Hash128> prev_hash;
   Hash128 chained_hash;  // computed by encode; read by decode
-  // Decode only: the bytes the chained hash covers (the body up to field 16).
+  // The form encode writes and decode found. Bodies are hashed as stored, so a body copied from
+  // another store (replication) keeps its form: re-encoding it in the other would change its hash.
+  BodyFormat format = BodyFormat::Compact;
+  // Decode only: the bytes the chained hash covers (the body up to the chained hash), and the
+  // whole body as stored.
   std::span<const std::byte> hashed_bytes;
+  std::span<const std::byte> stored_bytes;
 };
 
-// Appends the body to `out`, computes the chained hash over it, and returns that hash. The
-// `chained_hash` and `hashed_bytes` members of `event` are ignored.
+// Appends the body to `out` in `event.format`, computes the chained hash over it, and returns
+// that hash. The `chained_hash` and `hashed_bytes` members of `event` are ignored.
 Hash128 encode_event_body(std::vector<std::byte>& out, const EventBody& event);
 
-// Decodes one body at the reader's position into `event`. Returns nullptr on success, else a
-// static description of the first thing wrong. Does not check the chained hash (verify does:
-// hash128(hashed_bytes) == chained_hash).
+// Decodes one body of either form at the reader's position into `event`, setting its format.
+// Returns nullptr on success, else a static description of the first thing wrong. Does not check
+// the chained hash (verify does: hash128(hashed_bytes) == chained_hash).
 const char* decode_event_body(MsgpackReader& reader, EventBody& event);
 
 // The idempotency fingerprint: XXH3-128 of coordinate, lane, kind, payload and metadata.

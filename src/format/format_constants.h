@@ -52,9 +52,26 @@ inline constexpr bool is_system_record(RecordType type) {
 }
 
 // ---- Event body (FORMAT.md "Event body") ----
+// The msgpack form (format version 1) is an array of this many fields.
 inline constexpr uint32_t kEventBodyFieldCount = 17;
+// The compact form (format version 2) starts with this byte, which msgpack never uses, then a
+// flags byte: each bit says an optional field is stored.
+inline constexpr uint8_t kCompactBodyTag = 0xc1;
+inline constexpr uint8_t kCompactHasCausation = 1 << 0;
+inline constexpr uint8_t kCompactHasIdempotencyKey = 1 << 1;
+inline constexpr uint8_t kCompactHasFingerprint = 1 << 2;
+inline constexpr uint8_t kCompactHasFence = 1 << 3;
+inline constexpr uint8_t kCompactHasMetadata = 1 << 4;
+inline constexpr uint8_t kCompactHasPrevHash = 1 << 5;
+inline constexpr uint8_t kCompactHasCorrelation = 1 << 6;  // else the correlation is the event id
+inline constexpr uint8_t kCompactHasHlc = 1 << 7;          // else the HLC is read from the event id
+// The event id's high 64 bits hold the HLC when its wall time fits 48 bits and its logical counter
+// 16: high = wall_ms << 16 | logical (how keel makes ids).
+inline constexpr unsigned kIdHlcLogicalBits = 16;
+inline constexpr uint64_t kIdHlcWallLimit = uint64_t{1} << 48;
 // An upper bound on a body's bytes besides its entity, scope, payload, metadata and idempotency
-// key: every other field at its widest encoding (176 bytes), with room to spare.
+// key: every other field at its widest encoding (176 bytes in the msgpack form, 205 in the
+// compact one), with room to spare.
 inline constexpr uint64_t kEventBodyFixedBytesMax = 256;
 inline constexpr uint32_t kBatchEventsMax = 1u << 20;
 

@@ -29,6 +29,14 @@ class MsgpackReader {
   std::span<const std::byte> consumed(size_t from, size_t to) const {
     return bytes_.subspan(from, to - from);
   }
+  // The bytes not read yet, and a step past n of them (n <= remaining()): for the compact event
+  // body, which shares the reader's position but not its msgpack types.
+  std::span<const std::byte> rest() const { return bytes_.subspan(position_); }
+  void skip(size_t n) { position_ += n; }
+  std::optional<uint8_t> peek_byte() const {
+    if (at_end()) return std::nullopt;
+    return peek();
+  }
 
   // Each returns nullopt (and leaves the position unspecified) on a type mismatch or short input.
   bool next_is_nil() const { return !at_end() && peek() == 0xc0; }

@@ -11,7 +11,7 @@ namespace keel::format {
 std::array<std::byte, kSegmentHeaderSize> encode_segment_header(const SegmentHeader& header) {
   std::array<std::byte, kSegmentHeaderSize> bytes{};
   std::memcpy(bytes.data(), kSegmentMagic, sizeof kSegmentMagic);
-  store_u32(bytes.data() + 8, kFormatVersion);
+  store_u32(bytes.data() + 8, header.format_version);
   store_u32(bytes.data() + 12, kSegmentHeaderSize);
   store_u64(bytes.data() + 16, header.segment_id);
   store_u64(bytes.data() + 24, header.epoch);
@@ -54,7 +54,7 @@ HeaderDecode decode_segment_header(std::span<const std::byte> bytes, SegmentHead
     return HeaderDecode::BadChecksum;
   }
   uint32_t version = load_u32(h + 8);
-  if (version != kFormatVersion) {
+  if (version == 0 || version > kFormatVersion) {
     if (found_version != nullptr) *found_version = version;
     return version > kFormatVersion ? HeaderDecode::UnsupportedVersion : HeaderDecode::BadField;
   }
@@ -62,6 +62,7 @@ HeaderDecode decode_segment_header(std::span<const std::byte> bytes, SegmentHead
       load_u64(h + 16) == 0) {
     return HeaderDecode::BadField;
   }
+  out.format_version = version;
   out.segment_id = load_u64(h + 16);
   out.epoch = load_u64(h + 24);
   out.first_sequence = load_u64(h + 32);

@@ -53,6 +53,12 @@ Result<std::unique_ptr<SegmentWriter>> SegmentWriter::open(platform::FileSystem&
                                     recovered.next_sequence));
   } else {
     KEEL_TRY(writer->continue_segment(recovered.segments.back()));
+    // A segment an older format version created is sealed and the log goes on in a new one:
+    // this build writes compact event bodies, which a version-1 segment must not hold (the
+    // builds that read only version 1 would take them for damage). FORMAT.md 14.
+    if (recovered.segments.back().header.format_version < format::kFormatVersion) {
+      KEEL_TRY(writer->rotate());
+    }
   }
   // What recovery kept is durable now (continue_segment synced it): followers may show it.
   KEEL_ASSIGN_OR_RETURN(writer->synced_point_,

@@ -7,7 +7,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "format/checksum.h"
 #include "format/msgpack_reader.h"
-#include "format/msgpack_writer.h"
 #include "format/record.h"
 #include "store/store_impl.h"
 
@@ -31,12 +30,9 @@ StoreError diverged(uint64_t sequence, std::string reason) {
       .with("reason", std::move(reason));
 }
 
-// The body as stored up to field 16, then field 16 in its canonical form (bin8 of 16 bytes).
+// The body exactly as stored, in its form (a replica keeps the form: the hash covers the bytes).
 void stored_body(const format::EventBody& body, std::string& out) {
-  std::vector<std::byte> field;
-  format::MsgpackWriter(field).bin128(body.chained_hash.high, body.chained_hash.low);
-  out.assign(reinterpret_cast<const char*>(body.hashed_bytes.data()), body.hashed_bytes.size());
-  out.append(reinterpret_cast<const char*>(field.data()), field.size());
+  out.assign(reinterpret_cast<const char*>(body.stored_bytes.data()), body.stored_bytes.size());
 }
 
 }  // namespace
@@ -59,6 +55,9 @@ Result<size_t> Store::Impl::read_stored(uint64_t from, size_t max_events,
   auto next_record = [&](bool peek) -> Status {
     std::optional<FrameAt> at = frame_at_locked(sequence);
     if (!at) {  // hidden: a cancelled fence's event
+      // A fence's events are all visible or all hidden: a visible fenced event right before a
+      // hidden run ends its (committed) fence.
+      if (out.size() > start && out.back().fence != 0) out.back().fence_end = true;
       uint64_t end = sequence;
       while (end <= visible && !index_.visible_in_index(end)) ++end;
       if (peek) return ok_status();

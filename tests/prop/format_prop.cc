@@ -4,8 +4,8 @@
 //       sequences, chained hashes, fences;
 //   (b) any single-byte change inside a frame is detected by decode_frame, and recovery never
 //       delivers altered content: what it delivers is exactly the records before the damage;
-//   (c) the event body codec round-trips, and msgpack-c reads our bytes as a standard msgpack
-//       array of 17 fields with the same values.
+//   (c) the event body codec round-trips in both forms, and msgpack-c reads the msgpack form as a
+//       standard msgpack array of 17 fields with the same values.
 // Negative controls ([control]) show the checks of (b) fail when the checksum is bypassed.
 #include <rapidcheck/catch.h>
 
@@ -129,6 +129,13 @@ rc::Gen<OwnedEvent> gen_event(Sizes sizes, std::optional<uint64_t> fence_id) {
     e.metadata = *gen_optional(gen_bytes(sizes));
     e.payload = *gen_bytes(sizes);
     e.prev_hash = *gen_optional(gen_hash());
+    e.format = *rc::gen::element(BodyFormat::Msgpack, BodyFormat::Compact);
+    if (*rc::gen::arbitrary<bool>()) {  // an id as keel makes it, its high half the HLC
+      e.hlc_wall_ms &= kIdHlcWallLimit - 1;
+      e.hlc_logical &= (1u << kIdHlcLogicalBits) - 1;
+      e.event_id.high = e.hlc_wall_ms << kIdHlcLogicalBits | e.hlc_logical;
+    }
+    if (*rc::gen::arbitrary<bool>()) e.correlation_id = e.event_id;  // the root of its correlation
     return e;
   });
 }
@@ -467,10 +474,14 @@ TEST_CASE("event bodies round-trip through the codec", "[prop][format]") {
     RC_ASSERT(OwnedEvent::from(decoded) == event);
     RC_ASSERT(decoded.chained_hash == chained);
     // The chained hash covers every body byte before it (not the caller's prefix), and the hash
-    // itself is the last field: bin8 tag, length 16, 16 bytes.
+    // itself is the last field: bin8 tag, length 16, 16 bytes (msgpack), or the 16 bytes alone.
     RC_ASSERT(decoded.hashed_bytes.data() == body.data());
-    RC_ASSERT(decoded.hashed_bytes.size() + 18 == body.size());
+    RC_ASSERT(decoded.hashed_bytes.size() + (event.format == BodyFormat::Msgpack ? 18 : 16) ==
+              body.size());
+    RC_ASSERT(decoded.stored_bytes.data() == body.data());
+    RC_ASSERT(decoded.stored_bytes.size() == body.size());
     RC_ASSERT(hash128(decoded.hashed_bytes) == chained);
+    RC_CLASSIFY(event.format == BodyFormat::Compact, "compact");
     RC_CLASSIFY(event.payload.size() > 0xffff, "bin32 payload");
     RC_CLASSIFY(event.entity.size() > 0xff, "str16+ entity");
   });
@@ -516,6 +527,7 @@ bool same_optional_bin(const msgpack::object& o, const std::optional<std::string
 TEST_CASE("event bodies are standard msgpack", "[prop][format]") {
   rc::prop("msgpack-c reads the body as an array of 17 fields with the same values", [] {
     OwnedEvent e = *gen_event(Sizes::Large, *gen_optional(gen_fence_id()));
+    e.format = BodyFormat::Msgpack;  // the version-1 form; the compact one is not msgpack
     std::vector<std::byte> bytes;
     Hash128 chained = encode_event_body(bytes, e.body());
     const char* data = reinterpret_cast<const char*>(bytes.data());
