@@ -158,25 +158,26 @@ class CompactOut {
   std::byte* p_;
 };
 
-// Reads forward, checking every length against the bytes left.
+// Reads forward, checking every length against the bytes left. Forced inline: out of line, the
+// calls and returns were a third of decoding a compact body.
 class CompactIn {
  public:
   explicit CompactIn(std::span<const std::byte> bytes)
       : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
   const std::byte* position() const { return p_; }
-  bool byte(uint8_t& v) {
+  [[gnu::always_inline]] bool byte(uint8_t& v) {
     if (p_ == end_) return false;
     v = static_cast<uint8_t>(*p_++);
     return true;
   }
-  bool u16(uint16_t& v) {
+  [[gnu::always_inline]] bool u16(uint16_t& v) {
     if (end_ - p_ < 2) return false;
     v = load_u16(p_);
     p_ += 2;
     return true;
   }
   // Unsigned LEB128 of at most 64 bits (ten bytes, the tenth at most 1).
-  bool varint(uint64_t& v) {
+  [[gnu::always_inline]] bool varint(uint64_t& v) {
     if (p_ != end_ && static_cast<uint8_t>(*p_) < 0x80) {  // most lanes, clocks and lengths
       v = static_cast<uint8_t>(*p_++);
       return true;
@@ -192,20 +193,20 @@ class CompactIn {
     return false;
   }
   template <class T>
-  bool varint_max(T& out) {
+  [[gnu::always_inline]] bool varint_max(T& out) {
     uint64_t v;
     if (!varint(v) || v > std::numeric_limits<T>::max()) return false;
     out = static_cast<T>(v);
     return true;
   }
-  bool u128(uint64_t& high, uint64_t& low) {
+  [[gnu::always_inline]] bool u128(uint64_t& high, uint64_t& low) {
     if (end_ - p_ < 16) return false;
     high = __builtin_bswap64(load_u64(p_));
     low = __builtin_bswap64(load_u64(p_ + 8));
     p_ += 16;
     return true;
   }
-  bool bytes(std::string_view& s) {
+  [[gnu::always_inline]] bool bytes(std::string_view& s) {
     uint64_t n;
     if (!varint(n) || n > static_cast<uint64_t>(end_ - p_)) return false;
     s = std::string_view(reinterpret_cast<const char*>(p_), n);
@@ -271,18 +272,6 @@ Hash128 encode_compact_body(std::vector<std::byte>& out, const EventBody& e) {
   return chained;
 }
 
-template <class T>
-bool read_if(bool stored, std::optional<T>& out, auto read) {
-  if (!stored) {
-    out.reset();
-    return true;
-  }
-  T value{};
-  if (!read(value)) return false;
-  out = value;
-  return true;
-}
-
 const char* decode_compact_body(MsgpackReader& r, EventBody& e) {
   CompactIn in(r.rest());
   const std::byte* start = in.position();
@@ -309,27 +298,54 @@ const char* decode_compact_body(MsgpackReader& r, EventBody& e) {
   } else {
     e.correlation_id = EventId{id_high, id_low};
   }
-  auto read_id = [&](EventId& id) { return in.u128(id.high, id.low); };
-  auto read_hash = [&](Hash128& h) { return in.u128(h.high, h.low); };
-  auto read_bytes = [&](std::string_view& s) { return in.bytes(s); };
-  if (!read_if(flags & kCompactHasCausation, e.causation_id, read_id)) return "bad causation_id";
+  // Each optional field: read when its flag is set, else cleared (the body may be reused).
+  if (flags & kCompactHasCausation) {
+    EventId id;
+    if (!in.u128(id.high, id.low)) return "bad causation_id";
+    e.causation_id = id;
+  } else {
+    e.causation_id.reset();
+  }
   if (!in.bytes(e.entity)) return "bad entity";
   if (!in.bytes(e.scope)) return "bad scope";
-  if (!read_if(flags & kCompactHasIdempotencyKey, e.idempotency_key, read_bytes)) {
-    return "bad idempotency_key";
+  if (flags & kCompactHasIdempotencyKey) {
+    std::string_view key;
+    if (!in.bytes(key)) return "bad idempotency_key";
+    e.idempotency_key = key;
+  } else {
+    e.idempotency_key.reset();
   }
-  if (!read_if(flags & kCompactHasFingerprint, e.idempotency_fingerprint, read_hash)) {
-    return "bad idempotency_fingerprint";
+  if (flags & kCompactHasFingerprint) {
+    Hash128 fingerprint;
+    if (!in.u128(fingerprint.high, fingerprint.low)) return "bad idempotency_fingerprint";
+    e.idempotency_fingerprint = fingerprint;
+  } else {
+    e.idempotency_fingerprint.reset();
   }
-  if (!read_if(flags & kCompactHasFence, e.fence_id,
-               [&](uint64_t& id) { return in.varint(id) && id != 0; })) {
-    return "bad fence_id";
+  if (flags & kCompactHasFence) {
+    uint64_t fence = 0;
+    if (!in.varint(fence) || fence == 0) return "bad fence_id";
+    e.fence_id = fence;
+  } else {
+    e.fence_id.reset();
   }
-  if (!read_if(flags & kCompactHasMetadata, e.metadata, read_bytes)) return "bad metadata";
+  if (flags & kCompactHasMetadata) {
+    std::string_view metadata;
+    if (!in.bytes(metadata)) return "bad metadata";
+    e.metadata = metadata;
+  } else {
+    e.metadata.reset();
+  }
   if (!in.bytes(e.payload)) return "bad payload";
-  if (!read_if(flags & kCompactHasPrevHash, e.prev_hash, read_hash)) return "bad prev_hash";
+  if (flags & kCompactHasPrevHash) {
+    Hash128 prev;
+    if (!in.u128(prev.high, prev.low)) return "bad prev_hash";
+    e.prev_hash = prev;
+  } else {
+    e.prev_hash.reset();
+  }
   const std::byte* hashed_end = in.position();
-  if (!read_hash(e.chained_hash)) return "bad chained_hash";
+  if (!in.u128(e.chained_hash.high, e.chained_hash.low)) return "bad chained_hash";
   e.hashed_bytes = std::span<const std::byte>(start, static_cast<size_t>(hashed_end - start));
   e.stored_bytes = std::span<const std::byte>(start, static_cast<size_t>(in.position() - start));
   e.format = BodyFormat::Compact;
