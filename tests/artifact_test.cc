@@ -313,6 +313,12 @@ TEST_CASE("import refuses each kind of bad artifact and leaves the destination a
          edit_manifest(s, [](std::string& t) { replace_line(t, "keel-artifact 1", "keel-artifact 2"); });
        },
        ErrorCode::ArtifactInvalid, "artifact version 2 is not supported"},
+      {"store format version 0",
+       [](const TempDir& s) {
+         edit_manifest(s,
+                       [](std::string& t) { replace_line(t, "store-format 2", "store-format 0"); });
+       },
+       ErrorCode::ArtifactInvalid, "store format version 0 is not supported"},
       {"store format version",
        [](const TempDir& s) {
          edit_manifest(s,
@@ -372,6 +378,18 @@ TEST_CASE("import refuses each kind of bad artifact and leaves the destination a
       }
     }
   }
+}
+
+// A format-1 build's export says store-format 1; this build reads format-1 segments, so it
+// imports such an artifact (store-format 0 and 3 are refused in the matrix above).
+TEST_CASE("an artifact of store format 1 imports", "[artifact]") {
+  TempDir scratch;
+  make_artifact(scratch);
+  edit_manifest(scratch,
+                [](std::string& t) { replace_line(t, "store-format 2", "store-format 1"); });
+  KEEL_REQUIRE_OK(import_store(scratch / "artifact", scratch / "copy"));
+  auto copy = open_at(scratch / "copy");
+  CHECK(copy->stats().sequence_next == 121);
 }
 
 TEST_CASE("import refuses a destination that is not a missing path or an empty directory",
