@@ -63,9 +63,10 @@ FrameDecode decode_frame_header(std::span<const std::byte> bytes, FrameHeader& o
                                                                          : FrameDecode::Truncated;
   }
   const std::byte* h = bytes.data();
-  if (std::all_of(h, h + kFrameHeaderSize, zero)) return FrameDecode::ZeroHeader;
   uint32_t body_length = load_u32(h + kFrameBodyLengthOffset);
   uint8_t type = static_cast<uint8_t>(h[kFrameRecordTypeOffset]);
+  // Only a header whose type is 0 can be all zeros: the common case skips the check.
+  if (type == 0 && std::all_of(h, h + kFrameHeaderSize, zero)) return FrameDecode::ZeroHeader;
   if (type == 0 || type > kRecordTypeMax || h[kFrameFlagsOffset] != std::byte{0} ||
       load_u16(h + kFrameReservedOffset) != 0 || body_length > kFrameBodyMax) {
     return FrameDecode::BadHeader;

@@ -193,51 +193,52 @@ Status RecordReader::read_frame(uint64_t segment_id, uint64_t offset, uint64_t s
   return ok_status();
 }
 
-Status RecordReader::scan_frames(uint64_t segment_id, uint64_t offset, uint64_t end,
-                                 const FrameVisitor& visit) {
-  KEEL_ASSIGN_OR_RETURN(std::shared_ptr<platform::File> f, file(segment_id));
-  KEEL_ASSIGN_OR_RETURN(uint64_t file_size, f->size());
-  end = std::min(end, file_size);
-  size_t filled = 0;    // bytes of chunk_ holding data from `offset` on
-  size_t consumed = 0;  // bytes of those already visited
-  while (offset + consumed < end) {
-    if (consumed > 0) {  // keep the unvisited rest at the front
-      std::memmove(chunk_.data(), chunk_.data() + consumed, filled - consumed);
-      offset += consumed;
-      filled -= consumed;
-      consumed = 0;
-    }
-    size_t want = std::min<uint64_t>(std::max(kChunkBytes, chunk_.size()), end - offset);
-    if (chunk_.size() < want) chunk_.resize(want);
-    if (filled < want) {
-      KEEL_ASSIGN_OR_RETURN(
-          size_t got,
-          f->read_at(offset + filled, std::span(chunk_.data() + filled, want - filled)));
-      if (got == 0) return corrupt(segment_id, offset + filled, "segment shorter than expected");
-      filled += got;
-    }
-    while (consumed < filled) {
-      format::DecodedFrame frame;
-      auto bytes = std::span<const std::byte>(chunk_.data() + consumed, filled - consumed);
-      auto result = format::decode_frame(bytes, segment_id, frame);
-      if (result == format::FrameDecode::Truncated && offset + filled < end) {
-        // The frame continues past the chunk: grow the chunk to hold it if needed.
-        if (bytes.size() >= format::kFrameHeaderSize) {
-          uint64_t total =
-              format::align_frame(format::kFrameHeaderSize +
-                                  format::load_u32(bytes.data() + format::kFrameBodyLengthOffset));
-          if (chunk_.size() < total) chunk_.resize(total);
-        }
-        break;
-      }
-      if (result != format::FrameDecode::Ok) {
-        return corrupt(segment_id, offset + consumed, format::frame_decode_name(result));
-      }
-      if (!visit(offset + consumed, frame)) return ok_status();
-      consumed += frame.size;
-    }
-  }
+Status RecordReader::scan_begin(uint64_t segment_id, uint64_t offset, uint64_t end,
+                                ScanState& scan) {
+  KEEL_ASSIGN_OR_RETURN(scan.file, file(segment_id));
+  KEEL_ASSIGN_OR_RETURN(uint64_t file_size, scan.file->size());
+  scan.segment_id = segment_id;
+  scan.offset = offset;
+  scan.end = std::min(end, file_size);
   return ok_status();
+}
+
+Result<bool> RecordReader::scan_fill(ScanState& scan) {
+  if (scan.offset + scan.consumed >= scan.end) return false;
+  if (scan.consumed > 0) {  // keep the unvisited rest at the front
+    std::memmove(chunk_.data(), chunk_.data() + scan.consumed, scan.filled - scan.consumed);
+    scan.offset += scan.consumed;
+    scan.filled -= scan.consumed;
+    scan.consumed = 0;
+  }
+  size_t want = std::min<uint64_t>(std::max(kChunkBytes, chunk_.size()), scan.end - scan.offset);
+  if (chunk_.size() < want) chunk_.resize(want);
+  if (scan.filled < want) {
+    KEEL_ASSIGN_OR_RETURN(
+        size_t got, scan.file->read_at(scan.offset + scan.filled,
+                                       std::span(chunk_.data() + scan.filled, want - scan.filled)));
+    if (got == 0) {
+      return corrupt(scan.segment_id, scan.offset + scan.filled, "segment shorter than expected");
+    }
+    scan.filled += got;
+  }
+  return true;
+}
+
+Status RecordReader::scan_frame_cut(const ScanState& scan, format::FrameDecode result) {
+  auto bytes =
+      std::span<const std::byte>(chunk_.data() + scan.consumed, scan.filled - scan.consumed);
+  if (result == format::FrameDecode::Truncated && scan.offset + scan.filled < scan.end) {
+    // The frame continues past the chunk: grow the chunk to hold it if needed.
+    if (bytes.size() >= format::kFrameHeaderSize) {
+      uint64_t total =
+          format::align_frame(format::kFrameHeaderSize +
+                              format::load_u32(bytes.data() + format::kFrameBodyLengthOffset));
+      if (chunk_.size() < total) chunk_.resize(total);
+    }
+    return ok_status();
+  }
+  return corrupt(scan.segment_id, scan.offset + scan.consumed, format::frame_decode_name(result));
 }
 
 }  // namespace keel::log

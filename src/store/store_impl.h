@@ -277,8 +277,10 @@ class Store::Impl {
   // Queries (store_query.cc): the visible event `id`'s sequence, and an event as the index has it.
   Result<uint64_t> visible_sequence_of(const EventId& id) const;
   EventRef ref_at(uint64_t sequence) const;
-  Status visit_record(uint64_t first_sequence, uint64_t epoch, const format::DecodedFrame& frame,
-                      uint64_t from, uint64_t to, bool& keep_going, const EventVisitor& visit);
+  // Visits the events of one record in [from, to] and not hidden; returns how many it holds.
+  Result<uint32_t> visit_record(uint64_t first_sequence, uint64_t epoch,
+                                const format::DecodedFrame& frame, uint64_t from, uint64_t to,
+                                bool& keep_going, const EventVisitor& visit);
 
   mutable std::mutex mutex_;
   std::string directory_;

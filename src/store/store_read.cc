@@ -45,12 +45,14 @@ uint64_t Store::Impl::stable_end_of(uint64_t segment_id) const {
   return !segments.empty() && segment_id < segments.back().header.segment_id ? UINT64_MAX : 0;
 }
 
-// Visits the events of one record whose sequences are in [from, to] and not hidden.
-Status Store::Impl::visit_record(uint64_t first_sequence, uint64_t epoch,
-                                 const format::DecodedFrame& frame, uint64_t from, uint64_t to,
-                                 bool& keep_going, const EventVisitor& visit) {
+Result<uint32_t> Store::Impl::visit_record(uint64_t first_sequence, uint64_t epoch,
+                                           const format::DecodedFrame& frame, uint64_t from,
+                                           uint64_t to, bool& keep_going,
+                                           const EventVisitor& visit) {
+  uint32_t events = 0;
   const char* problem = format::decode_record_events(
       frame, scan_body_, [&](uint32_t i, const format::EventBody& body) {
+        events = i + 1;
         uint64_t sequence = first_sequence + i;
         if (!keep_going || sequence < from || sequence > to) return;
         if (!index_.visible_in_index(sequence)) return;  // hidden
@@ -63,7 +65,7 @@ Status Store::Impl::visit_record(uint64_t first_sequence, uint64_t epoch,
         .with("reason", std::string(problem) + " (offset is the record's first sequence)")
         .with("rule", "read verification");
   }
-  return ok_status();
+  return events;
 }
 
 std::optional<Store::Impl::FrameAt> Store::Impl::frame_at_locked(uint64_t sequence) const {
@@ -180,15 +182,13 @@ Status Store::Impl::scan(uint64_t from, uint64_t to, const EventVisitor& visit) 
           } else if (frame.header.type == format::RecordType::Seal) {
             next_segment = true;
           } else if (!format::is_system_record(frame.header.type)) {
-            Status visited = visit_record(frame.header.sequence, frame.header.epoch, frame, from,
-                                          to, keep_going, visit);
-            if (!visited.ok()) {
-              scan_error_ = std::move(visited).error();
+            Result<uint32_t> events = visit_record(frame.header.sequence, frame.header.epoch, frame,
+                                                   from, to, keep_going, visit);
+            if (!events.ok()) {
+              scan_error_ = std::move(events).error();
               keep_going = false;
-            }
-            // Stop at the record holding `to`: bytes after it may not be written yet.
-            const char* ignored;
-            if (frame.header.sequence + format::record_event_count(frame, &ignored) > to) {
+            } else if (frame.header.sequence + *events > to) {
+              // Stop at the record holding `to`: bytes after it may not be written yet.
               keep_going = false;
             }
           }
