@@ -380,16 +380,31 @@ TEST_CASE("import refuses each kind of bad artifact and leaves the destination a
   }
 }
 
-// A format-1 build's export says store-format 1; this build reads format-1 segments, so it
-// imports such an artifact (store-format 0 and 3 are refused in the matrix above).
-TEST_CASE("an artifact of store format 1 imports", "[artifact]") {
+// segments/golden/artifact-v1 is what the last build of store format 1 exported from a writable
+// open of segments/golden/store-v1 (MANIFEST store-format 1, msgpack bodies). This build imports
+// it: the copy holds the golden store's events with their hashes, and goes on in format 2.
+TEST_CASE("an artifact exported by a format-1 build imports", "[artifact][golden]") {
   TempDir scratch;
-  make_artifact(scratch);
-  edit_manifest(scratch,
-                [](std::string& t) { replace_line(t, "store-format 2", "store-format 1"); });
-  KEEL_REQUIRE_OK(import_store(scratch / "artifact", scratch / "copy"));
+  const std::string artifact = KEEL_SOURCE_DIR "/segments/golden/artifact-v1";
+  REQUIRE(read_text(artifact + "/MANIFEST").find("store-format 1\n") != std::string::npos);
+  const auto before = entries_of(artifact);
+  KEEL_REQUIRE_OK(import_store(artifact, scratch / "copy"));
+  CHECK(entries_of(artifact) == before);  // the artifact is only read
+  StoreOptions read_only;
+  read_only.read_only = true;
+  auto golden = Store::open(KEEL_SOURCE_DIR "/segments/golden/store-v1", read_only);
+  KEEL_REQUIRE_OK(golden);
+  const auto expected = events_of(**golden);
+  REQUIRE(expected.size() == 34);  // 35 sequences, one of them a cancelled fence's hidden event
   auto copy = open_at(scratch / "copy");
-  CHECK(copy->stats().sequence_next == 121);
+  CHECK(events_of(*copy) == expected);
+  append_n(*copy, 3);
+  copy.reset();
+  copy = open_at(scratch / "copy");
+  CHECK(events_of(*copy).size() == expected.size() + 3);
+  auto report = copy->verify();
+  KEEL_REQUIRE_OK(report);
+  CHECK(report->ok);
 }
 
 TEST_CASE("import refuses a destination that is not a missing path or an empty directory",
