@@ -215,7 +215,7 @@ TEST_CASE("scan and verify read frames cut by their read chunks and frames large
     size_t size = i % 7 == 3 ? (1u << 20) + 4096 * i + rng() % 4096 : 3 + rng() % 200'000;
     if (i == 20) size = 3u << 20;
     std::string payload(size, '\0');
-    for (char& c : payload) c = static_cast<char>('a' + rng() % 26);
+    for (size_t j = 0; j < size; ++j) payload[j] = static_cast<char>('a' + (7 * i + j) % 26);
     KEEL_REQUIRE_OK(store->append({"e" + std::to_string(i % 3), ""}, kPlaced, payload));
     payloads.push_back(std::move(payload));
   }
