@@ -238,6 +238,53 @@ TEST_CASE("an append that times out after its sequence was assigned is in doubt,
   CHECK(read->payload == "y");
 }
 
+TEST_CASE("followers whose deadline races the end of the fdatasync all return and none is lost",
+          "[durability][concurrency]") {
+  // A stage's end wakes its waiters through one another (each wakes two more), so a waiter whose
+  // deadline passes just as it is taken off the list must still pass the wake on. Rounds release
+  // the stall before, at and after the followers' deadline; every follower returns, landed or in
+  // doubt, and every event it was given a sequence for is read back after a sync.
+  platform::FaultFileSystem fs;
+  auto store = open_store(options_on(fs));
+  constexpr int kFollowers = 12;
+  AppendOptions options;
+  options.timeout = 20ms;
+  uint64_t expected = 0;
+  for (int round = 0; round < 8; ++round) {
+    INFO("round " << round);
+    fs.stall_syncs(true);
+    std::atomic<int> other_errors{0};
+    std::thread leader([&] { other_errors += !store->append({"leader", ""}, kKind, "x").ok(); });
+    REQUIRE(fs.wait_for_stalled_sync(5s));
+    std::atomic<int> landed{0}, in_doubt{0};
+    std::vector<std::thread> followers;
+    for (int i = 0; i < kFollowers; ++i) {
+      followers.emplace_back([&, i] {
+        Result<Receipt> r = store->append({"f" + std::to_string(i), ""}, kKind, "y", options);
+        if (r.ok()) {
+          ++landed;
+        } else if (r.error().is(ErrorCode::WriteInDoubt)) {
+          ++in_doubt;
+        } else {
+          ++other_errors;
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5 * round));  // 0 to 35 ms
+    fs.stall_syncs(false);
+    leader.join();
+    for (auto& t : followers) t.join();
+    CHECK(other_errors == 0);
+    CHECK(landed + in_doubt == kFollowers);
+    expected += 1 + kFollowers;
+    KEEL_REQUIRE_OK(store->sync());  // in doubt is not lost: every one of them lands
+    CHECK(mark(*store, Watermark::Durable) == expected);
+  }
+  auto all = store->scan_events(1, UINT64_MAX);
+  KEEL_REQUIRE_OK(all);
+  CHECK(all->size() == expected);
+}
+
 TEST_CASE("wait_for: satisfied at equality, a full timeout when unreachable, named errors",
           "[durability]") {
   platform::FaultFileSystem fs;

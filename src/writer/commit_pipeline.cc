@@ -118,6 +118,7 @@ void CommitPipeline::wake() {
   const bool poisoned = writer_ != nullptr && writer_->poisoned();
   Waiter* next_durable = nullptr;
   Waiter* next_written = nullptr;
+  released_.clear();
   for (size_t i = 0; i < waiters_.size();) {
     Waiter* w = waiters_[i];
     bool reached = !poisoned && marks_.sequence(w->mark) >= w->sequence;
@@ -125,17 +126,26 @@ void CommitPipeline::wake() {
       w->reached = reached;
       waiters_[i] = waiters_.back();
       waiters_.pop_back();
-      w->signal.release();
+      released_.push_back(w);
       continue;
     }
     Waiter*& next = w->mark == Watermark::Durable ? next_durable : next_written;
     if (next == nullptr || w->sequence < next->sequence) next = w;
     ++i;
   }
+  // The released waiters wake one another, each the next two of a binary tree, so the caller
+  // (holding the mutex) makes one futex wake instead of one per waiter.
+  for (size_t i = 0; i < released_.size(); ++i) {
+    for (size_t k = 0; k < 2; ++k) {
+      const size_t child = 2 * i + 1 + k;
+      released_[i]->relay[k] = child < released_.size() ? released_[child] : nullptr;
+    }
+  }
+  if (!released_.empty()) released_[0]->woken.signal();
   for (Waiter* w : {next_durable, next_written}) {
     if (w == nullptr) continue;
     waiters_.erase(std::find(waiters_.begin(), waiters_.end(), w));
-    w->signal.release();
+    w->woken.signal();
   }
   for (MarkWaiter* w : mark_waiters_) {
     if (poisoned || stopping_ || mark_of(*w) >= w->sequence) w->woken.notify_one();
@@ -222,25 +232,31 @@ Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, De
     Waiter waiter{mark, sequence};
     waiters_.push_back(&waiter);
     lock.unlock();
-    bool signalled = waiter.signal.try_acquire_until(deadline);
-    if (signalled && waiter.reached) return ok_status();  // returns without the lock
-    lock.lock();
-    if (!signalled) {
+    if (!waiter.woken.wait_until(deadline)) {
+      lock.lock();
       auto it = std::find(waiters_.begin(), waiters_.end(), &waiter);
       if (it != waiters_.end()) {
         waiters_.erase(it);
-      } else if (waiter.reached) {
-        return ok_status();  // signalled just after the timeout
+        if (marks_.sequence(mark) < sequence && !writer_->poisoned()) {
+          reached =
+              StoreError(ErrorCode::WriteInDoubt)
+                  .with("operation", std::string("wait for ") + std::string(watermark_name(mark)))
+                  .with("sequence", sequence)
+                  .caused_by(wait_timeout(mark, sequence, elapsed_ms(started)));
+          break;
+        }
+        continue;  // reached or poisoned just now: the next turn says which
       }
-      if (marks_.sequence(mark) < sequence && !writer_->poisoned()) {
-        reached =
-            StoreError(ErrorCode::WriteInDoubt)
-                .with("operation", std::string("wait for ") + std::string(watermark_name(mark)))
-                .with("sequence", sequence)
-                .caused_by(wait_timeout(mark, sequence, elapsed_ms(started)));
-        break;
-      }
+      // wake() took the waiter just after the deadline; its signal may come from another waiter
+      // (the relay), which must find it alive.
+      lock.unlock();
+      (void)waiter.woken.wait_until(Deadline::max());
     }
+    for (Waiter* next : waiter.relay) {
+      if (next != nullptr) next->woken.signal();
+    }
+    if (waiter.reached) return ok_status();  // returns without the lock
+    lock.lock();  // woken to lead a stage (or poisoned, or past the deadline: the loop says which)
   }
   return reached;
 }

@@ -13,10 +13,10 @@
 // needs the next fdatasync anyway, and waiting lets that group carry more). A lone caller pays one
 // write + one fdatasync and no thread hand-off; N concurrent callers share each fdatasync.
 //
-// Waiters sleep on their own semaphore, without the mutex: a stage's end wakes only the callers
-// whose level it reached (they return without retaking the mutex) and the lowest waiter of each
-// level, who leads the next stage. A "join window" (the leader waiting for callers on their way)
-// made groups larger but throughput lower, measured (docs/DECISIONS.md).
+// Waiters sleep on their own futex (platform/wake_flag.h), without the mutex: a stage's end wakes
+// only the callers whose level it reached (they return without retaking the mutex) and the lowest
+// waiter of each level, who leads the next stage. A "join window" (the leader waiting for callers
+// on their way) made groups larger but throughput lower, measured (docs/DECISIONS.md).
 //
 // Publication is separate from groups: after every change of written or durable, visible moves to
 // the policy's watermark (durable under AfterDurable, written under AfterWrite), then emitted and,
@@ -40,7 +40,6 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
-#include <semaphore>
 #include <thread>
 #include <vector>
 
@@ -48,6 +47,7 @@
 #include "keel/options.h"
 #include "keel/result.h"
 #include "log/segment_writer.h"
+#include "platform/wake_flag.h"
 
 namespace keel::writer {
 
@@ -144,12 +144,15 @@ class CommitPipeline {
   // An appender waiting in reach(), woken by wake() only when its level is reached or a stage it
   // may lead is free: no thundering herd of every appender at every stage's end.
   struct Waiter {
+    Waiter(Watermark m, uint64_t s) : mark(m), sequence(s) {}
     Watermark mark;
     uint64_t sequence;
-    std::binary_semaphore signal{0};
-    bool reached = false;  // set by wake() (under the mutex) before it signals
+    bool reached = false;  // set by wake() (under the store mutex) before it signals
+    platform::WakeFlag woken;
+    Waiter* relay[2] = {nullptr, nullptr};  // set by wake(): signalled by this one once woken
   };
   std::vector<Waiter*> waiters_;
+  std::vector<Waiter*> released_;  // wake()'s list, kept between calls
   // A wait_for() caller (subscriptions waiting for visible, consumers, tests), woken by wake() only
   // when its watermark reached the target, the writer is poisoned or the pipeline stops: a
   // Written append moves written, and must not wake every subscriber waiting for visible.
