@@ -101,6 +101,43 @@ TEST_CASE("group commit: one fdatasync covers every caller that arrived while th
   CHECK(mark(*store, Watermark::Visible) == 2 + kFollowers);
 }
 
+TEST_CASE("the next Durable leader gathers the callers the last fdatasync released",
+          "[durability][concurrency]") {
+  // L leads an fdatasync that stalls while F1..F3 wait for the next one. When it ends, L comes
+  // back 2 ms later with a second event. F1, leading the next group, waits for it (the last
+  // fdatasync found four Durable callers, and took longer than 2 ms): one fdatasync covers F1..F3
+  // and L's second event. Without the gathering F1 syncs at once and L's event needs a third.
+  platform::FaultFileSystem fs;
+  auto store = open_store(options_on(fs));
+  KEEL_REQUIRE_OK(store->append({"first", ""}, kKind, "x"));
+  const uint64_t syncs_before = fs.calls(platform::FaultOp::SyncData);
+  fs.stall_syncs(true);
+  std::atomic<int> failures{0};
+  std::thread leader([&] {
+    failures += !store->append({"leader", ""}, kKind, "1").ok();
+    std::this_thread::sleep_for(2ms);
+    failures += !store->append({"leader", ""}, kKind, "2").ok();
+  });
+  REQUIRE(fs.wait_for_stalled_sync(5s));
+  std::vector<std::thread> followers;
+  for (int i = 0; i < 3; ++i) {
+    followers.emplace_back([&, i] {
+      failures += !store->append({"follower-" + std::to_string(i), ""}, kKind, "x").ok();
+    });
+  }
+  for (int spins = 0; mark(*store, Watermark::Accepted) < 5 && spins < 5000; ++spins) {
+    std::this_thread::sleep_for(1ms);
+  }
+  REQUIRE(mark(*store, Watermark::Accepted) == 5);
+  std::this_thread::sleep_for(20ms);  // the stalled fdatasync takes longer than L's return
+  fs.stall_syncs(false);
+  leader.join();
+  for (auto& t : followers) t.join();
+  CHECK(failures == 0);
+  CHECK(fs.calls(platform::FaultOp::SyncData) - syncs_before == 2);
+  CHECK(mark(*store, Watermark::Durable) == 6);
+}
+
 TEST_CASE("AfterDurable: no read path returns an event above durable while its fdatasync stalls",
           "[durability][concurrency]") {
   platform::FaultFileSystem fs;

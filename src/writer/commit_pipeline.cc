@@ -6,6 +6,9 @@
 namespace keel::writer {
 namespace {
 
+// The longest a Durable leader gathers callers, however long the last fdatasync took.
+constexpr std::chrono::milliseconds kGatherWindowMax{10};
+
 uint64_t elapsed_ms(Deadline since) {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - since).count());
@@ -189,9 +192,15 @@ Status CommitPipeline::lead_sync(Lock& lock) {
   Status begun = writer_->begin_sync(sync_ticket_);
   if (!begun.ok()) return fail_closed(std::move(begun));
   lock.unlock();
+  const Deadline started = SteadyClock::now();
   Status synced = log::SegmentWriter::run_sync(sync_ticket_);
+  const auto took = SteadyClock::now() - started;
   lock.lock();
   ++synced_groups_;
+  // What the next Durable leader gathers (reach()): the callers waiting now, on this fdatasync or
+  // the next, and this one; for at most as long as this fdatasync took.
+  durable_callers_ = durable_waiters() + 1;
+  gather_window_ = std::min<SteadyClock::duration>(took, kGatherWindowMax);
   Status ended = writer_->end_sync(sync_ticket_, std::move(synced));
   if (!ended.ok()) return fail_closed(std::move(ended));
   unsynced_since_.reset();
@@ -205,6 +214,7 @@ Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, De
   const bool durable = level == Durability::Durable;
   Deadline started = SteadyClock::now();
   Status reached;
+  bool gathered = false;
   for (;;) {
     if (marks_.sequence(mark) >= sequence) break;
     if (writer_->poisoned()) {
@@ -218,7 +228,12 @@ Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, De
     // write while an fdatasync runs: it would need the next fdatasync anyway, and waiting lets
     // that one group carry everything appended meanwhile.
     if (marks_.sequence(Watermark::Written) < sequence) {
-      if (!writing() && !(durable && writer_->sync_in_flight())) {
+      if (!writing() && !(durable && (writer_->sync_in_flight() || gather_ != nullptr))) {
+        // A Durable leader first waits for the callers the last fdatasync released, once.
+        if (durable && !gathered && gather(lock, deadline)) {
+          gathered = true;
+          continue;
+        }
         (void)lead_write(lock, /*sync_follows=*/durable);
         continue;
       }
@@ -231,6 +246,10 @@ Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, De
     // fdatasync cost more than the fdatasync).
     Waiter waiter{mark, sequence};
     waiters_.push_back(&waiter);
+    if (gather_ != nullptr && durable && durable_waiters() + 1 >= durable_callers_) {
+      gather_->signal();  // the gathering leader has every caller it waits for
+      gather_ = nullptr;
+    }
     lock.unlock();
     if (!waiter.woken.wait_until(deadline)) {
       lock.lock();
@@ -279,6 +298,23 @@ Status CommitPipeline::flush(Lock& lock, bool durable) {
 
 // After poisoning nothing is appended, written or synced again: every watermark but applied is
 // frozen, and applied cannot pass visible.
+uint32_t CommitPipeline::durable_waiters() const {
+  uint32_t n = 0;
+  for (const Waiter* w : waiters_) n += w->mark == Watermark::Durable;
+  return n;
+}
+
+bool CommitPipeline::gather(Lock& lock, Deadline deadline) {
+  if (durable_waiters() + 1 >= durable_callers_) return false;
+  platform::WakeFlag gathered;
+  gather_ = &gathered;
+  lock.unlock();
+  (void)gathered.wait_until(std::min(deadline, SteadyClock::now() + gather_window_));
+  lock.lock();
+  if (gather_ == &gathered) gather_ = nullptr;
+  return true;
+}
+
 bool CommitPipeline::frozen(Watermark kind, uint64_t sequence) const {
   if (!marks_.poisoned()) return false;
   if (kind == Watermark::Applied) return sequence > marks_.sequence(Watermark::Visible);

@@ -15,8 +15,14 @@
 //
 // Waiters sleep on their own futex (platform/wake_flag.h), without the mutex: a stage's end wakes
 // only the callers whose level it reached (they return without retaking the mutex) and the lowest
-// waiter of each level, who leads the next stage. A "join window" (the leader waiting for callers
-// on their way) made groups larger but throughput lower, measured (docs/DECISIONS.md).
+// waiter of each level, who leads the next stage.
+//
+// Gathering: when an fdatasync ends, the callers it released append again while the next group
+// is synced, so with N Durable callers each group held about N/2 events. The next Durable leader
+// therefore first waits until as many Durable callers wait as the last fdatasync found (the
+// released ones coming back), for at most as long as that fdatasync took (and 10 ms): groups
+// hold about N. A lone caller never waits: the last fdatasync found only it. (Measured before
+// waiters slept in the kernel, the same wait did not pay: docs/DECISIONS.md.)
 //
 // Publication is separate from groups: after every change of written or durable, visible moves to
 // the policy's watermark (durable under AfterDurable, written under AfterWrite), then emitted and,
@@ -131,6 +137,12 @@ class CommitPipeline {
   // The watermark visible follows under the policy (durable or written).
   const HlcPoint& policy_point() const;
   void wake();
+  // Durable waiters in the list.
+  uint32_t durable_waiters() const;
+  // Before a Durable caller leads a write: while fewer Durable callers wait (with it) than the last
+  // fdatasync found, waits until they do or gather_window_ (or `deadline`) passes, without the
+  // lock. Returns whether it waited (then the caller looks at the state again).
+  bool gather(Lock& lock, Deadline deadline);
   void wait_progress(Lock& lock);
   std::cv_status wait_progress_until(Lock& lock, Deadline deadline);
   bool frozen(Watermark kind, uint64_t sequence) const;
@@ -172,6 +184,9 @@ class CommitPipeline {
   log::SegmentWriter::WriteGroup write_group_;  // the write in flight
   log::SegmentWriter::SyncTicket sync_ticket_;  // the fdatasync in flight
   bool write_leader_ = false;                   // between begin_write and end_write
+  platform::WakeFlag* gather_ = nullptr;        // the gathering leader's, while it gathers
+  uint32_t durable_callers_ = 1;                // Durable callers at the last fdatasync's end
+  SteadyClock::duration gather_window_{};       // that fdatasync's duration, at most 10 ms
   std::optional<Deadline> unsynced_since_;
   bool stopping_ = false;
   std::thread background_thread_;
