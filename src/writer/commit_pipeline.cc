@@ -296,8 +296,6 @@ Status CommitPipeline::flush(Lock& lock, bool durable) {
   }
 }
 
-// After poisoning nothing is appended, written or synced again: every watermark but applied is
-// frozen, and applied cannot pass visible.
 uint32_t CommitPipeline::durable_waiters() const {
   uint32_t n = 0;
   for (const Waiter* w : waiters_) n += w->mark == Watermark::Durable;
@@ -315,6 +313,8 @@ bool CommitPipeline::gather(Lock& lock, Deadline deadline) {
   return true;
 }
 
+// After poisoning nothing is appended, written or synced again: every watermark but applied is
+// frozen, and applied cannot pass visible.
 bool CommitPipeline::frozen(Watermark kind, uint64_t sequence) const {
   if (!marks_.poisoned()) return false;
   if (kind == Watermark::Applied) return sequence > marks_.sequence(Watermark::Visible);
