@@ -304,10 +304,11 @@ uint32_t CommitPipeline::durable_waiters() const {
 
 bool CommitPipeline::gather(Lock& lock, Deadline deadline) {
   if (durable_waiters() + 1 >= durable_callers_) return false;
+  const Deadline until = std::min(deadline, SteadyClock::now() + gather_window_);  // under the lock
   platform::WakeFlag gathered;
   gather_ = &gathered;
   lock.unlock();
-  (void)gathered.wait_until(std::min(deadline, SteadyClock::now() + gather_window_));
+  (void)gathered.wait_until(until);
   lock.lock();
   if (gather_ == &gathered) gather_ = nullptr;
   return true;
