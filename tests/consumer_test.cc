@@ -244,6 +244,11 @@ TEST_CASE(
   std::vector<std::string> failures(5);
   std::thread writer([&] {
     for (int i = 0; i < kEvents; ++i) {
+      // Halfway, until retention has removed a segment (at most 10 s): on a fast machine all the
+      // appends could otherwise end before the retainer's first turn.
+      for (int spins = 0; i == kEvents / 2 && retained.load() == 0 && spins < 10000; ++spins) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
       auto r = store->append({"order:" + std::to_string(i % 7), "s"}, kKind,
                              "payload-" + std::to_string(i));
       if (!r.ok()) {

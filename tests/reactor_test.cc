@@ -198,9 +198,15 @@ TEST_CASE("control: a reactor without the derived idempotency keys is caught rea
 }
 
 // The SIGKILL loop: a forked child opens the store and runs the reactor (committing every batch of
-// 3); the parent kills it at a random moment, counts sources reacted to twice, appends more orders,
-// and starts another (up to `kills`, or until a duplicate shows); at the end the reactor drains in
-// the parent. Returns the sources not reacted to exactly once.
+// 3); the parent kills it at a random moment of its first 10 ms of work (timed from when the child
+// says it is ready: fixed delays from the fork missed the work on a fast machine, where the child
+// reacted to all 15 new orders before the earliest kill and the control caught nothing), counts
+// sources reacted to twice, appends more orders, and starts another (up to `kills`, or until a
+// duplicate shows); at the end the reactor drains in the parent. Returns the sources not reacted
+// to exactly once.
+constexpr int kOrdersPerKill = 15;
+constexpr int kKillWindowUs = 10'000;
+
 int sigkill_loop(bool skip_keys, int kills) {
   test::TempDir scratch;
   const std::string dir = scratch / "store";
@@ -215,21 +221,31 @@ int sigkill_loop(bool skip_keys, int kills) {
       auto store = Store::open(dir, options);
       if (!store.ok()) FAIL(store.error().to_string());
       if (duplicated(**store) > 0) break;  // found: the rest cannot undo it
-      append_orders(**store, 15, k * 15);
+      append_orders(**store, kOrdersPerKill, k * kOrdersPerKill);
       if (!(*store)->close().ok()) FAIL("close");
     }
+    int ready[2];
+    REQUIRE(pipe(ready) == 0);
     pid_t child = fork();
     REQUIRE(child >= 0);
     if (child == 0) {
+      close(ready[0]);
       auto store = Store::open(dir, options);
       if (!store.ok()) _exit(3);
       auto reactor = Reactor::open(**store, "mailer", orders(), two_reactions(), reactor_options);
       if (!reactor.ok()) _exit(4);
+      if (write(ready[1], "r", 1) != 1) _exit(6);
       for (;;) {
         if (!(*reactor)->run_once(std::chrono::milliseconds(20)).ok()) _exit(5);
       }
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10 + rng() % 120));
+    close(ready[1]);
+    // The kill lands at a random moment of the reactor's work, however fast this machine reacts:
+    // timed from the moment it is ready, within the time the new orders take it at the least.
+    char byte = 0;
+    (void)!read(ready[0], &byte, 1);
+    close(ready[0]);
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % kKillWindowUs));
     kill(child, SIGKILL);
     int status = 0;
     waitpid(child, &status, 0);
@@ -247,9 +263,9 @@ TEST_CASE("SIGKILLed reactors yield exactly one set of reactions per source even
           "[reactor][crash]") {
   // ASan makes every child's start and store open slow: fewer kills there, the same check.
 #if defined(__SANITIZE_ADDRESS__)
-  constexpr int kKills = 12;
+  constexpr int kKills = 20;
 #else
-  constexpr int kKills = 25;
+  constexpr int kKills = 50;
 #endif
   CHECK(sigkill_loop(false, kKills) == 0);
 }

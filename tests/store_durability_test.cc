@@ -138,6 +138,40 @@ TEST_CASE("the next Durable leader gathers the callers the last fdatasync releas
   CHECK(mark(*store, Watermark::Durable) == 6);
 }
 
+TEST_CASE("a gathering for callers who do not come back ends and its caller leads",
+          "[durability][concurrency]") {
+  // As above, but L does not come back: F1 gathers for it (the last fdatasync found four Durable
+  // callers) until the gathering's clock runs out, then leads; later a lone caller gathers for
+  // the followers, who are gone too. Every append lands well inside its 2 s timeout. Without the
+  // clock each would wait for callers who never come until its timeout: WriteInDoubt.
+  platform::FaultFileSystem fs;
+  auto store = open_store(options_on(fs));
+  KEEL_REQUIRE_OK(store->append({"first", ""}, kKind, "x"));
+  AppendOptions durable = at(Durability::Durable);
+  durable.timeout = 2s;
+  fs.stall_syncs(true);
+  std::atomic<int> failures{0};
+  std::thread leader([&] { failures += !store->append({"leader", ""}, kKind, "1", durable).ok(); });
+  REQUIRE(fs.wait_for_stalled_sync(5s));
+  std::vector<std::thread> followers;
+  for (int i = 0; i < 3; ++i) {
+    followers.emplace_back([&, i] {
+      failures += !store->append({"follower-" + std::to_string(i), ""}, kKind, "x", durable).ok();
+    });
+  }
+  for (int spins = 0; mark(*store, Watermark::Accepted) < 5 && spins < 5000; ++spins) {
+    std::this_thread::sleep_for(1ms);
+  }
+  REQUIRE(mark(*store, Watermark::Accepted) == 5);
+  std::this_thread::sleep_for(20ms);
+  fs.stall_syncs(false);
+  leader.join();
+  for (auto& t : followers) t.join();
+  CHECK(failures == 0);
+  KEEL_REQUIRE_OK(store->append({"alone", ""}, kKind, "x", durable));
+  CHECK(mark(*store, Watermark::Durable) == 6);
+}
+
 TEST_CASE("AfterDurable: no read path returns an event above durable while its fdatasync stalls",
           "[durability][concurrency]") {
   platform::FaultFileSystem fs;

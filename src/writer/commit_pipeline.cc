@@ -127,6 +127,7 @@ void CommitPipeline::wake() {
     bool reached = !poisoned && marks_.sequence(w->mark) >= w->sequence;
     if (reached || poisoned) {  // poisoned: everyone wakes to report it
       w->reached = reached;
+      if (gather_timer_ == w) gather_timer_ = nullptr;
       waiters_[i] = waiters_.back();
       waiters_.pop_back();
       released_.push_back(w);
@@ -145,6 +146,9 @@ void CommitPipeline::wake() {
     }
   }
   if (!released_.empty()) released_[0]->woken.signal();
+  // A write leader that syncs next leads that sync itself: a Durable waiter woken now would find
+  // it in flight and sleep again.
+  if (sync_follows_write_) next_durable = nullptr;
   for (Waiter* w : {next_durable, next_written}) {
     if (w == nullptr) continue;
     waiters_.erase(std::find(waiters_.begin(), waiters_.end(), w));
@@ -177,18 +181,21 @@ Status CommitPipeline::lead_write(Lock& lock, bool sync_follows) {
     write_leader_ = false;
     return fail_closed(std::move(begun));
   }
+  sync_follows_write_ = sync_follows;
   lock.unlock();
   Status written = log::SegmentWriter::run_write(write_group_);
   lock.lock();
   write_leader_ = false;
   ++groups_;
   Status ended = writer_->end_write(write_group_, std::move(written));
-  if (!ended.ok()) return fail_closed(std::move(ended));
-  return catch_up(at, /*durable=*/false);
+  Status caught = ended.ok() ? catch_up(at, /*durable=*/false) : fail_closed(std::move(ended));
+  sync_follows_write_ = false;
+  return caught;
 }
 
 Status CommitPipeline::lead_sync(Lock& lock) {
   HlcPoint at = marks_.point(Watermark::Written);  // the ticket covers what is written now
+  gather_until_.reset();                           // a gathering ends with the fdatasync it fed
   Status begun = writer_->begin_sync(sync_ticket_);
   if (!begun.ok()) return fail_closed(std::move(begun));
   lock.unlock();
@@ -214,7 +221,6 @@ Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, De
   const bool durable = level == Durability::Durable;
   Deadline started = SteadyClock::now();
   Status reached;
-  bool gathered = false;
   for (;;) {
     if (marks_.sequence(mark) >= sequence) break;
     if (writer_->poisoned()) {
@@ -227,15 +233,14 @@ Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, De
     // A failed stage poisons the writer; the next turn reports it. A Durable caller does not
     // write while an fdatasync runs: it would need the next fdatasync anyway, and waiting lets
     // that one group carry everything appended meanwhile.
+    bool gathers = false;  // this caller would lead a write, but waits for the others first
     if (marks_.sequence(Watermark::Written) < sequence) {
-      if (!writing() && !(durable && (writer_->sync_in_flight() || gather_ != nullptr))) {
-        // A Durable leader first waits for the callers the last fdatasync released, once.
-        if (durable && !gathered && gather(lock, deadline)) {
-          gathered = true;
+      if (!writing() && !(durable && writer_->sync_in_flight())) {
+        gathers = durable && gathering();
+        if (!gathers) {
+          (void)lead_write(lock, /*sync_follows=*/durable);
           continue;
         }
-        (void)lead_write(lock, /*sync_follows=*/durable);
-        continue;
       }
     } else if (!writer_->sync_in_flight()) {
       (void)lead_sync(lock);
@@ -246,25 +251,31 @@ Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, De
     // fdatasync cost more than the fdatasync).
     Waiter waiter{mark, sequence};
     waiters_.push_back(&waiter);
-    if (gather_ != nullptr && durable && durable_waiters() + 1 >= durable_callers_) {
-      gather_->signal();  // the gathering leader has every caller it waits for
-      gather_ = nullptr;
+    // One gathering caller keeps the gathering's clock: it wakes when the window ends and leads.
+    Deadline wait_deadline = deadline;
+    if (gathers && gather_timer_ == nullptr) {
+      gather_timer_ = &waiter;
+      wait_deadline = std::min(deadline, *gather_until_);
     }
     lock.unlock();
-    if (!waiter.woken.wait_until(deadline)) {
+    if (!waiter.woken.wait_until(wait_deadline)) {
       lock.lock();
+      const bool kept_clock = gather_timer_ == &waiter;
+      if (kept_clock) gather_timer_ = nullptr;
       auto it = std::find(waiters_.begin(), waiters_.end(), &waiter);
       if (it != waiters_.end()) {
         waiters_.erase(it);
-        if (marks_.sequence(mark) < sequence && !writer_->poisoned()) {
+        if (marks_.sequence(mark) < sequence && !writer_->poisoned() &&
+            SteadyClock::now() >= deadline) {
           reached =
               StoreError(ErrorCode::WriteInDoubt)
                   .with("operation", std::string("wait for ") + std::string(watermark_name(mark)))
                   .with("sequence", sequence)
                   .caused_by(wait_timeout(mark, sequence, elapsed_ms(started)));
+          if (kept_clock) wake();  // another gathering waiter takes the clock
           break;
         }
-        continue;  // reached or poisoned just now: the next turn says which
+        continue;  // reached, poisoned or the gathering's end: the next turn says which
       }
       // wake() took the waiter just after the deadline; its signal may come from another waiter
       // (the relay), which must find it alive.
@@ -276,6 +287,7 @@ Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, De
     }
     if (waiter.reached) return ok_status();  // returns without the lock
     lock.lock();  // woken to lead a stage (or poisoned, or past the deadline: the loop says which)
+    if (gather_timer_ == &waiter) gather_timer_ = nullptr;
   }
   return reached;
 }
@@ -302,16 +314,18 @@ uint32_t CommitPipeline::durable_waiters() const {
   return n;
 }
 
-bool CommitPipeline::gather(Lock& lock, Deadline deadline) {
-  if (durable_waiters() + 1 >= durable_callers_) return false;
-  const Deadline until = std::min(deadline, SteadyClock::now() + gather_window_);  // under the lock
-  platform::WakeFlag gathered;
-  gather_ = &gathered;
-  lock.unlock();
-  (void)gathered.wait_until(until);
-  lock.lock();
-  if (gather_ == &gathered) gather_ = nullptr;
-  return true;
+bool CommitPipeline::gathering() {
+  if (durable_waiters() + 1 >= durable_callers_) return false;  // everyone is here
+  const Deadline now = SteadyClock::now();
+  if (!gather_until_) {
+    gather_started_ = now;
+  } else if (now >= *gather_until_) {
+    return false;  // nobody came for a whole window
+  }
+  // Each arrival keeps the gathering open for another window (many callers on few cores take
+  // longer than one fdatasync to come back), never beyond kGatherWindowMax from its start.
+  gather_until_ = std::min(now + gather_window_, gather_started_ + kGatherWindowMax);
+  return now < *gather_until_;
 }
 
 // After poisoning nothing is appended, written or synced again: every watermark but applied is

@@ -19,10 +19,13 @@
 //
 // Gathering: when an fdatasync ends, the callers it released append again while the next group
 // is synced, so with N Durable callers each group held about N/2 events. The next Durable leader
-// therefore first waits until as many Durable callers wait as the last fdatasync found (the
-// released ones coming back), for at most as long as that fdatasync took (and 10 ms): groups
-// hold about N. A lone caller never waits: the last fdatasync found only it. (Measured before
-// waiters slept in the kernel, the same wait did not pay: docs/DECISIONS.md.)
+// therefore waits until as many Durable callers wait as the last fdatasync found (the released
+// ones coming back): a caller that would lead a write waits instead, and the one that completes
+// the count leads (no hand-off). The gathering ends when nobody has come for as long as that
+// fdatasync took (each arrival keeps it open; 10 ms at most in all): one waiter keeps that clock
+// and leads when it runs out. Groups hold about N. A lone caller never waits: the last fdatasync
+// found only it. (Measured before waiters slept in the kernel, the same wait did not pay:
+// docs/DECISIONS.md.)
 //
 // Publication is separate from groups: after every change of written or durable, visible moves to
 // the policy's watermark (durable under AfterDurable, written under AfterWrite), then emitted and,
@@ -139,10 +142,11 @@ class CommitPipeline {
   void wake();
   // Durable waiters in the list.
   uint32_t durable_waiters() const;
-  // Before a Durable caller leads a write: while fewer Durable callers wait (with it) than the last
-  // fdatasync found, waits until they do or gather_window_ (or `deadline`) passes, without the
-  // lock. Returns whether it waited (then the caller looks at the state again).
-  bool gather(Lock& lock, Deadline deadline);
+  // Whether a Durable caller about to lead a write waits instead for the callers the last
+  // fdatasync released: fewer Durable callers wait (with it) than that fdatasync found, and the
+  // gathering (begun by the first such caller) saw an arrival within that fdatasync's duration
+  // and is younger than 10 ms. Opens or extends the gathering.
+  bool gathering();
   void wait_progress(Lock& lock);
   std::cv_status wait_progress_until(Lock& lock, Deadline deadline);
   bool frozen(Watermark kind, uint64_t sequence) const;
@@ -184,7 +188,10 @@ class CommitPipeline {
   log::SegmentWriter::WriteGroup write_group_;  // the write in flight
   log::SegmentWriter::SyncTicket sync_ticket_;  // the fdatasync in flight
   bool write_leader_ = false;                   // between begin_write and end_write
-  platform::WakeFlag* gather_ = nullptr;        // the gathering leader's, while it gathers
+  bool sync_follows_write_ = false;             // that write's leader syncs right after it
+  std::optional<Deadline> gather_until_;        // the gathering's end, while one is under way
+  Deadline gather_started_{};                   // and its start
+  Waiter* gather_timer_ = nullptr;              // the waiter that wakes at that end
   uint32_t durable_callers_ = 1;                // Durable callers at the last fdatasync's end
   SteadyClock::duration gather_window_{};       // that fdatasync's duration, at most 10 ms
   std::optional<Deadline> unsynced_since_;
