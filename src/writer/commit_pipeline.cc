@@ -251,11 +251,13 @@ Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, De
     // fdatasync cost more than the fdatasync).
     Waiter waiter{mark, sequence};
     waiters_.push_back(&waiter);
-    // One gathering caller keeps the gathering's clock: it wakes when the window ends and leads.
+    // One gathering caller keeps the gathering's clock: it wakes one window after the gathering's
+    // end and leads if nobody did. (Waking at the end itself, it woke in the middle of the
+    // fdatasync that the caller completing the count led, once per group, only to sleep again.)
     Deadline wait_deadline = deadline;
     if (gathers && gather_timer_ == nullptr) {
       gather_timer_ = &waiter;
-      wait_deadline = std::min(deadline, *gather_until_);
+      wait_deadline = std::min(deadline, *gather_until_ + gather_window_);
     }
     lock.unlock();
     if (!waiter.woken.wait_until(wait_deadline)) {

@@ -23,9 +23,10 @@
 // ones coming back): a caller that would lead a write waits instead, and the one that completes
 // the count leads (no hand-off). The gathering ends when nobody has come for as long as that
 // fdatasync took (each arrival keeps it open; 10 ms at most in all): one waiter keeps that clock
-// and leads when it runs out. Groups hold about N. A lone caller never waits: the last fdatasync
-// found only it. (Measured before waiters slept in the kernel, the same wait did not pay:
-// docs/DECISIONS.md.)
+// and, one such window later, leads if nobody did (so that when the count is reached, the keeper
+// is released by the fdatasync it waited for instead of waking during it). Groups hold about N. A
+// lone caller never waits: the last fdatasync found only it. (Measured before waiters slept in the
+// kernel, the same wait did not pay: docs/DECISIONS.md.)
 //
 // Publication is separate from groups: after every change of written or durable, visible moves to
 // the policy's watermark (durable under AfterDurable, written under AfterWrite), then emitted and,
