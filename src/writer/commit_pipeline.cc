@@ -151,6 +151,7 @@ void CommitPipeline::wake() {
   if (sync_follows_write_) next_durable = nullptr;
   for (Waiter* w : {next_durable, next_written}) {
     if (w == nullptr) continue;
+    if (gather_timer_ == w) gather_timer_ = nullptr;
     waiters_.erase(std::find(waiters_.begin(), waiters_.end(), w));
     w->woken.signal();
   }
@@ -262,11 +263,11 @@ Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, De
     lock.unlock();
     if (!waiter.woken.wait_until(wait_deadline)) {
       lock.lock();
-      const bool kept_clock = gather_timer_ == &waiter;
-      if (kept_clock) gather_timer_ = nullptr;
       auto it = std::find(waiters_.begin(), waiters_.end(), &waiter);
       if (it != waiters_.end()) {
         waiters_.erase(it);
+        const bool kept_clock = gather_timer_ == &waiter;
+        if (kept_clock) gather_timer_ = nullptr;
         if (marks_.sequence(mark) < sequence && !writer_->poisoned() &&
             SteadyClock::now() >= deadline) {
           reached =
@@ -289,7 +290,6 @@ Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, De
     }
     if (waiter.reached) return ok_status();  // returns without the lock
     lock.lock();  // woken to lead a stage (or poisoned, or past the deadline: the loop says which)
-    if (gather_timer_ == &waiter) gather_timer_ = nullptr;
   }
   return reached;
 }

@@ -192,7 +192,9 @@ class CommitPipeline {
   bool sync_follows_write_ = false;             // that write's leader syncs right after it
   std::optional<Deadline> gather_until_;        // the gathering's end, while one is under way
   Deadline gather_started_{};                   // and its start
-  Waiter* gather_timer_ = nullptr;              // the waiter that wakes at that end
+  // The waiter keeping the gathering's clock; always one in waiters_ (whoever takes it off the
+  // list clears this), or null.
+  Waiter* gather_timer_ = nullptr;
   uint32_t durable_callers_ = 1;                // Durable callers at the last fdatasync's end
   SteadyClock::duration gather_window_{};       // that fdatasync's duration, at most 10 ms
   std::optional<Deadline> unsynced_since_;
