@@ -118,8 +118,10 @@ inline constexpr size_t kIdempotencyKeyBytesMax = 1024;
 struct AppendOptions {
   Durability durability = Durability::Durable;
   // How long the append may wait for its durability (and visibility) once its sequence is
-  // assigned. Zero: the store's append_timeout; negative: InvalidArgument. When it passes first the
-  // append returns WriteInDoubt caused by WaitTimeout: the event may still become durable.
+  // assigned, counted from its first wait for another caller's write or fdatasync (its own cannot
+  // be cut short). Zero: the store's append_timeout; negative: InvalidArgument. When it passes
+  // first the append returns WriteInDoubt caused by WaitTimeout: the event may still become
+  // durable.
   std::chrono::milliseconds timeout{0};
   uint32_t lane = 0;
   std::optional<EventId> correlation_id;  // default: the event's own id (a new conversation)

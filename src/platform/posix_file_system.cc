@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "platform/file_system.h"
@@ -72,7 +73,7 @@ class PosixFile final : public File {
     if (mapped_ != nullptr && offset + data.size() <= mapped_length_ && !data.empty() &&
         data.size() <= kMappedWriteMax && populate(offset, offset + data.size())) {
       std::memcpy(mapped_ + offset, data.data(), data.size());
-      release_written(offset + data.size());
+      wrote(offset + data.size());
       return ok_status();
     }
     return write_at(offset, data);
@@ -90,10 +91,17 @@ class PosixFile final : public File {
       }
       done += static_cast<size_t>(n);
     }
+    if (mapped_ != nullptr) wrote(offset + data.size());
     return ok_status();
   }
 
   Status sync_data() override {
+    {
+      // What the writer is done with leaves the mapping before the writeback, which would otherwise
+      // write-protect each of those pages with a TLB shootdown (measured: half of them went).
+      std::lock_guard<std::mutex> hold(unmap_mutex_);
+      if (mapped_ != nullptr) release_written(written_end_.load(std::memory_order_acquire), 0);
+    }
     const int rc = ::fdatasync(fd_);
     const int error = errno;
     // Written-back pages are clean and may be reclaimed; the next mapped write makes its pages
@@ -111,9 +119,11 @@ class PosixFile final : public File {
     if (length == 0 || ::fstat(fd_, &st) != 0 || static_cast<uint64_t>(st.st_size) < length) return;
     void* at = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
     if (at == MAP_FAILED) return;
+    std::lock_guard<std::mutex> hold(unmap_mutex_);
     mapped_ = static_cast<std::byte*>(at);
     mapped_length_ = length;
-    released_end_ = 0;
+    released_end_.store(0, std::memory_order_relaxed);
+    written_end_.store(0, std::memory_order_relaxed);
     populated_end_.store(0, std::memory_order_relaxed);
   }
 
@@ -166,18 +176,30 @@ class PosixFile final : public File {
     return true;
   }
 
+  // A write through the mapping or beside it ended at `end`: the forward writer is done with the
+  // pages below.
+  void wrote(uint64_t end) {
+    written_end_.store(end, std::memory_order_release);
+    release_written(end, kReleaseStep);
+  }
+
   // Drops the page table entries of the whole pages below `end`, which the forward writer is done
-  // with, in steps of kReleaseStep: their dirty pages stay in the page cache, but the writeback
-  // that cleans them then has no mapping to write-protect, which costs a TLB shootdown per page
-  // (an interrupt of every core the process runs on) where this costs one per step.
-  void release_written(uint64_t end) {
+  // with, once they come to `step` bytes: their dirty pages stay in the page cache, but the
+  // writeback that cleans them then has no mapping to write-protect, which costs a TLB shootdown
+  // per page (an interrupt of every core the process runs on) where this costs one per call.
+  // Called by the writer and, before an fdatasync, by the thread that syncs (unmap_mutex_ held).
+  void release_written(uint64_t end, uint64_t step) {
     const uint64_t done = end & ~(page_size() - 1);
-    if (done < released_end_ + kReleaseStep) return;
-    (void)::madvise(mapped_ + released_end_, done - released_end_, MADV_DONTNEED);
-    released_end_ = done;
+    uint64_t released = released_end_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (done <= released || done < released + step) return;
+      if (released_end_.compare_exchange_weak(released, done, std::memory_order_relaxed)) break;
+    }
+    (void)::madvise(mapped_ + released, done - released, MADV_DONTNEED);
   }
 
   void unmap() {
+    std::lock_guard<std::mutex> hold(unmap_mutex_);
     if (mapped_ == nullptr) return;
     ::munmap(mapped_, mapped_length_);
     mapped_ = nullptr;
@@ -186,11 +208,15 @@ class PosixFile final : public File {
 
   int fd_;
   std::string path_;
-  // The shared mapping of map_for_writes() (null: none). populated_end_ is the end of the pages
-  // known present and writable; sync_data(), which may run beside a write, resets it.
+  // The shared mapping of map_for_writes() (null: none). The writer's thread maps and unmaps it;
+  // sync_data(), which may run beside a write on another thread, reads it under unmap_mutex_,
+  // which unmap() holds (a range unmapped and mapped again by something else must not be zapped).
+  // populated_end_ is the end of the pages known present and writable; sync_data() resets it.
+  std::mutex unmap_mutex_;
   std::byte* mapped_ = nullptr;
   uint64_t mapped_length_ = 0;
-  uint64_t released_end_ = 0;  // pages below are unmapped from this process (release_written)
+  std::atomic<uint64_t> released_end_{0};  // pages below are unmapped (release_written)
+  std::atomic<uint64_t> written_end_{0};   // the end of the last write (wrote())
   std::atomic<uint64_t> populated_end_{0};
 };
 

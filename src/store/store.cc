@@ -505,8 +505,7 @@ Status Store::Impl::close() {
   if (log_->writer() != nullptr && !log_->writer()->poisoned()) {
     uint64_t accepted = marks_.sequence(Watermark::Accepted);
     if (accepted > marks_.sequence(Watermark::Durable)) {
-      synced = pipeline_->reach(lock, Durability::Durable, accepted,
-                                writer::SteadyClock::now() + std::chrono::hours(24 * 365));
+      synced = pipeline_->reach(lock, Durability::Durable, accepted, std::chrono::hours(24 * 365));
       if (!lock.owns_lock()) lock.lock();
     }
   }

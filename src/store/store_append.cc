@@ -125,8 +125,8 @@ void Store::Impl::make_body(format::EventBody& body, const Coordinate& coordinat
   body.prev_hash = prev;
 }
 
-writer::Deadline Store::Impl::deadline_after(std::chrono::milliseconds timeout) const {
-  return writer::SteadyClock::now() + (timeout.count() == 0 ? options_.append_timeout : timeout);
+std::chrono::milliseconds Store::Impl::wait_timeout(std::chrono::milliseconds timeout) const {
+  return timeout.count() == 0 ? options_.append_timeout : timeout;
 }
 
 // The writer refused the record before accepting it: nothing of it was written. A rotation on the
@@ -191,7 +191,7 @@ Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind
       Receipt original = kept->receipt;
       if (options.durability != Durability::Accepted) {
         KEEL_TRY(pipeline_->reach(lock, options.durability, original.sequence,
-                                  deadline_after(options.timeout)));
+                                  wait_timeout(options.timeout)));
       }
       return original;
     }
@@ -230,7 +230,7 @@ Result<Receipt> Store::Impl::append(const Coordinate& coordinate, EventKind kind
         .error();
   }
   if (options.durability != Durability::Accepted) {
-    KEEL_TRY(pipeline_->reach(lock, options.durability, sequence, deadline_after(options.timeout)));
+    KEEL_TRY(pipeline_->reach(lock, options.durability, sequence, wait_timeout(options.timeout)));
   }
   return receipt;  // reach() may have dropped the lock: nothing shared is touched after it
 }
@@ -310,7 +310,7 @@ Result<std::optional<std::vector<Receipt>>> Store::Impl::replay_batch(
     last = std::max(last, k->receipt.sequence);
   }
   if (options.durability != Durability::Accepted) {
-    KEEL_TRY(pipeline_->reach(lock, options.durability, last, deadline_after(options.timeout)));
+    KEEL_TRY(pipeline_->reach(lock, options.durability, last, wait_timeout(options.timeout)));
   }
   return std::optional<std::vector<Receipt>>(std::move(originals));
 }
@@ -472,7 +472,7 @@ Result<std::vector<Receipt>> Store::Impl::append_batch(std::span<const BatchItem
   }
   if (options.durability != Durability::Accepted) {
     KEEL_TRY(pipeline_->reach(lock, options.durability, first + items.size() - 1,
-                              deadline_after(options.timeout)));
+                              wait_timeout(options.timeout)));
   }
   return receipts;  // reach() may have dropped the lock: nothing shared is touched after it
 }
@@ -488,7 +488,7 @@ Status Store::Impl::sync() {
   uint64_t accepted = marks_.sequence(Watermark::Accepted);
   if (accepted <= marks_.sequence(Watermark::Durable)) return ok_status();
   Status reached = pipeline_->reach(lock, Durability::Durable, accepted,
-                                    deadline_after(std::chrono::milliseconds(0)));
+                                    wait_timeout(std::chrono::milliseconds(0)));
   if (reached.ok() || !reached.error().cause()) return reached;
   return *reached.error().cause();  // not in doubt for a sync: report what failed
 }

@@ -229,7 +229,8 @@ class Store::Impl {
   Status commit_accepted(writer::Lock& lock, const HlcPoint& before,
                          std::span<const format::EventBody> bodies, std::span<const Hash128> hashes,
                          std::span<index::EntityStream* const> streams, uint64_t first_sequence);
-  writer::Deadline deadline_after(std::chrono::milliseconds timeout) const;
+  // AppendOptions::timeout resolved: zero is the store's append_timeout.
+  std::chrono::milliseconds wait_timeout(std::chrono::milliseconds timeout) const;
   // The writer refused a record (nothing was accepted): classify and catch the frontier up.
   StoreError refused(writer::Lock& lock, const HlcPoint& before, StoreError cause);
   Status index_appended(uint64_t first_sequence, std::span<const format::EventBody> bodies,

@@ -145,7 +145,7 @@ Result<VerifyReport> Store::Impl::verify(const ProgressCallback& progress) {
     uint64_t accepted = marks_.sequence(Watermark::Accepted);
     if (accepted > marks_.sequence(Watermark::Written)) {
       KEEL_TRY(pipeline_->reach(lock, Durability::Written, accepted,
-                                deadline_after(std::chrono::milliseconds(0))));
+                                wait_timeout(std::chrono::milliseconds(0))));
       if (!lock.owns_lock()) lock.lock();
     }
   }

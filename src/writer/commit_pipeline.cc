@@ -216,11 +216,12 @@ Status CommitPipeline::lead_sync(Lock& lock) {
   return catch_up(at, /*durable=*/true);
 }
 
-Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, Deadline deadline) {
+Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence,
+                             std::chrono::milliseconds timeout) {
   if (level == Durability::Accepted) return ok_status();
   const Watermark mark = level == Durability::Durable ? Watermark::Durable : Watermark::Written;
   const bool durable = level == Durability::Durable;
-  Deadline started = SteadyClock::now();
+  std::optional<Deadline> deadline;  // set at the first wait: the fast path reads no clock
   Status reached;
   for (;;) {
     if (marks_.sequence(mark) >= sequence) break;
@@ -255,10 +256,11 @@ Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, De
     // One gathering caller keeps the gathering's clock: it wakes one window after the gathering's
     // end and leads if nobody did. (Waking at the end itself, it woke in the middle of the
     // fdatasync that the caller completing the count led, once per group, only to sleep again.)
-    Deadline wait_deadline = deadline;
+    if (!deadline) deadline = SteadyClock::now() + timeout;
+    Deadline wait_deadline = *deadline;
     if (gathers && gather_timer_ == nullptr) {
       gather_timer_ = &waiter;
-      wait_deadline = std::min(deadline, *gather_until_ + gather_window_);
+      wait_deadline = std::min(*deadline, *gather_until_ + gather_window_);
     }
     lock.unlock();
     if (!waiter.woken.wait_until(wait_deadline)) {
@@ -269,12 +271,12 @@ Status CommitPipeline::reach(Lock& lock, Durability level, uint64_t sequence, De
         const bool kept_clock = gather_timer_ == &waiter;
         if (kept_clock) gather_timer_ = nullptr;
         if (marks_.sequence(mark) < sequence && !writer_->poisoned() &&
-            SteadyClock::now() >= deadline) {
+            SteadyClock::now() >= *deadline) {
           reached =
               StoreError(ErrorCode::WriteInDoubt)
                   .with("operation", std::string("wait for ") + std::string(watermark_name(mark)))
                   .with("sequence", sequence)
-                  .caused_by(wait_timeout(mark, sequence, elapsed_ms(started)));
+                  .caused_by(wait_timeout(mark, sequence, elapsed_ms(*deadline - timeout)));
           if (kept_clock) wake();  // another gathering waiter takes the clock
           break;
         }

@@ -99,10 +99,12 @@ class CommitPipeline {
 
   // Brings every event up to `sequence` to `level` (docs/ARCHITECTURE.md §4). Accepted returns at
   // once. Errors, all after the sequence was assigned: WriteInDoubt (Indeterminate) caused by the
-  // poison cause, or by WaitTimeout when `deadline` passes first. Unlike the other methods it may
-  // return WITHOUT the lock (after sleeping until another caller's stage reached the level): check
-  // lock.owns_lock() before touching shared state.
-  Status reach(Lock& lock, Durability level, uint64_t sequence, Deadline deadline);
+  // poison cause, or by WaitTimeout when `timeout` passed since the caller first had to wait for
+  // another caller's stage (a caller that leads every stage it needs reads no clock: its own write
+  // and fdatasync cannot be cut short anyway). Unlike the other methods it may return WITHOUT the
+  // lock (after sleeping until another caller's stage reached the level): check lock.owns_lock()
+  // before touching shared state.
+  Status reach(Lock& lock, Durability level, uint64_t sequence, std::chrono::milliseconds timeout);
 
   // Writes every pending record (system records included) and, when `durable`, makes everything
   // written durable with an fdatasync that starts after the write: unlike reach(), which goes by
