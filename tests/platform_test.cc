@@ -354,7 +354,10 @@ TEST_CASE("sync_data first drops the pages the writer is done with from the mapp
     end += frame.size();
   }
   const std::optional<uint64_t> before = resident_bytes_of_mapping(path);
-  REQUIRE(before.has_value());
+  if (!before) {  // a kernel without MADV_POPULATE_WRITE (before 5.14): every write was a pwrite
+    WARN("the kernel refused to populate the mapping: nothing to check");
+    return;
+  }
   CHECK(*before >= (200 << 10));
   KEEL_REQUIRE_OK(file->sync_data());
   const std::optional<uint64_t> after = resident_bytes_of_mapping(path);
