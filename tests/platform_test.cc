@@ -85,6 +85,23 @@ std::unique_ptr<File> open_file(FileSystem& fs, const std::string& path, OpenMod
   return std::move(file).value();
 }
 
+// A new file of `length` bytes, allocated and mapped for writes, as the writer's active segment.
+std::unique_ptr<File> mapped_segment(FileSystem& fs, const std::string& path, uint64_t length) {
+  auto file = open_file(fs, path, OpenMode::CreateNew);
+  KEEL_REQUIRE_OK(file->allocate(0, length));
+  file->map_for_writes(length);
+  return file;
+}
+
+// The i-th of a run of writes shaped like the segment writer's: small frames (through the mapping,
+// where there is one) and every 97th a 24 KiB group (pwrite).
+std::vector<std::byte> writer_frame(int i) {
+  const size_t size = i % 97 == 96 ? 24 << 10 : 64 + static_cast<size_t>(i % 7) * 40;
+  std::vector<std::byte> frame(size);
+  for (size_t k = 0; k < size; ++k) frame[k] = static_cast<std::byte>(i * 31 + k);
+  return frame;
+}
+
 void write(File& file, uint64_t offset, const std::vector<std::byte>& data) {
   KEEL_REQUIRE_OK(file.write_at(offset, data));
 }
@@ -246,25 +263,20 @@ TEMPLATE_TEST_CASE("write_mapped reads back as write_at does, across syncs and a
                    "[platform]", PosixEnvironment, MemoryEnvironment) {
   TestType env;
   constexpr uint64_t kLength = 1 << 20;
-  auto file = open_file(env.fs, env.path("segment"), OpenMode::CreateNew);
-  KEEL_REQUIRE_OK(file->allocate(0, kLength));
-  file->map_for_writes(kLength);
-  // Forward writes as the segment writer makes them: small frames (through the mapping, where
-  // there is one), large groups (pwrite), some with write_at, and syncs between them; past
-  // 256 KiB, so that written pages are dropped from the mapping on the way.
+  auto file = mapped_segment(env.fs, env.path("segment"), kLength);
+  // Forward writes as the segment writer makes them (writer_frame), some with write_at, and syncs
+  // between them; past 256 KiB, so that written pages are dropped from the mapping on the way.
   std::vector<std::byte> expected(kLength, std::byte{0});
   uint64_t end = 0;
   for (int i = 0; end < 600 << 10; ++i) {
-    const size_t size = i % 97 == 96 ? 24 << 10 : 64 + static_cast<size_t>(i % 7) * 40;
-    std::vector<std::byte> frame(size);
-    for (size_t k = 0; k < size; ++k) frame[k] = static_cast<std::byte>(i * 31 + k);
+    const std::vector<std::byte> frame = writer_frame(i);
     if (i % 11 == 10) {
       write(*file, end, frame);
     } else {
       KEEL_REQUIRE_OK(file->write_mapped(end, frame));
     }
     std::copy(frame.begin(), frame.end(), expected.begin() + static_cast<std::ptrdiff_t>(end));
-    end += size;
+    end += frame.size();
     if (i % 500 == 499) KEEL_REQUIRE_OK(file->sync_data());
   }
   auto other = open_file(env.fs, env.path("segment"), OpenMode::ReadOnly);
@@ -342,11 +354,8 @@ TEST_CASE("sync_data first drops the pages the writer is done with from the mapp
   // below the last write's end are finished, so sync_data unmaps them first (they stay in the
   // page cache). What stays mapped: the last partial page and the pages populated ahead.
   PosixEnvironment env;
-  constexpr uint64_t kLength = 1 << 20;
   const std::string path = env.path("segment");
-  auto file = open_file(env.fs, path, OpenMode::CreateNew);
-  KEEL_REQUIRE_OK(file->allocate(0, kLength));
-  file->map_for_writes(kLength);
+  auto file = mapped_segment(env.fs, path, 1 << 20);
   std::vector<std::byte> frame(200, std::byte{7});
   uint64_t end = 0;
   while (end < (200 << 10)) {  // below the writer's own release step (256 KiB)
@@ -376,11 +385,7 @@ TEST_CASE("write_mapped on one thread and sync_data on another keep every byte",
   // larger groups (pwrite), the background sync runs sync_data beside it, which drops finished
   // pages from the mapping, and the writer finally truncates (unmapping) while syncs may go on.
   PosixEnvironment env;
-  constexpr uint64_t kLength = 4 << 20;
-  const std::string path = env.path("segment");
-  auto file = open_file(env.fs, path, OpenMode::CreateNew);
-  KEEL_REQUIRE_OK(file->allocate(0, kLength));
-  file->map_for_writes(kLength);
+  auto file = mapped_segment(env.fs, env.path("segment"), 4 << 20);
   std::vector<std::byte> expected;
   std::atomic<bool> done{false};
   std::atomic<int> syncs{0};
@@ -391,19 +396,17 @@ TEST_CASE("write_mapped on one thread and sync_data on another keep every byte",
   });
   uint64_t end = 0;
   for (int i = 0; end + (24 << 10) < (3 << 20); ++i) {
-    const size_t size = i % 97 == 96 ? 24 << 10 : 64 + static_cast<size_t>(i % 7) * 40;
-    std::vector<std::byte> bytes(size);
-    for (size_t k = 0; k < size; ++k) bytes[k] = static_cast<std::byte>(i * 31 + k);
-    KEEL_REQUIRE_OK(file->write_mapped(end, bytes));
-    expected.insert(expected.end(), bytes.begin(), bytes.end());
-    end += size;
+    const std::vector<std::byte> frame = writer_frame(i);
+    KEEL_REQUIRE_OK(file->write_mapped(end, frame));
+    expected.insert(expected.end(), frame.begin(), frame.end());
+    end += frame.size();
   }
   KEEL_REQUIRE_OK(file->truncate(end));
   done.store(true);
   syncer.join();
   CHECK(syncs.load() > 0);
   KEEL_REQUIRE_OK(file->sync_data());
-  auto other = open_file(env.fs, path, OpenMode::ReadOnly);
+  auto other = open_file(env.fs, env.path("segment"), OpenMode::ReadOnly);
   CHECK(read_all(*other) == expected);
 }
 
