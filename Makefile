@@ -130,8 +130,8 @@ power-loss-loop: deps
 	$(BUILD)/tools/keel-crash-loop power --dir /store --iterations $(ITERATIONS)
 
 # Regenerates segments/golden/store (commit the result together with any format change).
-# segments/golden/store-v1, index-v1 and index-v2 are not regenerated: the last builds that wrote
-# segment format version 1 and index image versions 1 and 2 wrote them.
+# segments/golden/store-v1, store-v2, index-v1 and index-v2 are not regenerated: the last builds
+# that wrote segment format versions 1 and 2 and index image versions 1 and 2 wrote them.
 golden: build
 	rm -rf segments/golden/store
 	$(BUILD)/tools/keel-golden segments/golden/store

@@ -69,23 +69,19 @@ void decode_as_bodies(std::span<const std::byte> bytes) {
 void decode_frames(std::span<const std::byte> bytes) {
   DecodedFrame frame;
   if (format::decode_frame(bytes, kSegmentId, frame) == format::FrameDecode::Ok) {
-    check(frame.size <= bytes.size() && frame.size % format::kFrameAlignment == 0,
-          "decoded frame size out of bounds or unaligned");
+    const bool padded = bytes[format::kFrameFlagsOffset] == std::byte{0};
+    check(frame.size <= bytes.size() && (!padded || frame.size % format::kFrameAlignment == 0),
+          "decoded frame size out of bounds or a padded frame unaligned");
+    check(frame.body.data() >= bytes.data() + format::kCompactFrameFixedSize &&
+              frame.body.data() + frame.body.size() <= bytes.data() + frame.size,
+          "decoded body outside its frame");
     check_decoded_frame(frame);
   }
-  if (bytes.size() < format::kFrameHeaderSize) return;
-  uint32_t body_length = format::load_u32(bytes.data() + format::kFrameBodyLengthOffset);
-  if (body_length > format::kFrameBodyMax ||
-      format::kFrameHeaderSize + uint64_t{body_length} > bytes.size()) {
-    return;
-  }
+  // The same bytes with the checksum they should carry: the header and body checks get to run.
+  auto sum = format::frame_checksum(bytes, kSegmentId);
+  if (!sum) return;
   std::vector<std::byte> fixed(bytes.begin(), bytes.end());
-  uint64_t sum = format::checksum64(
-      std::span<const std::byte>(fixed).subspan(
-          format::kFrameChecksumCoverageStart,
-          format::kFrameHeaderSize - format::kFrameChecksumCoverageStart + body_length),
-      kSegmentId);
-  format::store_u64(fixed.data() + format::kFrameChecksumOffset, sum);
+  format::store_u64(fixed.data() + format::kFrameChecksumOffset, *sum);
   auto result = format::decode_frame(fixed, kSegmentId, frame);
   check(result != format::FrameDecode::BadChecksum, "fixed checksum still fails");
   if (result == format::FrameDecode::Ok) check_decoded_frame(frame);

@@ -149,7 +149,8 @@ std::vector<Frame> frames_of(const Bytes& segment, uint64_t segment_id) {
   while (offset < segment.size() &&
          format::decode_frame(std::span(segment).subspan(offset), segment_id, frame) ==
              format::FrameDecode::Ok) {
-    frames.push_back({offset, frame.size, offset + format::kFrameHeaderSize, frame.body.size()});
+    frames.push_back({offset, frame.size, static_cast<size_t>(frame.body.data() - segment.data()),
+                      frame.body.size()});
     offset += frame.size;
   }
   return frames;

@@ -239,6 +239,8 @@ void edit_manifest(const TempDir& scratch, const std::function<void(std::string&
   edit(text);
   write_text(path, resigned(text));
 }
+// The manifest's line naming this build's format version.
+const std::string kStoreFormatLine = "store-format " + std::to_string(keel::kFormatVersion);
 void replace_line(std::string& text, const std::string& from, const std::string& to) {
   size_t at = text.find(from);
   REQUIRE(at != std::string::npos);
@@ -256,7 +258,7 @@ struct Rejection {
   const char* name;
   std::function<void(const TempDir&)> damage;
   ErrorCode code;
-  const char* text;
+  std::string text;
 };
 
 TEST_CASE("import refuses each kind of bad artifact and leaves the destination as it was",
@@ -316,15 +318,18 @@ TEST_CASE("import refuses each kind of bad artifact and leaves the destination a
       {"store format version 0",
        [](const TempDir& s) {
          edit_manifest(s,
-                       [](std::string& t) { replace_line(t, "store-format 2", "store-format 0"); });
+                       [](std::string& t) { replace_line(t, kStoreFormatLine, "store-format 0"); });
        },
        ErrorCode::ArtifactInvalid, "store format version 0 is not supported"},
       {"store format version",
        [](const TempDir& s) {
-         edit_manifest(s,
-                       [](std::string& t) { replace_line(t, "store-format 2", "store-format 3"); });
+         edit_manifest(s, [](std::string& t) {
+           replace_line(t, kStoreFormatLine,
+                        "store-format " + std::to_string(keel::kFormatVersion + 1));
+         });
        },
-       ErrorCode::ArtifactInvalid, "store format version 3 is not supported"},
+       ErrorCode::ArtifactInvalid,
+       "store format version " + std::to_string(keel::kFormatVersion + 1) + " is not supported"},
       {"damaged manifest",
        [](const TempDir& s) {
          std::string text = read_text(s / "artifact/MANIFEST");

@@ -1,5 +1,6 @@
-// Frame encode/decode (src/format/frame.h, segments/FORMAT.md "Frames"): the header layout byte by
-// byte, the round trip, and every FrameDecode result reached by editing bytes of a real frame.
+// Frame encode/decode (src/format/frame.h, segments/FORMAT.md "Frames"): for each form (padded,
+// format versions 1 and 2; compact, version 3) the header layout byte by byte, the round trip, and
+// every FrameDecode result reached by editing bytes of a real frame.
 #include "format/frame.h"
 
 #include <catch2/catch.hpp>
@@ -39,11 +40,12 @@ void store_le(std::vector<std::byte>& bytes, size_t offset, size_t width, uint64
 }
 
 std::vector<std::byte> encode_frame(RecordType type, std::span<const std::byte> body,
-                                    uint64_t segment_id = kSegmentId) {
+                                    uint64_t segment_id = kSegmentId,
+                                    FrameForm form = FrameForm::Padded) {
   std::vector<std::byte> out;
-  size_t start = begin_frame(out);
+  FrameStart start = begin_frame(out, FrameHeader{type, kSequence, kDurableThrough, kEpoch}, form);
   out.insert(out.end(), body.begin(), body.end());
-  finish_frame(out, start, FrameHeader{type, kSequence, kDurableThrough, kEpoch}, segment_id);
+  finish_frame(out, start, segment_id);
   return out;
 }
 
@@ -93,9 +95,10 @@ TEST_CASE("finish_frame writes every header field at its documented offset", "[f
 TEST_CASE("begin_frame and finish_frame append after existing frames", "[format]") {
   std::vector<std::byte> out = sample_frame();
   size_t first_size = out.size();
-  size_t start = begin_frame(out);
-  CHECK(start == first_size);
-  size_t second_size = finish_frame(out, start, FrameHeader{RecordType::Seal, 9, 0, 1}, kSegmentId);
+  FrameStart start = begin_frame(out, FrameHeader{RecordType::Seal, 9, 0, 1}, FrameForm::Padded);
+  CHECK(start.start == first_size);
+  CHECK(start.body == first_size + kFrameHeaderSize);
+  size_t second_size = finish_frame(out, start, kSegmentId);
   CHECK(second_size == kFrameHeaderSize);  // empty body: no padding
   CHECK(out.size() == first_size + second_size);
   CHECK(out.size() % kFrameAlignment == 0);
@@ -133,9 +136,10 @@ TEST_CASE("every record type 1..6 decodes, with empty and aligned bodies", "[for
 
 TEST_CASE("consecutive frames decode one after another", "[format]") {
   std::vector<std::byte> out = sample_frame();
-  size_t start = begin_frame(out);
+  FrameStart start = begin_frame(out, FrameHeader{RecordType::Event, kSequence + 1, 56, kEpoch},
+                                 FrameForm::Padded);
   out.push_back(std::byte{0x42});
-  finish_frame(out, start, FrameHeader{RecordType::Event, kSequence + 1, 56, kEpoch}, kSegmentId);
+  finish_frame(out, start, kSegmentId);
   DecodedFrame first;
   DecodedFrame second;
   REQUIRE(decode_frame(out, kSegmentId, first) == FrameDecode::Ok);
@@ -193,8 +197,10 @@ TEST_CASE("BadHeader: record type 0 or 7, flags, reserved, length above the maxi
   CHECK(decode(edited(kFrameRecordTypeOffset, 1, 0)) == FrameDecode::BadHeader);
   CHECK(decode(edited(kFrameRecordTypeOffset, 1, kRecordTypeMax + 1)) == FrameDecode::BadHeader);
   CHECK(decode(edited(kFrameRecordTypeOffset, 1, 0xff)) == FrameDecode::BadHeader);
-  CHECK(decode(edited(kFrameFlagsOffset, 1, 0x01)) == FrameDecode::BadHeader);
+  CHECK(decode(edited(kFrameFlagsOffset, 1, 0x02)) == FrameDecode::BadHeader);
   CHECK(decode(edited(kFrameFlagsOffset, 1, 0x80)) == FrameDecode::BadHeader);
+  // Flag 1 makes the bytes after it the compact form's varints: these do not end the frame here.
+  CHECK(decode(edited(kFrameFlagsOffset, 1, 0x01)) != FrameDecode::Ok);
   CHECK(decode(edited(kFrameReservedOffset, 2, 0x0001)) == FrameDecode::BadHeader);
   CHECK(decode(edited(kFrameReservedOffset, 2, 0x0100)) == FrameDecode::BadHeader);
 
@@ -278,4 +284,197 @@ TEST_CASE("frame_decode_name gives each result its own name", "[format]") {
   }
   CHECK(names.size() == 6);
   CHECK(std::string(frame_decode_name(FrameDecode::BadChecksum)) == "bad checksum");
+}
+
+// ---- The compact form (format version 3) ----
+
+namespace {
+
+// The sample's header: 15 fixed bytes, then the sequence (8 bytes), durable_through (8) and epoch
+// (4: a width of 1, 2, 4 or 8); no padding.
+constexpr size_t kCompactHeaderSize = 15 + 8 + 8 + 4;
+
+std::vector<std::byte> compact_sample() {
+  return encode_frame(RecordType::Event, body_bytes(), kSegmentId, FrameForm::Compact);
+}
+
+std::vector<std::byte> compact_frame(const FrameHeader& header, size_t body_size) {
+  std::vector<std::byte> out;
+  FrameStart start = begin_frame(out, header, FrameForm::Compact);
+  out.resize(out.size() + body_size, std::byte{0x7e});
+  finish_frame(out, start, kSegmentId);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("A compact frame: flag 1 then the widths then the fields and the body and no padding",
+          "[format]") {
+  std::vector<std::byte> frame = compact_sample();
+  REQUIRE(frame.size() == kCompactHeaderSize + kBodySize);
+  CHECK(load_le(frame, kFrameBodyLengthOffset, 4) == kBodySize);
+  CHECK(load_le(frame, kFrameRecordTypeOffset, 1) == 1);
+  CHECK(load_le(frame, kFrameFlagsOffset, 1) == kFrameFlagCompact);
+  // Widths: sequence 8 bytes (7), durable_through 8 (7 << 3), epoch 4 (class 2 << 6).
+  CHECK(load_le(frame, kCompactFrameWidthsOffset, 1) == (7u | 7u << 3 | 2u << 6));
+  CHECK(load_le(frame, 15, 8) == kSequence);
+  CHECK(load_le(frame, 23, 8) == kDurableThrough);
+  CHECK(load_le(frame, 31, 4) == kEpoch);
+  CHECK(std::memcmp(frame.data() + kCompactHeaderSize, kBody, kBodySize) == 0);
+  // The checksum: XXH3-64 seeded with the segment id over every byte from 8 to the body's end.
+  CHECK(load_le(frame, kFrameChecksumOffset, 8) ==
+        checksum64(std::span<const std::byte>(frame).subspan(8), kSegmentId));
+
+  DecodedFrame decoded;
+  frame.resize(frame.size() + 5, std::byte{0x5a});  // bytes after the frame are not its business
+  REQUIRE(decode_frame(frame, kSegmentId, decoded) == FrameDecode::Ok);
+  CHECK(decoded.header.type == RecordType::Event);
+  CHECK(decoded.header.sequence == kSequence);
+  CHECK(decoded.header.durable_through == kDurableThrough);
+  CHECK(decoded.header.epoch == kEpoch);
+  CHECK(decoded.size == kCompactHeaderSize + kBodySize);
+  CHECK(decoded.body.data() == frame.data() + kCompactHeaderSize);
+  CHECK(decoded.body.size() == kBodySize);
+}
+
+TEST_CASE("A compact header stores each field in the fewest bytes and reads it back", "[format]") {
+  // Every width of each field, at both ends of it: 0, 0xff, 0x100, ..., 2^64 - 1.
+  std::vector<uint64_t> values = {0};
+  for (unsigned bytes = 1; bytes <= 8; ++bytes) {
+    values.push_back(bytes == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * bytes)) - 1);
+    if (bytes < 8) values.push_back(uint64_t{1} << (8 * bytes));
+  }
+  auto width = [](uint64_t v) {
+    size_t n = 1;
+    while (n < 8 && (v >> (8 * n)) != 0) ++n;
+    return n;
+  };
+  auto epoch_width = [&](uint64_t v) {
+    const size_t n = width(v);
+    return n == 1 ? 1 : n == 2 ? 2 : n <= 4 ? 4 : 8;
+  };
+  for (uint64_t v : values) {
+    for (size_t field = 0; field < 3; ++field) {
+      FrameHeader header{RecordType::Batch, 5, 6, 7};
+      (field == 0 ? header.sequence : field == 1 ? header.durable_through : header.epoch) = v;
+      INFO("field " << field << " value " << v);
+      // Body sizes 0 and 20: the header's fields are read byte by byte, or with 8-byte loads.
+      for (size_t body_size : {size_t{0}, size_t{20}}) {
+        std::vector<std::byte> frame = compact_frame(header, body_size);
+        const size_t expected = 15 + (field == 0 ? width(v) : 1) + (field == 1 ? width(v) : 1) +
+                                (field == 2 ? epoch_width(v) : 1);
+        CHECK(frame.size() == expected + body_size);
+        DecodedFrame decoded;
+        REQUIRE(decode_frame(frame, kSegmentId, decoded) == FrameDecode::Ok);
+        CHECK(decoded.header.sequence == header.sequence);
+        CHECK(decoded.header.durable_through == header.durable_through);
+        CHECK(decoded.header.epoch == header.epoch);
+        CHECK(decoded.body.size() == body_size);
+      }
+    }
+  }
+}
+
+TEST_CASE("Compact frames of every type and size follow one another without alignment",
+          "[format]") {
+  std::vector<std::byte> out;
+  std::vector<FrameHeader> headers;
+  std::vector<size_t> sizes;
+  uint64_t sequence = 1;
+  for (uint8_t type = 1; type <= kRecordTypeMax; ++type) {
+    for (size_t body_size : {size_t{0}, size_t{1}, size_t{13}, size_t{200}}) {
+      FrameHeader header{static_cast<RecordType>(type), sequence, out.size() / 2, type * 1000u};
+      FrameStart start = begin_frame(out, header, FrameForm::Compact);
+      out.resize(out.size() + body_size, std::byte{0x7e});
+      sizes.push_back(finish_frame(out, start, kSegmentId));
+      CHECK(sizes.back() == start.body - start.start + body_size);
+      headers.push_back(header);
+      sequence = sequence * 300 + 1;
+    }
+  }
+  size_t at = 0;
+  for (size_t i = 0; i < headers.size(); ++i) {
+    INFO("frame " << i);
+    DecodedFrame decoded;
+    REQUIRE(decode_frame(std::span<const std::byte>(out).subspan(at), kSegmentId, decoded) ==
+            FrameDecode::Ok);
+    CHECK(decoded.header.type == headers[i].type);
+    CHECK(decoded.header.sequence == headers[i].sequence);
+    CHECK(decoded.header.durable_through == headers[i].durable_through);
+    CHECK(decoded.header.epoch == headers[i].epoch);
+    CHECK(decoded.size == sizes[i]);
+    at += decoded.size;
+  }
+  CHECK(at == out.size());
+}
+
+TEST_CASE("The widest compact header is no larger than a padded one", "[format]") {
+  std::vector<std::byte> out;
+  FrameStart start =
+      begin_frame(out, FrameHeader{RecordType::Seal, ~uint64_t{0}, ~uint64_t{0}, ~uint64_t{0}},
+                  FrameForm::Compact);
+  CHECK(start.body == kCompactFrameFixedSize + 24);
+  CHECK(start.body <= kFrameHeaderMax);
+  CHECK(kFrameHeaderMax == kFrameHeaderSize);
+}
+
+TEST_CASE("Every proper prefix of a compact frame is Truncated", "[format]") {
+  std::vector<std::byte> frame = compact_sample();
+  REQUIRE(frame[0] != std::byte{0});
+  for (size_t length = 0; length < frame.size(); ++length) {
+    INFO("prefix length " << length);
+    CHECK(decode(std::span<const std::byte>(frame).first(length)) == FrameDecode::Truncated);
+  }
+  // Once the header is whole, decode_frame_header knows the size the frame needs.
+  FrameHeader header;
+  uint64_t size = 0;
+  CHECK(decode_frame_header(std::span<const std::byte>(frame).first(kCompactHeaderSize), header,
+                            size) == FrameDecode::Truncated);
+  CHECK(size == frame.size());
+  CHECK(decode_frame_header(std::span<const std::byte>(frame).first(kCompactHeaderSize - 1), header,
+                            size) == FrameDecode::Truncated);
+  CHECK(size == 0);
+}
+
+TEST_CASE("Compact BadHeader: an unknown type or a length above the maximum", "[format]") {
+  std::vector<std::byte> retyped = compact_sample();
+  retyped[kFrameRecordTypeOffset] = std::byte{kRecordTypeMax + 1};
+  CHECK(decode(retyped) == FrameDecode::BadHeader);
+  std::vector<std::byte> too_long = compact_sample();
+  store_le(too_long, kFrameBodyLengthOffset, 4, uint64_t{kFrameBodyMax} + 1);
+  CHECK(decode(too_long) == FrameDecode::BadHeader);
+  // Flags other than 0 and 1 are no frame of either form.
+  std::vector<std::byte> flagged = compact_sample();
+  flagged[kFrameFlagsOffset] = std::byte{2};
+  CHECK(decode(flagged) == FrameDecode::BadHeader);
+}
+
+TEST_CASE("Every single-byte change of a compact frame is refused", "[format]") {
+  const std::vector<std::byte> original = compact_sample();
+  for (size_t offset = 0; offset < original.size(); ++offset) {
+    for (uint8_t mask : {uint8_t{0x01}, uint8_t{0x10}, uint8_t{0x80}}) {
+      std::vector<std::byte> frame = original;
+      frame[offset] ^= std::byte{mask};
+      INFO("offset " << offset << " mask " << int{mask});
+      CHECK(decode(frame) != FrameDecode::Ok);
+    }
+  }
+  CHECK(decode(original, kSegmentId + 1) == FrameDecode::BadChecksum);
+}
+
+TEST_CASE("Padded and compact frames decode side by side", "[format]") {
+  // An older version's segment sealed by this build holds padded frames only, but the decoder
+  // tells the forms apart frame by frame.
+  std::vector<std::byte> out = sample_frame();
+  const std::vector<std::byte> compact = compact_sample();
+  out.insert(out.end(), compact.begin(), compact.end());
+  DecodedFrame first;
+  DecodedFrame second;
+  REQUIRE(decode_frame(out, kSegmentId, first) == FrameDecode::Ok);
+  REQUIRE(decode_frame(std::span<const std::byte>(out).subspan(first.size), kSegmentId, second) ==
+          FrameDecode::Ok);
+  CHECK(first.size == 56);
+  CHECK(second.size == compact.size());
+  CHECK(frame_form_of(2) == FrameForm::Padded);
+  CHECK(frame_form_of(3) == FrameForm::Compact);
 }

@@ -1,9 +1,9 @@
-// The golden stores (segments/golden/store in format version 2, written by tools/golden_store.cc,
-// and segments/golden/store-v1, written by the last build of version 1): (a) today's writer still
-// produces the version-2 store byte for byte, (b) today's reader finds exactly what each was
-// written to hold, and (c) today's writer continues each (a version-1 store in a new version-2
-// segment). A format change fails (a) until the goldens are regenerated with `make golden` and
-// committed; a reader that stops understanding either version's bytes fails (b) and (c).
+// The golden stores (segments/golden/store in format version 3, written by tools/golden_store.cc,
+// and segments/golden/store-v2 and store-v1, written by the last builds of versions 2 and 1):
+// (a) today's writer still produces the version-3 store byte for byte, (b) today's reader finds
+// exactly what each was written to hold, and (c) today's writer continues each (an older store in
+// a new version-3 segment). A format change fails (a) until the golden is regenerated with `make
+// golden` and committed; a reader that stops understanding any version's bytes fails (b) and (c).
 #define CATCH_CONFIG_ENABLE_OPTIONAL_STRINGMAKER  // print optional hashes and ids on failure
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -48,26 +48,33 @@ using keel::test::TempDir;
 constexpr uint64_t kGoldenSegmentSize = 4096;  // tools/golden_store.cc
 constexpr uint64_t kGoldenEventCount = 35;
 
-// One committed golden store: the same events, laid out by the body form of its version.
+// One committed golden store: the same events, laid out by the frame and body forms of its
+// version.
 struct Golden {
   const char* name;
   std::string path;
   uint32_t format_version;
   keel::format::BodyFormat body_format;
-  uint64_t segment_1_events;  // segment 1 holds events 1..n, segment 2 up to segment_2_last
-  uint64_t segment_2_last;
-  uint64_t end_offset;  // segment 3's clean end
-  uint64_t appended;    // events the continuation test appends: enough to reach segment 4
+  std::vector<uint64_t> segment_events;  // events per segment; all but the last end in a Seal
+  uint64_t end_offset;                   // the last segment's clean end
+  uint64_t appended;  // events the continuation test appends: enough to reach a new segment
 };
-const Golden kGoldenV2{"version 2", KEEL_SOURCE_DIR "/segments/golden/store",
+const Golden kGoldenV3{"version 3",
+                       KEEL_SOURCE_DIR "/segments/golden/store",
+                       3,
+                       keel::format::BodyFormat::Compact,
+                       {21, 14},
+                       3437,
+                       8};
+const Golden kGoldenV2{"version 2", KEEL_SOURCE_DIR "/segments/golden/store-v2",
                        2,           keel::format::BodyFormat::Compact,
-                       19,          34,
-                       328,         20};
+                       {19, 15, 1}, 328,
+                       20};
 const Golden kGoldenV1{"version 1", KEEL_SOURCE_DIR "/segments/golden/store-v1",
                        1,           keel::format::BodyFormat::Msgpack,
-                       18,          31,
-                       1216,        14};
-const std::string kCommittedStore = kGoldenV2.path;
+                       {18, 13, 4}, 1216,
+                       14};
+const std::string kCommittedStore = kGoldenV3.path;
 
 keel::platform::FileSystem& fs() { return keel::platform::posix_file_system(); }
 
@@ -194,12 +201,18 @@ std::vector<ExpectedRecord> expected_records(const Golden& g) {
       {1, RecordType::Event, 10, 1},       {1, RecordType::FenceCancel, 11, 2},
       {1, RecordType::Event, 11, 1},
   };
-  const uint64_t first_2 = g.segment_1_events + 1, first_3 = g.segment_2_last + 1;
-  for (uint64_t s = 12; s < first_2; ++s) r.push_back({1, RecordType::Event, s, 1});
-  r.push_back({1, RecordType::Seal, first_2, g.segment_1_events});
-  for (uint64_t s = first_2; s < first_3; ++s) r.push_back({2, RecordType::Event, s, 1});
-  r.push_back({2, RecordType::Seal, first_3, first_3 - first_2});
-  for (uint64_t s = first_3; s <= kGoldenEventCount; ++s) r.push_back({3, RecordType::Event, s, 1});
+  // Then the keyed events from sequence 12 on, each segment but the last ending in its Seal.
+  uint64_t sequence = 12;
+  uint64_t segment_first = 1;
+  for (size_t i = 0; i < g.segment_events.size(); ++i) {
+    const uint64_t segment_id = i + 1;
+    const uint64_t end = segment_first + g.segment_events[i];
+    for (; sequence < end; ++sequence) r.push_back({segment_id, RecordType::Event, sequence, 1});
+    if (i + 1 < g.segment_events.size()) {
+      r.push_back({segment_id, RecordType::Seal, end, g.segment_events[i]});
+    }
+    segment_first = end;
+  }
   return r;
 }
 
@@ -215,7 +228,9 @@ void check_records(const std::vector<SeenRecord>& seen, const Golden& g) {
     CHECK(s.header.type == e.type);
     CHECK(s.header.sequence == e.sequence);
     CHECK(s.header.epoch == 1);
-    CHECK(s.offset % keel::format::kFrameAlignment == 0);
+    if (g.format_version < keel::format::kCompactFramesVersion) {
+      CHECK(s.offset % keel::format::kFrameAlignment == 0);  // padded frames
+    }
     CHECK(s.header.durable_through <= s.offset);
     if (!keel::format::is_system_record(e.type)) {
       CHECK(s.events.size() == e.events_or_id);
@@ -254,22 +269,20 @@ void check_group_durability(const std::vector<SeenRecord>& seen) {
 }
 
 void check_segments(const keel::log::RecoveredLog& recovered, const Golden& g) {
-  REQUIRE(recovered.segments.size() == 3);
-  const uint64_t first_2 = g.segment_1_events + 1, first_3 = g.segment_2_last + 1;
-  const std::tuple<uint64_t, uint64_t, uint64_t, bool> expected[] = {
-      {1, 1, g.segment_1_events, true},
-      {2, first_2, first_3 - first_2, true},
-      {3, first_3, kGoldenEventCount + 1 - first_3, false}};
-  for (size_t i = 0; i < 3; ++i) {
+  REQUIRE(recovered.segments.size() == g.segment_events.size());
+  uint64_t first_sequence = 1;
+  for (size_t i = 0; i < g.segment_events.size(); ++i) {
     const auto& segment = recovered.segments[i];
-    auto [id, first_sequence, events, sealed] = expected[i];
-    CHECK(segment.header.segment_id == id);
+    INFO("segment " << i + 1);
+    CHECK(segment.header.segment_id == i + 1);
     CHECK(segment.header.epoch == 1);
     CHECK(segment.header.format_version == g.format_version);
     CHECK(segment.header.first_sequence == first_sequence);
-    CHECK(segment.event_count == events);
-    CHECK(segment.sealed == sealed);
+    CHECK(segment.event_count == g.segment_events[i]);
+    CHECK(segment.sealed == (i + 1 < g.segment_events.size()));
+    first_sequence += g.segment_events[i];
   }
+  CHECK(first_sequence == kGoldenEventCount + 1);
   CHECK(recovered.next_sequence == kGoldenEventCount + 1);
   CHECK(recovered.max_epoch == 1);
   CHECK(recovered.tail_rule == keel::log::RecoveryRule::CleanEnd);
@@ -440,7 +453,7 @@ TEST_CASE("Golden store regenerates byte for byte", "[golden]") {
   for (const auto& [name, bytes] : committed_files) committed_names.insert(name);
   for (const auto& [name, bytes] : regenerated_files) regenerated_names.insert(name);
   INFO("regenerate with `make golden` if the format changed on purpose");
-  REQUIRE(committed_names.size() == 5);  // EPOCH, END and three segments
+  REQUIRE(committed_names.size() == 2 + kGoldenV3.segment_events.size());  // EPOCH, END, segments
   REQUIRE(regenerated_names == committed_names);
   for (const auto& [name, committed] : committed_files) {
     const auto& fresh = regenerated_files.at(name);
@@ -452,7 +465,7 @@ TEST_CASE("Golden store regenerates byte for byte", "[golden]") {
 }
 
 TEST_CASE("Golden store opens read-only with exactly the expected content", "[golden]") {
-  const Golden g = GENERATE(kGoldenV2, kGoldenV1);
+  const Golden g = GENERATE(kGoldenV3, kGoldenV2, kGoldenV1);
   TempDir dir;
   std::string store = copy_committed_store(dir, g);
   auto before = keel::test::snapshot_directory(store);
@@ -472,7 +485,7 @@ TEST_CASE("Golden store opens read-only with exactly the expected content", "[go
 TEST_CASE("Golden store opens writable with the same content and leaves its segments as they were",
           "[golden]") {
   TempDir dir;
-  std::string store = copy_committed_store(dir, kGoldenV2);
+  std::string store = copy_committed_store(dir, kGoldenV3);
   std::vector<SeenRecord> read_only_records;
   open_log(store, /*read_only=*/true, read_only_records);
 
@@ -482,8 +495,8 @@ TEST_CASE("Golden store opens writable with the same content and leaves its segm
   CHECK(stored_epoch(store) == 2);  // persisted before any frame of epoch 2
   REQUIRE(log->writer() != nullptr);
   CHECK(log->writer()->next_sequence() == kGoldenEventCount + 1);
-  CHECK(log->writer()->active_segment_id() == 3);
-  check_golden_content(records, log->recovered(), kGoldenV2);
+  CHECK(log->writer()->active_segment_id() == kGoldenV3.segment_events.size());
+  check_golden_content(records, log->recovered(), kGoldenV3);
   CHECK(same_records(records, read_only_records));
   KEEL_REQUIRE_OK(log->close());
 
@@ -504,57 +517,65 @@ TEST_CASE("Golden store opens writable with the same content and leaves its segm
   REQUIRE(end->has_value());
   CHECK((*committed_end)->epoch == 1);
   CHECK((*end)->epoch == 2);
-  CHECK((*end)->segment_id == 3);
-  CHECK((*end)->offset == kGoldenV2.end_offset);
+  CHECK((*end)->segment_id == kGoldenV3.segment_events.size());
+  CHECK((*end)->offset == kGoldenV3.end_offset);
   CHECK((*end)->next_sequence == kGoldenEventCount + 1);
   CHECK((*end)->segment_id == (*committed_end)->segment_id);
   CHECK((*end)->offset == (*committed_end)->offset);
 }
 
-TEST_CASE("A version-1 golden store opened writable is sealed and goes on in a version-2 segment",
+TEST_CASE("An older golden store opened writable is sealed and goes on in a new-version segment",
           "[golden]") {
+  const Golden g = GENERATE(kGoldenV2, kGoldenV1);
+  INFO("golden store of " << g.name);
+  const uint64_t last = g.segment_events.size();  // the open segment's id
   TempDir dir;
-  std::string store = copy_committed_store(dir, kGoldenV1);
+  std::string store = copy_committed_store(dir, g);
   {
     std::vector<SeenRecord> records;
     auto log = open_log(store, /*read_only=*/false, records);
     CHECK(log->epoch() == 2);
-    check_golden_content(records, log->recovered(), kGoldenV1);  // what recovery found
+    check_golden_content(records, log->recovered(), g);  // what recovery found
     REQUIRE(log->writer() != nullptr);
-    CHECK(log->writer()->active_segment_id() == 4);
+    CHECK(log->writer()->active_segment_id() == last + 1);
     CHECK(log->writer()->next_sequence() == kGoldenEventCount + 1);
     KEEL_REQUIRE_OK(log->close());
   }
-  // Segments 1 and 2 are untouched; segment 3 is the committed bytes and then its Seal.
+  // The sealed segments are untouched; the open one is the committed bytes and then its Seal, in
+  // its own version's frame form.
   auto after = store_files(store);
-  auto committed = store_files(kGoldenV1.path);
-  const std::string third = keel::log::segment_file_name(3);
-  for (const std::string& name :
-       {keel::log::segment_file_name(1), keel::log::segment_file_name(2)}) {
+  auto committed = store_files(g.path);
+  for (uint64_t id = 1; id < last; ++id) {
+    const std::string name = keel::log::segment_file_name(id);
     CHECK(after.at(name) == committed.at(name));
   }
-  const auto& sealed = after.at(third);
-  const auto& before = committed.at(third);
+  const std::string open_segment = keel::log::segment_file_name(last);
+  const auto& sealed = after.at(open_segment);
+  const auto& before = committed.at(open_segment);
   REQUIRE(sealed.size() > before.size());
   CHECK(std::equal(before.begin(), before.end(), sealed.begin()));
+  CHECK(sealed.size() % keel::format::kFrameAlignment == 0);  // a padded Seal
+  CHECK(sealed[before.size() + keel::format::kFrameFlagsOffset] == std::byte{0});
 
   std::vector<SeenRecord> records;
   auto log = open_log(store, /*read_only=*/true, records);
   const auto& recovered = log->recovered();
   CHECK(recovered.tail_rule == keel::log::RecoveryRule::CleanEnd);
   CHECK(recovered.next_sequence == kGoldenEventCount + 1);
-  REQUIRE(recovered.segments.size() == 4);
-  CHECK(recovered.segments[2].header.format_version == 1);
-  CHECK(recovered.segments[2].sealed);
-  CHECK(recovered.segments[2].event_count == kGoldenEventCount - kGoldenV1.segment_2_last);
-  CHECK(recovered.segments[3].header.format_version == 2);
-  CHECK(recovered.segments[3].header.epoch == 2);
-  CHECK(recovered.segments[3].header.first_sequence == kGoldenEventCount + 1);
-  CHECK(recovered.segments[3].event_count == 0);
+  REQUIRE(recovered.segments.size() == last + 1);
+  const auto& old_last = recovered.segments[last - 1];
+  CHECK(old_last.header.format_version == g.format_version);
+  CHECK(old_last.sealed);
+  CHECK(old_last.event_count == g.segment_events.back());
+  const auto& added = recovered.segments[last];
+  CHECK(added.header.format_version == keel::kFormatVersion);
+  CHECK(added.header.epoch == 2);
+  CHECK(added.header.first_sequence == kGoldenEventCount + 1);
+  CHECK(added.event_count == 0);
   REQUIRE_FALSE(records.empty());
   CHECK(records.back().header.type == RecordType::Seal);
   CHECK(records.back().header.epoch == 2);
-  CHECK(records.back().segment_id == 3);
+  CHECK(records.back().segment_id == last);
 }
 
 namespace {
@@ -592,18 +613,19 @@ void append_continuation(keel::log::SegmentWriter& writer, SeenEvent head, uint6
 }  // namespace
 
 TEST_CASE("Today's writer continues the golden store and reopens cleanly", "[golden]") {
-  const Golden g = GENERATE(kGoldenV2, kGoldenV1);
+  const Golden g = GENERATE(kGoldenV3, kGoldenV2, kGoldenV1);
   INFO("golden store of " << g.name);
   TempDir dir;
   std::string store = copy_committed_store(dir, g);
-  // Version 2: enough to fill segment 3 and rotate into segment 4. Version 1: segment 3 was sealed
-  // at the open, and these fit segment 4.
+  // Today's version: enough to fill the open segment and rotate into a new one. Older versions:
+  // the open segment was sealed at the open, and these fit the new one.
   const uint64_t kAppended = g.appended;
+  const uint64_t segments = g.segment_events.size() + 1;
   {
     std::vector<SeenRecord> records;
     auto log = open_log(store, /*read_only=*/false, records);
     append_continuation(*log->writer(), all_events(records).back(), kAppended);
-    CHECK(log->writer()->active_segment_id() == 4);
+    CHECK(log->writer()->active_segment_id() == segments);
     KEEL_REQUIRE_OK(log->close());
   }
   std::vector<SeenRecord> records;
@@ -612,10 +634,10 @@ TEST_CASE("Today's writer continues the golden store and reopens cleanly", "[gol
   CHECK(log->epoch() == 2);
   CHECK(recovered.tail_rule == keel::log::RecoveryRule::CleanEnd);
   CHECK(recovered.next_sequence == kGoldenEventCount + kAppended + 1);
-  REQUIRE(recovered.segments.size() == 4);
-  CHECK(recovered.segments[2].sealed);  // the golden's open segment, sealed by today's writer
-  CHECK(recovered.segments[3].header.epoch == 2);
-  CHECK(recovered.segments[3].header.format_version == 2);
+  REQUIRE(recovered.segments.size() == segments);
+  CHECK(recovered.segments[segments - 2].sealed);  // the golden's open one, sealed by today's
+  CHECK(recovered.segments[segments - 1].header.epoch == 2);
+  CHECK(recovered.segments[segments - 1].header.format_version == keel::kFormatVersion);
 
   // The golden records come back unchanged, followed by the new ones.
   std::vector<ExpectedRecord> golden = expected_records(g);

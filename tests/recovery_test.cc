@@ -220,23 +220,48 @@ std::vector<std::byte> u64_bytes(uint64_t value) {
   return bytes;
 }
 
-// Recomputes the checksum of the frame at `offset`, seeded with `segment_id`: turns an edited
-// frame into one that checksums, so only the semantic checks can reject it.
+// Recomputes the checksum of the frame at `offset`, seeded with `segment_id`.
 void reseal_frame(const std::string& path, uint64_t offset, uint64_t segment_id) {
   auto bytes = test::read_bytes(path);
-  uint32_t body_length = format::load_u32(bytes.data() + offset + format::kFrameBodyLengthOffset);
-  uint64_t sum = format::checksum64(
-      std::span(bytes).subspan(
-          offset + format::kFrameChecksumCoverageStart,
-          format::kFrameHeaderSize - format::kFrameChecksumCoverageStart + body_length),
-      segment_id);
-  test::write_bytes(path, offset + format::kFrameChecksumOffset, u64_bytes(sum));
+  test::reseal_frame(std::span(bytes).subspan(offset), segment_id);
+  test::write_bytes(path, 0, bytes);
 }
 
-void set_frame_field(const std::string& path, uint64_t frame_offset, size_t field_offset,
-                     uint64_t value, uint64_t segment_id) {
-  test::write_bytes(path, frame_offset + field_offset, u64_bytes(value));
-  reseal_frame(path, frame_offset, segment_id);
+// The frame at `offset` of a segment, decoded with `segment_id` (it must decode), and its body.
+struct FrameCopy {
+  format::FrameHeader header;
+  std::vector<std::byte> body;
+  uint64_t body_offset = 0;  // where the body starts in the file
+};
+FrameCopy copy_frame(const std::string& path, uint64_t offset, uint64_t segment_id) {
+  auto bytes = test::read_bytes(path);
+  format::DecodedFrame decoded;
+  REQUIRE(format::decode_frame(std::span(bytes).subspan(offset), segment_id, decoded) ==
+          format::FrameDecode::Ok);
+  return FrameCopy{decoded.header, std::vector<std::byte>(decoded.body.begin(), decoded.body.end()),
+                   static_cast<uint64_t>(decoded.body.data() - bytes.data())};
+}
+
+// `copy` as a compact frame checksummed for `segment_id`.
+std::vector<std::byte> encode_copy(const FrameCopy& copy, uint64_t segment_id) {
+  std::vector<std::byte> out;
+  format::FrameStart start = format::begin_frame(out, copy.header, format::FrameForm::Compact);
+  out.insert(out.end(), copy.body.begin(), copy.body.end());
+  format::finish_frame(out, start, segment_id);
+  return out;
+}
+
+// Rewrites the header of the (compact) frame at `frame_offset` with `edit` applied, checksummed
+// again, in the same number of bytes.
+template <class Edit>
+void edit_frame_header(const std::string& path, uint64_t frame_offset, uint64_t segment_id,
+                       Edit edit) {
+  FrameCopy copy = copy_frame(path, frame_offset, segment_id);
+  const auto before = encode_copy(copy, segment_id);
+  edit(copy.header);
+  const auto after = encode_copy(copy, segment_id);
+  REQUIRE(after.size() == before.size());
+  test::write_bytes(path, frame_offset, after);
 }
 
 // Writes `value` at `field_offset` of a segment header and recomputes the header checksum.
@@ -247,9 +272,9 @@ void set_header_field(const std::string& path, size_t field_offset, std::vector<
   test::write_bytes(path, format::kSegmentHeaderChecksumOffset, u64_bytes(sum));
 }
 
-// Flips a byte inside the body of a frame: its checksum no longer matches.
+// Flips the last byte of a (compact) frame, in its body: its checksum no longer matches.
 void damage_frame(const std::string& path, const FrameAt& frame) {
-  test::flip_byte(path, frame.offset + format::kFrameHeaderSize + 3);
+  test::flip_byte(path, frame.end() - 1);
 }
 
 // ---- row assertions ----------------------------------------------------------------------------
@@ -469,7 +494,8 @@ TEST_CASE("TornTailBadLengthIsTruncated", "[recovery]") {
 TEST_CASE("TornTailWrongEpochIsTruncated", "[recovery]") {
   TornTailStore torn(/*closed=*/false);
   // A frame that checksums but claims an epoch later than the EPOCH file (which says 1).
-  set_frame_field(torn.store.segment(1), torn.frames[2].offset, format::kFrameEpochOffset, 2, 1);
+  edit_frame_header(torn.store.segment(1), torn.frames[2].offset, 1,
+                    [](format::FrameHeader& h) { h.epoch = 2; });
   REQUIRE(frames_in(torn.store.segment(1), 1).size() == 3);  // still a valid frame by itself
   require_truncation(torn.store, torn.expected(), 1);
 }
@@ -477,8 +503,8 @@ TEST_CASE("TornTailWrongEpochIsTruncated", "[recovery]") {
 TEST_CASE("TornTailWrongSequenceIsTruncated", "[recovery]") {
   TornTailStore torn(/*closed=*/false);
   SECTION("a sequence ahead of the chain") {
-    set_frame_field(torn.store.segment(1), torn.frames[2].offset, format::kFrameSequenceOffset, 9,
-                    1);
+    edit_frame_header(torn.store.segment(1), torn.frames[2].offset, 1,
+                      [](format::FrameHeader& h) { h.sequence = 9; });
   }
   SECTION("a stale copy of an earlier frame of the same segment") {
     // The first frame again, in place of the third: checksums (same segment), wrong sequence.
@@ -503,13 +529,11 @@ TEST_CASE("TornTailFrameFromAnotherSegmentIsTruncated", "[recovery]") {
   uint64_t next_sequence = active.back().header.sequence + 1;
   // Segment 1's first frame, edited to continue segment 2's chain exactly (sequence, epoch) and
   // resealed for segment 1: only the checksum's segment-id seed can tell it does not belong.
-  auto bytes = test::read_bytes(store.segment(1));
-  std::vector<std::byte> stray(bytes.begin() + sealed[0].offset, bytes.begin() + sealed[0].end());
-  format::store_u64(stray.data() + format::kFrameSequenceOffset, next_sequence);
-  format::store_u64(stray.data() + format::kFrameDurableThroughOffset, active.back().end());
+  FrameCopy stray = copy_frame(store.segment(1), sealed[0].offset, 1);
+  stray.header.sequence = next_sequence;
+  stray.header.durable_through = active.back().end();
   uint64_t at = active.back().end();
-  test::write_bytes(store.segment(2), at, stray);
-  reseal_frame(store.segment(2), at, 1);
+  test::write_bytes(store.segment(2), at, encode_copy(stray, 1));
   format::DecodedFrame decoded;
   auto edited = test::read_bytes(store.segment(2));
   REQUIRE(format::decode_frame(std::span(edited).subspan(at), 1, decoded) ==
@@ -770,7 +794,7 @@ TEST_CASE("SealedSegmentDamageFailsClosed", "[recovery]") {
   }
   SECTION("a seal whose event count is wrong") {
     // Seal body is [event_count]: a fixint right after the array header.
-    uint64_t count_at = sealed.back().offset + format::kFrameHeaderSize + 1;
+    uint64_t count_at = copy_frame(store.segment(1), sealed.back().offset, 1).body_offset + 1;
     test::flip_byte(store.segment(1), count_at, 0x01);
     reseal_frame(store.segment(1), sealed.back().offset, 1);
     offset = sealed.back().offset;
@@ -1090,7 +1114,8 @@ TEST_CASE("OpenFenceFollowedByRecordsFailsClosed", "[recovery]") {
     auto frames = frames_in(store.segment(1), 1);
     REQUIRE(frames[2].header.type == RecordType::FenceCommit);
     // Body [fence_id] = 0x91 0x07: make it commit fence 8, then reseal so it checksums.
-    test::write_bytes(store.segment(1), frames[2].offset + format::kFrameHeaderSize + 1,
+    test::write_bytes(store.segment(1),
+                      copy_frame(store.segment(1), frames[2].offset, 1).body_offset + 1,
                       {std::byte{kFenceId + 1}});
     reseal_frame(store.segment(1), frames[2].offset, 1);
     reason = "fence end without its begin";

@@ -171,9 +171,9 @@ uint64_t check_chain(const std::vector<ParsedSegment>& segments) {
 
 // The largest payload whose event frame is exactly `frame_size` bytes (0 if none).
 size_t payload_for_frame_size(uint64_t frame_size) {
-  Events events;
   size_t best = 0;
   for (size_t payload = 0; payload < frame_size; ++payload) {
+    Events events;  // the first event's clock, as small as a test's (frames are not padded)
     std::vector<std::byte> out;
     if (format::append_event_frame(out, {1, 1, 0}, 1, events.make(payload), nullptr) ==
         frame_size) {
@@ -284,7 +284,8 @@ TEST_CASE("A record body above 64 MiB is PayloadTooLarge even where the segment 
   auto refused = w.append_event(events.make(fits + 1), nullptr);
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.error().code() == ErrorCode::PayloadTooLarge);
-  CHECK(refused.error().field_u64("limit") == kFrameSizeMax);
+  CHECK(refused.error().field_u64("limit") == format::kFrameBodyMax);
+  CHECK(refused.error().field_u64("size") == fits + 1 + overhead);
   CHECK(w.pending_bytes() == 0);
   CHECK_FALSE(w.poisoned());
   KEEL_REQUIRE_OK(w.append_event(events.make(fits), nullptr));

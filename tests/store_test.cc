@@ -793,7 +793,8 @@ TEST_CASE("verify names the last good sequence and the offset of a frame that do
     REQUIRE(format::decode_frame(std::span(bytes).subspan(at), 1, frame) == format::FrameDecode::Ok);
     if (i < 2) at += frame.size;
   }
-  test::flip_byte(path, at + format::kFrameHeaderSize + 2);  // event 3's body: a bad checksum
+  // Event 3's body: a bad checksum.
+  test::flip_byte(path, static_cast<uint64_t>(frame.body.data() - bytes.data()) + 2);
   StoreOptions options = create_options();
   options.read_only = true;
   auto store = open_store(dir.path(), options);
@@ -862,7 +863,8 @@ TEST_CASE("verify reports a chained hash that does not match its bytes", "[store
     REQUIRE(format::decode_frame(std::span(bytes).subspan(at), 1, frame) == format::FrameDecode::Ok);
     if (i == 0) at += frame.size;
   }
-  uint64_t body_end = at + format::kFrameHeaderSize + frame.body.size();
+  const uint64_t body_end =
+      static_cast<uint64_t>(frame.body.data() - bytes.data()) + frame.body.size();
   bytes[body_end - 1] ^= std::byte{0x40};  // the last byte of the chained hash
   uint64_t sum = format::checksum64(
       std::span<const std::byte>(bytes).subspan(at + 8, body_end - at - 8), 1);

@@ -1,5 +1,7 @@
 #include "test_support.h"
 
+#include <sys/wait.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -7,8 +9,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include <sys/wait.h>
-
+#include "format/byte_order.h"
+#include "format/frame.h"
 #include "platform/file_system.h"
 
 namespace keel::test {
@@ -57,6 +59,12 @@ void flip_byte(const std::string& path, uint64_t offset, uint8_t mask) {
   if (must(file->read_at(offset, b)) != 1) throw std::runtime_error("flip_byte past the end");
   b[0] ^= std::byte{mask};
   must(file->write_at(offset, b));
+}
+
+void reseal_frame(std::span<std::byte> frame, uint64_t segment_id) {
+  auto sum = format::frame_checksum(frame, segment_id);
+  if (!sum) throw std::runtime_error("reseal_frame: no whole frame");
+  format::store_u64(frame.data() + format::kFrameChecksumOffset, *sum);
 }
 
 void truncate_file(const std::string& path, uint64_t size) {

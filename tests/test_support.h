@@ -42,6 +42,11 @@ void flip_byte(const std::string& path, uint64_t offset, uint8_t mask = 0xff);
 void truncate_file(const std::string& path, uint64_t size);
 uint64_t file_size(const std::string& path);
 
+// Recomputes the checksum of the frame at the start of `frame` (a plausible header of either form,
+// its bytes whole) for `segment_id`: an edited frame then checksums, so only the checks after the
+// checksum can refuse it.
+void reseal_frame(std::span<std::byte> frame, uint64_t segment_id);
+
 // Every file of a directory (name -> bytes), to assert "byte-identical afterwards".
 std::vector<std::pair<std::string, std::vector<std::byte>>> snapshot_directory(
     const std::string& path);

@@ -14,6 +14,6 @@ namespace keel {
 inline constexpr const char* kVersion = KEEL_VERSION_STRING;
 // The segment format this build writes and the newest it reads (segments/FORMAT.md); it reads
 // every version from 1 on.
-inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kFormatVersion = 3;
 
 }  // namespace keel

@@ -19,8 +19,9 @@ inline constexpr char kSegmentFileSuffix[] = ".keel";
 inline constexpr size_t kSegmentIdDigits = 20;  // segment-00000000000000000001.keel
 
 // ---- Frames (FORMAT.md "Frames") ----
+// The padded form (format versions 1 and 2): a fixed header, every frame padded to a multiple of 8.
 inline constexpr size_t kFrameHeaderSize = 40;
-inline constexpr size_t kFrameAlignment = 8;  // every frame starts at a multiple of 8; pad is zero
+inline constexpr size_t kFrameAlignment = 8;
 inline constexpr size_t kFrameChecksumOffset = 0;
 inline constexpr size_t kFrameBodyLengthOffset = 8;
 inline constexpr size_t kFrameRecordTypeOffset = 12;
@@ -35,6 +36,14 @@ inline constexpr size_t kFrameEpochOffset = 32;
 inline constexpr size_t kFrameChecksumCoverageStart = 8;
 // A frame body is at most 64 MiB; anything larger is a bad length.
 inline constexpr uint32_t kFrameBodyMax = 64u << 20;
+// The compact form (format version 3): flags byte 1, a widths byte, then the sequence,
+// durable_through and epoch in as many bytes as the widths byte says; no padding (FORMAT.md 4.1.2).
+inline constexpr uint32_t kCompactFramesVersion = 3;
+inline constexpr uint8_t kFrameFlagCompact = 1;
+inline constexpr size_t kCompactFrameWidthsOffset = 14;
+inline constexpr size_t kCompactFrameFixedSize = 15;  // checksum, body_length, type, flags, widths
+// The largest header of either form: the padded one (the compact one takes 18 to 39 bytes).
+inline constexpr size_t kFrameHeaderMax = 40;
 
 enum class RecordType : uint8_t {
   // 0 is never a record: a zero-filled region can not decode as a frame.
@@ -104,6 +113,10 @@ static_assert(kFrameHeaderSize % kFrameAlignment == 0, "frame header keeps align
 static_assert(kSegmentHeaderChecksumOffset + 8 == kSegmentHeaderSize);
 static_assert(kFrameEpochOffset + 8 == kFrameHeaderSize);
 static_assert(kFrameChecksumCoverageStart == kFrameChecksumOffset + 8);
+static_assert(kCompactFrameWidthsOffset == kFrameFlagsOffset + 1);
+static_assert(kCompactFrameFixedSize == kCompactFrameWidthsOffset + 1);
+static_assert(kFrameHeaderMax >= kFrameHeaderSize &&
+              kFrameHeaderMax >= kCompactFrameFixedSize + 24);
 
 inline constexpr uint64_t align_frame(uint64_t n) {
   return (n + kFrameAlignment - 1) & ~uint64_t{kFrameAlignment - 1};

@@ -8,13 +8,10 @@ namespace keel::format {
 
 size_t append_event_frame(std::vector<std::byte>& out, const FrameContext& context,
                           uint64_t sequence, const EventBody& event, Hash128* chained_hash) {
-  size_t start = begin_frame(out);
+  FrameStart start = begin_frame(out, context.header(RecordType::Event, sequence), context.form);
   Hash128 hash = encode_event_body(out, event);
   if (chained_hash != nullptr) *chained_hash = hash;
-  return finish_frame(out, start,
-                      FrameHeader{RecordType::Event, sequence, context.durable_through,
-                                  context.epoch},
-                      context.segment_id);
+  return finish_frame(out, start, context.segment_id);
 }
 
 namespace {
@@ -29,16 +26,14 @@ size_t encode_batch_frame(std::vector<std::byte>& out, const FrameContext& conte
   std::vector<Hash128> local;
   std::vector<Hash128>& hashes = chained_hashes != nullptr ? *chained_hashes : local;
   size_t first_hash = hashes.size();
-  size_t start = begin_frame(out);
+  FrameStart start =
+      begin_frame(out, context.header(RecordType::Batch, first_sequence), context.form);
   MsgpackWriter(out).array_header(static_cast<uint32_t>(count));
   for (size_t i = 0; i < count; ++i) {
     std::span<const Hash128> before(hashes.data() + first_hash, i);
     hashes.push_back(encode_event_body(out, event_at(i, before)));
   }
-  return finish_frame(out, start,
-                      FrameHeader{RecordType::Batch, first_sequence, context.durable_through,
-                                  context.epoch},
-                      context.segment_id);
+  return finish_frame(out, start, context.segment_id);
 }
 
 }  // namespace
@@ -70,7 +65,7 @@ size_t append_batch_frame(std::vector<std::byte>& out, const FrameContext& conte
 
 size_t append_system_frame(std::vector<std::byte>& out, const FrameContext& context,
                            uint64_t next_sequence, const SystemRecord& record) {
-  size_t start = begin_frame(out);
+  FrameStart start = begin_frame(out, context.header(record.type, next_sequence), context.form);
   MsgpackWriter w(out);
   switch (record.type) {
     case RecordType::FenceBegin:
@@ -94,10 +89,7 @@ size_t append_system_frame(std::vector<std::byte>& out, const FrameContext& cont
       assert(false && "not a system record");
       break;
   }
-  return finish_frame(
-      out, start,
-      FrameHeader{record.type, next_sequence, context.durable_through, context.epoch},
-      context.segment_id);
+  return finish_frame(out, start, context.segment_id);
 }
 
 uint32_t record_event_count(const DecodedFrame& frame, const char** error) {

@@ -21,11 +21,17 @@
 namespace keel::format {
 
 // Where the frames being encoded go: the segment id seeds the checksum; durable_through is the
-// segment offset the last successful fdatasync covered when the group is written.
+// segment offset the last successful fdatasync covered when the group is written; the form is the
+// segment's (frame_form_of its format version).
 struct FrameContext {
   uint64_t segment_id = 0;
   uint64_t epoch = 0;
   uint64_t durable_through = 0;
+  FrameForm form = FrameForm::Compact;
+
+  FrameHeader header(RecordType type, uint64_t sequence) const {
+    return FrameHeader{type, sequence, durable_through, epoch};
+  }
 };
 
 enum class CancelReason : uint8_t { Caller = 1, Recovery = 2 };
@@ -37,7 +43,8 @@ struct SystemRecord {
   uint64_t event_count = 0;                      // Seal
 };
 
-// Each appends one whole frame to `out` (whose size must be a multiple of 8) and returns its size.
+// Each appends one whole frame to `out` and returns its size (a padded frame needs out.size() to
+// be a multiple of 8).
 size_t append_event_frame(std::vector<std::byte>& out, const FrameContext& context,
                           uint64_t sequence, const EventBody& event, Hash128* chained_hash);
 // `chained_hashes`, if given, receives one hash per event.
@@ -63,7 +70,7 @@ inline constexpr uint64_t event_record_body_bound(uint64_t events, uint64_t vari
   return kBatchHeaderBytesMax + events * kEventBodyFixedBytesMax + variable_bytes;
 }
 inline constexpr uint64_t event_record_bound(uint64_t events, uint64_t variable_bytes) {
-  return kFrameHeaderSize + kFrameAlignment + event_record_body_bound(events, variable_bytes);
+  return kFrameHeaderMax + kFrameAlignment + event_record_body_bound(events, variable_bytes);
 }
 // The most variable bytes `events` events may carry so that their record's body surely fits a
 // frame (kFrameBodyMax); 0 when not even events without variable bytes fit. Store options are

@@ -1,7 +1,7 @@
 // Segment header encode/decode (segments/FORMAT.md "Segment header"): 64 bytes at offset 0.
 //
 //   0  8  magic "KEELSEG\0"      32  8  first_sequence
-//   8  4  format_version (1, 2)  40 16  reserved, zero
+//   8  4  format_version (1-3)   40 16  reserved, zero
 //  12  4  header_size (64)       56  8  checksum: XXH3-64 of bytes [0, 56)
 //  16  8  segment_id
 //  24  8  epoch (of the writer that created the segment)

@@ -10,13 +10,21 @@ namespace keel::log {
 
 namespace {
 
+// The size of the frame at the start of `bytes` as its header gives it, 0 when `bytes` do not hold
+// a plausible header (decode_frame verifies what the header claims).
+uint64_t frame_size(std::span<const std::byte> bytes) {
+  format::FrameHeader header;
+  uint64_t size = 0;
+  (void)format::decode_frame_header(bytes, header, size);
+  return size;
+}
+
 // The frame starting at `at` of `in` by its header's length, or empty when `in` does not hold all
-// of it (decode_frame verifies what the header claims).
+// of it.
 std::span<const std::byte> frame_within(std::span<const std::byte> in, size_t at) {
-  if (at + format::kFrameHeaderSize > in.size()) return {};
-  const uint64_t total = format::align_frame(
-      format::kFrameHeaderSize + format::load_u32(in.data() + at + format::kFrameBodyLengthOffset));
-  if (at + total > in.size()) return {};
+  if (at >= in.size()) return {};
+  const uint64_t total = frame_size(in.subspan(at));
+  if (total == 0 || at + total > in.size()) return {};
   return in.subspan(at, total);
 }
 
@@ -97,11 +105,9 @@ Status RecordReader::hold_frame(uint64_t segment_id, uint64_t offset, uint64_t s
   // one needs a second. Reading less than a page keeps the kernel's copy small.
   auto copy = std::make_shared<BlockCache::Bytes>(kFirstReadBytes);
   KEEL_ASSIGN_OR_RETURN(size_t got, f->read_at(offset, copy->span()));
-  if (got >= format::kFrameHeaderSize) {
-    uint64_t total =
-        format::align_frame(format::kFrameHeaderSize +
-                            format::load_u32(copy->data.get() + format::kFrameBodyLengthOffset));
-    if (total > got && total <= format::kFrameHeaderSize + format::kFrameBodyMax + 8) {
+  {
+    const uint64_t total = frame_size(copy->span().first(got));
+    if (total > got) {
       auto whole = std::make_shared<BlockCache::Bytes>(total);
       std::memcpy(whole->data.get(), copy->data.get(), got);
       KEEL_ASSIGN_OR_RETURN(size_t more, f->read_at(offset + got, whole->span().subspan(got)));
@@ -230,12 +236,7 @@ Status RecordReader::scan_frame_cut(const ScanState& scan, format::FrameDecode r
       std::span<const std::byte>(chunk_.data() + scan.consumed, scan.filled - scan.consumed);
   if (result == format::FrameDecode::Truncated && scan.offset + scan.filled < scan.end) {
     // The frame continues past the chunk: grow the chunk to hold it if needed.
-    if (bytes.size() >= format::kFrameHeaderSize) {
-      uint64_t total =
-          format::align_frame(format::kFrameHeaderSize +
-                              format::load_u32(bytes.data() + format::kFrameBodyLengthOffset));
-      if (chunk_.size() < total) chunk_.resize(total);
-    }
+    if (const uint64_t total = frame_size(bytes); chunk_.size() < total) chunk_.resize(total);
     return ok_status();
   }
   return corrupt(scan.segment_id, scan.offset + scan.consumed, format::frame_decode_name(result));

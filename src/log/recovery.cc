@@ -199,12 +199,15 @@ class SegmentScanner {
     }
   }
 
-  // The cheapest header checks (a record type, zero flags and reserved bytes), before the rest.
+  // The cheapest header checks (a record type; zero reserved bytes, or the compact form's flag),
+  // before the rest.
   bool may_start_frame(uint64_t at) const {
-    if (bytes_.size() - at < format::kFrameHeaderSize) return false;
+    if (bytes_.size() - at < format::kCompactFrameFixedSize) return false;
     const std::byte* h = bytes_.data() + at;
     const auto type = static_cast<uint8_t>(h[format::kFrameRecordTypeOffset]);
-    return type != 0 && type <= format::kRecordTypeMax &&
+    if (type == 0 || type > format::kRecordTypeMax) return false;
+    if (h[format::kFrameFlagsOffset] == std::byte{format::kFrameFlagCompact}) return true;
+    return bytes_.size() - at >= format::kFrameHeaderSize &&
            h[format::kFrameFlagsOffset] == std::byte{0} &&
            h[format::kFrameReservedOffset] == std::byte{0} &&
            h[format::kFrameReservedOffset + 1] == std::byte{0};
@@ -296,8 +299,9 @@ class ResumedSegment {
       return ok_status();
     }
     for (;;) {
-      KEEL_TRY(read_up_to(file, at + format::kFrameHeaderSize));
-      if (read_to_ < at + format::kFrameHeaderSize) break;
+      // A compact frame may be shorter than a padded header: the file's end may come first.
+      KEEL_TRY(read_up_to(file, at + format::kFrameHeaderMax));
+      if (read_to_ <= at) break;
       format::FrameHeader frame;
       uint64_t frame_size = 0;
       auto decoded = format::decode_frame_header(

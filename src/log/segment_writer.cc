@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "format/byte_order.h"
 #include "format/segment_header.h"
 #include "log/poisoned_logs.h"
 #include "log/segment_files.h"
@@ -53,9 +54,9 @@ Result<std::unique_ptr<SegmentWriter>> SegmentWriter::open(platform::FileSystem&
                                     recovered.next_sequence));
   } else {
     KEEL_TRY(writer->continue_segment(recovered.segments.back()));
-    // A segment an older format version created is sealed and the log goes on in a new one:
-    // this build writes compact event bodies, which a version-1 segment must not hold (the
-    // builds that read only version 1 would take them for damage). FORMAT.md 14.
+    // A segment an older format version created is sealed (in its own frame form) and the log
+    // goes on in a new one: this build writes compact frames and bodies, which the builds that
+    // read only older versions would take for damage. FORMAT.md 14.
     if (recovered.segments.back().header.format_version < format::kFormatVersion) {
       KEEL_TRY(writer->rotate());
     }
@@ -91,6 +92,7 @@ Status SegmentWriter::create_segment(uint64_t segment_id, uint64_t first_sequenc
   KEEL_TRY(fs_.sync_directory(directory_));
   file_ = std::move(file);
   segment_id_ = segment_id;
+  frame_form_ = format::frame_form_of(format::kFormatVersion);
   segment_event_count_ = 0;
   last_record_ = RecordPosition{segment_id, 0};  // none yet
   issued_offset_ = written_offset_ = durable_offset_ = format::kSegmentHeaderSize;
@@ -100,6 +102,7 @@ Status SegmentWriter::create_segment(uint64_t segment_id, uint64_t first_sequenc
 Status SegmentWriter::continue_segment(const RecoveredSegment& segment) {
   KEEL_ASSIGN_OR_RETURN(file_, fs_.open(segment.path, platform::OpenMode::ReadWrite));
   segment_id_ = segment.header.segment_id;
+  frame_form_ = format::frame_form_of(segment.header.format_version);
   segment_event_count_ = segment.event_count;
   last_record_ = RecordPosition{segment_id_, segment.last_frame_offset};
   issued_offset_ = written_offset_ = segment.data_end;
@@ -145,13 +148,19 @@ Status SegmentWriter::append_record(uint32_t event_count, Encode encode) {
   if (!file_) KEEL_TRY(start_next_segment());  // a rotation that ran out of space, retried
   size_t mark = pending_.size();
   size_t frame_size = encode(pending_, context(), next_sequence_);
-  if (frame_size > kFrameSizeMax) {
+  // The body's length as stored is exact below 4 GiB; a larger body makes a frame above any
+  // frame with a body the format holds.
+  const uint64_t body_length =
+      frame_size > format::kFrameHeaderMax + format::kFrameBodyMax + format::kFrameAlignment
+          ? frame_size
+          : format::load_u32(pending_.data() + mark + format::kFrameBodyLengthOffset);
+  if (body_length > format::kFrameBodyMax) {
     // The format cannot hold it (FORMAT.md 4.1): a reader would take it for a torn tail.
     pending_.resize(mark);
     return StoreError(ErrorCode::PayloadTooLarge)
-        .with("what", "record frame")
-        .with("size", uint64_t{frame_size})
-        .with("limit", kFrameSizeMax);
+        .with("what", "record body")
+        .with("size", body_length)
+        .with("limit", uint64_t{format::kFrameBodyMax});
   }
   if (issued_offset_ + pending_.size() + kSealFrameMax > options_.segment_size) {
     pending_.resize(mark);

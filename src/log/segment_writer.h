@@ -44,11 +44,8 @@ struct SegmentWriterOptions {
   bool skip_sync_for_test = false;
 };
 
-// The largest Seal frame; every segment keeps this much room for its seal.
-inline constexpr uint64_t kSealFrameMax = format::align_frame(format::kFrameHeaderSize + 10);
-// The largest frame the format holds (FORMAT.md 4.1: a body of at most 64 MiB, then padding).
-inline constexpr uint64_t kFrameSizeMax =
-    format::align_frame(format::kFrameHeaderSize + format::kFrameBodyMax);
+// The largest Seal frame of either form; every segment keeps this much room for its seal.
+inline constexpr uint64_t kSealFrameMax = format::align_frame(format::kFrameHeaderMax + 10);
 // The smallest segment size that can hold a header, one small record and a seal.
 inline constexpr uint64_t kSegmentSizeMin = 4096;
 
@@ -82,7 +79,7 @@ class SegmentWriter {
   void poison_with(StoreError cause) { (void)poison(std::move(cause)); }
 
   // Each encodes one record into the pending group, with the next sequence(s). A record that would
-  // not fit the active segment first rotates; one that fits no segment, or above kFrameSizeMax
+  // not fit the active segment first rotates; one that fits no segment, or with a body above
   // (the format's limit), is PayloadTooLarge and leaves nothing pending.
   Status append_event(const format::EventBody& event, Hash128* chained_hash);
   Status append_batch(std::span<const format::EventBody> events,
@@ -169,7 +166,9 @@ class SegmentWriter {
   Status start_next_segment();
   Status check_usable() const;
   StoreError poison(StoreError cause);
-  format::FrameContext context() const { return {segment_id_, epoch_, durable_offset_}; }
+  format::FrameContext context() const {
+    return {segment_id_, epoch_, durable_offset_, frame_form_};
+  }
 
   platform::FileSystem& fs_;
   std::string directory_;
@@ -179,6 +178,9 @@ class SegmentWriter {
   std::unique_ptr<platform::File> file_;  // null after a failed rotation, until a retry
   std::unique_ptr<platform::File> synced_point_;  // SYNCED, for read-only followers
   uint64_t segment_id_ = 0;
+  // The active segment's frame form: compact in the segments this build creates, padded in an
+  // older version's segment continued only to be sealed (SegmentWriter::open).
+  format::FrameForm frame_form_ = format::FrameForm::Compact;
   uint64_t segment_event_count_ = 0;
   uint64_t issued_offset_ = 0;   // end of the bytes given to groups (pending_ starts here)
   uint64_t written_offset_ = 0;  // end of the bytes handed to the OS

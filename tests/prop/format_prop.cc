@@ -28,6 +28,7 @@
 #include "log/segment_files.h"
 #include "owned_event.h"
 #include "platform/memory_file_system.h"
+#include "test_support.h"
 
 namespace keel::format {
 namespace {
@@ -594,7 +595,8 @@ rc::Gen<EncodedRecord> gen_encoded_record() {
     EncodedRecord record;
     record.segment_id = *rc::gen::inRange<uint64_t>(1, UINT64_MAX);
     FrameContext context{record.segment_id, *rc::gen::arbitrary<uint64_t>(),
-                         *rc::gen::arbitrary<uint64_t>()};
+                         *rc::gen::arbitrary<uint64_t>(),
+                         *rc::gen::element(FrameForm::Padded, FrameForm::Compact)};
     uint64_t sequence = *rc::gen::arbitrary<uint64_t>();
     switch (*rc::gen::inRange(0, 3)) {
       case 0:
@@ -621,12 +623,17 @@ rc::Gen<EncodedRecord> gen_encoded_record() {
   });
 }
 
-// An offset in the frame's header, body or padding, each region as likely as the others (the
-// padding is at most 7 bytes and not under the checksum: only the zero check guards it).
-rc::Gen<size_t> gen_changed_offset(const DecodedFrame& frame) {
-  size_t body_end = kFrameHeaderSize + frame.body.size();
-  std::vector<rc::Gen<size_t>> regions = {gen_uniform<size_t>(0, kFrameHeaderSize)};
-  if (!frame.body.empty()) regions.push_back(gen_uniform<size_t>(kFrameHeaderSize, body_end));
+// Where the body of `frame`, decoded from `bytes`, starts: the header's size (either form).
+size_t header_size(const std::vector<std::byte>& bytes, const DecodedFrame& frame) {
+  return static_cast<size_t>(frame.body.data() - bytes.data());
+}
+
+// An offset in the frame's header, body or padding, each region as likely as the others (a padded
+// frame's padding is at most 7 bytes and not under the checksum: only the zero check guards it).
+rc::Gen<size_t> gen_changed_offset(size_t header, const DecodedFrame& frame) {
+  size_t body_end = header + frame.body.size();
+  std::vector<rc::Gen<size_t>> regions = {gen_uniform<size_t>(0, header)};
+  if (!frame.body.empty()) regions.push_back(gen_uniform<size_t>(header, body_end));
   if (body_end < frame.size) regions.push_back(gen_uniform<size_t>(body_end, frame.size));
   return rc::gen::exec([regions] { return *regions[*gen_uniform<size_t>(0, regions.size())]; });
 }
@@ -637,7 +644,9 @@ TEST_CASE("any single-byte change in a frame is detected", "[prop][format]") {
     DecodedFrame frame;
     RC_ASSERT(decode_frame(record.bytes, record.segment_id, frame) == FrameDecode::Ok);
     RC_ASSERT(frame.size == record.bytes.size());
-    size_t offset = *gen_changed_offset(frame);
+    const size_t header = header_size(record.bytes, frame);
+    const size_t body_end = header + frame.body.size();
+    size_t offset = *gen_changed_offset(header, frame);
     std::byte mask = *gen_xor_mask();
     std::vector<std::byte> changed = record.bytes;
     changed[offset] ^= mask;
@@ -647,10 +656,10 @@ TEST_CASE("any single-byte change in a frame is detected", "[prop][format]") {
     }
     FrameDecode result = decode_frame(changed, record.segment_id, frame);
     RC_ASSERT(result != FrameDecode::Ok);
-    RC_CLASSIFY(offset < kFrameHeaderSize, "header byte");
-    RC_CLASSIFY(offset >= kFrameHeaderSize && offset < kFrameHeaderSize + frame.body.size(),
-                "body byte");
-    RC_CLASSIFY(offset >= kFrameHeaderSize + frame.body.size(), "padding byte");
+    RC_CLASSIFY(offset < header, "header byte");
+    RC_CLASSIFY(offset >= header && offset < body_end, "body byte");
+    RC_CLASSIFY(offset >= body_end, "padding byte");
+    RC_CLASSIFY(header != kFrameHeaderSize, "compact frame");
   });
 }
 
@@ -716,11 +725,7 @@ TEST_CASE("recovery never delivers a changed byte", "[prop][format][log]") {
 void reseal_frame(platform::MemoryFileSystem& fs, uint64_t segment_id, uint64_t offset) {
   std::string path = platform::join_path(kDirectory, log::segment_file_name(segment_id));
   std::vector<std::byte> bytes = fs.contents(path);
-  std::byte* header = bytes.data() + offset;
-  uint32_t body_length = load_u32(header + kFrameBodyLengthOffset);
-  std::span<const std::byte> covered(header + kFrameChecksumCoverageStart,
-                                     kFrameHeaderSize - kFrameChecksumCoverageStart + body_length);
-  store_u64(header + kFrameChecksumOffset, checksum64(covered, segment_id));
+  test::reseal_frame(std::span(bytes).subspan(offset), segment_id);
   fs.set_contents(path, bytes);
 }
 
@@ -736,10 +741,7 @@ TEST_CASE("control: a changed byte under a recomputed checksum is decoded", "[co
   frame[payload_offset] ^= std::byte{0x20};  // 'p' -> 'P'
   DecodedFrame decoded;
   CHECK(decode_frame(frame, 7, decoded) == FrameDecode::BadChecksum);
-  uint32_t body_length = load_u32(frame.data() + kFrameBodyLengthOffset);
-  std::span<const std::byte> covered(frame.data() + kFrameChecksumCoverageStart,
-                                     kFrameHeaderSize - kFrameChecksumCoverageStart + body_length);
-  store_u64(frame.data() + kFrameChecksumOffset, checksum64(covered, 7));
+  test::reseal_frame(frame, 7);
   REQUIRE(decode_frame(frame, 7, decoded) == FrameDecode::Ok);
   MsgpackReader reader(decoded.body);
   EventBody altered;
