@@ -101,7 +101,7 @@ Status RecordReader::hold_frame(uint64_t segment_id, uint64_t offset, uint64_t s
   if (!f) {
     KEEL_ASSIGN_OR_RETURN(f, file(segment_id));
   }
-  // One read covers a typical single-event frame (280 bytes for a 100-byte payload); a longer
+  // One read covers a typical single-event frame (about 190 bytes for a 100-byte payload); a longer
   // one needs a second. Reading less than a page keeps the kernel's copy small.
   auto copy = std::make_shared<BlockCache::Bytes>(kFirstReadBytes);
   KEEL_ASSIGN_OR_RETURN(size_t got, f->read_at(offset, copy->span()));
