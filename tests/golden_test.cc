@@ -578,6 +578,51 @@ TEST_CASE("An older golden store opened writable is sealed and goes on in a new-
   CHECK(records.back().segment_id == last);
 }
 
+TEST_CASE("An older golden store with a torn tail is repaired in its own form and goes on",
+          "[golden]") {
+  // An older build crashed while writing its last segment: a padded frame cut short after the
+  // clean end. Today's recovery reads the padded frames, truncates the torn bytes (TornTail), seals
+  // the segment in its padded form and goes on in a new-version segment.
+  const Golden g = GENERATE(kGoldenV2, kGoldenV1);
+  INFO("golden store of " << g.name);
+  const uint64_t last = g.segment_events.size();
+  TempDir dir;
+  std::string store = copy_committed_store(dir, g);
+  const std::string open_segment = store + "/" + keel::log::segment_file_name(last);
+  const auto committed = keel::test::read_bytes(open_segment);
+  REQUIRE(committed.size() == g.end_offset);
+  // The segment's first frame again, cut inside its body, where the next frame would have gone.
+  std::vector<std::byte> torn(committed.begin() + keel::format::kSegmentHeaderSize,
+                              committed.begin() + keel::format::kSegmentHeaderSize + 52);
+  REQUIRE(torn[keel::format::kFrameFlagsOffset] == std::byte{0});  // padded
+  keel::test::write_bytes(open_segment, committed.size(), torn);
+  {
+    std::vector<SeenRecord> records;
+    auto log = open_log(store, /*read_only=*/false, records);
+    const auto& recovered = log->recovered();
+    CHECK(recovered.tail_rule == keel::log::RecoveryRule::TornTail);
+    REQUIRE(recovered.actions.size() == 1);
+    CHECK(recovered.actions[0].offset == g.end_offset);
+    CHECK(all_events(records).size() == kGoldenEventCount);
+    CHECK(log->writer()->active_segment_id() == last + 1);
+    KEEL_REQUIRE_OK(log->close());
+  }
+  const auto sealed = keel::test::read_bytes(open_segment);
+  REQUIRE(sealed.size() > committed.size());
+  CHECK(std::equal(committed.begin(), committed.end(), sealed.begin()));
+  keel::format::DecodedFrame seal;
+  REQUIRE(keel::format::decode_frame(std::span(sealed).subspan(committed.size()), last, seal) ==
+          keel::format::FrameDecode::Ok);
+  CHECK(seal.header.type == RecordType::Seal);
+  CHECK(seal.size == sealed.size() - committed.size());
+  CHECK(seal.size % keel::format::kFrameAlignment == 0);  // padded, as its segment's frames
+  std::vector<SeenRecord> records;
+  auto log = open_log(store, /*read_only=*/true, records);
+  CHECK(log->recovered().tail_rule == keel::log::RecoveryRule::CleanEnd);
+  CHECK(log->recovered().segments.back().header.format_version == keel::kFormatVersion);
+  CHECK(all_events(records).size() == kGoldenEventCount);
+}
+
 namespace {
 
 // Appends `count` events to order:5 lane 0, continuing its chain from `head` (the golden's last).
