@@ -70,6 +70,17 @@ FrameDecode decode(std::span<const std::byte> bytes, uint64_t segment_id = kSegm
   return decode_frame(bytes, segment_id, ignored);
 }
 
+// Every proper prefix of `frame` is Truncated, the whole frame Ok.
+void check_prefixes_truncated(const std::vector<std::byte>& frame) {
+  // An all-zero prefix would be a zero region instead; a sample's checksum starts non-zero.
+  REQUIRE(frame[0] != std::byte{0});
+  for (size_t length = 0; length < frame.size(); ++length) {
+    INFO("prefix length " << length);
+    CHECK(decode(std::span<const std::byte>(frame).first(length)) == FrameDecode::Truncated);
+  }
+  CHECK(decode(frame) == FrameDecode::Ok);
+}
+
 }  // namespace
 
 TEST_CASE("finish_frame writes every header field at its documented offset", "[format]") {
@@ -151,14 +162,7 @@ TEST_CASE("consecutive frames decode one after another", "[format]") {
 }
 
 TEST_CASE("every proper prefix of a frame is Truncated", "[format]") {
-  std::vector<std::byte> frame = sample_frame();
-  // An all-zero prefix would be a zero region instead; the sample's checksum starts non-zero.
-  REQUIRE(frame[0] != std::byte{0});
-  for (size_t length = 0; length < frame.size(); ++length) {
-    INFO("prefix length " << length);
-    CHECK(decode(std::span<const std::byte>(frame).first(length)) == FrameDecode::Truncated);
-  }
-  CHECK(decode(frame) == FrameDecode::Ok);
+  check_prefixes_truncated(sample_frame());
 }
 
 TEST_CASE("a zero-filled region is ZeroHeader and never a frame", "[format]") {
@@ -420,11 +424,7 @@ TEST_CASE("The widest compact header is no larger than a padded one", "[format]"
 
 TEST_CASE("Every proper prefix of a compact frame is Truncated", "[format]") {
   std::vector<std::byte> frame = compact_sample();
-  REQUIRE(frame[0] != std::byte{0});
-  for (size_t length = 0; length < frame.size(); ++length) {
-    INFO("prefix length " << length);
-    CHECK(decode(std::span<const std::byte>(frame).first(length)) == FrameDecode::Truncated);
-  }
+  check_prefixes_truncated(frame);
   // Once the header is whole, decode_frame_header knows the size the frame needs.
   FrameHeader header;
   uint64_t size = 0;
